@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Makes sure the base image `debian:bookworm-slim` exists in the engine.
+# On a machine with a registry it is simply pulled; on a machine without one it is
+# bootstrapped with debootstrap (minbase) from the mirror this machine's own apt sources name.
+set -euo pipefail
+
+IMAGE="${SCALE_BASE_IMAGE:-debian:bookworm-slim}"
+
+if docker image inspect "$IMAGE" >/dev/null 2>&1; then
+  echo "base image $IMAGE: present"
+  exit 0
+fi
+
+if timeout 60 docker pull "$IMAGE" >/dev/null 2>&1; then
+  echo "base image $IMAGE: pulled"
+  exit 0
+fi
+
+echo "base image $IMAGE: no registry reachable, bootstrapping it with debootstrap"
+
+# The mirror comes from the machine's own apt configuration, never from this repository.
+mirror=""
+for f in /etc/apt/sources.list.d/debian.sources /etc/apt/sources.list.d/*.sources; do
+  [ -f "$f" ] || continue
+  mirror=$(awk '/^URIs:/ {print $2; exit}' "$f" | grep -v -- '-security' || true)
+  [ -n "$mirror" ] && break
+done
+if [ -z "$mirror" ] && [ -f /etc/apt/sources.list ]; then
+  mirror=$(awk '$1=="deb" && $0 !~ /security/ {for(i=2;i<=NF;i++) if ($i ~ /^https?:/) {print $i; exit}}' /etc/apt/sources.list)
+fi
+if [ -z "$mirror" ]; then
+  echo "error: cannot find a Debian mirror in /etc/apt/sources.list{,.d}; set one up or load $IMAGE by hand" >&2
+  exit 1
+fi
+
+if ! command -v debootstrap >/dev/null 2>&1; then
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null
+fi
+
+root=$(mktemp -d /tmp/scale-rootfs.XXXXXX)
+trap 'rm -rf "$root"' EXIT
+debootstrap --variant=minbase bookworm "$root" "$mirror" >/tmp/scale-debootstrap.log 2>&1 || {
+  tail -n 30 /tmp/scale-debootstrap.log >&2
+  exit 1
+}
+# Keep the image small and point apt inside it at the same mirror.
+echo "deb $mirror bookworm main" >"$root/etc/apt/sources.list"
+rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/*
+tar -C "$root" -c . | docker import - "$IMAGE" >/dev/null
+echo "base image $IMAGE: imported"

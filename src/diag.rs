@@ -1,0 +1,139 @@
+//! Diagnostics: every problem a user can fix, with where it is and what to do.
+//!
+//! A diagnostic names the file and either a line:column or the service it is about, so a
+//! user can jump straight to it; `hint` says what to do, not just what is wrong.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// A 1-based line and column in the blueprint file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Pos {
+    pub line: u32,
+    pub col: u32,
+}
+
+impl Pos {
+    /// A position; `line == 0` means "unknown" and is rendered without line:col.
+    pub fn new(line: u32, col: u32) -> Self {
+        Pos { line, col }
+    }
+
+    /// Whether this position points somewhere real in the file.
+    pub fn is_known(self) -> bool {
+        self.line > 0
+    }
+}
+
+/// One problem found in a blueprint, ready to be shown to a user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnostic {
+    pub file: PathBuf,
+    pub pos: Option<Pos>,
+    /// The service the problem is about, when it is about one.
+    pub service: Option<String>,
+    pub message: String,
+    pub hint: Option<String>,
+}
+
+impl Diagnostic {
+    /// A problem at a place in the file (the place may be unknown).
+    pub fn at(file: &Path, pos: Pos, message: impl Into<String>) -> Self {
+        Diagnostic {
+            file: file.to_path_buf(),
+            pos: pos.is_known().then_some(pos),
+            service: None,
+            message: message.into(),
+            hint: None,
+        }
+    }
+
+    /// A problem about the file as a whole (empty, unreadable, not UTF-8 …).
+    pub fn file(file: &Path, message: impl Into<String>) -> Self {
+        Diagnostic::at(file, Pos::default(), message)
+    }
+
+    /// Adds what the user should do about it.
+    pub fn hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+
+    /// Names the service the problem is about.
+    pub fn service(mut self, service: impl Into<String>) -> Self {
+        self.service = Some(service.into());
+        self
+    }
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if let Some(pos) = self.pos {
+            write!(f, ":{}:{}", pos.line, pos.col)?;
+        }
+        write!(f, ": error: ")?;
+        if let Some(service) = &self.service {
+            write!(f, "service `{service}`: ")?;
+        }
+        write!(f, "{}", self.message)?;
+        if let Some(hint) = &self.hint {
+            write!(f, "\n  hint: {hint}")?;
+        }
+        Ok(())
+    }
+}
+
+/// All the problems found in one blueprint; an error type so callers can `?` it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Diagnostics(pub Vec<Diagnostic>);
+
+impl Diagnostics {
+    /// Orders problems by position so the output reads top to bottom like the file.
+    pub fn sorted(mut self) -> Self {
+        self.0.sort_by(|a, b| {
+            (a.pos.unwrap_or_default(), &a.service, &a.message).cmp(&(
+                b.pos.unwrap_or_default(),
+                &b.service,
+                &b.message,
+            ))
+        });
+        self.0.dedup();
+        self
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+}
+
+impl fmt::Display for Diagnostics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, d) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{d}")?;
+        }
+        if self.0.len() > 1 {
+            write!(f, "\n{} problems found", self.0.len())?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Diagnostics {}
+
+/// Suggests the closest known word for a misspelt one ("did you mean `ports`?").
+pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    candidates
+        .into_iter()
+        .map(|c| (strsim::jaro_winkler(word, c), c))
+        .filter(|(score, _)| *score > 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, c)| c)
+}

@@ -1,0 +1,4 @@
+//! scale: reconcile declarative YAML blueprints against real Docker containers.
+
+pub mod diag;
+pub mod model;

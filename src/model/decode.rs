@@ -1,0 +1,821 @@
+//! Turns the position-carrying YAML tree into a typed [`Blueprint`], collecting every unknown
+//! key, wrong type and malformed value at once (with "did you mean" hints), and interpolating
+//! `${VAR}` in every string value on the way.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::duration;
+use super::interpolate::{Env, interpolate};
+use super::node::{Key, Node, Value};
+use super::types::*;
+use crate::diag::{Diagnostic, Pos, did_you_mean};
+
+type Entries = [(Key, Node)];
+
+const TOP_KEYS: &[&str] = &["name", "stage", "networks", "volumes", "services"];
+const SERVICE_KEYS: &[&str] = &[
+    "kind", "image", "build", "command", "entrypoint", "environment", "ports", "networks", "volumes",
+    "depends_on", "healthcheck", "replicas", "restart", "labels", "backends", "read_replicas",
+    "synchronous", "failover", "database", "user", "password",
+];
+const LOAD_BALANCER_KEYS: &[&str] = &["backends"];
+const POSTGRES_KEYS: &[&str] = &["read_replicas", "synchronous", "failover", "database", "user", "password"];
+
+/// Decodes a parsed blueprint; `Err` holds every problem found.
+pub fn decode(file: &Path, dir: &Path, root: &Node, env: &Env) -> Result<Blueprint, Vec<Diagnostic>> {
+    let mut d = Decoder { file, dir, env, problems: Vec::new() };
+    let blueprint = d.blueprint(root);
+    match blueprint {
+        Some(bp) if d.problems.is_empty() => Ok(bp),
+        _ => Err(d.problems),
+    }
+}
+
+struct Decoder<'a> {
+    file: &'a Path,
+    dir: &'a Path,
+    env: &'a Env,
+    problems: Vec<Diagnostic>,
+}
+
+impl Decoder<'_> {
+    fn error(&mut self, pos: Pos, message: impl Into<String>) -> &mut Diagnostic {
+        self.problems.push(Diagnostic::at(self.file, pos, message));
+        self.problems.last_mut().expect("just pushed")
+    }
+
+    fn wrong_type(&mut self, node: &Node, what: &str, expected: &str) {
+        self.error(node.pos, format!("{what}: expected {expected}, found {}", node.value.kind_name()));
+    }
+
+    /// The entries of a mapping, or an error naming what was expected.
+    fn map<'n>(&mut self, node: &'n Node, what: &str) -> Option<&'n Entries> {
+        match &node.value {
+            Value::Map(entries) => Some(entries),
+            _ => {
+                self.wrong_type(node, what, "a mapping");
+                None
+            }
+        }
+    }
+
+    /// A mapping where `key: {}` and `key:` (null) both mean "defaults".
+    fn optional_map<'n>(&mut self, node: &'n Node, what: &str) -> Option<&'n Entries> {
+        match &node.value {
+            Value::Null => Some(&[]),
+            _ => self.map(node, what),
+        }
+    }
+
+    /// Reports keys outside `allowed`, with the closest allowed key as a hint.
+    fn check_keys(&mut self, entries: &Entries, allowed: &[&str], what: &str) {
+        for (key, _) in entries {
+            if allowed.contains(&key.name.as_str()) || key.name.starts_with("x-") {
+                continue;
+            }
+            let hint = match did_you_mean(&key.name, allowed.iter().copied()) {
+                Some(best) => format!("did you mean `{best}`?"),
+                None => format!("{what} takes: {}", allowed.join(", ")),
+            };
+            self.error(key.pos, format!("unknown key `{}` in {what}", key.name)).hint = Some(hint);
+        }
+    }
+
+    /// A scalar as text, with `${VAR}` interpolated.
+    fn string(&mut self, node: &Node, what: &str) -> Option<At<String>> {
+        let Some(raw) = node.value.scalar_text() else {
+            self.wrong_type(node, what, "a string");
+            return None;
+        };
+        let text = if matches!(node.value, Value::Str(_)) { self.interpolate(&raw, node.pos, what)? } else { raw };
+        Some(At::new(text, node.pos))
+    }
+
+    fn interpolate(&mut self, raw: &str, pos: Pos, what: &str) -> Option<String> {
+        match interpolate(raw, self.env) {
+            Ok(text) => Some(text),
+            Err(err) => {
+                let hint = match &err {
+                    super::interpolate::InterpolationError::Required { var, .. } => {
+                        format!("set {var} in the environment or in the .env file beside the blueprint")
+                    }
+                    _ => "variables look like ${NAME}, ${NAME:-default} or ${NAME:?message}; $$ is a literal $".into(),
+                };
+                self.error(pos, format!("{what}: {err}")).hint = Some(hint);
+                None
+            }
+        }
+    }
+
+    fn strings(&mut self, node: &Node, what: &str) -> Option<Vec<String>> {
+        let Value::Seq(items) = &node.value else {
+            self.wrong_type(node, what, "a list of strings");
+            return None;
+        };
+        let mut out = Vec::with_capacity(items.len());
+        for item in items {
+            out.push(self.string(item, what)?.value);
+        }
+        Some(out)
+    }
+
+    /// A command: a list of words, or one string split the way a shell would.
+    fn command(&mut self, node: &Node, what: &str) -> Option<Vec<String>> {
+        if let Value::Seq(_) = node.value {
+            return self.strings(node, what);
+        }
+        let text = self.string(node, what)?;
+        match shell_words::split(&text.value) {
+            Ok(words) => Some(words),
+            Err(_) => {
+                self.error(node.pos, format!("{what}: unbalanced quotes in {:?}", text.value))
+                    .hint = Some("write the command as a list: [\"python3\", \"app.py\"]".into());
+                None
+            }
+        }
+    }
+
+    fn boolean(&mut self, node: &Node, what: &str) -> Option<bool> {
+        match &node.value {
+            Value::Bool(b) => Some(*b),
+            Value::Str(s) => match self.interpolate(s, node.pos, what)?.as_str() {
+                "true" | "True" | "TRUE" => Some(true),
+                "false" | "False" | "FALSE" => Some(false),
+                other => {
+                    self.error(node.pos, format!("{what}: expected true or false, found {other:?}"));
+                    None
+                }
+            },
+            _ => {
+                self.wrong_type(node, what, "true or false");
+                None
+            }
+        }
+    }
+
+    /// A whole number in `min..=max`; strings are accepted so `${N:-2}` works.
+    fn integer(&mut self, node: &Node, what: &str, min: i64, max: i64) -> Option<i64> {
+        let value = match &node.value {
+            Value::Int(i) => *i,
+            Value::Str(s) => {
+                let text = self.interpolate(s, node.pos, what)?;
+                match text.trim().parse::<i64>() {
+                    Ok(i) => i,
+                    Err(_) => {
+                        self.error(node.pos, format!("{what}: expected a whole number, found {text:?}"));
+                        return None;
+                    }
+                }
+            }
+            Value::Float(x) => {
+                self.error(node.pos, format!("{what}: expected a whole number, found {x}"));
+                return None;
+            }
+            _ => {
+                self.wrong_type(node, what, "a whole number");
+                return None;
+            }
+        };
+        if value < min || value > max {
+            self.error(node.pos, format!("{what}: {value} is out of range ({min} to {max})"));
+            return None;
+        }
+        Some(value)
+    }
+
+    fn duration(&mut self, node: &Node, what: &str) -> Option<Duration> {
+        let text = self.string(node, what)?;
+        match duration::parse(&text.value) {
+            Ok(d) => Some(d),
+            Err(why) => {
+                self.error(node.pos, format!("{what}: {why}"));
+                None
+            }
+        }
+    }
+
+    /// One of a fixed set of words, with a hint naming the closest.
+    fn choice<T: Copy>(&mut self, node: &Node, what: &str, options: &[(&str, T)]) -> Option<T> {
+        let text = match &node.value {
+            Value::Bool(false) => At::new("no".to_string(), node.pos),
+            _ => self.string(node, what)?,
+        };
+        if let Some((_, v)) = options.iter().find(|(name, _)| *name == text.value) {
+            return Some(*v);
+        }
+        let names: Vec<&str> = options.iter().map(|(n, _)| *n).collect();
+        let hint = match did_you_mean(&text.value, names.iter().copied()) {
+            Some(best) => format!("did you mean `{best}`?"),
+            None => format!("use one of: {}", names.join(", ")),
+        };
+        self.error(node.pos, format!("{what}: unknown value {:?}", text.value)).hint = Some(hint);
+        None
+    }
+
+    /// `{KEY: value}` or `["KEY=value"]`; used for labels, build args and environment.
+    fn string_map(&mut self, node: &Node, what: &str) -> BTreeMap<String, At<String>> {
+        let mut out = BTreeMap::new();
+        match &node.value {
+            Value::Null => {}
+            Value::Map(entries) => {
+                for (key, value) in entries {
+                    let item = format!("{what} `{}`", key.name);
+                    let text = match &value.value {
+                        // `KEY:` with no value takes KEY from the shell, as in Compose.
+                        Value::Null => match self.env.get(&key.name) {
+                            Some(v) => At::new(v.to_string(), value.pos),
+                            None => continue,
+                        },
+                        _ => match self.string(value, &item) {
+                            Some(t) => t,
+                            None => continue,
+                        },
+                    };
+                    out.insert(key.name.clone(), text);
+                }
+            }
+            Value::Seq(items) => {
+                for item in items {
+                    let Some(text) = self.string(item, what) else { continue };
+                    match text.value.split_once('=') {
+                        Some((k, v)) => {
+                            out.insert(k.to_string(), At::new(v.to_string(), item.pos));
+                        }
+                        None => {
+                            if let Some(v) = self.env.get(&text.value) {
+                                out.insert(text.value.clone(), At::new(v.to_string(), item.pos));
+                            }
+                        }
+                    }
+                }
+            }
+            _ => self.wrong_type(node, what, "a mapping or a list of KEY=value"),
+        }
+        out
+    }
+
+    fn plain_map(&mut self, node: &Node, what: &str) -> BTreeMap<String, String> {
+        self.string_map(node, what).into_iter().map(|(k, v)| (k, v.value)).collect()
+    }
+
+    fn path(&self, text: &str) -> PathBuf {
+        let expanded = match text.strip_prefix("~/") {
+            Some(rest) => std::env::var_os("HOME").map_or_else(|| PathBuf::from(text), |h| PathBuf::from(h).join(rest)),
+            None => PathBuf::from(text),
+        };
+        normalize(&self.dir.join(expanded))
+    }
+
+    fn blueprint(&mut self, root: &Node) -> Option<Blueprint> {
+        let entries = match &root.value {
+            Value::Map(entries) => entries,
+            Value::Null => {
+                self.error(root.pos, "the blueprint is empty").hint =
+                    Some("a blueprint needs at least `name:` and `services:`".into());
+                return None;
+            }
+            other => {
+                self.error(root.pos, format!("the blueprint must be a mapping, found {}", other.kind_name()))
+                    .hint = Some("start with `name: myproject` and `services:`".into());
+                return None;
+            }
+        };
+        self.check_keys(entries, TOP_KEYS, "the blueprint");
+        let mut bp = Blueprint {
+            file: self.file.to_path_buf(),
+            dir: self.dir.to_path_buf(),
+            name: None,
+            stage: None,
+            networks: BTreeMap::new(),
+            volumes: BTreeMap::new(),
+            services: Vec::new(),
+        };
+        let mut saw_services = false;
+        for (key, value) in entries {
+            match key.name.as_str() {
+                "name" => bp.name = self.string(value, "name"),
+                "stage" => bp.stage = self.stage(value),
+                "networks" => {
+                    for (k, v) in self.optional_map(value, "networks").unwrap_or(&[]) {
+                        if let Some(net) = self.network(k, v) {
+                            bp.networks.insert(k.name.clone(), net);
+                        }
+                    }
+                }
+                "volumes" => {
+                    for (k, v) in self.optional_map(value, "volumes").unwrap_or(&[]) {
+                        let what = format!("volume `{}`", k.name);
+                        if let Some(entries) = self.optional_map(v, &what) {
+                            self.check_keys(entries, &["labels"], &what);
+                            let labels = entries.iter().find(|(k, _)| k.name == "labels");
+                            let labels = labels.map(|(_, v)| self.plain_map(v, "labels")).unwrap_or_default();
+                            bp.volumes.insert(k.name.clone(), VolumeDef { pos: k.pos, labels });
+                        }
+                    }
+                }
+                "services" => {
+                    saw_services = true;
+                    for (k, v) in self.optional_map(value, "services").unwrap_or(&[]) {
+                        if let Some(service) = self.service(k, v) {
+                            bp.services.push(service);
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        if !saw_services {
+            self.error(root.pos, "the blueprint has no `services:`").hint =
+                Some("add `services:` with at least one service that has `image:` or `build:`".into());
+        }
+        Some(bp)
+    }
+
+    fn stage(&mut self, node: &Node) -> Option<Stage> {
+        let entries = self.map(node, "stage")?;
+        self.check_keys(entries, &["number", "title", "summary"], "stage");
+        let mut stage = Stage { number: 0, title: String::new(), summary: String::new() };
+        for (key, value) in entries {
+            match key.name.as_str() {
+                "number" => stage.number = self.integer(value, "stage.number", 0, 1000)? as u32,
+                "title" => stage.title = self.string(value, "stage.title")?.value,
+                "summary" => stage.summary = self.string(value, "stage.summary")?.value,
+                _ => {}
+            }
+        }
+        Some(stage)
+    }
+
+    fn network(&mut self, key: &Key, node: &Node) -> Option<NetworkDef> {
+        let what = format!("network `{}`", key.name);
+        let entries = self.optional_map(node, &what)?;
+        self.check_keys(entries, &["internal", "labels"], &what);
+        let mut net = NetworkDef { pos: key.pos, ..Default::default() };
+        for (k, v) in entries {
+            match k.name.as_str() {
+                "internal" => net.internal = self.boolean(v, &format!("{what}: internal"))?,
+                "labels" => net.labels = self.plain_map(v, "labels"),
+                _ => {}
+            }
+        }
+        Some(net)
+    }
+
+    fn service(&mut self, key: &Key, node: &Node) -> Option<Service> {
+        let name = key.name.clone();
+        let what = format!("service `{name}`");
+        let entries = self.map(node, &what)?;
+        let before = self.problems.len();
+        self.check_keys(entries, SERVICE_KEYS, &what);
+        let mut s = Service {
+            name: name.clone(),
+            pos: key.pos,
+            kind: None,
+            image: None,
+            build: None,
+            command: None,
+            entrypoint: None,
+            environment: BTreeMap::new(),
+            ports: Vec::new(),
+            networks: Vec::new(),
+            volumes: Vec::new(),
+            depends_on: Vec::new(),
+            healthcheck: None,
+            replicas: At::new(1, key.pos),
+            restart: RestartPolicy::No,
+            labels: BTreeMap::new(),
+            load_balancer: None,
+            postgres: None,
+        };
+        let field = |k: &str| format!("services.{name}.{k}");
+        for (k, v) in entries {
+            let f = field(&k.name);
+            match k.name.as_str() {
+                "kind" => {
+                    s.kind = self.choice(v, &f, &Kind::ALL).map(|kind| At::new(kind, v.pos));
+                }
+                "image" => s.image = self.string(v, &f),
+                "build" => s.build = self.build(v, &f).map(|b| At::new(b, v.pos)),
+                "command" => s.command = self.command(v, &f),
+                "entrypoint" => s.entrypoint = self.command(v, &f),
+                "environment" => s.environment = self.string_map(v, &f),
+                "ports" => s.ports = self.ports(v, &f),
+                "networks" => s.networks = self.attachments(v, &f),
+                "volumes" => s.volumes = self.mounts(v, &f),
+                "depends_on" => s.depends_on = self.dependencies(v, &f),
+                "healthcheck" => s.healthcheck = self.healthcheck(v, &f),
+                "replicas" => {
+                    if let Some(n) = self.integer(v, &f, 0, 10_000) {
+                        s.replicas = At::new(n as u32, v.pos);
+                    }
+                }
+                "restart" => s.restart = self.choice(v, &f, &RestartPolicy::ALL).unwrap_or_default(),
+                "labels" => s.labels = self.plain_map(v, &f),
+                _ => {}
+            }
+        }
+        self.kind_settings(&mut s, entries);
+        (self.problems.len() == before).then_some(s)
+    }
+
+    /// Reads the keys that belong to a `kind:` and rejects them on other services.
+    fn kind_settings(&mut self, s: &mut Service, entries: &Entries) {
+        let kind = s.kind.as_ref().map(|k| k.value);
+        for (k, _) in entries {
+            let (owner, keys) = if LOAD_BALANCER_KEYS.contains(&k.name.as_str()) {
+                (Kind::LoadBalancer, LOAD_BALANCER_KEYS)
+            } else if POSTGRES_KEYS.contains(&k.name.as_str()) {
+                (Kind::Postgres, POSTGRES_KEYS)
+            } else {
+                continue;
+            };
+            let _ = keys;
+            if kind != Some(owner) {
+                self.error(k.pos, format!("`{}` only applies to `kind: {}`", k.name, owner.as_str())).hint =
+                    Some(format!("add `kind: {}` to service `{}` or remove `{}`", owner.as_str(), s.name, k.name));
+            }
+        }
+        let get = |name: &str| entries.iter().find(|(k, _)| k.name == name).map(|(_, v)| v);
+        match kind {
+            Some(Kind::LoadBalancer) => {
+                let Some(node) = get("backends") else {
+                    self.error(s.pos, format!("service `{}` is a load balancer without `backends:`", s.name)).hint =
+                        Some("add `backends: { service: web, port: 8000 }`".into());
+                    return;
+                };
+                let what = format!("services.{}.backends", s.name);
+                let Some(be) = self.map(node, &what) else { return };
+                self.check_keys(be, &["service", "port"], &what);
+                let service = be.iter().find(|(k, _)| k.name == "service");
+                let port = be.iter().find(|(k, _)| k.name == "port");
+                let service = match service {
+                    Some((_, v)) => self.string(v, &format!("{what}.service")),
+                    None => {
+                        self.error(node.pos, format!("{what}: missing `service`"));
+                        None
+                    }
+                };
+                let port = match port {
+                    Some((_, v)) => self.integer(v, &format!("{what}.port"), 1, 65535),
+                    None => {
+                        self.error(node.pos, format!("{what}: missing `port`"));
+                        None
+                    }
+                };
+                if let (Some(service), Some(port)) = (service, port) {
+                    s.load_balancer = Some(LoadBalancerDef { backend_service: service, backend_port: port as u16 });
+                }
+            }
+            Some(Kind::Postgres) => {
+                let what = |k: &str| format!("services.{}.{k}", s.name);
+                let mut pg = PostgresDef {
+                    read_replicas: At::new(0, s.pos),
+                    synchronous: false,
+                    failover: FailoverMode::Manual,
+                    database: "app".into(),
+                    user: "app".into(),
+                    password: "app".into(),
+                };
+                if let Some(v) = get("read_replicas")
+                    && let Some(n) = self.integer(v, &what("read_replicas"), 0, 16)
+                {
+                    pg.read_replicas = At::new(n as u32, v.pos);
+                }
+                if let Some(v) = get("synchronous") {
+                    pg.synchronous = self.boolean(v, &what("synchronous")).unwrap_or(false);
+                }
+                if let Some(v) = get("failover") {
+                    let modes = [("manual", FailoverMode::Manual), ("auto", FailoverMode::Auto)];
+                    pg.failover = self.choice(v, &what("failover"), &modes).unwrap_or_default();
+                }
+                for (key, slot) in [("database", &mut pg.database), ("user", &mut pg.user), ("password", &mut pg.password)] {
+                    if let Some(v) = get(key)
+                        && let Some(text) = self.string(v, &what(key))
+                    {
+                        *slot = text.value;
+                    }
+                }
+                s.postgres = Some(pg);
+            }
+            None => {}
+        }
+    }
+
+    fn build(&mut self, node: &Node, what: &str) -> Option<Build> {
+        if let Some(text) = node.value.scalar_text() {
+            let context = self.interpolate(&text, node.pos, what)?;
+            return Some(Build { context: self.path(&context), dockerfile: "Dockerfile".into(), args: BTreeMap::new() });
+        }
+        let entries = self.map(node, what)?;
+        self.check_keys(entries, &["context", "dockerfile", "args"], what);
+        let mut build = Build { context: self.dir.to_path_buf(), dockerfile: "Dockerfile".into(), args: BTreeMap::new() };
+        for (k, v) in entries {
+            match k.name.as_str() {
+                "context" => {
+                    let context = self.string(v, &format!("{what}.context"))?;
+                    build.context = self.path(&context.value);
+                }
+                "dockerfile" => build.dockerfile = self.string(v, &format!("{what}.dockerfile"))?.value,
+                "args" => build.args = self.plain_map(v, &format!("{what}.args")),
+                _ => {}
+            }
+        }
+        Some(build)
+    }
+
+    fn ports(&mut self, node: &Node, what: &str) -> Vec<At<PortMapping>> {
+        let Value::Seq(items) = &node.value else {
+            self.wrong_type(node, what, "a list of ports like \"8080:80\"");
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for item in items {
+            let parsed = match &item.value {
+                Value::Map(entries) => self.long_port(entries, item.pos, what),
+                _ => {
+                    let Some(text) = self.string(item, what) else { continue };
+                    match parse_port(&text.value) {
+                        Ok(p) => Some(p),
+                        Err(why) => {
+                            self.error(item.pos, format!("{what}: {why}")).hint =
+                                Some("write \"HOST:CONTAINER\" like \"8080:80\", or \"80\" alone for a random host port".into());
+                            None
+                        }
+                    }
+                }
+            };
+            if let Some(p) = parsed {
+                out.push(At::new(p, item.pos));
+            }
+        }
+        out
+    }
+
+    fn long_port(&mut self, entries: &Entries, pos: Pos, what: &str) -> Option<PortMapping> {
+        self.check_keys(entries, &["target", "published", "protocol", "host_ip"], what);
+        let mut port = PortMapping { host_ip: None, host_port: None, container_port: 0, protocol: Protocol::Tcp };
+        for (k, v) in entries {
+            let f = format!("{what}.{}", k.name);
+            match k.name.as_str() {
+                "target" => port.container_port = self.integer(v, &f, 1, 65535)? as u16,
+                "published" => port.host_port = Some(self.integer(v, &f, 1, 65535)? as u16),
+                "protocol" => port.protocol = self.choice(v, &f, &[("tcp", Protocol::Tcp), ("udp", Protocol::Udp)])?,
+                "host_ip" => port.host_ip = Some(self.string(v, &f)?.value),
+                _ => {}
+            }
+        }
+        if port.container_port == 0 {
+            self.error(pos, format!("{what}: a port needs `target` (the container port)"));
+            return None;
+        }
+        Some(port)
+    }
+
+    fn attachments(&mut self, node: &Node, what: &str) -> Vec<NetworkAttachment> {
+        let mut out = Vec::new();
+        match &node.value {
+            Value::Seq(items) => {
+                for item in items {
+                    if let Some(name) = self.string(item, what) {
+                        out.push(NetworkAttachment { name, aliases: Vec::new() });
+                    }
+                }
+            }
+            Value::Map(entries) => {
+                for (k, v) in entries {
+                    let f = format!("{what}.{}", k.name);
+                    let Some(settings) = self.optional_map(v, &f) else { continue };
+                    self.check_keys(settings, &["aliases"], &f);
+                    let aliases = settings
+                        .iter()
+                        .find(|(k, _)| k.name == "aliases")
+                        .and_then(|(_, v)| self.strings(v, &format!("{f}.aliases")))
+                        .unwrap_or_default();
+                    out.push(NetworkAttachment { name: At::new(k.name.clone(), k.pos), aliases });
+                }
+            }
+            _ => self.wrong_type(node, what, "a list of network names or a mapping"),
+        }
+        out
+    }
+
+    fn mounts(&mut self, node: &Node, what: &str) -> Vec<At<Mount>> {
+        let Value::Seq(items) = &node.value else {
+            self.wrong_type(node, what, "a list like [\"data:/var/lib/data\"]");
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for item in items {
+            let mount = match &item.value {
+                Value::Map(entries) => self.long_mount(entries, item.pos, what),
+                _ => self.string(item, what).and_then(|text| match self.short_mount(&text.value) {
+                    Ok(m) => Some(m),
+                    Err(why) => {
+                        self.error(item.pos, format!("{what}: {why}")).hint =
+                            Some("write \"VOLUME:/path\", \"./dir:/path:ro\" or \"/path\"".into());
+                        None
+                    }
+                }),
+            };
+            if let Some(m) = mount {
+                out.push(At::new(m, item.pos));
+            }
+        }
+        out
+    }
+
+    fn short_mount(&self, text: &str) -> Result<Mount, String> {
+        let parts: Vec<&str> = text.split(':').collect();
+        let (source, target, mode) = match parts.as_slice() {
+            [target] => (None, *target, None),
+            [source, target] => (Some(*source), *target, None),
+            [source, target, mode] => (Some(*source), *target, Some(*mode)),
+            _ => return Err(format!("{text:?} has too many `:`")),
+        };
+        let read_only = match mode {
+            None | Some("rw") => false,
+            Some("ro") => true,
+            Some(other) => return Err(format!("unknown mount mode {other:?} (use ro or rw)")),
+        };
+        if !target.starts_with('/') {
+            return Err(format!("the container path {target:?} must be absolute"));
+        }
+        let source = match source {
+            None => MountSource::Anonymous,
+            Some("") => return Err(format!("{text:?} has an empty source")),
+            Some(s) if s.starts_with('/') || s.starts_with('.') || s.starts_with('~') => MountSource::Bind(self.path(s)),
+            Some(s) => MountSource::Volume(s.to_string()),
+        };
+        Ok(Mount { source, target: target.to_string(), read_only })
+    }
+
+    fn long_mount(&mut self, entries: &Entries, pos: Pos, what: &str) -> Option<Mount> {
+        self.check_keys(entries, &["type", "source", "target", "read_only"], what);
+        let get = |name: &str| entries.iter().find(|(k, _)| k.name == name).map(|(_, v)| v);
+        let kind = match get("type") {
+            Some(v) => self.choice(v, &format!("{what}.type"), &[("volume", "volume"), ("bind", "bind")])?,
+            None => "volume",
+        };
+        let Some(target) = get("target") else {
+            self.error(pos, format!("{what}: a mount needs `target`"));
+            return None;
+        };
+        let target = self.string(target, &format!("{what}.target"))?;
+        if !target.value.starts_with('/') {
+            self.error(target.pos, format!("{what}.target: the container path {:?} must be absolute", target.value));
+            return None;
+        }
+        let source = match get("source") {
+            Some(v) => Some(self.string(v, &format!("{what}.source"))?.value),
+            None => None,
+        };
+        let read_only = match get("read_only") {
+            Some(v) => self.boolean(v, &format!("{what}.read_only"))?,
+            None => false,
+        };
+        let source = match (kind, source) {
+            ("bind", Some(s)) => MountSource::Bind(self.path(&s)),
+            ("bind", None) => {
+                self.error(pos, format!("{what}: a bind mount needs `source`"));
+                return None;
+            }
+            (_, Some(s)) => MountSource::Volume(s),
+            (_, None) => MountSource::Anonymous,
+        };
+        Some(Mount { source, target: target.value, read_only })
+    }
+
+    fn dependencies(&mut self, node: &Node, what: &str) -> Vec<Dependency> {
+        let mut out = Vec::new();
+        match &node.value {
+            Value::Seq(items) => {
+                for item in items {
+                    if let Some(service) = self.string(item, what) {
+                        out.push(Dependency { service, condition: Condition::ServiceStarted });
+                    }
+                }
+            }
+            Value::Map(entries) => {
+                for (k, v) in entries {
+                    let f = format!("{what}.{}", k.name);
+                    let Some(settings) = self.optional_map(v, &f) else { continue };
+                    self.check_keys(settings, &["condition"], &f);
+                    let mut condition = Condition::ServiceStarted;
+                    if let Some((_, c)) = settings.iter().find(|(k, _)| k.name == "condition") {
+                        // Accept the short words DESIGN.md uses (healthy, started, completed_successfully).
+                        let mut choices: Vec<(&str, Condition)> = Condition::ALL.to_vec();
+                        choices.extend([
+                            ("started", Condition::ServiceStarted),
+                            ("healthy", Condition::ServiceHealthy),
+                            ("completed_successfully", Condition::ServiceCompletedSuccessfully),
+                        ]);
+                        match self.choice(c, &format!("{f}.condition"), &choices) {
+                            Some(cond) => condition = cond,
+                            None => continue,
+                        }
+                    }
+                    out.push(Dependency { service: At::new(k.name.clone(), k.pos), condition });
+                }
+            }
+            _ => self.wrong_type(node, what, "a list of services or a mapping"),
+        }
+        out
+    }
+
+    fn healthcheck(&mut self, node: &Node, what: &str) -> Option<Healthcheck> {
+        let entries = self.map(node, what)?;
+        self.check_keys(entries, &["test", "interval", "timeout", "retries", "start_period", "disable"], what);
+        // Docker's own defaults, so a Compose user gets what they expect.
+        let mut hc = Healthcheck {
+            pos: node.pos,
+            test: Vec::new(),
+            interval: Duration::from_secs(30),
+            timeout: Duration::from_secs(30),
+            retries: 3,
+            start_period: Duration::ZERO,
+        };
+        let mut disabled = false;
+        for (k, v) in entries {
+            let f = format!("{what}.{}", k.name);
+            match k.name.as_str() {
+                "test" => {
+                    hc.test = match &v.value {
+                        Value::Seq(_) => self.strings(v, &f)?,
+                        _ => vec!["CMD-SHELL".to_string(), self.string(v, &f)?.value],
+                    }
+                }
+                "interval" => hc.interval = self.duration(v, &f)?,
+                "timeout" => hc.timeout = self.duration(v, &f)?,
+                "start_period" => hc.start_period = self.duration(v, &f)?,
+                "retries" => hc.retries = self.integer(v, &f, 1, 1000)? as u32,
+                "disable" => disabled = self.boolean(v, &f)?,
+                _ => {}
+            }
+        }
+        if disabled {
+            hc.test = vec!["NONE".into()];
+        }
+        match hc.test.first().map(String::as_str) {
+            Some("CMD" | "CMD-SHELL") if hc.test.len() > 1 => Some(hc),
+            Some("NONE") => Some(hc),
+            _ => {
+                self.error(node.pos, format!("{what}: `test` must be [\"CMD\", ...], [\"CMD-SHELL\", \"...\"] or a shell string"))
+                    .hint = Some("e.g. test: [\"CMD\", \"curl\", \"-f\", \"http://localhost:8000/healthz\"]".into());
+                None
+            }
+        }
+    }
+}
+
+/// Parses the short port syntax: `"80"`, `"8080:80"`, `"127.0.0.1:8080:80"`, with `/udp`.
+pub fn parse_port(text: &str) -> Result<PortMapping, String> {
+    let (spec, protocol) = match text.rsplit_once('/') {
+        Some((spec, "tcp")) => (spec, Protocol::Tcp),
+        Some((spec, "udp")) => (spec, Protocol::Udp),
+        Some((_, other)) => return Err(format!("unknown protocol {other:?} in {text:?} (use tcp or udp)")),
+        None => (text, Protocol::Tcp),
+    };
+    let number = |s: &str| -> Result<u16, String> {
+        if s.contains('-') {
+            return Err(format!("port ranges like {s:?} are not supported; list each port"));
+        }
+        match s.parse::<u32>() {
+            Ok(n) if (1..=65535).contains(&n) => Ok(n as u16),
+            Ok(n) => Err(format!("port {n} is out of range (1 to 65535)")),
+            Err(_) => Err(format!("{s:?} is not a port number")),
+        }
+    };
+    let parts: Vec<&str> = spec.split(':').collect();
+    let (host_ip, host_port, container) = match parts.as_slice() {
+        [c] => (None, None, *c),
+        [h, c] => (None, Some(*h), *c),
+        [ip, h, c] => (Some(*ip), Some(*h), *c),
+        _ => return Err(format!("{text:?} is not a port mapping")),
+    };
+    Ok(PortMapping {
+        host_ip: host_ip.filter(|ip| !ip.is_empty()).map(str::to_string),
+        host_port: match host_port {
+            None | Some("") => None,
+            Some(h) => Some(number(h)?),
+        },
+        container_port: number(container)?,
+        protocol,
+    })
+}
+
+/// Removes `.` and `..` components without touching the filesystem.
+fn normalize(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for component in path.components() {
+        match component {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other.as_os_str()),
+        }
+    }
+    out
+}

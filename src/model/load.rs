@@ -1,0 +1,98 @@
+//! Reading a blueprint file: bytes → checks a YAML parser explains badly (encoding, tabs,
+//! emptiness) → tree → typed blueprint.
+
+use std::path::{Path, PathBuf};
+
+use super::decode::decode;
+use super::envfile;
+use super::interpolate::Env;
+use super::node;
+use super::types::Blueprint;
+use crate::diag::{Diagnostic, Diagnostics, Pos};
+
+/// Blueprints larger than this are refused before parsing (no real blueprint comes close).
+pub const MAX_BLUEPRINT_BYTES: usize = 4 * 1024 * 1024;
+
+/// Loads a blueprint file, interpolating with the process environment over the `.env` file
+/// beside it.
+pub fn load(path: &Path) -> Result<Blueprint, Diagnostics> {
+    let bytes = std::fs::read(path).map_err(|err| {
+        let hint = match err.kind() {
+            std::io::ErrorKind::NotFound => "check the path; blueprints live in blueprints/*.yaml",
+            std::io::ErrorKind::PermissionDenied => "check the file's permissions",
+            _ => "check that the path names a readable file",
+        };
+        Diagnostics(vec![Diagnostic::file(path, format!("cannot read the blueprint: {err}")).hint(hint)])
+    })?;
+    let dir = blueprint_dir(path);
+    let env = dotenv(&dir.join(".env"))?.overlay(Env::from_process());
+    load_bytes(path, &bytes, &env)
+}
+
+/// Loads a blueprint from bytes already in memory; `file` is used for paths and messages.
+pub fn load_bytes(file: &Path, bytes: &[u8], env: &Env) -> Result<Blueprint, Diagnostics> {
+    let text = check_text(file, bytes).map_err(|d| Diagnostics(vec![d]))?;
+    let root = node::parse(text).map_err(|err| {
+        Diagnostics(vec![Diagnostic::at(file, err.pos, format!("invalid YAML: {}", err.message)).hint(syntax_hint(&err.message))])
+    })?;
+    decode(file, &blueprint_dir(file), &root, env).map_err(|problems| Diagnostics(problems).sorted())
+}
+
+/// The directory relative paths in a blueprint are resolved against (absolute).
+pub fn blueprint_dir(file: &Path) -> PathBuf {
+    let parent = file.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    std::path::absolute(parent).unwrap_or_else(|_| parent.to_path_buf())
+}
+
+fn dotenv(path: &Path) -> Result<Env, Diagnostics> {
+    match std::fs::read(path) {
+        Ok(bytes) => {
+            let text = check_text(path, &bytes).map_err(|d| Diagnostics(vec![d]))?;
+            envfile::parse(path, text, &Env::from_process()).map_err(Diagnostics)
+        }
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(Env::default()),
+        Err(err) => Err(Diagnostics(vec![Diagnostic::file(path, format!("cannot read: {err}"))])),
+    }
+}
+
+/// UTF-8, not empty, not too large, no tab indentation; each a precise message.
+fn check_text<'a>(file: &Path, bytes: &'a [u8]) -> Result<&'a str, Diagnostic> {
+    if bytes.len() > MAX_BLUEPRINT_BYTES {
+        return Err(Diagnostic::file(file, format!("the file is {} bytes; blueprints are limited to {MAX_BLUEPRINT_BYTES}", bytes.len())));
+    }
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    let text = std::str::from_utf8(bytes).map_err(|err| {
+        let good = &bytes[..err.valid_up_to()];
+        let line = good.iter().filter(|&&b| b == b'\n').count() + 1;
+        let line_start = good.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+        let col = String::from_utf8_lossy(&good[line_start..]).chars().count() + 1;
+        Diagnostic::at(file, pos(line, col), format!("the file is not valid UTF-8 (byte 0x{:02X})", bytes[err.valid_up_to()]))
+            .hint("save the blueprint as UTF-8")
+    })?;
+    if text.trim().is_empty() || text.lines().all(|l| l.trim().is_empty() || l.trim_start().starts_with('#')) {
+        return Err(Diagnostic::file(file, "the blueprint is empty").hint("a blueprint needs at least `name:` and `services:`"));
+    }
+    for (i, line) in text.lines().enumerate() {
+        let indent_len = line.len() - line.trim_start_matches([' ', '\t']).len();
+        if let Some(col) = line[..indent_len].find('\t') {
+            return Err(Diagnostic::at(file, pos(i + 1, col + 1), "a tab is used for indentation")
+                .hint("YAML indents with spaces only; replace the tab with spaces"));
+        }
+    }
+    Ok(text)
+}
+
+fn pos(line: usize, col: usize) -> Pos {
+    Pos::new(u32::try_from(line).unwrap_or(u32::MAX), u32::try_from(col).unwrap_or(u32::MAX))
+}
+
+fn syntax_hint(message: &str) -> String {
+    let m = message.to_lowercase();
+    if m.contains("duplicate") {
+        "each key may appear once in a mapping; remove or rename the repeated one".into()
+    } else if m.contains("budget") || m.contains("alias") || m.contains("depth") || m.contains("limit") {
+        "the document is too large or nests too deeply (anchors and aliases count too)".into()
+    } else {
+        "check indentation (spaces only), colons after keys, and quotes around values with `:` or `#`".into()
+    }
+}

@@ -1,0 +1,14 @@
+//! Blueprints: schema v1 parsed from YAML into a typed model. The only place that parses YAML.
+
+mod decode;
+pub mod duration;
+mod envfile;
+pub mod interpolate;
+mod load;
+pub mod node;
+mod types;
+
+pub use decode::parse_port;
+pub use interpolate::Env;
+pub use load::{MAX_BLUEPRINT_BYTES, blueprint_dir, load, load_bytes};
+pub use types::*;

@@ -1,0 +1,352 @@
+//! The blueprint as a YAML tree with a position on every node.
+//!
+//! This is the only place that parses YAML. Parsing into a position-carrying tree first (rather
+//! than straight into typed structs) lets the decoder report *every* wrong key and type at once,
+//! each with its line and column, instead of stopping at serde's first error.
+
+use std::fmt;
+
+use serde::Deserialize;
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_saphyr::Spanned;
+
+use crate::diag::Pos;
+
+/// A YAML value together with where it starts in the file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Node {
+    pub value: Value,
+    pub pos: Pos,
+}
+
+/// A mapping key: always a scalar, kept as text, with its own position.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Key {
+    pub name: String,
+    pub pos: Pos,
+}
+
+/// The shapes a YAML node can take once parsed.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Str(String),
+    Seq(Vec<Node>),
+    Map(Vec<(Key, Node)>),
+}
+
+impl Value {
+    /// How a user would name this shape in an error message.
+    pub fn kind_name(&self) -> &'static str {
+        match self {
+            Value::Null => "nothing (null)",
+            Value::Bool(_) => "a boolean",
+            Value::Int(_) => "a number",
+            Value::Float(_) => "a number",
+            Value::Str(_) => "a string",
+            Value::Seq(_) => "a list",
+            Value::Map(_) => "a mapping",
+        }
+    }
+
+    /// The text of a scalar, as YAML would print it; `None` for collections and null.
+    pub fn scalar_text(&self) -> Option<String> {
+        match self {
+            Value::Bool(b) => Some(b.to_string()),
+            Value::Int(i) => Some(i.to_string()),
+            Value::Float(x) => Some(x.to_string()),
+            Value::Str(s) => Some(s.clone()),
+            Value::Null | Value::Seq(_) | Value::Map(_) => None,
+        }
+    }
+}
+
+fn pos_of(location: serde_saphyr::Location) -> Pos {
+    Pos::new(
+        u32::try_from(location.line()).unwrap_or(u32::MAX),
+        u32::try_from(location.column()).unwrap_or(u32::MAX),
+    )
+}
+
+impl<'de> Deserialize<'de> for Node {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let spanned = Spanned::<Value>::deserialize(deserializer)?;
+        Ok(Node {
+            pos: pos_of(spanned.referenced),
+            value: spanned.value,
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for Key {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let spanned = Spanned::<Value>::deserialize(deserializer)?;
+        let name = match spanned.value {
+            Value::Null => "null".to_string(),
+            other => other
+                .scalar_text()
+                .ok_or_else(|| de::Error::custom("a mapping key must be a plain word, not a list or mapping"))?,
+        };
+        Ok(Key {
+            name,
+            pos: pos_of(spanned.referenced),
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for Value {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(ValueVisitor)
+    }
+}
+
+struct ValueVisitor;
+
+impl<'de> Visitor<'de> for ValueVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any YAML value")
+    }
+
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::Int(v))
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Value, E> {
+        Ok(i64::try_from(v).map_or(Value::Str(v.to_string()), Value::Int))
+    }
+    fn visit_i128<E: de::Error>(self, v: i128) -> Result<Value, E> {
+        Ok(i64::try_from(v).map_or(Value::Str(v.to_string()), Value::Int))
+    }
+    fn visit_u128<E: de::Error>(self, v: u128) -> Result<Value, E> {
+        Ok(i64::try_from(v).map_or(Value::Str(v.to_string()), Value::Int))
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Value, E> {
+        Ok(Value::Float(v))
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::Str(v.to_string()))
+    }
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Value, E> {
+        Ok(Value::Str(v))
+    }
+    fn visit_bytes<E: de::Error>(self, _: &[u8]) -> Result<Value, E> {
+        Err(E::custom("binary values are not supported in blueprints"))
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_none<E: de::Error>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        Value::deserialize(d)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element::<Node>()? {
+            items.push(item);
+        }
+        Ok(Value::Seq(items))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut entries = Vec::new();
+        while let Some(key) = map.next_key::<Key>()? {
+            let value = map.next_value::<Node>()?;
+            entries.push((key, value));
+        }
+        Ok(Value::Map(entries))
+    }
+}
+
+/// Why a file could not be turned into a tree: the message and, when known, where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyntaxError {
+    pub pos: Pos,
+    pub message: String,
+}
+
+/// Limits that keep hostile input (alias bombs, deep nesting, huge files) cheap to reject.
+fn options() -> serde_saphyr::Options {
+    let mut budget = serde_saphyr::budget::Budget::default();
+    budget.max_events = 200_000;
+    budget.max_aliases = 1_000;
+    budget.max_anchors = 1_000;
+    budget.max_depth = 64;
+    budget.max_nodes = 200_000;
+    budget.max_total_scalar_bytes = 8 * 1024 * 1024;
+    budget.max_documents = 1;
+    serde_saphyr::options! {
+        budget: Some(budget),
+        with_snippet: false,
+    }
+}
+
+/// Parses UTF-8 YAML text into a tree; duplicate keys, tabs and other syntax errors come back
+/// with their line and column.
+pub fn parse(text: &str) -> Result<Node, SyntaxError> {
+    if let Some((line, depth)) = too_deep(text) {
+        return Err(SyntaxError {
+            pos: Pos::new(line, 1),
+            message: format!("the document nests deeper than {MAX_NESTING} levels (reached {depth})"),
+        });
+    }
+    serde_saphyr::from_str_with_options::<Node>(text, options()).map_err(|err| {
+        let pos = err.location().map(pos_of).unwrap_or_default();
+        SyntaxError {
+            pos,
+            message: clean_message(&err.to_string()),
+        }
+    })
+}
+
+/// No blueprint nests anywhere near this deep; the limit keeps recursion bounded.
+pub const MAX_NESTING: usize = 40;
+
+/// A conservative estimate of nesting depth, found without parsing: open flow brackets plus
+/// block indentation levels plus `- ` markers on one line. Returns the line and depth where
+/// it first passes [`MAX_NESTING`]. Over-counting only ever rejects absurd documents.
+fn too_deep(text: &str) -> Option<(u32, usize)> {
+    let mut flow = 0usize;
+    let mut indents: Vec<usize> = Vec::new();
+    for (index, line) in text.lines().enumerate() {
+        let trimmed = line.trim_start_matches(' ');
+        if trimmed.is_empty() || trimmed.starts_with('#') {
+            continue;
+        }
+        let indent = line.len() - trimmed.len();
+        if flow == 0 {
+            while indents.last().is_some_and(|&top| top >= indent) {
+                indents.pop();
+            }
+            indents.push(indent);
+        }
+        let mut dashes = 0;
+        let mut rest = trimmed;
+        while let Some(after) = rest.strip_prefix("- ").or_else(|| rest.strip_prefix("-\t")) {
+            dashes += 1;
+            rest = after.trim_start_matches(' ');
+        }
+        let base = indents.len() + dashes;
+        let mut peak = flow;
+        let mut quote: Option<char> = None;
+        let mut prev = ' ';
+        for c in rest.chars() {
+            match (quote, c) {
+                (Some(q), c) if c == q => quote = None,
+                (Some(_), _) => {}
+                (None, '\'' | '"') => quote = Some(c),
+                (None, '#') if prev == ' ' => break,
+                (None, '[' | '{') => {
+                    flow += 1;
+                    peak = peak.max(flow);
+                }
+                (None, ']' | '}') => flow = flow.saturating_sub(1),
+                _ => {}
+            }
+            prev = c;
+        }
+        let depth = peak + base;
+        if depth > MAX_NESTING {
+            return Some((u32::try_from(index + 1).unwrap_or(u32::MAX), depth));
+        }
+    }
+    None
+}
+
+/// serde-saphyr appends its own " at line X column Y"; we print positions ourselves.
+fn clean_message(raw: &str) -> String {
+    let first = raw.lines().next().unwrap_or(raw).trim();
+    let trimmed = match first.rfind(" at line ") {
+        Some(i) => &first[..i],
+        None => first,
+    };
+    trimmed.trim_end_matches(':').to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn positions_are_one_based_and_point_at_values_and_keys() {
+        let node = parse("name: shop\nservices:\n  web:\n    image: nginx\n").unwrap();
+        let Value::Map(entries) = node.value else { panic!("not a map") };
+        assert_eq!(entries[0].0.name, "name");
+        assert_eq!(entries[0].0.pos, Pos::new(1, 1));
+        assert_eq!(entries[0].1.pos, Pos::new(1, 7));
+        let Value::Map(services) = &entries[1].1.value else { panic!() };
+        assert_eq!(services[0].0.pos, Pos::new(3, 3));
+    }
+
+    #[test]
+    fn duplicate_keys_are_an_error_with_a_position() {
+        let err = parse("a: 1\nb: 2\na: 3\n").unwrap_err();
+        assert_eq!(err.pos.line, 3, "{err:?}");
+        assert!(err.message.to_lowercase().contains("duplicate"), "{err:?}");
+    }
+
+    #[test]
+    fn scalars_keep_their_types() {
+        let node = parse("[1, -2, 1.5, true, ~, \"80\", x]").unwrap();
+        let Value::Seq(items) = node.value else { panic!() };
+        let kinds: Vec<_> = items.iter().map(|n| n.value.clone()).collect();
+        assert_eq!(
+            kinds,
+            vec![
+                Value::Int(1),
+                Value::Int(-2),
+                Value::Float(1.5),
+                Value::Bool(true),
+                Value::Null,
+                Value::Str("80".into()),
+                Value::Str("x".into())
+            ]
+        );
+    }
+
+    #[test]
+    fn alias_bombs_are_rejected_quickly() {
+        let mut text = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+        for i in 1..12 {
+            let p = i - 1;
+            text.push_str(&format!(
+                "a{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}]\n"
+            ));
+        }
+        assert!(parse(&text).is_err());
+    }
+
+    #[test]
+    fn deep_nesting_is_rejected_not_a_stack_overflow() {
+        for n in [41, 200, 10_000] {
+            let text = format!("{}{}", "[".repeat(n), "]".repeat(n));
+            let err = parse(&text).unwrap_err();
+            assert!(err.message.contains("nests deeper"), "{err:?}");
+        }
+        let mut block = String::new();
+        for depth in 0..2_000 {
+            block.push_str(&" ".repeat(depth));
+            block.push_str("- \n");
+        }
+        assert!(parse(&block).is_err());
+        assert!(parse(&"- ".repeat(500)).is_err());
+        let mut map = String::new();
+        for depth in 0..500 {
+            map.push_str(&format!("{}k{depth}:\n", " ".repeat(depth)));
+        }
+        assert!(parse(&map).is_err());
+    }
+
+    #[test]
+    fn ordinary_nesting_and_brackets_in_strings_are_fine() {
+        let text = "a:\n  b:\n    c: [1, {d: \"[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[\"}]\n    e: '{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{'\n";
+        assert!(parse(text).is_ok());
+    }
+}

@@ -1,0 +1,273 @@
+//! The typed blueprint (schema v1). Values that later checks may complain about keep their
+//! position, so a semantic error can still say file:line:col.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::diag::Pos;
+
+/// A value and where it was written.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct At<T> {
+    pub value: T,
+    #[serde(skip)]
+    pub pos: Pos,
+}
+
+impl<T> At<T> {
+    pub fn new(value: T, pos: Pos) -> Self {
+        At { value, pos }
+    }
+}
+
+/// A whole blueprint file, decoded. Paths in it are already absolute.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Blueprint {
+    /// The file it came from, as the user named it (used in every diagnostic).
+    pub file: PathBuf,
+    /// The directory that relative paths (build contexts, bind mounts) are resolved against.
+    pub dir: PathBuf,
+    /// The project name; `-p` overrides it and may stand in for it.
+    pub name: Option<At<String>>,
+    pub stage: Option<Stage>,
+    pub networks: BTreeMap<String, NetworkDef>,
+    pub volumes: BTreeMap<String, VolumeDef>,
+    /// Services in the order the file declares them.
+    pub services: Vec<Service>,
+}
+
+impl Blueprint {
+    /// Looks a service up by name.
+    pub fn service(&self, name: &str) -> Option<&Service> {
+        self.services.iter().find(|s| s.name == name)
+    }
+}
+
+/// What a learner sees about the stage of the book this blueprint is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Stage {
+    pub number: u32,
+    pub title: String,
+    pub summary: String,
+}
+
+/// A user-declared network.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct NetworkDef {
+    pub pos: Pos,
+    /// No route out of the network and no published ports reach it.
+    pub internal: bool,
+    pub labels: BTreeMap<String, String>,
+}
+
+/// A user-declared named volume.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct VolumeDef {
+    pub pos: Pos,
+    pub labels: BTreeMap<String, String>,
+}
+
+/// What a `kind:` adds on top of a plain service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Kind {
+    LoadBalancer,
+    Postgres,
+}
+
+impl Kind {
+    /// Every kind, as written in YAML, for "did you mean" hints.
+    pub const ALL: [(&'static str, Kind); 2] =
+        [("load-balancer", Kind::LoadBalancer), ("postgres", Kind::Postgres)];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::LoadBalancer => "load-balancer",
+            Kind::Postgres => "postgres",
+        }
+    }
+}
+
+/// One service: a template for `replicas` identical containers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Service {
+    pub name: String,
+    pub pos: Pos,
+    pub kind: Option<At<Kind>>,
+    pub image: Option<At<String>>,
+    pub build: Option<At<Build>>,
+    pub command: Option<Vec<String>>,
+    pub entrypoint: Option<Vec<String>>,
+    pub environment: BTreeMap<String, At<String>>,
+    pub ports: Vec<At<PortMapping>>,
+    pub networks: Vec<NetworkAttachment>,
+    pub volumes: Vec<At<Mount>>,
+    pub depends_on: Vec<Dependency>,
+    pub healthcheck: Option<Healthcheck>,
+    pub replicas: At<u32>,
+    pub restart: RestartPolicy,
+    pub labels: BTreeMap<String, String>,
+    pub load_balancer: Option<LoadBalancerDef>,
+    pub postgres: Option<PostgresDef>,
+}
+
+/// How to build a service's image from a directory.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Build {
+    /// Absolute path of the build context.
+    pub context: PathBuf,
+    /// Dockerfile path relative to the context.
+    pub dockerfile: String,
+    pub args: BTreeMap<String, String>,
+}
+
+/// Network protocol of a published port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    Tcp,
+    Udp,
+}
+
+impl Protocol {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Tcp => "tcp",
+            Protocol::Udp => "udp",
+        }
+    }
+}
+
+/// `"8080:80"`, `"80"` (random host port), `"127.0.0.1:8080:80/udp"` or the long form.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PortMapping {
+    pub host_ip: Option<String>,
+    /// `None`: the engine picks a free host port.
+    pub host_port: Option<u16>,
+    pub container_port: u16,
+    pub protocol: Protocol,
+}
+
+/// A service joining a network, optionally under extra DNS names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetworkAttachment {
+    pub name: At<String>,
+    pub aliases: Vec<String>,
+}
+
+/// Where a mount's data comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MountSource {
+    /// A named volume declared under `volumes:`.
+    Volume(String),
+    /// A host path (absolute, resolved against the blueprint's directory).
+    Bind(PathBuf),
+    /// An anonymous volume (`"/data"` alone).
+    Anonymous,
+}
+
+/// `"uploads:/data"`, `"./conf:/etc/app:ro"`, `"/cache"`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Mount {
+    pub source: MountSource,
+    pub target: String,
+    pub read_only: bool,
+}
+
+/// When a dependency counts as ready (Compose's `depends_on` conditions).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Condition {
+    ServiceStarted,
+    ServiceHealthy,
+    ServiceCompletedSuccessfully,
+}
+
+impl Condition {
+    pub const ALL: [(&'static str, Condition); 3] = [
+        ("service_started", Condition::ServiceStarted),
+        ("service_healthy", Condition::ServiceHealthy),
+        ("service_completed_successfully", Condition::ServiceCompletedSuccessfully),
+    ];
+}
+
+/// `depends_on: { db: { condition: service_healthy } }` or `depends_on: [db]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dependency {
+    pub service: At<String>,
+    pub condition: Condition,
+}
+
+/// A container healthcheck, as the engine runs it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Healthcheck {
+    #[serde(skip)]
+    pub pos: Pos,
+    /// `["CMD", ...]`, `["CMD-SHELL", "..."]` or `["NONE"]` (disabled).
+    pub test: Vec<String>,
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub retries: u32,
+    pub start_period: Duration,
+}
+
+/// The engine's restart policy for a service's containers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RestartPolicy {
+    #[default]
+    No,
+    Always,
+    OnFailure,
+    UnlessStopped,
+}
+
+impl RestartPolicy {
+    pub const ALL: [(&'static str, RestartPolicy); 4] = [
+        ("no", RestartPolicy::No),
+        ("always", RestartPolicy::Always),
+        ("on-failure", RestartPolicy::OnFailure),
+        ("unless-stopped", RestartPolicy::UnlessStopped),
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RestartPolicy::No => "no",
+            RestartPolicy::Always => "always",
+            RestartPolicy::OnFailure => "on-failure",
+            RestartPolicy::UnlessStopped => "unless-stopped",
+        }
+    }
+}
+
+/// `kind: load-balancer` settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadBalancerDef {
+    /// The service whose replicas receive the traffic.
+    pub backend_service: At<String>,
+    pub backend_port: u16,
+}
+
+/// Whether a lost primary is replaced automatically by the watch loop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FailoverMode {
+    #[default]
+    Manual,
+    Auto,
+}
+
+/// `kind: postgres` settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PostgresDef {
+    pub read_replicas: At<u32>,
+    pub synchronous: bool,
+    pub failover: FailoverMode,
+    pub database: String,
+    pub user: String,
+    pub password: String,
+}
