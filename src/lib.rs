@@ -1,5 +1,13 @@
 //! scale: reconcile declarative YAML blueprints against real Docker containers.
+//!
+//! The planning core (`model`, `validate`, `desired`, `observed`, `labels`, `plan`) is pure:
+//! no tokio, no bollard, no terminal. `engine` talks to Docker, `exec` runs a plan, `ui`
+//! renders progress, `cli` is one file per subcommand.
 
+pub mod desired;
 pub mod diag;
+pub mod engine;
+pub mod labels;
 pub mod model;
+pub mod observed;
 pub mod validate;

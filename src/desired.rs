@@ -1,0 +1,380 @@
+//! Blueprint → fully specified desired state: every container, network, volume and image with
+//! nothing left for the executor to decide (the lesson of Oxide's Reconfigurator).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::diag::Diagnostic;
+use crate::model::{Blueprint, Build, Condition, Kind, MountSource, Protocol, RestartPolicy};
+
+/// Everything the project should consist of.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct DesiredState {
+    pub project: String,
+    /// Keyed by full engine name (`<project>_<network>`).
+    pub networks: BTreeMap<String, NetworkSpec>,
+    /// Keyed by full engine name (`<project>_<volume>`).
+    pub volumes: BTreeMap<String, VolumeSpec>,
+    /// Keyed by image reference.
+    pub images: BTreeMap<String, ImageSpec>,
+    /// In dependency order: a service comes after everything it depends on.
+    pub services: Vec<ServiceSpec>,
+    /// Keyed by container name (`<project>-<service>-<n>`).
+    pub containers: BTreeMap<String, ContainerSpec>,
+}
+
+/// A network the project needs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetworkSpec {
+    pub name: String,
+    pub internal: bool,
+    pub labels: BTreeMap<String, String>,
+}
+
+/// A named volume the project needs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VolumeSpec {
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+}
+
+/// Where an image comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ImageSource {
+    /// Pulled from a registry when missing.
+    Pull,
+    /// Built from a context; the tag carries the context's hash, so an unchanged context is
+    /// never rebuilt.
+    Build {
+        context: PathBuf,
+        dockerfile: String,
+        args: BTreeMap<String, String>,
+        context_hash: String,
+    },
+}
+
+/// An image some container runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ImageSpec {
+    /// Full reference with tag, e.g. `shop/web:3f2a9c1d0b7e`.
+    pub reference: String,
+    /// The reference without its tag, e.g. `shop/web` (how plans name builds).
+    pub repository: String,
+    pub source: ImageSource,
+}
+
+/// When a container counts as ready, so that what depends on it may proceed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Readiness {
+    /// Running (no healthcheck to wait for).
+    Running,
+    /// Its healthcheck passed.
+    Healthy,
+    /// It ran to completion with exit code 0 (one-shot jobs).
+    Completed,
+}
+
+/// Per-service facts the planner orders work by.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ServiceSpec {
+    pub name: String,
+    pub kind: Option<Kind>,
+    pub replicas: u32,
+    pub depends_on: Vec<(String, Condition)>,
+    /// What "ready" means for this service's containers.
+    pub readiness: Readiness,
+}
+
+/// One published port.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct PortSpec {
+    pub container_port: u16,
+    pub protocol: Protocol,
+    pub host_ip: Option<String>,
+    /// `None`: a random free host port.
+    pub host_port: Option<u16>,
+}
+
+/// A container joining a network.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttachmentSpec {
+    pub network: String,
+    pub aliases: Vec<String>,
+}
+
+/// The source of a mount, with volume names already made engine names.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MountSourceSpec {
+    Volume(String),
+    Bind(PathBuf),
+    Anonymous,
+}
+
+/// A mount in a container.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MountSpec {
+    pub source: MountSourceSpec,
+    pub target: String,
+    pub read_only: bool,
+}
+
+/// A healthcheck with durations in milliseconds (stable when serialized).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HealthSpec {
+    pub test: Vec<String>,
+    pub interval_ms: u64,
+    pub timeout_ms: u64,
+    pub retries: u32,
+    pub start_period_ms: u64,
+}
+
+/// A container, fully specified. Its JSON is stored in a label, so a later run can explain
+/// exactly what changed; its hash decides *whether* anything changed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContainerSpec {
+    pub name: String,
+    pub service: String,
+    pub replica: u32,
+    pub kind: Option<String>,
+    pub image: String,
+    pub command: Option<Vec<String>>,
+    pub entrypoint: Option<Vec<String>>,
+    pub env: BTreeMap<String, String>,
+    pub ports: Vec<PortSpec>,
+    pub networks: Vec<AttachmentSpec>,
+    pub mounts: Vec<MountSpec>,
+    pub healthcheck: Option<HealthSpec>,
+    pub restart: RestartPolicy,
+    pub labels: BTreeMap<String, String>,
+    pub hostname: String,
+}
+
+impl ContainerSpec {
+    /// A stable fingerprint of everything that would require a new container.
+    pub fn hash(&self) -> String {
+        let json = serde_json::to_vec(self).expect("a ContainerSpec always serializes");
+        hex(&Sha256::digest(&json))[..16].to_string()
+    }
+}
+
+/// Lower-case hex of some bytes.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The engine name of a project's network or volume.
+pub fn scoped_name(project: &str, name: &str) -> String {
+    format!("{project}_{name}")
+}
+
+/// The engine name of a service's n-th container.
+pub fn container_name(project: &str, service: &str, replica: u32) -> String {
+    format!("{project}-{service}-{replica}")
+}
+
+/// Adds `:latest` to an untagged reference, the way the engine stores it.
+pub fn normalize_reference(reference: &str) -> String {
+    let last = reference.rsplit('/').next().unwrap_or(reference);
+    if reference.contains('@') || last.contains(':') {
+        reference.to_string()
+    } else {
+        format!("{reference}:latest")
+    }
+}
+
+/// The network services join when they name none (as Compose does).
+pub const DEFAULT_NETWORK: &str = "default";
+
+/// Computes the hash of a build context (honouring `.dockerignore`).
+pub type ContextHasher<'a> = &'a dyn Fn(&Build) -> Result<String, Diagnostic>;
+
+/// Turns a valid blueprint into the desired state of project `project`.
+pub fn desired_state(bp: &Blueprint, project: &str, hash_context: ContextHasher) -> Result<DesiredState, Vec<Diagnostic>> {
+    let mut state = DesiredState { project: project.to_string(), ..Default::default() };
+    let mut problems = Vec::new();
+    let base_labels = BTreeMap::from([(crate::labels::PROJECT.to_string(), project.to_string())]);
+
+    for (name, def) in &bp.networks {
+        let full = scoped_name(project, name);
+        let mut labels = def.labels.clone();
+        labels.extend(base_labels.clone());
+        state.networks.insert(full.clone(), NetworkSpec { name: full, internal: def.internal, labels });
+    }
+    if bp.services.iter().any(|s| s.networks.is_empty()) {
+        let full = scoped_name(project, DEFAULT_NETWORK);
+        state.networks.entry(full.clone()).or_insert(NetworkSpec { name: full, internal: false, labels: base_labels.clone() });
+    }
+    for (name, def) in &bp.volumes {
+        let full = scoped_name(project, name);
+        let mut labels = def.labels.clone();
+        labels.extend(base_labels.clone());
+        state.volumes.insert(full.clone(), VolumeSpec { name: full, labels });
+    }
+
+    let completed_needed: Vec<&str> = bp
+        .services
+        .iter()
+        .flat_map(|s| s.depends_on.iter())
+        .filter(|d| d.condition == Condition::ServiceCompletedSuccessfully)
+        .map(|d| d.service.value.as_str())
+        .collect();
+
+    for service in dependency_order(bp) {
+        let image = match (&service.build, &service.image) {
+            (Some(build), _) => match hash_context(&build.value) {
+                Ok(context_hash) => {
+                    let repository = format!("{project}/{}", service.name);
+                    let reference = format!("{repository}:{}", &context_hash[..12.min(context_hash.len())]);
+                    state.images.insert(
+                        reference.clone(),
+                        ImageSpec {
+                            reference: reference.clone(),
+                            repository,
+                            source: ImageSource::Build {
+                                context: build.value.context.clone(),
+                                dockerfile: build.value.dockerfile.clone(),
+                                args: build.value.args.clone(),
+                                context_hash,
+                            },
+                        },
+                    );
+                    reference
+                }
+                Err(d) => {
+                    problems.push(d);
+                    continue;
+                }
+            },
+            (None, Some(image)) => {
+                let reference = normalize_reference(&image.value);
+                let repository = reference.rsplit_once(':').map_or(reference.clone(), |(r, _)| r.to_string());
+                state.images.entry(reference.clone()).or_insert(ImageSpec {
+                    reference: reference.clone(),
+                    repository,
+                    source: ImageSource::Pull,
+                });
+                reference
+            }
+            (None, None) => continue,
+        };
+
+        let healthcheck = service.healthcheck.as_ref().filter(|h| h.test.first().map(String::as_str) != Some("NONE"));
+        let readiness = if completed_needed.contains(&service.name.as_str()) {
+            Readiness::Completed
+        } else if healthcheck.is_some() {
+            Readiness::Healthy
+        } else {
+            Readiness::Running
+        };
+        state.services.push(ServiceSpec {
+            name: service.name.clone(),
+            kind: service.kind.as_ref().map(|k| k.value),
+            replicas: service.replicas.value,
+            depends_on: service.depends_on.iter().map(|d| (d.service.value.clone(), d.condition)).collect(),
+            readiness,
+        });
+
+        let networks: Vec<AttachmentSpec> = if service.networks.is_empty() {
+            vec![AttachmentSpec { network: scoped_name(project, DEFAULT_NETWORK), aliases: vec![service.name.clone()] }]
+        } else {
+            service
+                .networks
+                .iter()
+                .map(|n| {
+                    let mut aliases = vec![service.name.clone()];
+                    aliases.extend(n.aliases.iter().cloned());
+                    AttachmentSpec { network: scoped_name(project, &n.name.value), aliases }
+                })
+                .collect()
+        };
+        let mounts = service
+            .volumes
+            .iter()
+            .map(|m| MountSpec {
+                source: match &m.value.source {
+                    MountSource::Volume(v) => MountSourceSpec::Volume(scoped_name(project, v)),
+                    MountSource::Bind(p) => MountSourceSpec::Bind(p.clone()),
+                    MountSource::Anonymous => MountSourceSpec::Anonymous,
+                },
+                target: m.value.target.clone(),
+                read_only: m.value.read_only,
+            })
+            .collect::<Vec<_>>();
+        let ports = service
+            .ports
+            .iter()
+            .map(|p| PortSpec {
+                container_port: p.value.container_port,
+                protocol: p.value.protocol,
+                host_ip: p.value.host_ip.clone(),
+                host_port: p.value.host_port,
+            })
+            .collect::<Vec<_>>();
+        let health = healthcheck.map(|h| HealthSpec {
+            test: h.test.clone(),
+            interval_ms: h.interval.as_millis() as u64,
+            timeout_ms: h.timeout.as_millis() as u64,
+            retries: h.retries,
+            start_period_ms: h.start_period.as_millis() as u64,
+        });
+        for replica in 1..=service.replicas.value {
+            let name = container_name(project, &service.name, replica);
+            state.containers.insert(
+                name.clone(),
+                ContainerSpec {
+                    name: name.clone(),
+                    service: service.name.clone(),
+                    replica,
+                    kind: service.kind.as_ref().map(|k| k.value.as_str().to_string()),
+                    image: image.clone(),
+                    command: service.command.clone(),
+                    entrypoint: service.entrypoint.clone(),
+                    env: service.environment.iter().map(|(k, v)| (k.clone(), v.value.clone())).collect(),
+                    ports: ports.clone(),
+                    networks: networks.clone(),
+                    mounts: mounts.clone(),
+                    healthcheck: health.clone(),
+                    restart: service.restart,
+                    labels: service.labels.clone(),
+                    hostname: name,
+                },
+            );
+        }
+    }
+    if problems.is_empty() { Ok(state) } else { Err(problems) }
+}
+
+/// Services in an order where each comes after its dependencies (declaration order otherwise).
+/// Cycles are reported by validation; here they are simply broken at the first repeat.
+pub fn dependency_order(bp: &Blueprint) -> Vec<&crate::model::Service> {
+    fn visit<'a>(
+        bp: &'a Blueprint,
+        name: &str,
+        seen: &mut std::collections::BTreeSet<String>,
+        out: &mut Vec<&'a crate::model::Service>,
+    ) {
+        if !seen.insert(name.to_string()) {
+            return;
+        }
+        let Some(service) = bp.service(name) else { return };
+        for dep in &service.depends_on {
+            visit(bp, &dep.service.value, seen, out);
+        }
+        if let Some(lb) = &service.load_balancer {
+            visit(bp, &lb.backend_service.value, seen, out);
+        }
+        out.push(service);
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    let mut out = Vec::new();
+    for service in &bp.services {
+        visit(bp, &service.name, &mut seen, &mut out);
+    }
+    out
+}

@@ -1,0 +1,322 @@
+//! An in-memory engine for planner and executor tests. It keeps state the way Docker does
+//! (labels, names, states) and counts write calls, so tests can assert "no engine writes".
+//! It is for unit tests only: integration tests drive a real engine.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use super::{ContainerStatus, Engine, EngineError, Progress};
+use crate::desired::{ContainerSpec, ImageSpec, NetworkSpec, VolumeSpec};
+use crate::labels;
+use crate::observed::{Health, ObservedContainer, ObservedNetwork, ObservedState, ObservedVolume, PublishedPort, RunState};
+
+/// A container as the fake engine holds it.
+#[derive(Debug, Clone)]
+pub struct FakeContainer {
+    pub id: String,
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+    pub image: String,
+    pub state: RunState,
+    pub health: Option<Health>,
+    pub exit_code: Option<i64>,
+    pub ports: Vec<PublishedPort>,
+    pub has_healthcheck: bool,
+    pub networks: Vec<String>,
+}
+
+#[derive(Debug, Default)]
+struct World {
+    containers: BTreeMap<String, FakeContainer>,
+    networks: BTreeMap<String, (String, BTreeMap<String, String>, bool)>,
+    volumes: BTreeMap<String, BTreeMap<String, String>>,
+    images: BTreeSet<String>,
+    unhealthy_images: BTreeSet<String>,
+    next_id: u64,
+    next_port: u16,
+}
+
+/// See the module docs.
+#[derive(Debug, Default)]
+pub struct FakeEngine {
+    world: Mutex<World>,
+    writes: AtomicUsize,
+}
+
+impl FakeEngine {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// How many state-changing calls have been made so far.
+    pub fn write_count(&self) -> usize {
+        self.writes.load(Ordering::SeqCst)
+    }
+
+    /// Makes an image present, as if pulled or loaded earlier.
+    pub fn add_image(&self, reference: &str) {
+        self.world().images.insert(reference.to_string());
+    }
+
+    /// Containers started from this image never become healthy.
+    pub fn make_unhealthy(&self, image: &str) {
+        self.world().unhealthy_images.insert(image.to_string());
+    }
+
+    /// A container someone else created (no project label).
+    pub fn add_foreign_container(&self, name: &str) {
+        let mut w = self.world();
+        let id = w.new_id();
+        w.containers.insert(
+            id.clone(),
+            FakeContainer {
+                id,
+                name: name.into(),
+                labels: BTreeMap::new(),
+                image: "foreign:latest".into(),
+                state: RunState::Running,
+                health: None,
+                exit_code: None,
+                ports: Vec::new(),
+                has_healthcheck: false,
+                networks: Vec::new(),
+            },
+        );
+    }
+
+    /// `docker rm -f NAME` done by hand.
+    pub fn remove_by_hand(&self, name: &str) {
+        self.world().containers.retain(|_, c| c.name != name);
+    }
+
+    /// `docker stop NAME` done by hand.
+    pub fn stop_by_hand(&self, name: &str) {
+        if let Some(c) = self.world().containers.values_mut().find(|c| c.name == name) {
+            c.state = RunState::Exited;
+            c.exit_code = Some(137);
+            c.health = None;
+        }
+    }
+
+    /// A copy of every container (foreign ones included).
+    pub fn containers(&self) -> Vec<FakeContainer> {
+        self.world().containers.values().cloned().collect()
+    }
+
+    fn world(&self) -> std::sync::MutexGuard<'_, World> {
+        self.world.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn wrote(&self) {
+        self.writes.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+impl World {
+    fn new_id(&mut self) -> String {
+        self.next_id += 1;
+        format!("{:012x}", self.next_id)
+    }
+
+    fn by_id(&mut self, id: &str) -> Option<&mut FakeContainer> {
+        self.containers.get_mut(id)
+    }
+}
+
+impl Engine for FakeEngine {
+    fn address(&self) -> String {
+        "fake://".into()
+    }
+
+    async fn observe(&self, project: &str) -> Result<ObservedState, EngineError> {
+        let w = self.world();
+        let owned = |l: &BTreeMap<String, String>| l.get(labels::PROJECT).map(String::as_str) == Some(project);
+        Ok(ObservedState {
+            project: project.into(),
+            containers: w
+                .containers
+                .values()
+                .filter(|c| owned(&c.labels))
+                .map(|c| {
+                    (
+                        c.name.clone(),
+                        ObservedContainer {
+                            id: c.id.clone(),
+                            name: c.name.clone(),
+                            labels: c.labels.clone(),
+                            image: c.image.clone(),
+                            state: c.state,
+                            health: c.health,
+                            exit_code: c.exit_code,
+                            ports: if c.state == RunState::Running { c.ports.clone() } else { Vec::new() },
+                        },
+                    )
+                })
+                .collect(),
+            networks: w
+                .networks
+                .iter()
+                .filter(|(_, (_, l, _))| owned(l))
+                .map(|(name, (id, _, internal))| {
+                    (name.clone(), ObservedNetwork { id: id.clone(), name: name.clone(), internal: *internal })
+                })
+                .collect(),
+            volumes: w
+                .volumes
+                .iter()
+                .filter(|(_, l)| owned(l))
+                .map(|(name, _)| (name.clone(), ObservedVolume { name: name.clone() }))
+                .collect(),
+            images: w.images.clone(),
+        })
+    }
+
+    async fn create_network(&self, spec: &NetworkSpec) -> Result<(), EngineError> {
+        self.wrote();
+        let mut w = self.world();
+        if w.networks.contains_key(&spec.name) {
+            return Err(EngineError::CreateNetwork { name: spec.name.clone(), reason: "already exists".into() });
+        }
+        let id = w.new_id();
+        w.networks.insert(spec.name.clone(), (id, spec.labels.clone(), spec.internal));
+        Ok(())
+    }
+
+    async fn remove_network(&self, name: &str) -> Result<(), EngineError> {
+        self.wrote();
+        let mut w = self.world();
+        if w.containers.values().any(|c| c.networks.iter().any(|n| n == name)) {
+            return Err(EngineError::RemoveNetwork { name: name.into(), reason: "has active endpoints".into() });
+        }
+        w.networks.remove(name);
+        Ok(())
+    }
+
+    async fn create_volume(&self, spec: &VolumeSpec) -> Result<(), EngineError> {
+        self.wrote();
+        self.world().volumes.insert(spec.name.clone(), spec.labels.clone());
+        Ok(())
+    }
+
+    async fn remove_volume(&self, name: &str) -> Result<(), EngineError> {
+        self.wrote();
+        self.world().volumes.remove(name);
+        Ok(())
+    }
+
+    async fn build_image(&self, image: &ImageSpec, _project: &str, progress: Progress<'_>) -> Result<(), EngineError> {
+        self.wrote();
+        progress("Step 1/1 : fake build");
+        self.world().images.insert(image.reference.clone());
+        Ok(())
+    }
+
+    async fn pull_image(&self, reference: &str, _progress: Progress<'_>) -> Result<(), EngineError> {
+        self.wrote();
+        self.world().images.insert(reference.to_string());
+        Ok(())
+    }
+
+    async fn create_container(&self, spec: &ContainerSpec, project: &str) -> Result<String, EngineError> {
+        self.wrote();
+        let mut w = self.world();
+        if w.containers.values().any(|c| c.name == spec.name) {
+            let ours = w.containers.values().any(|c| c.name == spec.name && c.labels.contains_key(labels::PROJECT));
+            return Err(if ours {
+                EngineError::CreateContainer { name: spec.name.clone(), reason: "name already in use".into() }
+            } else {
+                EngineError::NameTaken { name: spec.name.clone() }
+            });
+        }
+        if !w.images.contains(&spec.image) {
+            return Err(EngineError::CreateContainer { name: spec.name.clone(), reason: format!("no such image: {}", spec.image) });
+        }
+        for net in &spec.networks {
+            if !w.networks.contains_key(&net.network) {
+                return Err(EngineError::CreateContainer { name: spec.name.clone(), reason: format!("network {} not found", net.network) });
+            }
+        }
+        let id = w.new_id();
+        let mut ports = Vec::new();
+        for p in &spec.ports {
+            let host_port = match p.host_port {
+                Some(port) => port,
+                None => {
+                    w.next_port += 1;
+                    40000 + w.next_port
+                }
+            };
+            ports.push(PublishedPort {
+                container_port: p.container_port,
+                protocol: p.protocol,
+                host_ip: p.host_ip.clone().unwrap_or_else(|| "0.0.0.0".into()),
+                host_port,
+            });
+        }
+        w.containers.insert(
+            id.clone(),
+            FakeContainer {
+                id: id.clone(),
+                name: spec.name.clone(),
+                labels: labels::container_labels(spec, project),
+                image: spec.image.clone(),
+                state: RunState::Created,
+                health: None,
+                exit_code: None,
+                ports,
+                has_healthcheck: spec.healthcheck.is_some(),
+                networks: spec.networks.iter().map(|n| n.network.clone()).collect(),
+            },
+        );
+        Ok(id)
+    }
+
+    async fn start_container(&self, id: &str, name: &str) -> Result<(), EngineError> {
+        self.wrote();
+        let mut w = self.world();
+        let unhealthy = w.unhealthy_images.clone();
+        let c = w.by_id(id).ok_or_else(|| EngineError::Start { name: name.into(), reason: "no such container".into() })?;
+        c.state = RunState::Running;
+        c.exit_code = None;
+        c.health = c.has_healthcheck.then(|| if unhealthy.contains(&c.image) { Health::Unhealthy } else { Health::Healthy });
+        Ok(())
+    }
+
+    async fn stop_container(&self, id: &str, name: &str, _grace: Duration) -> Result<(), EngineError> {
+        self.wrote();
+        let mut w = self.world();
+        let c = w.by_id(id).ok_or_else(|| EngineError::Stop { name: name.into(), reason: "no such container".into() })?;
+        c.state = RunState::Exited;
+        c.exit_code = Some(0);
+        c.health = None;
+        Ok(())
+    }
+
+    async fn remove_container(&self, id: &str, name: &str) -> Result<(), EngineError> {
+        self.wrote();
+        match self.world().containers.remove(id) {
+            Some(_) => Ok(()),
+            None => Err(EngineError::Remove { name: name.into(), reason: "no such container".into() }),
+        }
+    }
+
+    async fn unpause_container(&self, id: &str, name: &str) -> Result<(), EngineError> {
+        self.wrote();
+        let mut w = self.world();
+        let c = w.by_id(id).ok_or_else(|| EngineError::Unpause { name: name.into(), reason: "no such container".into() })?;
+        c.state = RunState::Running;
+        Ok(())
+    }
+
+    async fn container_status(&self, id: &str, name: &str) -> Result<ContainerStatus, EngineError> {
+        let mut w = self.world();
+        let c = w.by_id(id).ok_or_else(|| EngineError::Inspect { name: name.into(), reason: "no such container".into() })?;
+        Ok(ContainerStatus { state: c.state, health: c.health, exit_code: c.exit_code, error: None })
+    }
+
+    async fn logs_tail(&self, _id: &str, _lines: usize) -> Result<Vec<String>, EngineError> {
+        Ok(vec!["fake log line".into()])
+    }
+}

@@ -1,0 +1,129 @@
+//! The one place that talks to a container engine: a narrow trait, its Docker implementation
+//! over bollard, and an in-memory fake for planner and executor tests. Engine errors are our
+//! own, one variant per operation, so bollard's never leak to users.
+
+use std::time::Duration;
+
+use crate::desired::{ContainerSpec, ImageSpec, NetworkSpec, VolumeSpec};
+use crate::observed::{Health, ObservedState, RunState};
+
+pub mod docker;
+pub mod fake;
+
+/// What the engine says about one container right now (for health gating).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerStatus {
+    pub state: RunState,
+    pub health: Option<Health>,
+    pub exit_code: Option<i64>,
+    /// The engine's own message when the container failed to start or died (OOM, exec error).
+    pub error: Option<String>,
+}
+
+/// Called with each line of build or pull output, for progress display.
+pub type Progress<'a> = &'a (dyn Fn(&str) + Sync);
+
+/// Everything scale asks of a container engine. Futures need not be `Send`: the executor
+/// drives all of them on one task with bounded concurrency.
+#[allow(async_fn_in_trait)]
+pub trait Engine {
+    /// Where the engine is, for messages ("unix:///var/run/docker.sock").
+    fn address(&self) -> String;
+    /// A snapshot of everything labelled with `project`, plus the local image references.
+    async fn observe(&self, project: &str) -> Result<ObservedState, EngineError>;
+    async fn create_network(&self, spec: &NetworkSpec) -> Result<(), EngineError>;
+    async fn remove_network(&self, name: &str) -> Result<(), EngineError>;
+    async fn create_volume(&self, spec: &VolumeSpec) -> Result<(), EngineError>;
+    async fn remove_volume(&self, name: &str) -> Result<(), EngineError>;
+    /// Builds `image` (which must have a build source) from a tar of its context.
+    async fn build_image(&self, image: &ImageSpec, project: &str, progress: Progress<'_>) -> Result<(), EngineError>;
+    async fn pull_image(&self, reference: &str, progress: Progress<'_>) -> Result<(), EngineError>;
+    /// Creates (does not start) a container from its spec; returns its ID.
+    async fn create_container(&self, spec: &ContainerSpec, project: &str) -> Result<String, EngineError>;
+    async fn start_container(&self, id: &str, name: &str) -> Result<(), EngineError>;
+    async fn stop_container(&self, id: &str, name: &str, grace: Duration) -> Result<(), EngineError>;
+    async fn remove_container(&self, id: &str, name: &str) -> Result<(), EngineError>;
+    async fn unpause_container(&self, id: &str, name: &str) -> Result<(), EngineError>;
+    async fn container_status(&self, id: &str, name: &str) -> Result<ContainerStatus, EngineError>;
+    /// The last `lines` lines of a container's output (stdout and stderr).
+    async fn logs_tail(&self, id: &str, lines: usize) -> Result<Vec<String>, EngineError>;
+}
+
+/// A failed engine operation, in words a user can act on.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("cannot reach the Docker engine at {address}: {reason}")]
+    Unreachable { address: String, reason: String },
+    #[error("permission denied talking to the Docker engine at {address}")]
+    PermissionDenied { address: String },
+    #[error("the Docker engine at {address} speaks API {version}, older than the {minimum} scale needs")]
+    ApiTooOld { address: String, version: String, minimum: String },
+    #[error("cannot list the project's resources: {0}")]
+    Observe(String),
+    #[error("cannot create network {name}: {reason}")]
+    CreateNetwork { name: String, reason: String },
+    #[error("cannot remove network {name}: {reason}")]
+    RemoveNetwork { name: String, reason: String },
+    #[error("cannot create volume {name}: {reason}")]
+    CreateVolume { name: String, reason: String },
+    #[error("cannot remove volume {name}: {reason}")]
+    RemoveVolume { name: String, reason: String },
+    #[error("cannot read build context {context}: {reason}")]
+    BuildContext { context: String, reason: String },
+    #[error("build of {image} failed: {reason}")]
+    Build { image: String, reason: String, output: Vec<String> },
+    #[error("cannot pull {reference}: {reason}")]
+    Pull { reference: String, reason: String },
+    #[error("cannot create container {name}: the name is taken by a container scale does not manage")]
+    NameTaken { name: String },
+    #[error("cannot create container {name}: {reason}")]
+    CreateContainer { name: String, reason: String },
+    #[error("cannot start container {name}: host port {port} is already in use")]
+    PortInUse { name: String, port: String },
+    #[error("cannot start container {name}: {reason}")]
+    Start { name: String, reason: String },
+    #[error("cannot stop container {name}: {reason}")]
+    Stop { name: String, reason: String },
+    #[error("cannot remove container {name}: {reason}")]
+    Remove { name: String, reason: String },
+    #[error("cannot unpause container {name}: {reason}")]
+    Unpause { name: String, reason: String },
+    #[error("cannot inspect container {name}: {reason}")]
+    Inspect { name: String, reason: String },
+    #[error("cannot read logs of {id}: {reason}")]
+    Logs { id: String, reason: String },
+}
+
+impl EngineError {
+    /// What the user should do about it, when there is something to say.
+    pub fn hint(&self) -> Option<String> {
+        Some(match self {
+            EngineError::Unreachable { .. } => {
+                "start the engine (`sudo systemctl start docker` or `dockerd &`), or point DOCKER_HOST at a running one".into()
+            }
+            EngineError::PermissionDenied { .. } => {
+                "add your user to the `docker` group (then log in again), or run with sudo".into()
+            }
+            EngineError::ApiTooOld { .. } => "upgrade the Docker engine".into(),
+            EngineError::Pull { reference, .. } => {
+                format!("no registry answered for {reference}: build it or load it (`docker load`), or fix the image name")
+            }
+            EngineError::NameTaken { name } => {
+                format!("remove or rename the other container (`docker rm -f {name}`) if it is not needed; scale never touches containers it does not own")
+            }
+            EngineError::PortInUse { port, .. } => {
+                format!("free host port {port}, or publish another one in the blueprint (\"{port}\" → another number, or the container port alone for a random one)")
+            }
+            EngineError::Build { reason, .. } if reason.contains("no space left") => {
+                "the disk is full: free space (`docker system prune`) and apply again".into()
+            }
+            _ => return None,
+        })
+    }
+
+    /// Whether retrying the same call may succeed (a pure function of the error, as in
+    /// kube-rs's retry policies).
+    pub fn is_transient(&self) -> bool {
+        matches!(self, EngineError::Unreachable { .. } | EngineError::Observe(_) | EngineError::Inspect { .. })
+    }
+}

@@ -1,0 +1,36 @@
+//! The labels that make engine state scale's state: every resource carries its project, and
+//! containers carry enough to be planned against without a local state file.
+
+use std::collections::BTreeMap;
+
+use crate::desired::ContainerSpec;
+
+/// Project that owns a resource. Nothing without it is ever touched.
+pub const PROJECT: &str = "io.scale.project";
+/// Service a container belongs to.
+pub const SERVICE: &str = "io.scale.service";
+/// Replica number (1, 2, ...) of a container within its service.
+pub const REPLICA: &str = "io.scale.replica";
+/// Hash of the container's full spec: equal hash, nothing to do.
+pub const SPEC_HASH: &str = "io.scale.spec-hash";
+/// `service`, `load-balancer`, `postgres`, ...
+pub const KIND: &str = "io.scale.kind";
+/// The container's full spec as JSON, so a plan can say what changed and why.
+pub const SPEC: &str = "io.scale.spec";
+
+/// The labels a container is created with: the user's, then scale's (which win).
+pub fn container_labels(spec: &ContainerSpec, project: &str) -> BTreeMap<String, String> {
+    let mut labels = spec.labels.clone();
+    labels.insert(PROJECT.into(), project.into());
+    labels.insert(SERVICE.into(), spec.service.clone());
+    labels.insert(REPLICA.into(), spec.replica.to_string());
+    labels.insert(SPEC_HASH.into(), spec.hash());
+    labels.insert(KIND.into(), spec.kind.clone().unwrap_or_else(|| "service".into()));
+    labels.insert(SPEC.into(), serde_json::to_string(spec).expect("a ContainerSpec always serializes"));
+    labels
+}
+
+/// The label filter that selects a project's resources.
+pub fn project_filter(project: &str) -> String {
+    format!("{PROJECT}={project}")
+}

@@ -1,0 +1,157 @@
+//! What the engine reports about a project: a read-only snapshot taken once per run, built
+//! only from resources that carry the project's label.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+
+use crate::desired::ContainerSpec;
+use crate::labels;
+use crate::model::Protocol;
+
+/// The project as the engine sees it right now.
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+pub struct ObservedState {
+    pub project: String,
+    /// Keyed by container name.
+    pub containers: BTreeMap<String, ObservedContainer>,
+    /// Keyed by network name.
+    pub networks: BTreeMap<String, ObservedNetwork>,
+    /// Keyed by volume name.
+    pub volumes: BTreeMap<String, ObservedVolume>,
+    /// Image references (`repo:tag`) present in the engine.
+    pub images: BTreeSet<String>,
+}
+
+/// The lifecycle state the engine reports for a container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunState {
+    Created,
+    Running,
+    Paused,
+    Restarting,
+    Removing,
+    Exited,
+    Dead,
+}
+
+impl RunState {
+    /// Parses the engine's `State` word.
+    pub fn from_engine(state: &str) -> RunState {
+        match state {
+            "running" => RunState::Running,
+            "paused" => RunState::Paused,
+            "restarting" => RunState::Restarting,
+            "removing" => RunState::Removing,
+            "exited" => RunState::Exited,
+            "dead" => RunState::Dead,
+            _ => RunState::Created,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunState::Created => "created",
+            RunState::Running => "running",
+            RunState::Paused => "paused",
+            RunState::Restarting => "restarting",
+            RunState::Removing => "removing",
+            RunState::Exited => "exited",
+            RunState::Dead => "dead",
+        }
+    }
+}
+
+/// A container's healthcheck verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Health {
+    Starting,
+    Healthy,
+    Unhealthy,
+}
+
+impl Health {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Health::Starting => "starting",
+            Health::Healthy => "healthy",
+            Health::Unhealthy => "unhealthy",
+        }
+    }
+}
+
+/// A host port the engine bound for a container.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct PublishedPort {
+    pub container_port: u16,
+    pub protocol: Protocol,
+    pub host_ip: String,
+    pub host_port: u16,
+}
+
+/// One of the project's containers.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ObservedContainer {
+    pub id: String,
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+    pub image: String,
+    pub state: RunState,
+    pub health: Option<Health>,
+    pub exit_code: Option<i64>,
+    pub ports: Vec<PublishedPort>,
+}
+
+impl ObservedContainer {
+    pub fn service(&self) -> Option<&str> {
+        self.labels.get(labels::SERVICE).map(String::as_str)
+    }
+
+    pub fn replica(&self) -> Option<u32> {
+        self.labels.get(labels::REPLICA)?.parse().ok()
+    }
+
+    pub fn spec_hash(&self) -> Option<&str> {
+        self.labels.get(labels::SPEC_HASH).map(String::as_str)
+    }
+
+    /// The spec it was created from, if its label is present and readable.
+    pub fn spec(&self) -> Option<ContainerSpec> {
+        serde_json::from_str(self.labels.get(labels::SPEC)?).ok()
+    }
+}
+
+/// One of the project's networks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ObservedNetwork {
+    pub id: String,
+    pub name: String,
+    pub internal: bool,
+}
+
+/// One of the project's volumes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ObservedVolume {
+    pub name: String,
+}
+
+/// Reads the health verdict from the engine's human status ("Up 5 seconds (healthy)").
+pub fn health_from_status(status: &str) -> Option<Health> {
+    if status.contains("(healthy)") {
+        Some(Health::Healthy)
+    } else if status.contains("(unhealthy)") {
+        Some(Health::Unhealthy)
+    } else if status.contains("(health: starting)") {
+        Some(Health::Starting)
+    } else {
+        None
+    }
+}
+
+/// Reads the exit code from the engine's human status ("Exited (137) 2 seconds ago").
+pub fn exit_code_from_status(status: &str) -> Option<i64> {
+    let rest = status.strip_prefix("Exited (")?;
+    rest.split(')').next()?.parse().ok()
+}
