@@ -151,6 +151,9 @@ pub struct ContainerSpec {
     pub mounts: Vec<MountSpec>,
     pub healthcheck: Option<HealthSpec>,
     pub restart: RestartPolicy,
+    /// Seconds between SIGTERM and SIGKILL when stopping; `None` is the engine's 10 s.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_grace_secs: Option<u64>,
     pub labels: BTreeMap<String, String>,
     pub hostname: String,
 }
@@ -341,6 +344,7 @@ pub fn desired_state(bp: &Blueprint, project: &str, hash_context: ContextHasher)
                     mounts: mounts.clone(),
                     healthcheck: health.clone(),
                     restart: service.restart,
+                    stop_grace_secs: service.stop_grace_period.map(|d| d.as_secs().max(1)),
                     labels: service.labels.clone(),
                     hostname: name,
                 },

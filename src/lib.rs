@@ -4,10 +4,13 @@
 //! no tokio, no bollard, no terminal. `engine` talks to Docker, `exec` runs a plan, `ui`
 //! renders progress, `cli` is one file per subcommand.
 
+pub mod build_context;
 pub mod desired;
 pub mod diag;
 pub mod engine;
+pub mod exec;
 pub mod labels;
 pub mod model;
 pub mod observed;
+pub mod plan;
 pub mod validate;

@@ -17,7 +17,7 @@ type Entries = [(Key, Node)];
 const TOP_KEYS: &[&str] = &["name", "stage", "networks", "volumes", "services"];
 const SERVICE_KEYS: &[&str] = &[
     "kind", "image", "build", "command", "entrypoint", "environment", "ports", "networks", "volumes",
-    "depends_on", "healthcheck", "replicas", "restart", "labels", "backends", "read_replicas",
+    "depends_on", "healthcheck", "replicas", "restart", "stop_grace_period", "labels", "backends", "read_replicas",
     "synchronous", "failover", "database", "user", "password",
 ];
 const LOAD_BALANCER_KEYS: &[&str] = &["backends"];
@@ -385,6 +385,7 @@ impl Decoder<'_> {
             healthcheck: None,
             replicas: At::new(1, key.pos),
             restart: RestartPolicy::No,
+            stop_grace_period: None,
             labels: BTreeMap::new(),
             load_balancer: None,
             postgres: None,
@@ -412,6 +413,7 @@ impl Decoder<'_> {
                     }
                 }
                 "restart" => s.restart = self.choice(v, &f, &RestartPolicy::ALL).unwrap_or_default(),
+                "stop_grace_period" => s.stop_grace_period = self.duration(v, &f),
                 "labels" => s.labels = self.plain_map(v, &f),
                 _ => {}
             }

@@ -109,6 +109,8 @@ pub struct Service {
     pub healthcheck: Option<Healthcheck>,
     pub replicas: At<u32>,
     pub restart: RestartPolicy,
+    /// How long a stop waits after SIGTERM before SIGKILL (Compose's `stop_grace_period`).
+    pub stop_grace_period: Option<Duration>,
     pub labels: BTreeMap<String, String>,
     pub load_balancer: Option<LoadBalancerDef>,
     pub postgres: Option<PostgresDef>,

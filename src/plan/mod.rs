@@ -1,0 +1,351 @@
+//! The planner: a pure diff of the desired state against an observed snapshot. Each action
+//! carries its reason and the actions it must wait for, so the executor decides nothing and
+//! `scale plan` prints exactly what `scale apply` runs.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+
+use crate::desired::{ContainerSpec, DesiredState, ImageSource, ImageSpec, NetworkSpec, Readiness, VolumeSpec};
+use crate::observed::{ObservedContainer, ObservedState, RunState};
+
+pub mod reason;
+mod render;
+
+pub use render::{render_json, render_text};
+
+/// Index of an action within its plan.
+pub type ActionId = usize;
+
+/// What one action does.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Op {
+    Build { image: ImageSpec },
+    Pull { reference: String },
+    CreateNetwork { spec: NetworkSpec },
+    RemoveNetwork { name: String },
+    CreateVolume { spec: VolumeSpec },
+    /// Create, start, and wait until ready.
+    CreateContainer { spec: ContainerSpec, readiness: Readiness },
+    /// Stop and remove the old container, then create, start and wait for the new one.
+    RecreateContainer { old_id: String, old_grace_secs: u64, spec: ContainerSpec, readiness: Readiness },
+    /// Start (or unpause) an existing container and wait until ready.
+    StartContainer { id: String, name: String, paused: bool, readiness: Readiness },
+    /// Stop and remove a container (its volumes stay).
+    RemoveContainer { id: String, name: String, grace_secs: u64 },
+}
+
+impl Op {
+    /// The verb users see: create, recreate, start, remove, build, pull.
+    pub fn verb(&self) -> &'static str {
+        match self {
+            Op::Build { .. } => "build",
+            Op::Pull { .. } => "pull",
+            Op::CreateNetwork { .. } | Op::CreateVolume { .. } | Op::CreateContainer { .. } => "create",
+            Op::RecreateContainer { .. } => "recreate",
+            Op::StartContainer { .. } => "start",
+            Op::RemoveNetwork { .. } | Op::RemoveContainer { .. } => "remove",
+        }
+    }
+
+    /// What kind of resource it acts on.
+    pub fn resource(&self) -> &'static str {
+        match self {
+            Op::Build { .. } | Op::Pull { .. } => "image",
+            Op::CreateNetwork { .. } | Op::RemoveNetwork { .. } => "network",
+            Op::CreateVolume { .. } => "volume",
+            _ => "container",
+        }
+    }
+
+    /// The resource's name as users see it (`shop-web-2`, `network shop_private`, `shop/web`).
+    pub fn target(&self) -> String {
+        match self {
+            Op::Build { image } => image.repository.clone(),
+            Op::Pull { reference } => reference.clone(),
+            Op::CreateNetwork { spec } => format!("network {}", spec.name),
+            Op::RemoveNetwork { name } => format!("network {name}"),
+            Op::CreateVolume { spec } => format!("volume {}", spec.name),
+            Op::CreateContainer { spec, .. } | Op::RecreateContainer { spec, .. } => spec.name.clone(),
+            Op::StartContainer { name, .. } | Op::RemoveContainer { name, .. } => name.clone(),
+        }
+    }
+
+    /// The bare name of the resource (no "network " prefix).
+    pub fn name(&self) -> String {
+        match self {
+            Op::CreateNetwork { spec } => spec.name.clone(),
+            Op::RemoveNetwork { name } => name.clone(),
+            Op::CreateVolume { spec } => spec.name.clone(),
+            _ => self.target(),
+        }
+    }
+
+    /// The container spec this action brings into being, if any.
+    pub fn container_spec(&self) -> Option<&ContainerSpec> {
+        match self {
+            Op::CreateContainer { spec, .. } | Op::RecreateContainer { spec, .. } => Some(spec),
+            _ => None,
+        }
+    }
+
+    /// Whether this action takes something away (asked about on a TTY).
+    pub fn is_destructive(&self) -> bool {
+        matches!(self, Op::RemoveContainer { .. } | Op::RemoveNetwork { .. } | Op::RecreateContainer { .. })
+    }
+}
+
+/// One step of a plan.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Action {
+    pub id: ActionId,
+    pub op: Op,
+    /// Why, in a user's words ("environment GREETING changed (hello → hi)").
+    pub reason: String,
+    /// Actions that must finish first.
+    pub after: Vec<ActionId>,
+    /// The service a container action belongs to.
+    pub service: Option<String>,
+}
+
+/// Everything `apply` will do, in order, with reasons.
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+pub struct Plan {
+    pub project: String,
+    pub actions: Vec<Action>,
+    /// Things worth saying that are not actions (a volume left in place, ...).
+    pub notes: Vec<String>,
+}
+
+impl Plan {
+    /// Whether applying would change anything.
+    pub fn has_changes(&self) -> bool {
+        !self.actions.is_empty()
+    }
+
+    /// How many actions use each verb, for summaries.
+    pub fn counts(&self) -> BTreeMap<&'static str, usize> {
+        let mut counts = BTreeMap::new();
+        for a in &self.actions {
+            *counts.entry(a.op.verb()).or_insert(0) += 1;
+        }
+        counts
+    }
+}
+
+/// A desired state that cannot be reached by actions alone.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PlanError {
+    #[error(
+        "network {name} exists with internal: {observed}, but the blueprint says internal: {desired}; \
+         a network cannot be changed in place: run `scale destroy` (volumes are kept) and apply again"
+    )]
+    NetworkChanged { name: String, observed: bool, desired: bool },
+}
+
+struct Builder {
+    actions: Vec<Action>,
+}
+
+impl Builder {
+    fn push(&mut self, op: Op, reason: impl Into<String>, after: Vec<ActionId>, service: Option<&str>) -> ActionId {
+        let id = self.actions.len();
+        let mut after = after;
+        after.sort_unstable();
+        after.dedup();
+        self.actions.push(Action { id, op, reason: reason.into(), after, service: service.map(str::to_string) });
+        id
+    }
+}
+
+/// Computes the plan that takes `observed` to `desired`.
+pub fn plan(desired: &DesiredState, observed: &ObservedState) -> Result<Plan, PlanError> {
+    let mut b = Builder { actions: Vec::new() };
+    let mut notes = Vec::new();
+
+    // Images.
+    let mut image_action: BTreeMap<&str, ActionId> = BTreeMap::new();
+    for (reference, image) in &desired.images {
+        if observed.images.contains(reference) {
+            continue;
+        }
+        let (op, why) = match &image.source {
+            ImageSource::Build { .. } => {
+                let prefix = format!("{}:", image.repository);
+                let had_one = observed.images.iter().any(|i| i.starts_with(&prefix));
+                (Op::Build { image: image.clone() }, if had_one { "context changed" } else { "not built yet" })
+            }
+            ImageSource::Pull => (Op::Pull { reference: reference.clone() }, "not present locally"),
+        };
+        image_action.insert(reference, b.push(op, why, vec![], None));
+    }
+
+    // Networks and volumes to create.
+    let mut network_action: BTreeMap<&str, ActionId> = BTreeMap::new();
+    for (name, spec) in &desired.networks {
+        match observed.networks.get(name) {
+            Some(seen) if seen.internal != spec.internal => {
+                return Err(PlanError::NetworkChanged { name: name.clone(), observed: seen.internal, desired: spec.internal });
+            }
+            Some(_) => {}
+            None => {
+                network_action.insert(name, b.push(Op::CreateNetwork { spec: spec.clone() }, "missing", vec![], None));
+            }
+        }
+    }
+    let mut volume_action: BTreeMap<&str, ActionId> = BTreeMap::new();
+    for (name, spec) in &desired.volumes {
+        if !observed.volumes.contains_key(name) {
+            volume_action.insert(name, b.push(Op::CreateVolume { spec: spec.clone() }, "missing", vec![], None));
+        }
+    }
+
+    // Containers that go away free names and host ports; creations that need a port wait.
+    let removals: Vec<&ObservedContainer> =
+        observed.containers.values().filter(|c| !desired.containers.contains_key(&c.name)).collect();
+    let mut removal_action: BTreeMap<&str, ActionId> = BTreeMap::new();
+    let service_replicas: BTreeMap<&str, u32> = desired.services.iter().map(|s| (s.name.as_str(), s.replicas)).collect();
+    for c in &removals {
+        let reason = match c.service() {
+            Some(service) => match service_replicas.get(service) {
+                Some(&want) => {
+                    let have = observed.containers.values().filter(|o| o.service() == Some(service)).count();
+                    format!("replicas {have} → {want}")
+                }
+                None => format!("service {service} is no longer in the blueprint"),
+            },
+            None => "not part of the blueprint".to_string(),
+        };
+        let op = Op::RemoveContainer { id: c.id.clone(), name: c.name.clone(), grace_secs: stop_grace(c) };
+        let id = b.push(op, reason, vec![], c.service());
+        removal_action.insert(&c.name, id);
+    }
+
+    // Which actions free each fixed host port (removals now; recreations below).
+    let mut port_freed_by: BTreeMap<u16, Vec<ActionId>> = BTreeMap::new();
+    for c in &removals {
+        for port in held_ports(c) {
+            port_freed_by.entry(port).or_default().push(removal_action[c.name.as_str()]);
+        }
+    }
+
+    // Containers to create, recreate or start, service by service in dependency order.
+    let mut service_actions: BTreeMap<&str, Vec<ActionId>> = BTreeMap::new();
+    for service in &desired.services {
+        let mut previous_replacement: Option<ActionId> = None;
+        let mut mine = Vec::new();
+        let specs = desired.containers.values().filter(|s| s.service == service.name);
+        let mut specs: Vec<&ContainerSpec> = specs.collect();
+        specs.sort_by_key(|s| s.replica);
+        for spec in specs {
+            let mut after: Vec<ActionId> = Vec::new();
+            after.extend(image_action.get(spec.image.as_str()));
+            after.extend(spec.networks.iter().filter_map(|n| network_action.get(n.network.as_str())));
+            after.extend(spec.mounts.iter().filter_map(|m| match &m.source {
+                crate::desired::MountSourceSpec::Volume(v) => volume_action.get(v.as_str()),
+                _ => None,
+            }));
+            for (dep, _) in &service.depends_on {
+                after.extend(service_actions.get(dep.as_str()).into_iter().flatten());
+            }
+            for port in spec.ports.iter().filter_map(|p| p.host_port) {
+                after.extend(port_freed_by.get(&port).into_iter().flatten());
+            }
+            let readiness = service.readiness;
+            let action = match observed.containers.get(&spec.name) {
+                None => Some((Op::CreateContainer { spec: spec.clone(), readiness }, "missing".to_string())),
+                Some(seen) if seen.spec_hash() != Some(spec.hash().as_str()) || seen.state == RunState::Dead => {
+                    let reason = match (seen.state, seen.spec()) {
+                        (RunState::Dead, _) => "dead".to_string(),
+                        (_, Some(old)) => reason::container_changes(&old, spec).join("; "),
+                        (_, None) => "created by an older scale or by hand (no stored spec)".to_string(),
+                    };
+                    if let Some(prev) = previous_replacement {
+                        after.push(prev);
+                    }
+                    let op = Op::RecreateContainer {
+                        old_id: seen.id.clone(),
+                        old_grace_secs: stop_grace(seen),
+                        spec: spec.clone(),
+                        readiness,
+                    };
+                    Some((op, reason))
+                }
+                Some(seen) => start_reason(seen, readiness).map(|why| {
+                    let op = Op::StartContainer {
+                        id: seen.id.clone(),
+                        name: seen.name.clone(),
+                        paused: seen.state == RunState::Paused,
+                        readiness,
+                    };
+                    (op, why)
+                }),
+            };
+            if let Some((op, reason)) = action {
+                let recreate = matches!(op, Op::RecreateContainer { .. });
+                let held: Vec<u16> = observed.containers.get(&spec.name).map(held_ports).unwrap_or_default();
+                let id = b.push(op, reason, after, Some(&service.name));
+                if recreate {
+                    previous_replacement = Some(id);
+                    for port in held {
+                        port_freed_by.entry(port).or_default().push(id);
+                    }
+                }
+                mine.push(id);
+            }
+        }
+        service_actions.insert(&service.name, mine);
+    }
+
+    // Networks that are no longer wanted go last, once nothing of ours uses them.
+    let container_changes: Vec<ActionId> = b
+        .actions
+        .iter()
+        .filter(|a| matches!(a.op, Op::RemoveContainer { .. } | Op::RecreateContainer { .. }))
+        .map(|a| a.id)
+        .collect();
+    for name in observed.networks.keys() {
+        if !desired.networks.contains_key(name) {
+            b.push(Op::RemoveNetwork { name: name.clone() }, "no longer in the blueprint", container_changes.clone(), None);
+        }
+    }
+    for name in observed.volumes.keys() {
+        if !desired.volumes.contains_key(name) {
+            notes.push(format!("volume {name} is no longer used; kept (`scale destroy --volumes` deletes volumes)"));
+        }
+    }
+
+    Ok(Plan { project: desired.project.clone(), actions: b.actions, notes })
+}
+
+/// Docker's default time between SIGTERM and SIGKILL.
+pub const DEFAULT_STOP_GRACE_SECS: u64 = 10;
+
+/// How long stopping this container may take, from the spec it was created with.
+fn stop_grace(c: &ObservedContainer) -> u64 {
+    c.spec().and_then(|s| s.stop_grace_secs).unwrap_or(DEFAULT_STOP_GRACE_SECS)
+}
+
+/// Host ports a container holds now or is specified to hold.
+fn held_ports(c: &ObservedContainer) -> Vec<u16> {
+    let mut ports: BTreeSet<u16> = c.ports.iter().map(|p| p.host_port).collect();
+    if let Some(spec) = c.spec() {
+        ports.extend(spec.ports.iter().filter_map(|p| p.host_port));
+    }
+    ports.into_iter().collect()
+}
+
+/// Why an up-to-date container still needs starting, if it does.
+fn start_reason(seen: &ObservedContainer, readiness: Readiness) -> Option<String> {
+    match seen.state {
+        RunState::Running | RunState::Restarting | RunState::Removing | RunState::Dead => None,
+        RunState::Paused => Some("paused".into()),
+        RunState::Exited if readiness == Readiness::Completed && seen.exit_code == Some(0) => None,
+        RunState::Exited => Some(match seen.exit_code {
+            Some(code) => format!("stopped (exited with code {code})"),
+            None => "stopped".into(),
+        }),
+        RunState::Created => Some("created but never started".into()),
+    }
+}
