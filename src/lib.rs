@@ -5,6 +5,7 @@
 //! renders progress, `cli` is one file per subcommand.
 
 pub mod build_context;
+// pub mod cli; (enabled once engine::docker lands)
 pub mod desired;
 pub mod diag;
 pub mod engine;
@@ -14,3 +15,4 @@ pub mod model;
 pub mod observed;
 pub mod plan;
 pub mod validate;
+pub mod ui;

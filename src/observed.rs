@@ -155,3 +155,50 @@ pub fn exit_code_from_status(status: &str) -> Option<i64> {
     let rest = status.strip_prefix("Exited (")?;
     rest.split(')').next()?.parse().ok()
 }
+
+/// A published address a user or CI can reach a service at.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct Endpoint {
+    pub service: String,
+    pub container: String,
+    pub container_port: u16,
+    pub protocol: Protocol,
+    pub host_ip: String,
+    pub host_port: u16,
+    /// `http://127.0.0.1:PORT` for TCP ports (what a user pastes into curl).
+    pub url: Option<String>,
+}
+
+impl ObservedState {
+    /// Every published port of the project's running containers, ordered by service.
+    pub fn endpoints(&self) -> Vec<Endpoint> {
+        let mut out = Vec::new();
+        for c in self.containers.values() {
+            for p in &c.ports {
+                let host_ip = match p.host_ip.as_str() {
+                    "" | "0.0.0.0" | "::" => "127.0.0.1".to_string(),
+                    ip => ip.to_string(),
+                };
+                let url = (p.protocol == Protocol::Tcp).then(|| {
+                    if host_ip.contains(':') {
+                        format!("http://[{host_ip}]:{}", p.host_port)
+                    } else {
+                        format!("http://{host_ip}:{}", p.host_port)
+                    }
+                });
+                out.push(Endpoint {
+                    service: c.service().unwrap_or("?").to_string(),
+                    container: c.name.clone(),
+                    container_port: p.container_port,
+                    protocol: p.protocol,
+                    host_ip,
+                    host_port: p.host_port,
+                    url,
+                });
+            }
+        }
+        out.sort();
+        out.dedup_by(|a, b| a.container == b.container && a.host_port == b.host_port && a.container_port == b.container_port);
+        out
+    }
+}

@@ -135,6 +135,7 @@ async fn run_action<E: Engine>(engine: &E, plan: &Plan, id: ActionId, opts: &Exe
         Op::CreateNetwork { spec } => engine.create_network(spec).await.map_err(failure),
         Op::RemoveNetwork { name } => engine.remove_network(name).await.map_err(failure),
         Op::CreateVolume { spec } => engine.create_volume(spec).await.map_err(failure),
+        Op::RemoveVolume { name } => engine.remove_volume(name).await.map_err(failure),
         Op::CreateContainer { spec, readiness } => bring_up(engine, plan, spec, *readiness, opts, &say).await,
         Op::RecreateContainer { old_id, old_grace_secs, spec, readiness } => {
             say("stopping the old container");

@@ -9,9 +9,11 @@ use serde::Serialize;
 use crate::desired::{ContainerSpec, DesiredState, ImageSource, ImageSpec, NetworkSpec, Readiness, VolumeSpec};
 use crate::observed::{ObservedContainer, ObservedState, RunState};
 
+mod destroy;
 pub mod reason;
 mod render;
 
+pub use destroy::destroy_plan;
 pub use render::{render_json, render_text};
 
 /// Index of an action within its plan.
@@ -34,6 +36,8 @@ pub enum Op {
     StartContainer { id: String, name: String, paused: bool, readiness: Readiness },
     /// Stop and remove a container (its volumes stay).
     RemoveContainer { id: String, name: String, grace_secs: u64 },
+    /// Delete a volume and its data (only `scale destroy --volumes` plans this).
+    RemoveVolume { name: String },
 }
 
 impl Op {
@@ -45,7 +49,7 @@ impl Op {
             Op::CreateNetwork { .. } | Op::CreateVolume { .. } | Op::CreateContainer { .. } => "create",
             Op::RecreateContainer { .. } => "recreate",
             Op::StartContainer { .. } => "start",
-            Op::RemoveNetwork { .. } | Op::RemoveContainer { .. } => "remove",
+            Op::RemoveNetwork { .. } | Op::RemoveContainer { .. } | Op::RemoveVolume { .. } => "remove",
         }
     }
 
@@ -54,7 +58,7 @@ impl Op {
         match self {
             Op::Build { .. } | Op::Pull { .. } => "image",
             Op::CreateNetwork { .. } | Op::RemoveNetwork { .. } => "network",
-            Op::CreateVolume { .. } => "volume",
+            Op::CreateVolume { .. } | Op::RemoveVolume { .. } => "volume",
             _ => "container",
         }
     }
@@ -67,6 +71,7 @@ impl Op {
             Op::CreateNetwork { spec } => format!("network {}", spec.name),
             Op::RemoveNetwork { name } => format!("network {name}"),
             Op::CreateVolume { spec } => format!("volume {}", spec.name),
+            Op::RemoveVolume { name } => format!("volume {name}"),
             Op::CreateContainer { spec, .. } | Op::RecreateContainer { spec, .. } => spec.name.clone(),
             Op::StartContainer { name, .. } | Op::RemoveContainer { name, .. } => name.clone(),
         }
@@ -78,6 +83,7 @@ impl Op {
             Op::CreateNetwork { spec } => spec.name.clone(),
             Op::RemoveNetwork { name } => name.clone(),
             Op::CreateVolume { spec } => spec.name.clone(),
+            Op::RemoveVolume { name } => name.clone(),
             _ => self.target(),
         }
     }
@@ -92,7 +98,10 @@ impl Op {
 
     /// Whether this action takes something away (asked about on a TTY).
     pub fn is_destructive(&self) -> bool {
-        matches!(self, Op::RemoveContainer { .. } | Op::RemoveNetwork { .. } | Op::RecreateContainer { .. })
+        matches!(
+            self,
+            Op::RemoveContainer { .. } | Op::RemoveNetwork { .. } | Op::RemoveVolume { .. } | Op::RecreateContainer { .. }
+        )
     }
 }
 

@@ -1,0 +1,179 @@
+//! The command line: global flags, one file per subcommand, and the loading steps they share.
+//! Library errors become `anyhow` errors with context here, at the edge.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::desired::{DesiredState, desired_state};
+use crate::diag::{Diagnostic, Diagnostics};
+use crate::engine::docker::DockerEngine;
+use crate::model::Blueprint;
+use crate::ui::Ui;
+
+pub mod apply;
+pub mod destroy;
+pub mod plan;
+pub mod status;
+pub mod validate;
+
+/// scale: reconcile declarative YAML blueprints against real Docker containers.
+#[derive(Debug, Parser)]
+#[command(name = "scale", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Flags every subcommand takes.
+#[derive(Debug, clap::Args)]
+pub struct Global {
+    /// Project name (default: the blueprint's `name`).
+    #[arg(short = 'p', long, global = true, value_name = "NAME")]
+    pub project: Option<String>,
+    /// Output format.
+    #[arg(long, global = true, value_enum, default_value_t = OutputFormat::Human)]
+    pub output: OutputFormat,
+    /// Print only errors (and the plan's exit status).
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// Never colour the output (NO_COLOR is honoured too).
+    #[arg(long, global = true)]
+    pub no_color: bool,
+}
+
+/// `--output` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Human,
+    Json,
+}
+
+/// The subcommands (see DESIGN.md's CLI table).
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check a blueprint: schema and semantics; every problem is listed.
+    Validate(validate::Args),
+    /// Show what apply would do, each action with its reason.
+    Plan(plan::Args),
+    /// Make the project match the blueprint.
+    Apply(apply::Args),
+    /// Show the project's containers, health and endpoints.
+    Status(status::Args),
+    /// Remove the project's containers and networks (volumes only with --volumes).
+    Destroy(destroy::Args),
+}
+
+/// Problems were already printed; exit 1 without printing more.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Reported(pub String);
+
+/// Runs the parsed command line; returns the process exit code.
+pub async fn run(cli: Cli) -> anyhow::Result<u8> {
+    let ui = Ui::new(cli.global.output == OutputFormat::Json, cli.global.quiet, cli.global.no_color);
+    match cli.command {
+        Command::Validate(args) => validate::run(args, &cli.global, ui),
+        Command::Plan(args) => plan::run(args, &cli.global, ui).await,
+        Command::Apply(args) => apply::run(args, &cli.global, ui).await,
+        Command::Status(args) => status::run(args, &cli.global, ui).await,
+        Command::Destroy(args) => destroy::run(args, &cli.global, ui).await,
+    }
+}
+
+/// A blueprint that loaded and validated, with its project and desired state.
+pub struct Loaded {
+    pub blueprint: Blueprint,
+    pub project: String,
+    pub desired: DesiredState,
+}
+
+/// Prints diagnostics (text on stderr, or a JSON document) and turns them into `Reported`.
+pub fn report(ui: Ui, file: &Path, problems: Diagnostics) -> anyhow::Error {
+    let problems = problems.sorted();
+    if ui.is_json() {
+        ui.json(&serde_json::json!({
+            "file": file.display().to_string(),
+            "valid": false,
+            "problems": problems.0.iter().map(diagnostic_json).collect::<Vec<_>>(),
+        }));
+    } else {
+        eprintln!("{problems}");
+    }
+    Reported(format!("{} is not a valid blueprint", file.display())).into()
+}
+
+/// One diagnostic as JSON.
+pub fn diagnostic_json(d: &Diagnostic) -> serde_json::Value {
+    serde_json::json!({
+        "file": d.file.display().to_string(),
+        "line": d.pos.map(|p| p.line),
+        "column": d.pos.map(|p| p.col),
+        "service": d.service,
+        "message": d.message,
+        "hint": d.hint,
+    })
+}
+
+/// Loads and validates a blueprint; problems are printed and become `Reported`.
+pub fn load_valid(file: &Path, global: &Global, ui: Ui) -> anyhow::Result<(Blueprint, String)> {
+    let blueprint = crate::model::load(file).map_err(|d| report(ui, file, d))?;
+    let mut problems = crate::validate::validate(&blueprint, global.project.as_deref());
+    if !problems.is_empty() {
+        problems.sort_by_key(|d| d.pos);
+        return Err(report(ui, file, Diagnostics(problems)));
+    }
+    let project = crate::validate::project_name(&blueprint, global.project.as_deref())
+        .map_err(|d| report(ui, file, Diagnostics(vec![d])))?;
+    Ok((blueprint, project))
+}
+
+/// Loads, validates and expands a blueprint into its desired state.
+pub fn load_desired(file: &Path, global: &Global, ui: Ui) -> anyhow::Result<Loaded> {
+    let (blueprint, project) = load_valid(file, global, ui)?;
+    let hasher = |build: &crate::model::Build| {
+        crate::build_context::fingerprint(build).map_err(|err| {
+            Diagnostic::file(file, err.to_string()).hint("check the service's `build:` path and its Dockerfile")
+        })
+    };
+    let desired = desired_state(&blueprint, &project, &hasher).map_err(|d| report(ui, file, Diagnostics(d)))?;
+    Ok(Loaded { blueprint, project, desired })
+}
+
+/// The project a file-less command acts on: `-p`, else the file's `name`.
+pub fn project_of(file: Option<&PathBuf>, global: &Global, ui: Ui) -> anyhow::Result<String> {
+    match (file, &global.project) {
+        (_, Some(p)) => {
+            crate::validate::check_project_name(p).map_err(|why| anyhow::anyhow!("invalid project name {p:?}: {why}"))?;
+            Ok(p.clone())
+        }
+        (Some(file), None) => Ok(load_valid(file, global, ui)?.1),
+        (None, None) => anyhow::bail!("no project given: pass a blueprint file or -p NAME"),
+    }
+}
+
+/// Connects to the engine named by DOCKER_HOST (or the default socket).
+pub async fn connect() -> anyhow::Result<DockerEngine> {
+    DockerEngine::connect().await.context("cannot talk to the container engine")
+}
+
+/// Asks a yes/no question on the terminal; `false` unless the answer starts with y.
+pub fn confirm(question: &str) -> bool {
+    use std::io::Write;
+    eprint!("{question} [y/N] ");
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    if std::io::stdin().read_line(&mut answer).is_err() {
+        return false;
+    }
+    matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes")
+}
+
+/// Whether we may ask the user questions (both stdin and stderr are terminals).
+pub fn interactive() -> bool {
+    use std::io::IsTerminal;
+    std::io::stdin().is_terminal() && std::io::stderr().is_terminal()
+}

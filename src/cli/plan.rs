@@ -1,0 +1,34 @@
+//! `scale plan FILE`: what apply would do and why, without changing anything.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+
+use super::{Global, connect, load_desired};
+use crate::engine::Engine;
+use crate::plan::{render_json, render_text};
+use crate::ui::Ui;
+
+/// Arguments of `scale plan`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The blueprint file.
+    pub file: PathBuf,
+    /// Exit 0 when there is nothing to do, 2 when there are changes, 1 on error.
+    #[arg(long)]
+    pub detailed_exitcode: bool,
+}
+
+/// Observes, diffs and prints the plan.
+pub async fn run(args: Args, global: &Global, ui: Ui) -> anyhow::Result<u8> {
+    let loaded = load_desired(&args.file, global, ui)?;
+    let engine = connect().await?;
+    let observed = engine.observe(&loaded.project).await.context("cannot read the project's state from the engine")?;
+    let plan = crate::plan::plan(&loaded.desired, &observed)?;
+    if ui.is_json() {
+        ui.json(&render_json(&plan));
+    } else if !ui.quiet {
+        print!("{}", render_text(&plan));
+    }
+    Ok(if args.detailed_exitcode && plan.has_changes() { 2 } else { 0 })
+}

@@ -1,0 +1,80 @@
+//! `scale status [FILE]`: the project's containers, health and endpoints, and with a FILE
+//! whether it matches the blueprint.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use serde_json::json;
+
+use super::{Global, connect, load_desired, project_of};
+use crate::engine::Engine;
+use crate::ui::Ui;
+use crate::ui::status::{container_table, endpoint_lines};
+
+/// Arguments of `scale status`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The blueprint file (optional with -p).
+    pub file: Option<PathBuf>,
+}
+
+/// Prints the project's state.
+pub async fn run(args: Args, global: &Global, ui: Ui) -> anyhow::Result<u8> {
+    let loaded = match &args.file {
+        Some(file) => Some(load_desired(file, global, ui)?),
+        None => None,
+    };
+    let project = match &loaded {
+        Some(l) => l.project.clone(),
+        None => project_of(None, global, ui)?,
+    };
+    let engine = connect().await?;
+    let observed = engine.observe(&project).await.context("cannot read the project's state from the engine")?;
+    let pending = match &loaded {
+        Some(l) => Some(crate::plan::plan(&l.desired, &observed)?),
+        None => None,
+    };
+    if ui.is_json() {
+        ui.json(&json!({
+            "project": project,
+            "containers": observed.containers.values().map(|c| json!({
+                "name": c.name,
+                "id": c.id,
+                "service": c.service(),
+                "replica": c.replica(),
+                "state": c.state,
+                "exit_code": c.exit_code,
+                "health": c.health,
+                "image": c.image,
+                "ports": c.ports,
+            })).collect::<Vec<_>>(),
+            "networks": observed.networks.keys().collect::<Vec<_>>(),
+            "volumes": observed.volumes.keys().collect::<Vec<_>>(),
+            "endpoints": observed.endpoints(),
+            "in_sync": pending.as_ref().map(|p| !p.has_changes()),
+            "pending_changes": pending.as_ref().map(|p| p.actions.len()),
+        }));
+        return Ok(0);
+    }
+    if observed.containers.is_empty() {
+        ui.say(format!("Project {project} has no containers."));
+    } else {
+        ui.say(format!("Project {project}: {} container(s)", observed.containers.len()));
+        ui.say(container_table(&observed).trim_end());
+    }
+    let lines = endpoint_lines(&observed.endpoints());
+    if !lines.is_empty() {
+        ui.say("Endpoints:");
+        for line in lines {
+            ui.say(format!("  {line}"));
+        }
+    }
+    if let Some(plan) = pending {
+        if plan.has_changes() {
+            ui.say(format!("Blueprint: {} change(s) pending; `scale plan` shows them.", plan.actions.len()));
+        } else {
+            ui.say("Blueprint: in sync.");
+        }
+    }
+    Ok(0)
+}

@@ -1,0 +1,41 @@
+//! The plan `scale destroy` runs: every container of the project, then its networks, and its
+//! volumes only when asked.
+
+use super::{Action, Op, Plan, stop_grace};
+use crate::observed::ObservedState;
+
+/// Removes everything observed; volumes only with `volumes`.
+pub fn destroy_plan(observed: &ObservedState, volumes: bool) -> Plan {
+    let mut actions: Vec<Action> = Vec::new();
+    for c in observed.containers.values() {
+        let id = actions.len();
+        actions.push(Action {
+            id,
+            op: Op::RemoveContainer { id: c.id.clone(), name: c.name.clone(), grace_secs: stop_grace(c) },
+            reason: "destroy".into(),
+            after: vec![],
+            service: c.service().map(str::to_string),
+        });
+    }
+    let containers: Vec<usize> = (0..actions.len()).collect();
+    for name in observed.networks.keys() {
+        let id = actions.len();
+        actions.push(Action { id, op: Op::RemoveNetwork { name: name.clone() }, reason: "destroy".into(), after: containers.clone(), service: None });
+    }
+    let mut notes = Vec::new();
+    for name in observed.volumes.keys() {
+        if volumes {
+            let id = actions.len();
+            actions.push(Action {
+                id,
+                op: Op::RemoveVolume { name: name.clone() },
+                reason: "destroy --volumes".into(),
+                after: containers.clone(),
+                service: None,
+            });
+        } else {
+            notes.push(format!("volume {name} is kept (add --volumes to delete it and its data)"));
+        }
+    }
+    Plan { project: observed.project.clone(), actions, notes }
+}
