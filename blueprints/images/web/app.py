@@ -237,6 +237,9 @@ class PostgresStore:
         seed = compact(SEED_USER)
 
         def fn(cur):
+            # The schema and the seed are idempotent: do not wait for a synchronous replica
+            # (there may be none yet), or the app would never become ready.
+            cur.execute("SET synchronous_commit TO local")
             cur.execute("CREATE TABLE IF NOT EXISTS users (id BIGINT PRIMARY KEY, doc TEXT NOT NULL)")
             cur.execute(
                 "INSERT INTO users (id, doc) VALUES (%s, %s) ON CONFLICT (id) DO NOTHING",
@@ -446,6 +449,7 @@ def initialise(store):
     start = time.monotonic()
     attempt = 0
     warned = False
+    last_error = None
     while not State.stopping.is_set():
         attempt += 1
         try:
@@ -455,8 +459,9 @@ def initialise(store):
             return
         except Exception as e:
             waited = time.monotonic() - start
-            if attempt == 1 or attempt % 10 == 0:
+            if str(e) != last_error or attempt % 10 == 0:
                 log("waiting for the database (%s): %s" % (store.describe(), e))
+                last_error = str(e)
             if waited > 60 and not warned:
                 log("still no database after %.0fs; /healthz stays 503, retrying every 5s" % waited)
                 warned = True
