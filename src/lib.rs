@@ -5,7 +5,7 @@
 //! renders progress, `cli` is one file per subcommand.
 
 pub mod build_context;
-// pub mod cli; (enabled once engine::docker lands)
+pub mod cli;
 pub mod desired;
 pub mod diag;
 pub mod engine;

@@ -1,1 +1,1069 @@
-//! The Docker engine over bollard (being written).
+//! The Docker engine over bollard.
+//!
+//! Everything here translates between scale's types and the Engine API, and turns bollard's
+//! errors into [`EngineError`] variants whose `reason` is the engine's own message (never
+//! bollard's `Debug`). Notes on the engine that shaped the code:
+//!
+//! - bollard 0.21 speaks API 1.53 by default and an engine older than that rejects every
+//!   versioned request ("client version 1.53 is too new"), `/version` included. So
+//!   [`DockerEngine::connect_to`] asks the *unversioned* `/version` for the engine's API
+//!   version, lets `negotiate_version` settle on the lower of the two, and refuses engines
+//!   older than [`MINIMUM_API`].
+//! - API < 1.44 creates a second network with an existing name unless `CheckDuplicate` is
+//!   set, a field bollard's (1.53) request type no longer has; [`DockerEngine::create_network`]
+//!   sends it anyway.
+//! - API 1.41 attaches a container to one network at create time; the others are connected
+//!   afterwards, and a container that cannot be fully wired is removed again, so that a spec
+//!   hash on a container always means "created exactly as specified".
+//! - `observe` builds containers from the list call alone (no per-container inspect): state,
+//!   health and exit code come from the `State` and `Status` words.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use bollard::errors::Error as BollardError;
+use bollard::models::{
+    ContainerCreateBody, ContainerSummary, EndpointSettings, HealthConfig, HostConfig, Mount,
+    MountType, NetworkConnectRequest, NetworkCreateRequest, NetworkingConfig, PortBinding,
+    PortSummaryTypeEnum, RestartPolicy as DockerRestart, RestartPolicyNameEnum,
+    VolumeCreateRequest,
+};
+use bollard::query_parameters::{
+    BuildImageOptionsBuilder, CreateContainerOptionsBuilder, CreateImageOptionsBuilder,
+    InspectContainerOptions, ListContainersOptionsBuilder, ListImagesOptionsBuilder,
+    ListNetworksOptionsBuilder, ListVolumesOptionsBuilder, LogsOptionsBuilder,
+    RemoveContainerOptionsBuilder, RemoveVolumeOptionsBuilder, StopContainerOptionsBuilder,
+};
+use bollard::{API_DEFAULT_VERSION, BollardRequest, ClientVersion, Docker};
+use futures_util::StreamExt;
+
+use super::{ContainerStatus, Engine, EngineError, Progress};
+use crate::build_context;
+use crate::desired::{
+    ContainerSpec, HealthSpec, ImageSource, ImageSpec, MountSourceSpec, NetworkSpec, VolumeSpec,
+};
+use crate::labels;
+use crate::model::{Build, Protocol, RestartPolicy};
+use crate::observed::{
+    self, Health, ObservedContainer, ObservedNetwork, ObservedState, ObservedVolume, PublishedPort,
+    RunState,
+};
+
+/// Where the engine is when `DOCKER_HOST` is unset.
+pub const DEFAULT_HOST: &str = "unix:///var/run/docker.sock";
+/// The oldest Engine API scale works with (Docker 19.03).
+pub const MINIMUM_API: (usize, usize) = (1, 40);
+/// How long connecting (version negotiation and ping) may take before the engine counts as
+/// unreachable.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long an ordinary request may wait for the engine's answer.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long a build or pull may wait for the engine to start answering (the context upload
+/// and a slow registry count against it; the streamed output itself is not bounded).
+const STREAM_TIMEOUT: Duration = Duration::from_secs(600);
+/// How many lines of build output an error keeps.
+const BUILD_OUTPUT_LINES: usize = 30;
+
+/// An engine reached over the Docker Engine API.
+#[derive(Debug, Clone)]
+pub struct DockerEngine {
+    docker: Docker,
+    address: String,
+    api_version: String,
+}
+
+impl DockerEngine {
+    /// Connects to the engine `DOCKER_HOST` names (`unix://`, `tcp://` or `http://`), or to
+    /// [`DEFAULT_HOST`], within [`CONNECT_TIMEOUT`].
+    pub async fn connect() -> Result<DockerEngine, EngineError> {
+        let address = std::env::var("DOCKER_HOST")
+            .ok()
+            .filter(|h| !h.trim().is_empty());
+        let address = address.as_deref().unwrap_or(DEFAULT_HOST);
+        let tls = std::env::var("DOCKER_TLS_VERIFY").is_ok_and(|v| !v.is_empty() && v != "0");
+        if tls && !address.starts_with("unix://") {
+            return Err(EngineError::Unreachable {
+                address: address.to_string(),
+                reason: "DOCKER_TLS_VERIFY is set, and scale does not speak TLS to the engine; \
+                         use an SSH tunnel or a unix socket"
+                    .into(),
+            });
+        }
+        Self::connect_to(address).await
+    }
+
+    /// Connects to the engine at `address` (same forms as `DOCKER_HOST`), ignoring the
+    /// environment: negotiates the API version and pings, all within [`CONNECT_TIMEOUT`].
+    pub async fn connect_to(address: &str) -> Result<DockerEngine, EngineError> {
+        let address = address.trim().to_string();
+        match tokio::time::timeout(CONNECT_TIMEOUT, Self::connect_inner(&address)).await {
+            Ok(result) => result,
+            Err(_) => Err(EngineError::Unreachable {
+                address,
+                reason: format!("no answer within {} s", CONNECT_TIMEOUT.as_secs()),
+            }),
+        }
+    }
+
+    async fn connect_inner(address: &str) -> Result<DockerEngine, EngineError> {
+        let unreachable = |reason: String| EngineError::Unreachable {
+            address: address.to_string(),
+            reason,
+        };
+        let connect_error = |e: BollardError| match io_kind(&e) {
+            Some(std::io::ErrorKind::PermissionDenied) => EngineError::PermissionDenied {
+                address: address.to_string(),
+            },
+            _ => unreachable(reason(&e)),
+        };
+
+        // Probe with the unversioned `/version`: an engine older than bollard's default API
+        // rejects every versioned path, `/v1.53/version` included.
+        let probe = client(address, API_DEFAULT_VERSION, REQUEST_TIMEOUT)?
+            .with_request_modifier(unversioned);
+        let probe = probe.negotiate_version().await.map_err(connect_error)?;
+        let version = probe.client_version();
+        let api_version = format!("{}.{}", version.major_version, version.minor_version);
+        if (version.major_version, version.minor_version) < MINIMUM_API {
+            return Err(EngineError::ApiTooOld {
+                address: address.to_string(),
+                version: api_version,
+                minimum: format!("{}.{}", MINIMUM_API.0, MINIMUM_API.1),
+            });
+        }
+        let docker = client(address, &version, REQUEST_TIMEOUT)?;
+        docker.ping().await.map_err(connect_error)?;
+        Ok(DockerEngine {
+            docker,
+            address: address.to_string(),
+            api_version,
+        })
+    }
+
+    /// The Engine API version in use ("1.41").
+    pub fn api_version(&self) -> &str {
+        &self.api_version
+    }
+
+    /// The underlying bollard client, for calls the [`Engine`] trait does not cover
+    /// (events, exec, network disconnect ...).
+    pub fn client(&self) -> &Docker {
+        &self.docker
+    }
+
+    fn with_timeout(&self, timeout: Duration) -> Docker {
+        self.docker.clone().with_timeout(timeout)
+    }
+}
+
+/// A bollard client for `address` speaking API `version`; nothing is sent yet.
+fn client(
+    address: &str,
+    version: &ClientVersion,
+    timeout: Duration,
+) -> Result<Docker, EngineError> {
+    let secs = timeout.as_secs();
+    let unreachable = |reason: String| EngineError::Unreachable {
+        address: address.to_string(),
+        reason,
+    };
+    let docker = if let Some(path) = address.strip_prefix("unix://") {
+        Docker::connect_with_unix(path, secs, version)
+    } else if address.starts_with("tcp://") || address.starts_with("http://") {
+        Docker::connect_with_http(&with_default_port(address), secs, version)
+    } else {
+        let scheme = address.split_once("://").map_or(address, |(s, _)| s);
+        return Err(unreachable(format!(
+            "unsupported DOCKER_HOST scheme `{scheme}` (scale speaks unix://, tcp:// and http://)"
+        )));
+    };
+    docker.map_err(|e| unreachable(reason(&e)))
+}
+
+/// `tcp://host` → `tcp://host:2375`, Docker's default for plain-TCP engines.
+fn with_default_port(address: &str) -> String {
+    let (scheme, rest) = address.split_once("://").unwrap_or(("tcp", address));
+    let (authority, path) = rest.split_once('/').map_or((rest, ""), |(a, p)| (a, p));
+    let has_port = authority
+        .rsplit_once(':')
+        .is_some_and(|(host, _)| !host.is_empty() && (!host.contains(':') || host.ends_with(']')));
+    if has_port || authority.is_empty() {
+        address.to_string()
+    } else if path.is_empty() {
+        format!("{scheme}://{authority}:2375")
+    } else {
+        format!("{scheme}://{authority}:2375/{path}")
+    }
+}
+
+/// Request modifier for the version probe: `/v1.53/version` → `/version`.
+fn unversioned(mut req: BollardRequest) -> BollardRequest {
+    if let Some(parsed) = strip_api_version(&req.uri().to_string()).and_then(|u| u.parse().ok()) {
+        *req.uri_mut() = parsed;
+    }
+    req
+}
+
+/// `http://h/v1.53/version` → `http://h/version`.
+fn strip_api_version(uri: &str) -> Option<String> {
+    let i = uri.find("/v1.")?;
+    let rest = &uri[i + 1..];
+    let slash = rest.find('/')?;
+    Some(format!("{}{}", &uri[..i], &rest[slash..]))
+}
+
+/// The engine's own words for a failed call, without bollard's wrapping.
+fn reason(e: &BollardError) -> String {
+    match e {
+        BollardError::DockerResponseServerError {
+            message,
+            status_code,
+        } => {
+            let message = message.trim();
+            if message.is_empty() {
+                format!("the engine answered HTTP {status_code}")
+            } else {
+                message.to_string()
+            }
+        }
+        BollardError::DockerStreamError { error } => error.trim().to_string(),
+        BollardError::RequestTimeoutError => "the engine did not answer in time".to_string(),
+        BollardError::SocketNotFoundError(path) => format!("no socket at {path}"),
+        BollardError::UnsupportedURISchemeError { uri } => format!("unsupported address {uri}"),
+        other => {
+            if let Some(io) = io_error(other) {
+                return match io.kind() {
+                    std::io::ErrorKind::ConnectionRefused => "connection refused".to_string(),
+                    std::io::ErrorKind::NotFound => "no such socket".to_string(),
+                    std::io::ErrorKind::PermissionDenied => "permission denied".to_string(),
+                    _ => io.to_string(),
+                };
+            }
+            // The innermost cause is usually the readable one ("connection closed before
+            // message completed").
+            let mut current: &dyn std::error::Error = other;
+            while let Some(next) = current.source() {
+                current = next;
+            }
+            current.to_string()
+        }
+    }
+}
+
+fn io_error(e: &BollardError) -> Option<&std::io::Error> {
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = current {
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            return Some(io);
+        }
+        current = err.source();
+    }
+    None
+}
+
+fn io_kind(e: &BollardError) -> Option<std::io::ErrorKind> {
+    io_error(e).map(|io| io.kind())
+}
+
+fn status_code(e: &BollardError) -> Option<u16> {
+    match e {
+        BollardError::DockerResponseServerError { status_code, .. } => Some(*status_code),
+        _ => None,
+    }
+}
+
+fn label_filter(project: &str) -> HashMap<&'static str, Vec<String>> {
+    HashMap::from([("label", vec![labels::project_filter(project)])])
+}
+
+fn to_hash_map(map: &BTreeMap<String, String>) -> HashMap<String, String> {
+    map.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+}
+
+fn millis_to_nanos(ms: u64) -> i64 {
+    i64::try_from(ms)
+        .unwrap_or(i64::MAX / 1_000_000)
+        .saturating_mul(1_000_000)
+}
+
+/// The engine's healthcheck for a spec; `["NONE"]` disables the image's own.
+pub fn health_config(h: &HealthSpec) -> HealthConfig {
+    if h.test.first().map(String::as_str) == Some("NONE") {
+        return HealthConfig {
+            test: Some(vec!["NONE".into()]),
+            ..Default::default()
+        };
+    }
+    HealthConfig {
+        test: Some(h.test.clone()),
+        interval: Some(millis_to_nanos(h.interval_ms)),
+        timeout: Some(millis_to_nanos(h.timeout_ms)),
+        retries: Some(i64::from(h.retries)),
+        start_period: Some(millis_to_nanos(h.start_period_ms)),
+        start_interval: None,
+    }
+}
+
+fn port_key(port: u16, protocol: Protocol) -> String {
+    format!("{port}/{}", protocol.as_str())
+}
+
+/// The create request for a container: everything but the extra networks.
+pub fn create_body(spec: &ContainerSpec, project: &str) -> ContainerCreateBody {
+    let mut exposed = Vec::new();
+    let mut bindings: HashMap<String, Option<Vec<PortBinding>>> = HashMap::new();
+    for p in &spec.ports {
+        let key = port_key(p.container_port, p.protocol);
+        if !exposed.contains(&key) {
+            exposed.push(key.clone());
+        }
+        bindings
+            .entry(key)
+            .or_insert_with(|| Some(Vec::new()))
+            .get_or_insert_with(Vec::new)
+            .push(PortBinding {
+                host_ip: Some(p.host_ip.clone().unwrap_or_default()),
+                host_port: Some(p.host_port.map(|h| h.to_string()).unwrap_or_default()),
+            });
+    }
+    let mounts = spec
+        .mounts
+        .iter()
+        .map(|m| {
+            let (typ, source) = match &m.source {
+                MountSourceSpec::Volume(name) => (MountType::VOLUME, Some(name.clone())),
+                MountSourceSpec::Bind(path) => {
+                    (MountType::BIND, Some(path.to_string_lossy().into_owned()))
+                }
+                MountSourceSpec::Anonymous => (MountType::VOLUME, None),
+            };
+            Mount {
+                target: Some(m.target.clone()),
+                source,
+                typ: Some(typ),
+                read_only: Some(m.read_only),
+                ..Default::default()
+            }
+        })
+        .collect::<Vec<_>>();
+    let restart = match spec.restart {
+        RestartPolicy::No => RestartPolicyNameEnum::NO,
+        RestartPolicy::Always => RestartPolicyNameEnum::ALWAYS,
+        RestartPolicy::OnFailure => RestartPolicyNameEnum::ON_FAILURE,
+        RestartPolicy::UnlessStopped => RestartPolicyNameEnum::UNLESS_STOPPED,
+    };
+    let first = spec.networks.first();
+    ContainerCreateBody {
+        image: Some(spec.image.clone()),
+        cmd: spec.command.clone(),
+        entrypoint: spec.entrypoint.clone(),
+        env: Some(spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
+        labels: Some(to_hash_map(&labels::container_labels(spec, project))),
+        hostname: (!spec.hostname.is_empty()).then(|| spec.hostname.clone()),
+        exposed_ports: (!exposed.is_empty()).then_some(exposed),
+        healthcheck: spec.healthcheck.as_ref().map(health_config),
+        stop_timeout: spec
+            .stop_grace_secs
+            .map(|s| i64::try_from(s).unwrap_or(i64::MAX)),
+        host_config: Some(HostConfig {
+            port_bindings: (!bindings.is_empty()).then_some(bindings),
+            mounts: (!mounts.is_empty()).then_some(mounts),
+            restart_policy: Some(DockerRestart {
+                name: Some(restart),
+                maximum_retry_count: None,
+            }),
+            network_mode: first.map(|n| n.network.clone()),
+            ..Default::default()
+        }),
+        networking_config: first.map(|n| NetworkingConfig {
+            endpoints_config: Some(HashMap::from([(
+                n.network.clone(),
+                EndpointSettings {
+                    aliases: Some(n.aliases.clone()),
+                    ..Default::default()
+                },
+            )])),
+        }),
+        ..Default::default()
+    }
+}
+
+/// The port in a "port is already allocated" / "address already in use" message.
+fn port_in_message(message: &str) -> Option<String> {
+    let mut found = None;
+    let bytes = message.as_bytes();
+    for (i, b) in bytes.iter().enumerate() {
+        if *b == b':' {
+            let digits: String = message[i + 1..]
+                .chars()
+                .take_while(char::is_ascii_digit)
+                .collect();
+            if !digits.is_empty() && digits.parse::<u16>().is_ok() {
+                found = Some(digits);
+            }
+        }
+    }
+    found
+}
+
+fn is_port_conflict(message: &str) -> bool {
+    message.contains("port is already allocated") || message.contains("address already in use")
+}
+
+/// A `name:tag` or `name@digest` reference split the way the pull API wants it.
+fn split_reference(reference: &str) -> (String, String) {
+    if let Some((name, digest)) = reference.split_once('@') {
+        return (name.to_string(), digest.to_string());
+    }
+    let last_slash = reference.rfind('/').map_or(0, |i| i + 1);
+    match reference[last_slash..].rfind(':') {
+        Some(i) => (
+            reference[..last_slash + i].to_string(),
+            reference[last_slash + i + 1..].to_string(),
+        ),
+        None => (reference.to_string(), "latest".to_string()),
+    }
+}
+
+fn observed_container(c: ContainerSummary) -> Option<ObservedContainer> {
+    let id = c.id?;
+    let name = c
+        .names
+        .unwrap_or_default()
+        .into_iter()
+        .map(|n| n.trim_start_matches('/').to_string())
+        .find(|n| !n.contains('/'))?;
+    let status = c.status.unwrap_or_default();
+    let state = RunState::from_engine(&c.state.map(|s| s.to_string()).unwrap_or_default());
+    let running = state == RunState::Running;
+    let mut ports: Vec<PublishedPort> = c
+        .ports
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|p| {
+            let protocol = match p.typ {
+                Some(PortSummaryTypeEnum::UDP) => Protocol::Udp,
+                Some(PortSummaryTypeEnum::TCP) | Some(PortSummaryTypeEnum::EMPTY) | None => {
+                    Protocol::Tcp
+                }
+                Some(PortSummaryTypeEnum::SCTP) => return None,
+            };
+            Some(PublishedPort {
+                container_port: p.private_port,
+                protocol,
+                host_ip: p
+                    .ip
+                    .filter(|ip| !ip.is_empty())
+                    .unwrap_or_else(|| "0.0.0.0".into()),
+                host_port: p.public_port.filter(|p| *p != 0)?,
+            })
+        })
+        .collect();
+    // The engine lists a port bound on all addresses twice (0.0.0.0 and ::); keep one.
+    let v4: BTreeSet<(u16, Protocol, u16)> = ports
+        .iter()
+        .filter(|p| p.host_ip == "0.0.0.0")
+        .map(|p| (p.container_port, p.protocol, p.host_port))
+        .collect();
+    ports.retain(|p| {
+        p.host_ip != "::" || !v4.contains(&(p.container_port, p.protocol, p.host_port))
+    });
+    ports.sort();
+    ports.dedup();
+    Some(ObservedContainer {
+        id,
+        name,
+        labels: c.labels.unwrap_or_default().into_iter().collect(),
+        image: c.image.unwrap_or_default(),
+        state,
+        health: observed::health_from_status(&status),
+        exit_code: if running {
+            None
+        } else {
+            observed::exit_code_from_status(&status)
+        },
+        ports: if running { ports } else { Vec::new() },
+    })
+}
+
+fn health_from_engine(status: &str) -> Option<Health> {
+    match status {
+        "starting" => Some(Health::Starting),
+        "healthy" => Some(Health::Healthy),
+        "unhealthy" => Some(Health::Unhealthy),
+        _ => None,
+    }
+}
+
+/// Keeps the last [`BUILD_OUTPUT_LINES`] lines of output while passing each to `progress`.
+struct OutputTail<'a> {
+    lines: VecDeque<String>,
+    progress: Progress<'a>,
+    no_space: bool,
+}
+
+impl<'a> OutputTail<'a> {
+    fn new(progress: Progress<'a>) -> Self {
+        OutputTail {
+            lines: VecDeque::new(),
+            progress,
+            no_space: false,
+        }
+    }
+
+    fn push(&mut self, text: &str) {
+        for line in text.lines() {
+            let line = line.trim_end();
+            if line.is_empty() {
+                continue;
+            }
+            (self.progress)(line);
+            self.no_space |= line.contains("no space left on device");
+            if self.lines.len() == BUILD_OUTPUT_LINES {
+                self.lines.pop_front();
+            }
+            self.lines.push_back(line.to_string());
+        }
+    }
+
+    fn into_lines(self) -> Vec<String> {
+        self.lines.into()
+    }
+}
+
+impl Engine for DockerEngine {
+    fn address(&self) -> String {
+        self.address.clone()
+    }
+
+    async fn observe(&self, project: &str) -> Result<ObservedState, EngineError> {
+        let filters = label_filter(project);
+        let containers = self.docker.list_containers(Some(
+            ListContainersOptionsBuilder::new()
+                .all(true)
+                .filters(&filters)
+                .build(),
+        ));
+        let networks = self.docker.list_networks(Some(
+            ListNetworksOptionsBuilder::new().filters(&filters).build(),
+        ));
+        let volumes = self.docker.list_volumes(Some(
+            ListVolumesOptionsBuilder::new().filters(&filters).build(),
+        ));
+        // Tagged images only: `all=true` would add the untagged intermediate layers of classic
+        // builds, which carry no reference anyway.
+        let images = self
+            .docker
+            .list_images(Some(ListImagesOptionsBuilder::new().all(false).build()));
+        let (containers, networks, volumes, images) =
+            futures_util::future::try_join4(containers, networks, volumes, images)
+                .await
+                .map_err(|e| EngineError::Observe(reason(&e)))?;
+
+        let owned = |l: Option<&HashMap<String, String>>| {
+            l.and_then(|l| l.get(labels::PROJECT)).map(String::as_str) == Some(project)
+        };
+        Ok(ObservedState {
+            project: project.to_string(),
+            containers: containers
+                .into_iter()
+                .filter(|c| owned(c.labels.as_ref()))
+                .filter_map(observed_container)
+                .map(|c| (c.name.clone(), c))
+                .collect(),
+            networks: networks
+                .into_iter()
+                .filter(|n| owned(n.labels.as_ref()))
+                .filter_map(|n| {
+                    let name = n.name?;
+                    Some((
+                        name.clone(),
+                        ObservedNetwork {
+                            id: n.id.unwrap_or_default(),
+                            name,
+                            internal: n.internal.unwrap_or(false),
+                        },
+                    ))
+                })
+                .collect(),
+            volumes: volumes
+                .volumes
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|v| owned(Some(&v.labels)))
+                .map(|v| (v.name.clone(), ObservedVolume { name: v.name }))
+                .collect(),
+            images: images
+                .into_iter()
+                .flat_map(|i| i.repo_tags)
+                .filter(|t| t != "<none>:<none>")
+                .collect(),
+        })
+    }
+
+    async fn create_network(&self, spec: &NetworkSpec) -> Result<(), EngineError> {
+        let err = |reason: String| EngineError::CreateNetwork {
+            name: spec.name.clone(),
+            reason,
+        };
+        let request = NetworkCreateRequest {
+            name: spec.name.clone(),
+            driver: Some("bridge".into()),
+            internal: Some(spec.internal),
+            labels: Some(to_hash_map(&spec.labels)),
+            ..Default::default()
+        };
+        // bollard's request type has no `CheckDuplicate` (removed in API 1.44, where names are
+        // unique anyway); older engines need it or they create a second network of that name.
+        let mut body = serde_json::to_value(&request).map_err(|e| err(e.to_string()))?;
+        body["CheckDuplicate"] = serde_json::Value::Bool(true);
+        let bytes = serde_json::to_vec(&body).map_err(|e| err(e.to_string()))?;
+        let docker = self
+            .docker
+            .clone()
+            .with_request_modifier(move |req: BollardRequest| {
+                let (parts, _) = req.into_parts();
+                BollardRequest::from_parts(parts, bollard::body_full(bytes.clone().into()))
+            });
+        docker
+            .create_network(request)
+            .await
+            .map(|_| ())
+            .map_err(|e| err(reason(&e)))
+    }
+
+    async fn remove_network(&self, name: &str) -> Result<(), EngineError> {
+        match self.docker.remove_network(name).await {
+            Ok(()) => Ok(()),
+            Err(e) if status_code(&e) == Some(404) => Ok(()),
+            Err(e) => Err(EngineError::RemoveNetwork {
+                name: name.into(),
+                reason: reason(&e),
+            }),
+        }
+    }
+
+    async fn create_volume(&self, spec: &VolumeSpec) -> Result<(), EngineError> {
+        let request = VolumeCreateRequest {
+            name: Some(spec.name.clone()),
+            labels: Some(to_hash_map(&spec.labels)),
+            ..Default::default()
+        };
+        self.docker
+            .create_volume(request)
+            .await
+            .map(|_| ())
+            .map_err(|e| EngineError::CreateVolume {
+                name: spec.name.clone(),
+                reason: reason(&e),
+            })
+    }
+
+    async fn remove_volume(&self, name: &str) -> Result<(), EngineError> {
+        match self
+            .docker
+            .remove_volume(
+                name,
+                Some(RemoveVolumeOptionsBuilder::new().force(false).build()),
+            )
+            .await
+        {
+            Ok(()) => Ok(()),
+            Err(e) if status_code(&e) == Some(404) => Ok(()),
+            Err(e) => Err(EngineError::RemoveVolume {
+                name: name.into(),
+                reason: reason(&e),
+            }),
+        }
+    }
+
+    async fn build_image(
+        &self,
+        image: &ImageSpec,
+        project: &str,
+        progress: Progress<'_>,
+    ) -> Result<(), EngineError> {
+        let failed = |reason: String, output: Vec<String>| EngineError::Build {
+            image: image.reference.clone(),
+            reason,
+            output,
+        };
+        let ImageSource::Build {
+            context,
+            dockerfile,
+            args,
+            ..
+        } = &image.source
+        else {
+            return Err(failed(
+                "the image has no build context (it is pulled, not built)".into(),
+                Vec::new(),
+            ));
+        };
+        let build = Build {
+            context: context.clone(),
+            dockerfile: dockerfile.clone(),
+            args: args.clone(),
+        };
+        let context_error = |e: build_context::ContextError| EngineError::BuildContext {
+            context: e.context().display().to_string(),
+            reason: e.to_string(),
+        };
+        let dockerfile = build_context::dockerfile_path(&build).map_err(context_error)?;
+        let tar = {
+            let build = build.clone();
+            tokio::task::spawn_blocking(move || build_context::tar(&build))
+                .await
+                .map_err(|e| failed(format!("packing the context failed: {e}"), Vec::new()))?
+                .map_err(context_error)?
+        };
+
+        let options = BuildImageOptionsBuilder::new()
+            .t(&image.reference)
+            .dockerfile(&dockerfile)
+            .buildargs(&to_hash_map(args))
+            .labels(&HashMap::from([(
+                labels::PROJECT.to_string(),
+                project.to_string(),
+            )]))
+            .rm(true)
+            .forcerm(true)
+            .build();
+        let docker = self.with_timeout(STREAM_TIMEOUT);
+        let mut stream = docker.build_image(options, None, Some(bollard::body_full(tar.into())));
+        let mut output = OutputTail::new(progress);
+        while let Some(item) = stream.next().await {
+            match item {
+                Ok(info) => {
+                    if let Some(text) = &info.stream {
+                        output.push(text);
+                    }
+                    if let Some(status) = &info.status {
+                        match &info.id {
+                            Some(id) => output.push(&format!("{id}: {status}")),
+                            None => output.push(status),
+                        }
+                    }
+                    if let Some(message) = info.error_detail.and_then(|d| d.message) {
+                        return Err(build_failure(failed, message, output));
+                    }
+                }
+                Err(e) => return Err(build_failure(failed, reason(&e), output)),
+            }
+        }
+        Ok(())
+    }
+
+    async fn pull_image(&self, reference: &str, progress: Progress<'_>) -> Result<(), EngineError> {
+        let failed = |reason: String| EngineError::Pull {
+            reference: reference.to_string(),
+            reason,
+        };
+        let (name, tag) = split_reference(reference);
+        let options = CreateImageOptionsBuilder::new()
+            .from_image(&name)
+            .tag(&tag)
+            .build();
+        let docker = self.with_timeout(STREAM_TIMEOUT);
+        let mut stream = docker.create_image(Some(options), None, None);
+        while let Some(item) = stream.next().await {
+            let info = item.map_err(|e| failed(reason(&e)))?;
+            if let Some(message) = info.error_detail.and_then(|d| d.message) {
+                return Err(failed(message));
+            }
+            if let Some(status) = info.status {
+                match info.id {
+                    Some(id) => progress(&format!("{id}: {status}")),
+                    None => progress(&status),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn create_container(
+        &self,
+        spec: &ContainerSpec,
+        project: &str,
+    ) -> Result<String, EngineError> {
+        let failed = |reason: String| EngineError::CreateContainer {
+            name: spec.name.clone(),
+            reason,
+        };
+        let options = CreateContainerOptionsBuilder::new()
+            .name(&spec.name)
+            .build();
+        let created = match self
+            .docker
+            .create_container(Some(options), create_body(spec, project))
+            .await
+        {
+            Ok(created) => created,
+            Err(e) if status_code(&e) == Some(409) => {
+                let holder = self
+                    .docker
+                    .inspect_container(&spec.name, None::<InspectContainerOptions>)
+                    .await;
+                let owner = holder
+                    .ok()
+                    .and_then(|c| c.config?.labels?.remove(labels::PROJECT));
+                return Err(if owner.as_deref() == Some(project) {
+                    failed(reason(&e))
+                } else {
+                    EngineError::NameTaken {
+                        name: spec.name.clone(),
+                    }
+                });
+            }
+            Err(e) => return Err(failed(reason(&e))),
+        };
+        for attachment in spec.networks.iter().skip(1) {
+            let request = NetworkConnectRequest {
+                container: created.id.clone(),
+                endpoint_config: Some(EndpointSettings {
+                    aliases: Some(attachment.aliases.clone()),
+                    ..Default::default()
+                }),
+            };
+            if let Err(e) = self
+                .docker
+                .connect_network(&attachment.network, request)
+                .await
+            {
+                // A half-wired container would carry a spec hash it does not honour: undo it.
+                let _ = self
+                    .docker
+                    .remove_container(
+                        &created.id,
+                        Some(
+                            RemoveContainerOptionsBuilder::new()
+                                .force(true)
+                                .v(false)
+                                .build(),
+                        ),
+                    )
+                    .await;
+                return Err(failed(format!(
+                    "cannot connect it to network {}: {}",
+                    attachment.network,
+                    reason(&e)
+                )));
+            }
+        }
+        Ok(created.id)
+    }
+
+    async fn start_container(&self, id: &str, name: &str) -> Result<(), EngineError> {
+        match self.docker.start_container(id, None).await {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                let message = reason(&e);
+                if is_port_conflict(&message)
+                    && let Some(port) = port_in_message(&message)
+                {
+                    return Err(EngineError::PortInUse {
+                        name: name.into(),
+                        port,
+                    });
+                }
+                Err(EngineError::Start {
+                    name: name.into(),
+                    reason: message,
+                })
+            }
+        }
+    }
+
+    async fn stop_container(
+        &self,
+        id: &str,
+        name: &str,
+        grace: Duration,
+    ) -> Result<(), EngineError> {
+        let secs = i32::try_from(grace.as_secs()).unwrap_or(i32::MAX);
+        let docker = self.with_timeout(REQUEST_TIMEOUT.max(grace + Duration::from_secs(60)));
+        // 304 (already stopped) counts as success in bollard.
+        docker
+            .stop_container(id, Some(StopContainerOptionsBuilder::new().t(secs).build()))
+            .await
+            .map_err(|e| EngineError::Stop {
+                name: name.into(),
+                reason: reason(&e),
+            })
+    }
+
+    async fn remove_container(&self, id: &str, name: &str) -> Result<(), EngineError> {
+        // v=false: volumes outlive containers; only `destroy --volumes` removes them.
+        let options = RemoveContainerOptionsBuilder::new()
+            .force(true)
+            .v(false)
+            .build();
+        match self.docker.remove_container(id, Some(options)).await {
+            Ok(()) => Ok(()),
+            Err(e) if status_code(&e) == Some(404) => Ok(()),
+            Err(e) => Err(EngineError::Remove {
+                name: name.into(),
+                reason: reason(&e),
+            }),
+        }
+    }
+
+    async fn unpause_container(&self, id: &str, name: &str) -> Result<(), EngineError> {
+        match self.docker.unpause_container(id).await {
+            Ok(()) => Ok(()),
+            Err(e) if status_code(&e) == Some(409) && reason(&e).contains("is not paused") => {
+                Ok(())
+            }
+            Err(e) => Err(EngineError::Unpause {
+                name: name.into(),
+                reason: reason(&e),
+            }),
+        }
+    }
+
+    async fn container_status(&self, id: &str, name: &str) -> Result<ContainerStatus, EngineError> {
+        let inspect = self
+            .docker
+            .inspect_container(id, None::<InspectContainerOptions>)
+            .await
+            .map_err(|e| EngineError::Inspect {
+                name: name.into(),
+                reason: reason(&e),
+            })?;
+        let state = inspect.state.unwrap_or_default();
+        let run_state =
+            RunState::from_engine(&state.status.map(|s| s.to_string()).unwrap_or_default());
+        let finished = matches!(run_state, RunState::Exited | RunState::Dead);
+        Ok(ContainerStatus {
+            state: run_state,
+            health: state
+                .health
+                .and_then(|h| h.status)
+                .and_then(|s| health_from_engine(s.as_ref())),
+            exit_code: if finished { state.exit_code } else { None },
+            error: state.error.filter(|e| !e.trim().is_empty()),
+        })
+    }
+
+    async fn logs_tail(&self, id: &str, lines: usize) -> Result<Vec<String>, EngineError> {
+        let options = LogsOptionsBuilder::new()
+            .stdout(true)
+            .stderr(true)
+            .tail(&lines.to_string())
+            .build();
+        let mut stream = self.docker.logs(id, Some(options));
+        let mut out: Vec<String> = Vec::new();
+        let deadline = Instant::now() + REQUEST_TIMEOUT;
+        while let Some(item) = stream.next().await {
+            let chunk = item.map_err(|e| EngineError::Logs {
+                id: id.into(),
+                reason: reason(&e),
+            })?;
+            let text = String::from_utf8_lossy(&chunk.into_bytes()).into_owned();
+            out.extend(text.lines().map(|l| l.trim_end_matches('\r').to_string()));
+            if Instant::now() > deadline {
+                break;
+            }
+        }
+        let skip = out.len().saturating_sub(lines);
+        Ok(out.split_off(skip))
+    }
+}
+
+fn build_failure(
+    failed: impl Fn(String, Vec<String>) -> EngineError,
+    message: String,
+    output: OutputTail<'_>,
+) -> EngineError {
+    let mut reason = message.trim().to_string();
+    if output.no_space && !reason.contains("no space left on device") {
+        reason.push_str(" (no space left on device)");
+    }
+    failed(reason, output.into_lines())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn port_conflicts_name_the_port() {
+        let m = "driver failed programming external connectivity on endpoint web (abc): Bind for 0.0.0.0:8080 failed: port is already allocated";
+        assert!(is_port_conflict(m));
+        assert_eq!(port_in_message(m).as_deref(), Some("8080"));
+        let m = "Error starting userland proxy: listen tcp4 0.0.0.0:18080: bind: address already in use";
+        assert_eq!(port_in_message(m).as_deref(), Some("18080"));
+        assert_eq!(
+            port_in_message("[::]:9090: bind: address already in use").as_deref(),
+            Some("9090")
+        );
+    }
+
+    #[test]
+    fn references_split_for_the_pull_api() {
+        assert_eq!(
+            split_reference("debian:bookworm-slim"),
+            ("debian".into(), "bookworm-slim".into())
+        );
+        assert_eq!(
+            split_reference("localhost:5000/app"),
+            ("localhost:5000/app".into(), "latest".into())
+        );
+        assert_eq!(
+            split_reference("localhost:5000/app:1"),
+            ("localhost:5000/app".into(), "1".into())
+        );
+        assert_eq!(
+            split_reference("app@sha256:abc"),
+            ("app".into(), "sha256:abc".into())
+        );
+    }
+
+    #[test]
+    fn healthchecks_are_in_nanoseconds_and_none_disables() {
+        let h = HealthSpec {
+            test: vec!["CMD".into(), "true".into()],
+            interval_ms: 1000,
+            timeout_ms: 500,
+            retries: 3,
+            start_period_ms: 0,
+        };
+        let c = health_config(&h);
+        assert_eq!(c.interval, Some(1_000_000_000));
+        assert_eq!(c.timeout, Some(500_000_000));
+        assert_eq!(c.retries, Some(3));
+        let none = HealthSpec {
+            test: vec!["NONE".into()],
+            ..h
+        };
+        assert_eq!(health_config(&none).test, Some(vec!["NONE".to_string()]));
+        assert_eq!(health_config(&none).interval, None);
+    }
+
+    #[test]
+    fn plain_tcp_defaults_to_port_2375() {
+        assert_eq!(with_default_port("tcp://docker"), "tcp://docker:2375");
+        assert_eq!(with_default_port("tcp://docker:1234"), "tcp://docker:1234");
+        assert_eq!(with_default_port("tcp://[::1]"), "tcp://[::1]:2375");
+        assert_eq!(with_default_port("tcp://[::1]:9"), "tcp://[::1]:9");
+        assert_eq!(
+            with_default_port("http://127.0.0.1:9"),
+            "http://127.0.0.1:9"
+        );
+    }
+
+    #[test]
+    fn version_probe_drops_the_version_prefix() {
+        assert_eq!(
+            strip_api_version("http://localhost:2375/v1.53/version").as_deref(),
+            Some("http://localhost:2375/version")
+        );
+        assert_eq!(
+            strip_api_version(
+                "unix://2f7661722f72756e2f646f636b65722e736f636b:0/v1.53/version?x=1"
+            )
+            .as_deref(),
+            Some("unix://2f7661722f72756e2f646f636b65722e736f636b:0/version?x=1")
+        );
+    }
+}
