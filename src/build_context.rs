@@ -40,28 +40,13 @@ pub enum ContextError {
     #[error("build context {} does not exist or is not a directory", context.display())]
     MissingContext { context: PathBuf },
     #[error("build context {}: there is no Dockerfile `{dockerfile}` in it", context.display())]
-    MissingDockerfile {
-        context: PathBuf,
-        dockerfile: String,
-    },
+    MissingDockerfile { context: PathBuf, dockerfile: String },
     #[error("build context {}: the Dockerfile `{dockerfile}` is not inside the context", context.display())]
-    DockerfileOutside {
-        context: PathBuf,
-        dockerfile: String,
-    },
+    DockerfileOutside { context: PathBuf, dockerfile: String },
     #[error("build context {}: cannot read {}: {reason}", context.display(), path.display())]
-    Unreadable {
-        context: PathBuf,
-        path: PathBuf,
-        reason: String,
-    },
+    Unreadable { context: PathBuf, path: PathBuf, reason: String },
     #[error("build context {}: .dockerignore line {line}: bad pattern `{pattern}`: {reason}", context.display())]
-    BadPattern {
-        context: PathBuf,
-        line: usize,
-        pattern: String,
-        reason: String,
-    },
+    BadPattern { context: PathBuf, line: usize, pattern: String, reason: String },
 }
 
 impl ContextError {
@@ -95,15 +80,12 @@ pub fn fingerprint(build: &Build) -> Result<String, ContextError> {
             Kind::Dir => {}
             Kind::Symlink(target) => field(&mut h, target),
             Kind::File => {
-                let mut file =
-                    fs::File::open(&entry.abs).map_err(|e| ctx.unreadable(&entry.abs, e))?;
+                let mut file = fs::File::open(&entry.abs).map_err(|e| ctx.unreadable(&entry.abs, e))?;
                 let mut content = Sha256::new();
                 let mut buf = vec![0u8; 64 * 1024];
                 let mut len: u64 = 0;
                 loop {
-                    let n = file
-                        .read(&mut buf)
-                        .map_err(|e| ctx.unreadable(&entry.abs, e))?;
+                    let n = file.read(&mut buf).map_err(|e| ctx.unreadable(&entry.abs, e))?;
                     if n == 0 {
                         break;
                     }
@@ -158,9 +140,7 @@ pub fn tar(build: &Build) -> Result<Vec<u8>, ContextError> {
         };
         written.map_err(|e| ctx.unreadable(&entry.abs, e))?;
     }
-    builder
-        .into_inner()
-        .map_err(|e| ctx.unreadable(&ctx.root, e))
+    builder.into_inner().map_err(|e| ctx.unreadable(&ctx.root, e))
 }
 
 /// The Dockerfile's path inside the tar, cleaned (`./Dockerfile` → `Dockerfile`), as the
@@ -173,11 +153,7 @@ pub fn dockerfile_path(build: &Build) -> Result<String, ContextError> {
 /// are listed too. Useful for explaining a rebuild and for tests.
 pub fn included_paths(build: &Build) -> Result<Vec<String>, ContextError> {
     let ctx = Context::scan(build)?;
-    Ok(ctx
-        .entries
-        .iter()
-        .map(|e| String::from_utf8_lossy(&e.rel).into_owned())
-        .collect())
+    Ok(ctx.entries.iter().map(|e| String::from_utf8_lossy(&e.rel).into_owned()).collect())
 }
 
 /// Hashes a variable-length field unambiguously (length prefix).
@@ -264,15 +240,8 @@ impl Context {
                 });
             }
         };
-        let mut ctx = Context {
-            root,
-            dockerfile,
-            entries: Vec::new(),
-        };
-        let forced = [
-            ctx.dockerfile.as_bytes().to_vec(),
-            DOCKERIGNORE.as_bytes().to_vec(),
-        ];
+        let mut ctx = Context { root, dockerfile, entries: Vec::new() };
+        let forced = [ctx.dockerfile.as_bytes().to_vec(), DOCKERIGNORE.as_bytes().to_vec()];
         let root = ctx.root.clone();
         ctx.walk(&root, &[], &ignore, &forced)?;
         ctx.entries.sort_by(|a, b| a.rel.cmp(&b.rel));
@@ -286,40 +255,20 @@ impl Context {
             return Err(ContextError::MissingContext { context: root });
         }
         let dockerfile = clean(&build.dockerfile.replace('\\', "/"));
-        if dockerfile == "."
-            || dockerfile == ".."
-            || dockerfile.starts_with("../")
-            || dockerfile.starts_with('/')
-        {
-            return Err(ContextError::DockerfileOutside {
-                context: root,
-                dockerfile: build.dockerfile.clone(),
-            });
+        if dockerfile == "." || dockerfile == ".." || dockerfile.starts_with("../") || dockerfile.starts_with('/') {
+            return Err(ContextError::DockerfileOutside { context: root, dockerfile: build.dockerfile.clone() });
         }
         if !root.join(&dockerfile).is_file() {
-            return Err(ContextError::MissingDockerfile {
-                context: root,
-                dockerfile: build.dockerfile.clone(),
-            });
+            return Err(ContextError::MissingDockerfile { context: root, dockerfile: build.dockerfile.clone() });
         }
         Ok(dockerfile)
     }
 
     fn unreadable(&self, path: &Path, e: io::Error) -> ContextError {
-        ContextError::Unreadable {
-            context: self.root.clone(),
-            path: path.to_path_buf(),
-            reason: e.to_string(),
-        }
+        ContextError::Unreadable { context: self.root.clone(), path: path.to_path_buf(), reason: e.to_string() }
     }
 
-    fn walk(
-        &mut self,
-        dir: &Path,
-        rel_dir: &[u8],
-        ignore: &Ignore,
-        forced: &[Vec<u8>],
-    ) -> Result<(), ContextError> {
+    fn walk(&mut self, dir: &Path, rel_dir: &[u8], ignore: &Ignore, forced: &[Vec<u8>]) -> Result<(), ContextError> {
         let mut children = Vec::new();
         for item in fs::read_dir(dir).map_err(|e| self.unreadable(dir, e))? {
             let item = item.map_err(|e| self.unreadable(dir, e))?;
@@ -357,19 +306,9 @@ impl Context {
             } else if ft.is_symlink() {
                 let target = fs::read_link(&abs).map_err(|e| self.unreadable(&abs, e))?;
                 let kind = Kind::Symlink(name_bytes(target.as_os_str()));
-                self.entries.push(Entry {
-                    rel,
-                    abs,
-                    kind,
-                    mode: mode_of(&meta),
-                });
+                self.entries.push(Entry { rel, abs, kind, mode: mode_of(&meta) });
             } else if ft.is_file() {
-                self.entries.push(Entry {
-                    rel,
-                    abs,
-                    kind: Kind::File,
-                    mode: mode_of(&meta),
-                });
+                self.entries.push(Entry { rel, abs, kind: Kind::File, mode: mode_of(&meta) });
             }
             // Sockets, FIFOs and devices are skipped: a build cannot use them.
         }
@@ -419,11 +358,7 @@ impl Ignore {
     fn parse(context: &Path, text: &str) -> Result<Ignore, ContextError> {
         let mut ignore = Ignore::default();
         for (i, raw) in text.lines().enumerate() {
-            let line = if i == 0 {
-                raw.trim_start_matches('\u{feff}')
-            } else {
-                raw
-            };
+            let line = if i == 0 { raw.trim_start_matches('\u{feff}') } else { raw };
             let mut pattern = line.trim();
             if pattern.is_empty() || pattern.starts_with('#') {
                 continue;
@@ -444,16 +379,13 @@ impl Ignore {
                 .backslash_escape(true)
                 .build()
                 .map_err(|e| ContextError::BadPattern {
-                    context: context.to_path_buf(),
-                    line: i + 1,
-                    pattern: line.trim().to_string(),
-                    reason: e.kind().to_string(),
-                })?;
+                context: context.to_path_buf(),
+                line: i + 1,
+                pattern: line.trim().to_string(),
+                reason: e.kind().to_string(),
+            })?;
             ignore.has_exceptions |= exception;
-            ignore.rules.push(Rule {
-                exception,
-                matcher: glob.compile_matcher(),
-            });
+            ignore.rules.push(Rule { exception, matcher: glob.compile_matcher() });
         }
         Ok(ignore)
     }
@@ -478,10 +410,7 @@ impl Ignore {
         if matcher.is_match(rel_path(rel)) {
             return true;
         }
-        rel.iter()
-            .enumerate()
-            .filter(|(_, b)| **b == b'/')
-            .any(|(i, _)| matcher.is_match(rel_path(&rel[..i])))
+        rel.iter().enumerate().filter(|(_, b)| **b == b'/').any(|(i, _)| matcher.is_match(rel_path(&rel[..i])))
     }
 }
 
@@ -533,11 +462,7 @@ mod tests {
         fn new() -> Ctx {
             let dir = tempfile::tempdir().unwrap();
             fs::write(dir.path().join("Dockerfile"), "FROM scratch\nCOPY . /\n").unwrap();
-            Ctx {
-                dir,
-                args: BTreeMap::new(),
-                dockerfile: "Dockerfile".into(),
-            }
+            Ctx { dir, args: BTreeMap::new(), dockerfile: "Dockerfile".into() }
         }
 
         fn write(&self, rel: &str, content: &str) -> &Self {
@@ -572,15 +497,9 @@ mod tests {
     fn patterns_follow_docker_semantics() {
         let ig = ignore_rules("# comment\n\n*.log\n/build\n./tmp/\nsecret?.txt\n");
         assert!(ig.excludes(b"a.log"));
-        assert!(
-            !ig.excludes(b"sub/a.log"),
-            "`*.log` only matches at the root, as in Docker"
-        );
+        assert!(!ig.excludes(b"sub/a.log"), "`*.log` only matches at the root, as in Docker");
         assert!(ig.excludes(b"build"));
-        assert!(
-            ig.excludes(b"build/out/x.o"),
-            "a matched directory excludes everything under it"
-        );
+        assert!(ig.excludes(b"build/out/x.o"), "a matched directory excludes everything under it");
         assert!(ig.excludes(b"tmp/x"));
         assert!(ig.excludes(b"secret1.txt"));
         assert!(!ig.excludes(b"secret12.txt"));
@@ -605,10 +524,7 @@ mod tests {
     fn exceptions_reinclude_and_last_match_wins() {
         let ig = ignore_rules("*.md\n!README.md\nREADME*.md\n!README-keep.md\ndocs\n!docs/keep\n");
         assert!(ig.excludes(b"CHANGES.md"));
-        assert!(
-            ig.excludes(b"README.md"),
-            "a later exclusion wins over the earlier exception"
-        );
+        assert!(ig.excludes(b"README.md"), "a later exclusion wins over the earlier exception");
         assert!(!ig.excludes(b"README-keep.md"));
         assert!(ig.excludes(b"docs/a.txt"));
         assert!(!ig.excludes(b"docs/keep"));
@@ -629,35 +545,20 @@ mod tests {
     #[test]
     fn walk_honours_dockerignore_and_always_sends_dockerfile() {
         let c = Ctx::new();
-        c.write(
-            ".dockerignore",
-            "Dockerfile\n.dockerignore\n.git\n*.secret\nlogs\n!logs/keep.txt\n",
-        )
-        .write("app.py", "print(1)")
-        .write("key.secret", "x")
-        .write(".git/HEAD", "ref")
-        .write("logs/a.txt", "a")
-        .write("logs/keep.txt", "k")
-        .write("src/lib.py", "");
-        assert_eq!(
-            c.files(),
-            [
-                ".dockerignore",
-                "Dockerfile",
-                "app.py",
-                "logs/keep.txt",
-                "src",
-                "src/lib.py"
-            ]
-        );
+        c.write(".dockerignore", "Dockerfile\n.dockerignore\n.git\n*.secret\nlogs\n!logs/keep.txt\n")
+            .write("app.py", "print(1)")
+            .write("key.secret", "x")
+            .write(".git/HEAD", "ref")
+            .write("logs/a.txt", "a")
+            .write("logs/keep.txt", "k")
+            .write("src/lib.py", "");
+        assert_eq!(c.files(), [".dockerignore", "Dockerfile", "app.py", "logs/keep.txt", "src", "src/lib.py"]);
     }
 
     #[test]
     fn tar_matches_included_paths_and_is_deterministic() {
         let c = Ctx::new();
-        c.write(".dockerignore", "ignored\n")
-            .write("a/b.txt", "hello")
-            .write("ignored", "no");
+        c.write(".dockerignore", "ignored\n").write("a/b.txt", "hello").write("ignored", "no");
         let one = tar(&c.build()).unwrap();
         let two = tar(&c.build()).unwrap();
         assert_eq!(one, two);
@@ -667,12 +568,7 @@ mod tests {
             let mut entry = entry.unwrap();
             assert_eq!(entry.header().mtime().unwrap(), TAR_MTIME);
             assert_eq!(entry.header().uid().unwrap(), 0);
-            let name = entry
-                .path()
-                .unwrap()
-                .to_string_lossy()
-                .trim_end_matches('/')
-                .to_string();
+            let name = entry.path().unwrap().to_string_lossy().trim_end_matches('/').to_string();
             if name == "a/b.txt" {
                 let mut s = String::new();
                 entry.read_to_string(&mut s).unwrap();
@@ -688,12 +584,8 @@ mod tests {
         let c = Ctx::new();
         c.write("app.py", "print(1)");
         let before = c.hash();
-        let file = fs::File::options()
-            .write(true)
-            .open(c.dir.path().join("app.py"))
-            .unwrap();
-        file.set_modified(SystemTime::now() + Duration::from_secs(3600))
-            .unwrap();
+        let file = fs::File::options().write(true).open(c.dir.path().join("app.py")).unwrap();
+        file.set_modified(SystemTime::now() + Duration::from_secs(3600)).unwrap();
         drop(file);
         fs::write(c.dir.path().join("app.py"), "print(1)").unwrap();
         assert_eq!(before, c.hash());
@@ -702,8 +594,7 @@ mod tests {
     #[test]
     fn fingerprint_tracks_what_affects_the_build() {
         let mut c = Ctx::new();
-        c.write(".dockerignore", "*.log\n")
-            .write("app.py", "print(1)");
+        c.write(".dockerignore", "*.log\n").write("app.py", "print(1)");
         let base = c.hash();
         assert_eq!(base.len(), 64);
 
@@ -729,22 +620,14 @@ mod tests {
         c.args.clear();
         assert_eq!(c.hash(), base);
 
-        fs::write(
-            c.dir.path().join("Other.dockerfile"),
-            "FROM scratch\nCOPY . /\n",
-        )
-        .unwrap();
+        fs::write(c.dir.path().join("Other.dockerfile"), "FROM scratch\nCOPY . /\n").unwrap();
         let with_other = c.hash();
         c.dockerfile = "Other.dockerfile".into();
         assert_ne!(c.hash(), with_other, "the Dockerfile's name");
         c.dockerfile = "./Other.dockerfile".into();
         let dotted = c.hash();
         c.dockerfile = "Other.dockerfile".into();
-        assert_eq!(
-            c.hash(),
-            dotted,
-            "`./Dockerfile` and `Dockerfile` are the same file"
-        );
+        assert_eq!(c.hash(), dotted, "`./Dockerfile` and `Dockerfile` are the same file");
     }
 
     #[cfg(unix)]
@@ -788,10 +671,7 @@ mod tests {
         assert_eq!(e.context(), c.dir.path());
 
         c.dockerfile = "../Dockerfile".into();
-        assert!(matches!(
-            fingerprint(&c.build()).unwrap_err(),
-            ContextError::DockerfileOutside { .. }
-        ));
+        assert!(matches!(fingerprint(&c.build()).unwrap_err(), ContextError::DockerfileOutside { .. }));
     }
 
     #[cfg(unix)]

@@ -49,12 +49,7 @@ pub enum ImageSource {
     Pull,
     /// Built from a context; the tag carries the context's hash, so an unchanged context is
     /// never rebuilt.
-    Build {
-        context: PathBuf,
-        dockerfile: String,
-        args: BTreeMap<String, String>,
-        context_hash: String,
-    },
+    Build { context: PathBuf, dockerfile: String, args: BTreeMap<String, String>, context_hash: String },
 }
 
 /// An image some container runs.
@@ -184,11 +179,7 @@ pub fn container_name(project: &str, service: &str, replica: u32) -> String {
 /// Adds `:latest` to an untagged reference, the way the engine stores it.
 pub fn normalize_reference(reference: &str) -> String {
     let last = reference.rsplit('/').next().unwrap_or(reference);
-    if reference.contains('@') || last.contains(':') {
-        reference.to_string()
-    } else {
-        format!("{reference}:latest")
-    }
+    if reference.contains('@') || last.contains(':') { reference.to_string() } else { format!("{reference}:latest") }
 }
 
 /// The network services join when they name none (as Compose does).
@@ -198,7 +189,11 @@ pub const DEFAULT_NETWORK: &str = "default";
 pub type ContextHasher<'a> = &'a dyn Fn(&Build) -> Result<String, Diagnostic>;
 
 /// Turns a valid blueprint into the desired state of project `project`.
-pub fn desired_state(bp: &Blueprint, project: &str, hash_context: ContextHasher) -> Result<DesiredState, Vec<Diagnostic>> {
+pub fn desired_state(
+    bp: &Blueprint,
+    project: &str,
+    hash_context: ContextHasher,
+) -> Result<DesiredState, Vec<Diagnostic>> {
     let mut state = DesiredState { project: project.to_string(), ..Default::default() };
     let mut problems = Vec::new();
     let base_labels = BTreeMap::from([(crate::labels::PROJECT.to_string(), project.to_string())]);
@@ -211,7 +206,11 @@ pub fn desired_state(bp: &Blueprint, project: &str, hash_context: ContextHasher)
     }
     if bp.services.iter().any(|s| s.networks.is_empty()) {
         let full = scoped_name(project, DEFAULT_NETWORK);
-        state.networks.entry(full.clone()).or_insert(NetworkSpec { name: full, internal: false, labels: base_labels.clone() });
+        state.networks.entry(full.clone()).or_insert(NetworkSpec {
+            name: full,
+            internal: false,
+            labels: base_labels.clone(),
+        });
     }
     for (name, def) in &bp.volumes {
         let full = scoped_name(project, name);

@@ -14,5 +14,5 @@ pub mod labels;
 pub mod model;
 pub mod observed;
 pub mod plan;
-pub mod validate;
 pub mod ui;
+pub mod validate;

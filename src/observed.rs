@@ -198,7 +198,9 @@ impl ObservedState {
             }
         }
         out.sort();
-        out.dedup_by(|a, b| a.container == b.container && a.host_port == b.host_port && a.container_port == b.container_port);
+        out.dedup_by(|a, b| {
+            a.container == b.container && a.host_port == b.host_port && a.container_port == b.container_port
+        });
         out
     }
 }

@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 use common::{DockerTest, TEST_IMAGE};
 use scale::build_context;
 use scale::desired::{
-    AttachmentSpec, ContainerSpec, HealthSpec, ImageSource, ImageSpec, MountSourceSpec, MountSpec,
-    NetworkSpec, PortSpec, VolumeSpec,
+    AttachmentSpec, ContainerSpec, HealthSpec, ImageSource, ImageSpec, MountSourceSpec, MountSpec, NetworkSpec,
+    PortSpec, VolumeSpec,
 };
 use scale::engine::docker::DockerEngine;
 use scale::engine::{Engine, EngineError};
@@ -25,11 +25,7 @@ fn project_labels(project: &str) -> BTreeMap<String, String> {
 }
 
 fn network(project: &str, name: &str, internal: bool) -> NetworkSpec {
-    NetworkSpec {
-        name: format!("{project}_{name}"),
-        internal,
-        labels: project_labels(project),
-    }
+    NetworkSpec { name: format!("{project}_{name}"), internal, labels: project_labels(project) }
 }
 
 /// A `sleep infinity` container of `service` on the given networks (aliases: the service).
@@ -46,10 +42,7 @@ fn sleeper(project: &str, service: &str, networks: &[&NetworkSpec]) -> Container
         ports: Vec::new(),
         networks: networks
             .iter()
-            .map(|n| AttachmentSpec {
-                network: n.name.clone(),
-                aliases: vec![service.into()],
-            })
+            .map(|n| AttachmentSpec { network: n.name.clone(), aliases: vec![service.into()] })
             .collect(),
         mounts: Vec::new(),
         healthcheck: None,
@@ -63,19 +56,10 @@ fn sleeper(project: &str, service: &str, networks: &[&NetworkSpec]) -> Container
 async fn wait_for_health(engine: &DockerEngine, id: &str, name: &str, limit: Duration) -> Health {
     let start = Instant::now();
     loop {
-        let status = engine
-            .container_status(id, name)
-            .await
-            .expect("container_status");
-        assert_eq!(
-            status.state,
-            RunState::Running,
-            "{name} stopped: {status:?}"
-        );
+        let status = engine.container_status(id, name).await.expect("container_status");
+        assert_eq!(status.state, RunState::Running, "{name} stopped: {status:?}");
         if status.health == Some(Health::Healthy) || start.elapsed() > limit {
-            return status
-                .health
-                .unwrap_or_else(|| panic!("{name} has no health status: {status:?}"));
+            return status.health.unwrap_or_else(|| panic!("{name} has no health status: {status:?}"));
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
@@ -89,21 +73,13 @@ async fn observe_of_an_empty_project_is_empty() {
         return;
     };
     let engine = t.engine().await;
-    assert!(
-        engine.api_version() >= "1.40",
-        "negotiated API {}",
-        engine.api_version()
-    );
+    assert!(engine.api_version() >= "1.40", "negotiated API {}", engine.api_version());
     let observed = engine.observe(t.project()).await.expect("observe");
     assert_eq!(observed.project, t.project());
     assert!(observed.containers.is_empty(), "{:?}", observed.containers);
     assert!(observed.networks.is_empty(), "{:?}", observed.networks);
     assert!(observed.volumes.is_empty(), "{:?}", observed.volumes);
-    assert!(
-        observed.images.contains(TEST_IMAGE),
-        "local images: {:?}",
-        observed.images
-    );
+    assert!(observed.images.contains(TEST_IMAGE), "local images: {:?}", observed.images);
     assert!(!observed.images.iter().any(|i| i.contains("<none>")));
 }
 
@@ -117,22 +93,10 @@ async fn containers_networks_and_volumes_round_trip() {
 
     let private = network(p, "private", true);
     let public = network(p, "public", false);
-    let volume = VolumeSpec {
-        name: format!("{p}_data"),
-        labels: project_labels(p),
-    };
-    engine
-        .create_network(&private)
-        .await
-        .expect("create internal network");
-    engine
-        .create_network(&public)
-        .await
-        .expect("create network");
-    let dup = engine
-        .create_network(&public)
-        .await
-        .expect_err("a second network of the same name");
+    let volume = VolumeSpec { name: format!("{p}_data"), labels: project_labels(p) };
+    engine.create_network(&private).await.expect("create internal network");
+    engine.create_network(&public).await.expect("create network");
+    let dup = engine.create_network(&public).await.expect_err("a second network of the same name");
     assert!(matches!(dup, EngineError::CreateNetwork { .. }), "{dup}");
     engine.create_volume(&volume).await.expect("create volume");
 
@@ -145,72 +109,33 @@ async fn containers_networks_and_volumes_round_trip() {
         start_period_ms: 0,
     });
     db.mounts = vec![
-        MountSpec {
-            source: MountSourceSpec::Volume(volume.name.clone()),
-            target: "/data".into(),
-            read_only: false,
-        },
-        MountSpec {
-            source: MountSourceSpec::Anonymous,
-            target: "/scratch".into(),
-            read_only: false,
-        },
+        MountSpec { source: MountSourceSpec::Volume(volume.name.clone()), target: "/data".into(), read_only: false },
+        MountSpec { source: MountSourceSpec::Anonymous, target: "/scratch".into(), read_only: false },
     ];
     let mut web = sleeper(p, "web", &[&public, &private]);
     web.networks[1].aliases.push("api".into());
-    web.command = Some(vec![
-        "bash".into(),
-        "-c".into(),
-        "echo out-line; echo err-line >&2; exec sleep infinity".into(),
-    ]);
-    web.ports = vec![PortSpec {
-        container_port: 80,
-        protocol: Protocol::Tcp,
-        host_ip: None,
-        host_port: None,
-    }];
+    web.command =
+        Some(vec!["bash".into(), "-c".into(), "echo out-line; echo err-line >&2; exec sleep infinity".into()]);
+    web.ports = vec![PortSpec { container_port: 80, protocol: Protocol::Tcp, host_ip: None, host_port: None }];
     web.restart = RestartPolicy::UnlessStopped;
 
     let db_id = engine.create_container(&db, p).await.expect("create db");
     let web_id = engine.create_container(&web, p).await.expect("create web");
-    let again = engine
-        .create_container(&web, p)
-        .await
-        .expect_err("the name is ours already");
-    assert!(
-        matches!(again, EngineError::CreateContainer { .. }),
-        "{again}"
-    );
+    let again = engine.create_container(&web, p).await.expect_err("the name is ours already");
+    assert!(matches!(again, EngineError::CreateContainer { .. }), "{again}");
 
     let created = engine.observe(p).await.expect("observe");
     assert_eq!(created.containers[&web.name].state, RunState::Created);
-    assert!(
-        created.containers[&web.name].ports.is_empty(),
-        "ports are only reported while running"
-    );
+    assert!(created.containers[&web.name].ports.is_empty(), "ports are only reported while running");
 
-    engine
-        .start_container(&db_id, &db.name)
-        .await
-        .expect("start db");
-    engine
-        .start_container(&web_id, &web.name)
-        .await
-        .expect("start web");
-    engine
-        .start_container(&web_id, &web.name)
-        .await
-        .expect("starting a running container is fine");
+    engine.start_container(&db_id, &db.name).await.expect("start db");
+    engine.start_container(&web_id, &web.name).await.expect("start web");
+    engine.start_container(&web_id, &web.name).await.expect("starting a running container is fine");
     let health = wait_for_health(&engine, &db_id, &db.name, Duration::from_secs(30)).await;
     assert_eq!(health, Health::Healthy);
 
     let observed = engine.observe(p).await.expect("observe");
-    assert_eq!(
-        observed.containers.len(),
-        2,
-        "{:?}",
-        observed.containers.keys()
-    );
+    assert_eq!(observed.containers.len(), 2, "{:?}", observed.containers.keys());
     for (spec, id) in [(&db, &db_id), (&web, &web_id)] {
         let c = &observed.containers[&spec.name];
         assert_eq!(&c.id, id);
@@ -222,21 +147,13 @@ async fn containers_networks_and_volumes_round_trip() {
         assert_eq!(c.service(), Some(spec.service.as_str()));
         assert_eq!(c.replica(), Some(1));
         assert_eq!(c.spec_hash(), Some(spec.hash().as_str()));
-        assert_eq!(
-            c.spec().as_ref(),
-            Some(spec),
-            "the spec label parses back to the spec"
-        );
+        assert_eq!(c.spec().as_ref(), Some(spec), "the spec label parses back to the spec");
         assert_eq!(c.exit_code, None);
     }
     assert_eq!(observed.containers[&db.name].health, Some(Health::Healthy));
     assert_eq!(observed.containers[&web.name].health, None);
     let ports = &observed.containers[&web.name].ports;
-    assert_eq!(
-        ports.len(),
-        1,
-        "one published port (0.0.0.0 and :: folded): {ports:?}"
-    );
+    assert_eq!(ports.len(), 1, "one published port (0.0.0.0 and :: folded): {ports:?}");
     assert_eq!(ports[0].container_port, 80);
     assert_eq!(ports[0].protocol, Protocol::Tcp);
     assert_ne!(ports[0].host_port, 0);
@@ -245,76 +162,36 @@ async fn containers_networks_and_volumes_round_trip() {
     assert!(observed.volumes.contains_key(&volume.name));
 
     // Both networks, with their aliases; env and the restart policy as specified.
-    let inspect = engine
-        .client()
-        .inspect_container(&web_id, None)
-        .await
-        .expect("inspect");
-    let nets = inspect
-        .network_settings
-        .and_then(|n| n.networks)
-        .expect("networks");
-    let aliases = |net: &str| {
-        nets.get(net)
-            .and_then(|e| e.aliases.clone())
-            .unwrap_or_default()
-    };
-    assert!(
-        aliases(&public.name).contains(&"web".to_string()),
-        "{:?}",
-        aliases(&public.name)
-    );
-    assert!(
-        aliases(&private.name).contains(&"api".to_string()),
-        "{:?}",
-        aliases(&private.name)
-    );
+    let inspect = engine.client().inspect_container(&web_id, None).await.expect("inspect");
+    let nets = inspect.network_settings.and_then(|n| n.networks).expect("networks");
+    let aliases = |net: &str| nets.get(net).and_then(|e| e.aliases.clone()).unwrap_or_default();
+    assert!(aliases(&public.name).contains(&"web".to_string()), "{:?}", aliases(&public.name));
+    assert!(aliases(&private.name).contains(&"api".to_string()), "{:?}", aliases(&private.name));
     let config = inspect.config.expect("config");
-    assert!(
-        config
-            .env
-            .unwrap_or_default()
-            .contains(&"GREETING=hello world".to_string())
-    );
+    assert!(config.env.unwrap_or_default().contains(&"GREETING=hello world".to_string()));
     assert_eq!(config.hostname.as_deref(), Some(web.hostname.as_str()));
     assert_eq!(config.stop_timeout, Some(2));
 
     let logs = engine.logs_tail(&web_id, 10).await.expect("logs");
-    assert!(
-        logs.contains(&"out-line".to_string()) && logs.contains(&"err-line".to_string()),
-        "{logs:?}"
-    );
+    assert!(logs.contains(&"out-line".to_string()) && logs.contains(&"err-line".to_string()), "{logs:?}");
     assert_eq!(engine.logs_tail(&web_id, 1).await.expect("logs").len(), 1);
 
     // A network in use cannot go; stop and remove are idempotent; volumes survive.
-    let busy = engine
-        .remove_network(&private.name)
-        .await
-        .expect_err("network has endpoints");
+    let busy = engine.remove_network(&private.name).await.expect_err("network has endpoints");
     assert!(matches!(busy, EngineError::RemoveNetwork { .. }), "{busy}");
-    engine
-        .stop_container(&db_id, &db.name, Duration::from_secs(1))
-        .await
-        .expect("stop");
+    engine.stop_container(&db_id, &db.name, Duration::from_secs(1)).await.expect("stop");
     engine
         .stop_container(&db_id, &db.name, Duration::from_secs(1))
         .await
         .expect("stopping a stopped container is fine");
-    let status = engine
-        .container_status(&db_id, &db.name)
-        .await
-        .expect("status");
+    let status = engine.container_status(&db_id, &db.name).await.expect("status");
     assert_eq!(status.state, RunState::Exited);
     assert!(status.exit_code.is_some(), "{status:?}");
     let stopped = engine.observe(p).await.expect("observe");
     assert_eq!(stopped.containers[&db.name].state, RunState::Exited);
     assert!(stopped.containers[&db.name].exit_code.is_some());
 
-    let db_inspect = engine
-        .client()
-        .inspect_container(&db_id, None)
-        .await
-        .expect("inspect");
+    let db_inspect = engine.client().inspect_container(&db_id, None).await.expect("inspect");
     let anonymous = db_inspect
         .mounts
         .unwrap_or_default()
@@ -325,59 +202,22 @@ async fn containers_networks_and_volumes_round_trip() {
     t.remove_volume_on_drop(&anonymous);
 
     for (spec, id) in [(&db, &db_id), (&web, &web_id)] {
-        engine
-            .remove_container(id, &spec.name)
-            .await
-            .expect("remove");
-        engine
-            .remove_container(id, &spec.name)
-            .await
-            .expect("removing a removed container is fine");
+        engine.remove_container(id, &spec.name).await.expect("remove");
+        engine.remove_container(id, &spec.name).await.expect("removing a removed container is fine");
     }
-    let err = engine
-        .container_status(&db_id, &db.name)
-        .await
-        .expect_err("gone");
+    let err = engine.container_status(&db_id, &db.name).await.expect_err("gone");
     assert!(matches!(err, EngineError::Inspect { .. }), "{err}");
-    assert!(
-        engine
-            .observe(p)
-            .await
-            .expect("observe")
-            .volumes
-            .contains_key(&volume.name),
-        "volumes outlive containers"
-    );
-    assert!(
-        t.docker(&["volume", "ls", "-q"])
-            .lines()
-            .any(|v| v == anonymous),
-        "anonymous volumes too (v=false)"
-    );
+    assert!(engine.observe(p).await.expect("observe").volumes.contains_key(&volume.name), "volumes outlive containers");
+    assert!(t.docker(&["volume", "ls", "-q"]).lines().any(|v| v == anonymous), "anonymous volumes too (v=false)");
 
     for net in [&private, &public] {
-        engine
-            .remove_network(&net.name)
-            .await
-            .expect("remove network");
-        engine
-            .remove_network(&net.name)
-            .await
-            .expect("removing a removed network is fine");
+        engine.remove_network(&net.name).await.expect("remove network");
+        engine.remove_network(&net.name).await.expect("removing a removed network is fine");
     }
-    engine
-        .remove_volume(&volume.name)
-        .await
-        .expect("remove volume");
-    engine
-        .remove_volume(&volume.name)
-        .await
-        .expect("removing a removed volume is fine");
+    engine.remove_volume(&volume.name).await.expect("remove volume");
+    engine.remove_volume(&volume.name).await.expect("removing a removed volume is fine");
     let empty = engine.observe(p).await.expect("observe");
-    assert!(
-        empty.containers.is_empty() && empty.networks.is_empty() && empty.volumes.is_empty(),
-        "{empty:?}"
-    );
+    assert!(empty.containers.is_empty() && empty.networks.is_empty() && empty.volumes.is_empty(), "{empty:?}");
 }
 
 #[tokio::test]
@@ -388,32 +228,13 @@ async fn a_foreign_container_holding_the_name_is_left_alone() {
     let engine = t.engine().await;
     let spec = sleeper(t.project(), "web", &[]);
     t.remove_on_drop(&spec.name);
-    t.docker(&[
-        "run", "-d", "--name", &spec.name, TEST_IMAGE, "sleep", "infinity",
-    ]);
+    t.docker(&["run", "-d", "--name", &spec.name, TEST_IMAGE, "sleep", "infinity"]);
 
-    let err = engine
-        .create_container(&spec, t.project())
-        .await
-        .expect_err("the name is taken");
-    assert!(
-        matches!(&err, EngineError::NameTaken { name } if *name == spec.name),
-        "{err}"
-    );
+    let err = engine.create_container(&spec, t.project()).await.expect_err("the name is taken");
+    assert!(matches!(&err, EngineError::NameTaken { name } if *name == spec.name), "{err}");
     assert!(err.hint().unwrap_or_default().contains(&spec.name));
-    assert!(
-        t.container_exists(&spec.name),
-        "the foreign container must survive"
-    );
-    assert!(
-        engine
-            .observe(t.project())
-            .await
-            .expect("observe")
-            .containers
-            .is_empty(),
-        "not ours, not observed"
-    );
+    assert!(t.container_exists(&spec.name), "the foreign container must survive");
+    assert!(engine.observe(t.project()).await.expect("observe").containers.is_empty(), "not ours, not observed");
 }
 
 #[tokio::test]
@@ -424,37 +245,16 @@ async fn a_taken_host_port_is_reported_as_such() {
     let engine = t.engine().await;
     let net = network(t.project(), "default", false);
     engine.create_network(&net).await.expect("network");
-    let port = std::net::TcpListener::bind("0.0.0.0:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let publish = vec![PortSpec {
-        container_port: 80,
-        protocol: Protocol::Tcp,
-        host_ip: None,
-        host_port: Some(port),
-    }];
+    let port = std::net::TcpListener::bind("0.0.0.0:0").unwrap().local_addr().unwrap().port();
+    let publish = vec![PortSpec { container_port: 80, protocol: Protocol::Tcp, host_ip: None, host_port: Some(port) }];
     let mut first = sleeper(t.project(), "one", &[&net]);
     first.ports = publish.clone();
     let mut second = sleeper(t.project(), "two", &[&net]);
     second.ports = publish;
-    let first_id = engine
-        .create_container(&first, t.project())
-        .await
-        .expect("create");
-    engine
-        .start_container(&first_id, &first.name)
-        .await
-        .expect("start");
-    let second_id = engine
-        .create_container(&second, t.project())
-        .await
-        .expect("create");
-    let err = engine
-        .start_container(&second_id, &second.name)
-        .await
-        .expect_err("port taken");
+    let first_id = engine.create_container(&first, t.project()).await.expect("create");
+    engine.start_container(&first_id, &first.name).await.expect("start");
+    let second_id = engine.create_container(&second, t.project()).await.expect("create");
+    let err = engine.start_container(&second_id, &second.name).await.expect_err("port taken");
     match &err {
         EngineError::PortInUse { name, port: p } => {
             assert_eq!(name, &second.name);
@@ -465,11 +265,7 @@ async fn a_taken_host_port_is_reported_as_such() {
 }
 
 fn build_spec(project: &str, dir: &std::path::Path, service: &str) -> ImageSpec {
-    let build = Build {
-        context: dir.to_path_buf(),
-        dockerfile: "Dockerfile".into(),
-        args: BTreeMap::new(),
-    };
+    let build = Build { context: dir.to_path_buf(), dockerfile: "Dockerfile".into(), args: BTreeMap::new() };
     let hash = build_context::fingerprint(&build).expect("fingerprint");
     let repository = format!("{project}/{service}");
     ImageSpec {
@@ -504,76 +300,35 @@ async fn images_build_from_a_context_honouring_dockerignore() {
     let lines = Mutex::new(Vec::<String>::new());
     let progress = |line: &str| lines.lock().unwrap().push(line.to_string());
     let started = Instant::now();
-    engine
-        .build_image(&image, t.project(), &progress)
-        .await
-        .unwrap_or_else(|e| panic!("build: {e} {e:?}"));
+    engine.build_image(&image, t.project(), &progress).await.unwrap_or_else(|e| panic!("build: {e} {e:?}"));
     eprintln!("build took {:?}", started.elapsed());
     let lines = lines.into_inner().unwrap();
-    assert!(
-        lines.iter().any(|l| l.starts_with("Step 1/")),
-        "progress: {lines:?}"
-    );
-    assert!(
-        engine
-            .observe(t.project())
-            .await
-            .expect("observe")
-            .images
-            .contains(&image.reference)
-    );
-    let label = t.docker(&[
-        "image",
-        "inspect",
-        "--format",
-        "{{index .Config.Labels \"io.scale.project\"}}",
-        &image.reference,
-    ]);
+    assert!(lines.iter().any(|l| l.starts_with("Step 1/")), "progress: {lines:?}");
+    assert!(engine.observe(t.project()).await.expect("observe").images.contains(&image.reference));
+    let label =
+        t.docker(&["image", "inspect", "--format", "{{index .Config.Labels \"io.scale.project\"}}", &image.reference]);
     assert_eq!(label, t.project());
 
-    std::fs::write(
-        dir.path().join("Dockerfile"),
-        format!("FROM {TEST_IMAGE}\nRUN echo about to fail && false\n"),
-    )
-    .unwrap();
+    std::fs::write(dir.path().join("Dockerfile"), format!("FROM {TEST_IMAGE}\nRUN echo about to fail && false\n"))
+        .unwrap();
     let failing = build_spec(t.project(), dir.path(), "broken");
-    let err = engine
-        .build_image(&failing, t.project(), &no_progress)
-        .await
-        .expect_err("RUN false fails");
+    let err = engine.build_image(&failing, t.project(), &no_progress).await.expect_err("RUN false fails");
     match &err {
-        EngineError::Build {
-            image,
-            reason,
-            output,
-        } => {
+        EngineError::Build { image, reason, output } => {
             assert_eq!(image, &failing.reference);
             assert!(reason.contains("non-zero code"), "reason: {reason}");
-            assert!(
-                output.iter().any(|l| l.contains("about to fail")),
-                "output: {output:?}"
-            );
+            assert!(output.iter().any(|l| l.contains("about to fail")), "output: {output:?}");
             assert!(output.len() <= 30);
         }
         other => panic!("expected Build, got {other:?}"),
     }
-    assert!(
-        !engine
-            .observe(t.project())
-            .await
-            .expect("observe")
-            .images
-            .contains(&failing.reference)
-    );
+    assert!(!engine.observe(t.project()).await.expect("observe").images.contains(&failing.reference));
 
     let mut missing = failing.clone();
     if let ImageSource::Build { context, .. } = &mut missing.source {
         *context = dir.path().join("nope");
     }
-    let err = engine
-        .build_image(&missing, t.project(), &no_progress)
-        .await
-        .expect_err("no context");
+    let err = engine.build_image(&missing, t.project(), &no_progress).await.expect_err("no context");
     assert!(matches!(err, EngineError::BuildContext { .. }), "{err:?}");
 }
 
@@ -584,18 +339,12 @@ async fn pulling_from_a_registry_that_does_not_exist_fails_as_pull() {
     };
     let engine = DockerEngine::connect().await.expect("connect");
     let started = Instant::now();
-    let err = engine
-        .pull_image("nonexistent.invalid/nope:1", &no_progress)
-        .await
-        .expect_err("no such registry");
+    let err = engine.pull_image("nonexistent.invalid/nope:1", &no_progress).await.expect_err("no such registry");
     eprintln!("failed pull took {:?}: {err}", started.elapsed());
     match &err {
         EngineError::Pull { reference, reason } => {
             assert_eq!(reference, "nonexistent.invalid/nope:1");
-            assert!(
-                !reason.is_empty() && !reason.contains("DockerResponseServerError"),
-                "reason: {reason}"
-            );
+            assert!(!reason.is_empty() && !reason.contains("DockerResponseServerError"), "reason: {reason}");
         }
         other => panic!("expected Pull, got {other:?}"),
     }
@@ -604,12 +353,9 @@ async fn pulling_from_a_registry_that_does_not_exist_fails_as_pull() {
 #[tokio::test]
 async fn unreachable_engines_fail_fast() {
     // No engine needed: these addresses never answer.
-    for address in [
-        "tcp://127.0.0.1:9",
-        "http://127.0.0.1:9",
-        "unix:///nonexistent/docker.sock",
-        "ssh://example.invalid",
-    ] {
+    for address in
+        ["tcp://127.0.0.1:9", "http://127.0.0.1:9", "unix:///nonexistent/docker.sock", "ssh://example.invalid"]
+    {
         let started = Instant::now();
         let err = DockerEngine::connect_to(address).await.expect_err(address);
         let took = started.elapsed();
@@ -633,12 +379,7 @@ fn connect_honours_docker_host() {
     let exe = std::env::current_exe().expect("test binary");
     let started = Instant::now();
     let out = std::process::Command::new(exe)
-        .args([
-            "--exact",
-            "docker_host_child",
-            "--nocapture",
-            "--test-threads=1",
-        ])
+        .args(["--exact", "docker_host_child", "--nocapture", "--test-threads=1"])
         .env("DOCKER_HOST", "tcp://127.0.0.1:9")
         .env("SCALE_DOCKER_HOST_CHILD", "1")
         .output()
@@ -646,10 +387,7 @@ fn connect_honours_docker_host() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "child failed:\n{stdout}\n{stderr}");
-    assert!(
-        stderr.contains("CHILD-OK"),
-        "the child did not run its check:\n{stdout}\n{stderr}"
-    );
+    assert!(stderr.contains("CHILD-OK"), "the child did not run its check:\n{stdout}\n{stderr}");
     assert!(started.elapsed() < Duration::from_secs(10));
 }
 
@@ -659,13 +397,8 @@ async fn docker_host_child() {
         return; // only meaningful inside connect_honours_docker_host
     }
     let started = Instant::now();
-    let err = DockerEngine::connect()
-        .await
-        .expect_err("nothing listens on port 9");
+    let err = DockerEngine::connect().await.expect_err("nothing listens on port 9");
     assert!(started.elapsed() < Duration::from_secs(5));
-    assert!(
-        matches!(&err, EngineError::Unreachable { address, .. } if address == "tcp://127.0.0.1:9"),
-        "{err:?}"
-    );
+    assert!(matches!(&err, EngineError::Unreachable { address, .. } if address == "tcp://127.0.0.1:9"), "{err:?}");
     eprintln!("CHILD-OK {err}");
 }

@@ -147,7 +147,8 @@ pub fn load_desired(file: &Path, global: &Global, ui: Ui) -> anyhow::Result<Load
 pub fn project_of(file: Option<&PathBuf>, global: &Global, ui: Ui) -> anyhow::Result<String> {
     match (file, &global.project) {
         (_, Some(p)) => {
-            crate::validate::check_project_name(p).map_err(|why| anyhow::anyhow!("invalid project name {p:?}: {why}"))?;
+            crate::validate::check_project_name(p)
+                .map_err(|why| anyhow::anyhow!("invalid project name {p:?}: {why}"))?;
             Ok(p.clone())
         }
         (Some(file), None) => Ok(load_valid(file, global, ui)?.1),

@@ -23,30 +23,25 @@ use std::time::{Duration, Instant};
 
 use bollard::errors::Error as BollardError;
 use bollard::models::{
-    ContainerCreateBody, ContainerSummary, EndpointSettings, HealthConfig, HostConfig, Mount,
-    MountType, NetworkConnectRequest, NetworkCreateRequest, NetworkingConfig, PortBinding,
-    PortSummaryTypeEnum, RestartPolicy as DockerRestart, RestartPolicyNameEnum,
-    VolumeCreateRequest,
+    ContainerCreateBody, ContainerSummary, EndpointSettings, HealthConfig, HostConfig, Mount, MountType,
+    NetworkConnectRequest, NetworkCreateRequest, NetworkingConfig, PortBinding, PortSummaryTypeEnum,
+    RestartPolicy as DockerRestart, RestartPolicyNameEnum, VolumeCreateRequest,
 };
 use bollard::query_parameters::{
-    BuildImageOptionsBuilder, CreateContainerOptionsBuilder, CreateImageOptionsBuilder,
-    InspectContainerOptions, ListContainersOptionsBuilder, ListImagesOptionsBuilder,
-    ListNetworksOptionsBuilder, ListVolumesOptionsBuilder, LogsOptionsBuilder,
-    RemoveContainerOptionsBuilder, RemoveVolumeOptionsBuilder, StopContainerOptionsBuilder,
+    BuildImageOptionsBuilder, CreateContainerOptionsBuilder, CreateImageOptionsBuilder, InspectContainerOptions,
+    ListContainersOptionsBuilder, ListImagesOptionsBuilder, ListNetworksOptionsBuilder, ListVolumesOptionsBuilder,
+    LogsOptionsBuilder, RemoveContainerOptionsBuilder, RemoveVolumeOptionsBuilder, StopContainerOptionsBuilder,
 };
 use bollard::{API_DEFAULT_VERSION, BollardRequest, ClientVersion, Docker};
 use futures_util::StreamExt;
 
 use super::{ContainerStatus, Engine, EngineError, Progress};
 use crate::build_context;
-use crate::desired::{
-    ContainerSpec, HealthSpec, ImageSource, ImageSpec, MountSourceSpec, NetworkSpec, VolumeSpec,
-};
+use crate::desired::{ContainerSpec, HealthSpec, ImageSource, ImageSpec, MountSourceSpec, NetworkSpec, VolumeSpec};
 use crate::labels;
 use crate::model::{Build, Protocol, RestartPolicy};
 use crate::observed::{
-    self, Health, ObservedContainer, ObservedNetwork, ObservedState, ObservedVolume, PublishedPort,
-    RunState,
+    self, Health, ObservedContainer, ObservedNetwork, ObservedState, ObservedVolume, PublishedPort, RunState,
 };
 
 /// Where the engine is when `DOCKER_HOST` is unset.
@@ -76,9 +71,7 @@ impl DockerEngine {
     /// Connects to the engine `DOCKER_HOST` names (`unix://`, `tcp://` or `http://`), or to
     /// [`DEFAULT_HOST`], within [`CONNECT_TIMEOUT`].
     pub async fn connect() -> Result<DockerEngine, EngineError> {
-        let address = std::env::var("DOCKER_HOST")
-            .ok()
-            .filter(|h| !h.trim().is_empty());
+        let address = std::env::var("DOCKER_HOST").ok().filter(|h| !h.trim().is_empty());
         let address = address.as_deref().unwrap_or(DEFAULT_HOST);
         let tls = std::env::var("DOCKER_TLS_VERIFY").is_ok_and(|v| !v.is_empty() && v != "0");
         if tls && !address.starts_with("unix://") {
@@ -106,21 +99,17 @@ impl DockerEngine {
     }
 
     async fn connect_inner(address: &str) -> Result<DockerEngine, EngineError> {
-        let unreachable = |reason: String| EngineError::Unreachable {
-            address: address.to_string(),
-            reason,
-        };
+        let unreachable = |reason: String| EngineError::Unreachable { address: address.to_string(), reason };
         let connect_error = |e: BollardError| match io_kind(&e) {
-            Some(std::io::ErrorKind::PermissionDenied) => EngineError::PermissionDenied {
-                address: address.to_string(),
-            },
+            Some(std::io::ErrorKind::PermissionDenied) => {
+                EngineError::PermissionDenied { address: address.to_string() }
+            }
             _ => unreachable(reason(&e)),
         };
 
         // Probe with the unversioned `/version`: an engine older than bollard's default API
         // rejects every versioned path, `/v1.53/version` included.
-        let probe = client(address, API_DEFAULT_VERSION, REQUEST_TIMEOUT)?
-            .with_request_modifier(unversioned);
+        let probe = client(address, API_DEFAULT_VERSION, REQUEST_TIMEOUT)?.with_request_modifier(unversioned);
         let probe = probe.negotiate_version().await.map_err(connect_error)?;
         let version = probe.client_version();
         let api_version = format!("{}.{}", version.major_version, version.minor_version);
@@ -133,11 +122,7 @@ impl DockerEngine {
         }
         let docker = client(address, &version, REQUEST_TIMEOUT)?;
         docker.ping().await.map_err(connect_error)?;
-        Ok(DockerEngine {
-            docker,
-            address: address.to_string(),
-            api_version,
-        })
+        Ok(DockerEngine { docker, address: address.to_string(), api_version })
     }
 
     /// The Engine API version in use ("1.41").
@@ -157,16 +142,9 @@ impl DockerEngine {
 }
 
 /// A bollard client for `address` speaking API `version`; nothing is sent yet.
-fn client(
-    address: &str,
-    version: &ClientVersion,
-    timeout: Duration,
-) -> Result<Docker, EngineError> {
+fn client(address: &str, version: &ClientVersion, timeout: Duration) -> Result<Docker, EngineError> {
     let secs = timeout.as_secs();
-    let unreachable = |reason: String| EngineError::Unreachable {
-        address: address.to_string(),
-        reason,
-    };
+    let unreachable = |reason: String| EngineError::Unreachable { address: address.to_string(), reason };
     let docker = if let Some(path) = address.strip_prefix("unix://") {
         Docker::connect_with_unix(path, secs, version)
     } else if address.starts_with("tcp://") || address.starts_with("http://") {
@@ -215,16 +193,9 @@ fn strip_api_version(uri: &str) -> Option<String> {
 /// The engine's own words for a failed call, without bollard's wrapping.
 fn reason(e: &BollardError) -> String {
     match e {
-        BollardError::DockerResponseServerError {
-            message,
-            status_code,
-        } => {
+        BollardError::DockerResponseServerError { message, status_code } => {
             let message = message.trim();
-            if message.is_empty() {
-                format!("the engine answered HTTP {status_code}")
-            } else {
-                message.to_string()
-            }
+            if message.is_empty() { format!("the engine answered HTTP {status_code}") } else { message.to_string() }
         }
         BollardError::DockerStreamError { error } => error.trim().to_string(),
         BollardError::RequestTimeoutError => "the engine did not answer in time".to_string(),
@@ -281,18 +252,13 @@ fn to_hash_map(map: &BTreeMap<String, String>) -> HashMap<String, String> {
 }
 
 fn millis_to_nanos(ms: u64) -> i64 {
-    i64::try_from(ms)
-        .unwrap_or(i64::MAX / 1_000_000)
-        .saturating_mul(1_000_000)
+    i64::try_from(ms).unwrap_or(i64::MAX / 1_000_000).saturating_mul(1_000_000)
 }
 
 /// The engine's healthcheck for a spec; `["NONE"]` disables the image's own.
 pub fn health_config(h: &HealthSpec) -> HealthConfig {
     if h.test.first().map(String::as_str) == Some("NONE") {
-        return HealthConfig {
-            test: Some(vec!["NONE".into()]),
-            ..Default::default()
-        };
+        return HealthConfig { test: Some(vec!["NONE".into()]), ..Default::default() };
     }
     HealthConfig {
         test: Some(h.test.clone()),
@@ -317,14 +283,10 @@ pub fn create_body(spec: &ContainerSpec, project: &str) -> ContainerCreateBody {
         if !exposed.contains(&key) {
             exposed.push(key.clone());
         }
-        bindings
-            .entry(key)
-            .or_insert_with(|| Some(Vec::new()))
-            .get_or_insert_with(Vec::new)
-            .push(PortBinding {
-                host_ip: Some(p.host_ip.clone().unwrap_or_default()),
-                host_port: Some(p.host_port.map(|h| h.to_string()).unwrap_or_default()),
-            });
+        bindings.entry(key).or_insert_with(|| Some(Vec::new())).get_or_insert_with(Vec::new).push(PortBinding {
+            host_ip: Some(p.host_ip.clone().unwrap_or_default()),
+            host_port: Some(p.host_port.map(|h| h.to_string()).unwrap_or_default()),
+        });
     }
     let mounts = spec
         .mounts
@@ -332,9 +294,7 @@ pub fn create_body(spec: &ContainerSpec, project: &str) -> ContainerCreateBody {
         .map(|m| {
             let (typ, source) = match &m.source {
                 MountSourceSpec::Volume(name) => (MountType::VOLUME, Some(name.clone())),
-                MountSourceSpec::Bind(path) => {
-                    (MountType::BIND, Some(path.to_string_lossy().into_owned()))
-                }
+                MountSourceSpec::Bind(path) => (MountType::BIND, Some(path.to_string_lossy().into_owned())),
                 MountSourceSpec::Anonymous => (MountType::VOLUME, None),
             };
             Mount {
@@ -362,26 +322,18 @@ pub fn create_body(spec: &ContainerSpec, project: &str) -> ContainerCreateBody {
         hostname: (!spec.hostname.is_empty()).then(|| spec.hostname.clone()),
         exposed_ports: (!exposed.is_empty()).then_some(exposed),
         healthcheck: spec.healthcheck.as_ref().map(health_config),
-        stop_timeout: spec
-            .stop_grace_secs
-            .map(|s| i64::try_from(s).unwrap_or(i64::MAX)),
+        stop_timeout: spec.stop_grace_secs.map(|s| i64::try_from(s).unwrap_or(i64::MAX)),
         host_config: Some(HostConfig {
             port_bindings: (!bindings.is_empty()).then_some(bindings),
             mounts: (!mounts.is_empty()).then_some(mounts),
-            restart_policy: Some(DockerRestart {
-                name: Some(restart),
-                maximum_retry_count: None,
-            }),
+            restart_policy: Some(DockerRestart { name: Some(restart), maximum_retry_count: None }),
             network_mode: first.map(|n| n.network.clone()),
             ..Default::default()
         }),
         networking_config: first.map(|n| NetworkingConfig {
             endpoints_config: Some(HashMap::from([(
                 n.network.clone(),
-                EndpointSettings {
-                    aliases: Some(n.aliases.clone()),
-                    ..Default::default()
-                },
+                EndpointSettings { aliases: Some(n.aliases.clone()), ..Default::default() },
             )])),
         }),
         ..Default::default()
@@ -394,10 +346,7 @@ fn port_in_message(message: &str) -> Option<String> {
     let bytes = message.as_bytes();
     for (i, b) in bytes.iter().enumerate() {
         if *b == b':' {
-            let digits: String = message[i + 1..]
-                .chars()
-                .take_while(char::is_ascii_digit)
-                .collect();
+            let digits: String = message[i + 1..].chars().take_while(char::is_ascii_digit).collect();
             if !digits.is_empty() && digits.parse::<u16>().is_ok() {
                 found = Some(digits);
             }
@@ -417,10 +366,7 @@ fn split_reference(reference: &str) -> (String, String) {
     }
     let last_slash = reference.rfind('/').map_or(0, |i| i + 1);
     match reference[last_slash..].rfind(':') {
-        Some(i) => (
-            reference[..last_slash + i].to_string(),
-            reference[last_slash + i + 1..].to_string(),
-        ),
+        Some(i) => (reference[..last_slash + i].to_string(), reference[last_slash + i + 1..].to_string()),
         None => (reference.to_string(), "latest".to_string()),
     }
 }
@@ -443,31 +389,21 @@ fn observed_container(c: ContainerSummary) -> Option<ObservedContainer> {
         .filter_map(|p| {
             let protocol = match p.typ {
                 Some(PortSummaryTypeEnum::UDP) => Protocol::Udp,
-                Some(PortSummaryTypeEnum::TCP) | Some(PortSummaryTypeEnum::EMPTY) | None => {
-                    Protocol::Tcp
-                }
+                Some(PortSummaryTypeEnum::TCP) | Some(PortSummaryTypeEnum::EMPTY) | None => Protocol::Tcp,
                 Some(PortSummaryTypeEnum::SCTP) => return None,
             };
             Some(PublishedPort {
                 container_port: p.private_port,
                 protocol,
-                host_ip: p
-                    .ip
-                    .filter(|ip| !ip.is_empty())
-                    .unwrap_or_else(|| "0.0.0.0".into()),
+                host_ip: p.ip.filter(|ip| !ip.is_empty()).unwrap_or_else(|| "0.0.0.0".into()),
                 host_port: p.public_port.filter(|p| *p != 0)?,
             })
         })
         .collect();
     // The engine lists a port bound on all addresses twice (0.0.0.0 and ::); keep one.
-    let v4: BTreeSet<(u16, Protocol, u16)> = ports
-        .iter()
-        .filter(|p| p.host_ip == "0.0.0.0")
-        .map(|p| (p.container_port, p.protocol, p.host_port))
-        .collect();
-    ports.retain(|p| {
-        p.host_ip != "::" || !v4.contains(&(p.container_port, p.protocol, p.host_port))
-    });
+    let v4: BTreeSet<(u16, Protocol, u16)> =
+        ports.iter().filter(|p| p.host_ip == "0.0.0.0").map(|p| (p.container_port, p.protocol, p.host_port)).collect();
+    ports.retain(|p| p.host_ip != "::" || !v4.contains(&(p.container_port, p.protocol, p.host_port)));
     ports.sort();
     ports.dedup();
     Some(ObservedContainer {
@@ -477,11 +413,7 @@ fn observed_container(c: ContainerSummary) -> Option<ObservedContainer> {
         image: c.image.unwrap_or_default(),
         state,
         health: observed::health_from_status(&status),
-        exit_code: if running {
-            None
-        } else {
-            observed::exit_code_from_status(&status)
-        },
+        exit_code: if running { None } else { observed::exit_code_from_status(&status) },
         ports: if running { ports } else { Vec::new() },
     })
 }
@@ -504,11 +436,7 @@ struct OutputTail<'a> {
 
 impl<'a> OutputTail<'a> {
     fn new(progress: Progress<'a>) -> Self {
-        OutputTail {
-            lines: VecDeque::new(),
-            progress,
-            no_space: false,
-        }
+        OutputTail { lines: VecDeque::new(), progress, no_space: false }
     }
 
     fn push(&mut self, text: &str) {
@@ -538,23 +466,13 @@ impl Engine for DockerEngine {
 
     async fn observe(&self, project: &str) -> Result<ObservedState, EngineError> {
         let filters = label_filter(project);
-        let containers = self.docker.list_containers(Some(
-            ListContainersOptionsBuilder::new()
-                .all(true)
-                .filters(&filters)
-                .build(),
-        ));
-        let networks = self.docker.list_networks(Some(
-            ListNetworksOptionsBuilder::new().filters(&filters).build(),
-        ));
-        let volumes = self.docker.list_volumes(Some(
-            ListVolumesOptionsBuilder::new().filters(&filters).build(),
-        ));
+        let containers =
+            self.docker.list_containers(Some(ListContainersOptionsBuilder::new().all(true).filters(&filters).build()));
+        let networks = self.docker.list_networks(Some(ListNetworksOptionsBuilder::new().filters(&filters).build()));
+        let volumes = self.docker.list_volumes(Some(ListVolumesOptionsBuilder::new().filters(&filters).build()));
         // Tagged images only: `all=true` would add the untagged intermediate layers of classic
         // builds, which carry no reference anyway.
-        let images = self
-            .docker
-            .list_images(Some(ListImagesOptionsBuilder::new().all(false).build()));
+        let images = self.docker.list_images(Some(ListImagesOptionsBuilder::new().all(false).build()));
         let (containers, networks, volumes, images) =
             futures_util::future::try_join4(containers, networks, volumes, images)
                 .await
@@ -578,11 +496,7 @@ impl Engine for DockerEngine {
                     let name = n.name?;
                     Some((
                         name.clone(),
-                        ObservedNetwork {
-                            id: n.id.unwrap_or_default(),
-                            name,
-                            internal: n.internal.unwrap_or(false),
-                        },
+                        ObservedNetwork { id: n.id.unwrap_or_default(), name, internal: n.internal.unwrap_or(false) },
                     ))
                 })
                 .collect(),
@@ -593,19 +507,12 @@ impl Engine for DockerEngine {
                 .filter(|v| owned(Some(&v.labels)))
                 .map(|v| (v.name.clone(), ObservedVolume { name: v.name }))
                 .collect(),
-            images: images
-                .into_iter()
-                .flat_map(|i| i.repo_tags)
-                .filter(|t| t != "<none>:<none>")
-                .collect(),
+            images: images.into_iter().flat_map(|i| i.repo_tags).filter(|t| t != "<none>:<none>").collect(),
         })
     }
 
     async fn create_network(&self, spec: &NetworkSpec) -> Result<(), EngineError> {
-        let err = |reason: String| EngineError::CreateNetwork {
-            name: spec.name.clone(),
-            reason,
-        };
+        let err = |reason: String| EngineError::CreateNetwork { name: spec.name.clone(), reason };
         let request = NetworkCreateRequest {
             name: spec.name.clone(),
             driver: Some("bridge".into()),
@@ -618,28 +525,18 @@ impl Engine for DockerEngine {
         let mut body = serde_json::to_value(&request).map_err(|e| err(e.to_string()))?;
         body["CheckDuplicate"] = serde_json::Value::Bool(true);
         let bytes = serde_json::to_vec(&body).map_err(|e| err(e.to_string()))?;
-        let docker = self
-            .docker
-            .clone()
-            .with_request_modifier(move |req: BollardRequest| {
-                let (parts, _) = req.into_parts();
-                BollardRequest::from_parts(parts, bollard::body_full(bytes.clone().into()))
-            });
-        docker
-            .create_network(request)
-            .await
-            .map(|_| ())
-            .map_err(|e| err(reason(&e)))
+        let docker = self.docker.clone().with_request_modifier(move |req: BollardRequest| {
+            let (parts, _) = req.into_parts();
+            BollardRequest::from_parts(parts, bollard::body_full(bytes.clone().into()))
+        });
+        docker.create_network(request).await.map(|_| ()).map_err(|e| err(reason(&e)))
     }
 
     async fn remove_network(&self, name: &str) -> Result<(), EngineError> {
         match self.docker.remove_network(name).await {
             Ok(()) => Ok(()),
             Err(e) if status_code(&e) == Some(404) => Ok(()),
-            Err(e) => Err(EngineError::RemoveNetwork {
-                name: name.into(),
-                reason: reason(&e),
-            }),
+            Err(e) => Err(EngineError::RemoveNetwork { name: name.into(), reason: reason(&e) }),
         }
     }
 
@@ -653,58 +550,24 @@ impl Engine for DockerEngine {
             .create_volume(request)
             .await
             .map(|_| ())
-            .map_err(|e| EngineError::CreateVolume {
-                name: spec.name.clone(),
-                reason: reason(&e),
-            })
+            .map_err(|e| EngineError::CreateVolume { name: spec.name.clone(), reason: reason(&e) })
     }
 
     async fn remove_volume(&self, name: &str) -> Result<(), EngineError> {
-        match self
-            .docker
-            .remove_volume(
-                name,
-                Some(RemoveVolumeOptionsBuilder::new().force(false).build()),
-            )
-            .await
-        {
+        match self.docker.remove_volume(name, Some(RemoveVolumeOptionsBuilder::new().force(false).build())).await {
             Ok(()) => Ok(()),
             Err(e) if status_code(&e) == Some(404) => Ok(()),
-            Err(e) => Err(EngineError::RemoveVolume {
-                name: name.into(),
-                reason: reason(&e),
-            }),
+            Err(e) => Err(EngineError::RemoveVolume { name: name.into(), reason: reason(&e) }),
         }
     }
 
-    async fn build_image(
-        &self,
-        image: &ImageSpec,
-        project: &str,
-        progress: Progress<'_>,
-    ) -> Result<(), EngineError> {
-        let failed = |reason: String, output: Vec<String>| EngineError::Build {
-            image: image.reference.clone(),
-            reason,
-            output,
+    async fn build_image(&self, image: &ImageSpec, project: &str, progress: Progress<'_>) -> Result<(), EngineError> {
+        let failed =
+            |reason: String, output: Vec<String>| EngineError::Build { image: image.reference.clone(), reason, output };
+        let ImageSource::Build { context, dockerfile, args, .. } = &image.source else {
+            return Err(failed("the image has no build context (it is pulled, not built)".into(), Vec::new()));
         };
-        let ImageSource::Build {
-            context,
-            dockerfile,
-            args,
-            ..
-        } = &image.source
-        else {
-            return Err(failed(
-                "the image has no build context (it is pulled, not built)".into(),
-                Vec::new(),
-            ));
-        };
-        let build = Build {
-            context: context.clone(),
-            dockerfile: dockerfile.clone(),
-            args: args.clone(),
-        };
+        let build = Build { context: context.clone(), dockerfile: dockerfile.clone(), args: args.clone() };
         let context_error = |e: build_context::ContextError| EngineError::BuildContext {
             context: e.context().display().to_string(),
             reason: e.to_string(),
@@ -722,10 +585,7 @@ impl Engine for DockerEngine {
             .t(&image.reference)
             .dockerfile(&dockerfile)
             .buildargs(&to_hash_map(args))
-            .labels(&HashMap::from([(
-                labels::PROJECT.to_string(),
-                project.to_string(),
-            )]))
+            .labels(&HashMap::from([(labels::PROJECT.to_string(), project.to_string())]))
             .rm(true)
             .forcerm(true)
             .build();
@@ -755,15 +615,9 @@ impl Engine for DockerEngine {
     }
 
     async fn pull_image(&self, reference: &str, progress: Progress<'_>) -> Result<(), EngineError> {
-        let failed = |reason: String| EngineError::Pull {
-            reference: reference.to_string(),
-            reason,
-        };
+        let failed = |reason: String| EngineError::Pull { reference: reference.to_string(), reason };
         let (name, tag) = split_reference(reference);
-        let options = CreateImageOptionsBuilder::new()
-            .from_image(&name)
-            .tag(&tag)
-            .build();
+        let options = CreateImageOptionsBuilder::new().from_image(&name).tag(&tag).build();
         let docker = self.with_timeout(STREAM_TIMEOUT);
         let mut stream = docker.create_image(Some(options), None, None);
         while let Some(item) = stream.next().await {
@@ -781,38 +635,18 @@ impl Engine for DockerEngine {
         Ok(())
     }
 
-    async fn create_container(
-        &self,
-        spec: &ContainerSpec,
-        project: &str,
-    ) -> Result<String, EngineError> {
-        let failed = |reason: String| EngineError::CreateContainer {
-            name: spec.name.clone(),
-            reason,
-        };
-        let options = CreateContainerOptionsBuilder::new()
-            .name(&spec.name)
-            .build();
-        let created = match self
-            .docker
-            .create_container(Some(options), create_body(spec, project))
-            .await
-        {
+    async fn create_container(&self, spec: &ContainerSpec, project: &str) -> Result<String, EngineError> {
+        let failed = |reason: String| EngineError::CreateContainer { name: spec.name.clone(), reason };
+        let options = CreateContainerOptionsBuilder::new().name(&spec.name).build();
+        let created = match self.docker.create_container(Some(options), create_body(spec, project)).await {
             Ok(created) => created,
             Err(e) if status_code(&e) == Some(409) => {
-                let holder = self
-                    .docker
-                    .inspect_container(&spec.name, None::<InspectContainerOptions>)
-                    .await;
-                let owner = holder
-                    .ok()
-                    .and_then(|c| c.config?.labels?.remove(labels::PROJECT));
+                let holder = self.docker.inspect_container(&spec.name, None::<InspectContainerOptions>).await;
+                let owner = holder.ok().and_then(|c| c.config?.labels?.remove(labels::PROJECT));
                 return Err(if owner.as_deref() == Some(project) {
                     failed(reason(&e))
                 } else {
-                    EngineError::NameTaken {
-                        name: spec.name.clone(),
-                    }
+                    EngineError::NameTaken { name: spec.name.clone() }
                 });
             }
             Err(e) => return Err(failed(reason(&e))),
@@ -825,29 +659,16 @@ impl Engine for DockerEngine {
                     ..Default::default()
                 }),
             };
-            if let Err(e) = self
-                .docker
-                .connect_network(&attachment.network, request)
-                .await
-            {
+            if let Err(e) = self.docker.connect_network(&attachment.network, request).await {
                 // A half-wired container would carry a spec hash it does not honour: undo it.
                 let _ = self
                     .docker
                     .remove_container(
                         &created.id,
-                        Some(
-                            RemoveContainerOptionsBuilder::new()
-                                .force(true)
-                                .v(false)
-                                .build(),
-                        ),
+                        Some(RemoveContainerOptionsBuilder::new().force(true).v(false).build()),
                     )
                     .await;
-                return Err(failed(format!(
-                    "cannot connect it to network {}: {}",
-                    attachment.network,
-                    reason(&e)
-                )));
+                return Err(failed(format!("cannot connect it to network {}: {}", attachment.network, reason(&e))));
             }
         }
         Ok(created.id)
@@ -861,63 +682,38 @@ impl Engine for DockerEngine {
                 if is_port_conflict(&message)
                     && let Some(port) = port_in_message(&message)
                 {
-                    return Err(EngineError::PortInUse {
-                        name: name.into(),
-                        port,
-                    });
+                    return Err(EngineError::PortInUse { name: name.into(), port });
                 }
-                Err(EngineError::Start {
-                    name: name.into(),
-                    reason: message,
-                })
+                Err(EngineError::Start { name: name.into(), reason: message })
             }
         }
     }
 
-    async fn stop_container(
-        &self,
-        id: &str,
-        name: &str,
-        grace: Duration,
-    ) -> Result<(), EngineError> {
+    async fn stop_container(&self, id: &str, name: &str, grace: Duration) -> Result<(), EngineError> {
         let secs = i32::try_from(grace.as_secs()).unwrap_or(i32::MAX);
         let docker = self.with_timeout(REQUEST_TIMEOUT.max(grace + Duration::from_secs(60)));
         // 304 (already stopped) counts as success in bollard.
         docker
             .stop_container(id, Some(StopContainerOptionsBuilder::new().t(secs).build()))
             .await
-            .map_err(|e| EngineError::Stop {
-                name: name.into(),
-                reason: reason(&e),
-            })
+            .map_err(|e| EngineError::Stop { name: name.into(), reason: reason(&e) })
     }
 
     async fn remove_container(&self, id: &str, name: &str) -> Result<(), EngineError> {
         // v=false: volumes outlive containers; only `destroy --volumes` removes them.
-        let options = RemoveContainerOptionsBuilder::new()
-            .force(true)
-            .v(false)
-            .build();
+        let options = RemoveContainerOptionsBuilder::new().force(true).v(false).build();
         match self.docker.remove_container(id, Some(options)).await {
             Ok(()) => Ok(()),
             Err(e) if status_code(&e) == Some(404) => Ok(()),
-            Err(e) => Err(EngineError::Remove {
-                name: name.into(),
-                reason: reason(&e),
-            }),
+            Err(e) => Err(EngineError::Remove { name: name.into(), reason: reason(&e) }),
         }
     }
 
     async fn unpause_container(&self, id: &str, name: &str) -> Result<(), EngineError> {
         match self.docker.unpause_container(id).await {
             Ok(()) => Ok(()),
-            Err(e) if status_code(&e) == Some(409) && reason(&e).contains("is not paused") => {
-                Ok(())
-            }
-            Err(e) => Err(EngineError::Unpause {
-                name: name.into(),
-                reason: reason(&e),
-            }),
+            Err(e) if status_code(&e) == Some(409) && reason(&e).contains("is not paused") => Ok(()),
+            Err(e) => Err(EngineError::Unpause { name: name.into(), reason: reason(&e) }),
         }
     }
 
@@ -926,39 +722,25 @@ impl Engine for DockerEngine {
             .docker
             .inspect_container(id, None::<InspectContainerOptions>)
             .await
-            .map_err(|e| EngineError::Inspect {
-                name: name.into(),
-                reason: reason(&e),
-            })?;
+            .map_err(|e| EngineError::Inspect { name: name.into(), reason: reason(&e) })?;
         let state = inspect.state.unwrap_or_default();
-        let run_state =
-            RunState::from_engine(&state.status.map(|s| s.to_string()).unwrap_or_default());
+        let run_state = RunState::from_engine(&state.status.map(|s| s.to_string()).unwrap_or_default());
         let finished = matches!(run_state, RunState::Exited | RunState::Dead);
         Ok(ContainerStatus {
             state: run_state,
-            health: state
-                .health
-                .and_then(|h| h.status)
-                .and_then(|s| health_from_engine(s.as_ref())),
+            health: state.health.and_then(|h| h.status).and_then(|s| health_from_engine(s.as_ref())),
             exit_code: if finished { state.exit_code } else { None },
             error: state.error.filter(|e| !e.trim().is_empty()),
         })
     }
 
     async fn logs_tail(&self, id: &str, lines: usize) -> Result<Vec<String>, EngineError> {
-        let options = LogsOptionsBuilder::new()
-            .stdout(true)
-            .stderr(true)
-            .tail(&lines.to_string())
-            .build();
+        let options = LogsOptionsBuilder::new().stdout(true).stderr(true).tail(&lines.to_string()).build();
         let mut stream = self.docker.logs(id, Some(options));
         let mut out: Vec<String> = Vec::new();
         let deadline = Instant::now() + REQUEST_TIMEOUT;
         while let Some(item) = stream.next().await {
-            let chunk = item.map_err(|e| EngineError::Logs {
-                id: id.into(),
-                reason: reason(&e),
-            })?;
+            let chunk = item.map_err(|e| EngineError::Logs { id: id.into(), reason: reason(&e) })?;
             let text = String::from_utf8_lossy(&chunk.into_bytes()).into_owned();
             out.extend(text.lines().map(|l| l.trim_end_matches('\r').to_string()));
             if Instant::now() > deadline {
@@ -993,30 +775,15 @@ mod tests {
         assert_eq!(port_in_message(m).as_deref(), Some("8080"));
         let m = "Error starting userland proxy: listen tcp4 0.0.0.0:18080: bind: address already in use";
         assert_eq!(port_in_message(m).as_deref(), Some("18080"));
-        assert_eq!(
-            port_in_message("[::]:9090: bind: address already in use").as_deref(),
-            Some("9090")
-        );
+        assert_eq!(port_in_message("[::]:9090: bind: address already in use").as_deref(), Some("9090"));
     }
 
     #[test]
     fn references_split_for_the_pull_api() {
-        assert_eq!(
-            split_reference("debian:bookworm-slim"),
-            ("debian".into(), "bookworm-slim".into())
-        );
-        assert_eq!(
-            split_reference("localhost:5000/app"),
-            ("localhost:5000/app".into(), "latest".into())
-        );
-        assert_eq!(
-            split_reference("localhost:5000/app:1"),
-            ("localhost:5000/app".into(), "1".into())
-        );
-        assert_eq!(
-            split_reference("app@sha256:abc"),
-            ("app".into(), "sha256:abc".into())
-        );
+        assert_eq!(split_reference("debian:bookworm-slim"), ("debian".into(), "bookworm-slim".into()));
+        assert_eq!(split_reference("localhost:5000/app"), ("localhost:5000/app".into(), "latest".into()));
+        assert_eq!(split_reference("localhost:5000/app:1"), ("localhost:5000/app".into(), "1".into()));
+        assert_eq!(split_reference("app@sha256:abc"), ("app".into(), "sha256:abc".into()));
     }
 
     #[test]
@@ -1032,10 +799,7 @@ mod tests {
         assert_eq!(c.interval, Some(1_000_000_000));
         assert_eq!(c.timeout, Some(500_000_000));
         assert_eq!(c.retries, Some(3));
-        let none = HealthSpec {
-            test: vec!["NONE".into()],
-            ..h
-        };
+        let none = HealthSpec { test: vec!["NONE".into()], ..h };
         assert_eq!(health_config(&none).test, Some(vec!["NONE".to_string()]));
         assert_eq!(health_config(&none).interval, None);
     }
@@ -1046,10 +810,7 @@ mod tests {
         assert_eq!(with_default_port("tcp://docker:1234"), "tcp://docker:1234");
         assert_eq!(with_default_port("tcp://[::1]"), "tcp://[::1]:2375");
         assert_eq!(with_default_port("tcp://[::1]:9"), "tcp://[::1]:9");
-        assert_eq!(
-            with_default_port("http://127.0.0.1:9"),
-            "http://127.0.0.1:9"
-        );
+        assert_eq!(with_default_port("http://127.0.0.1:9"), "http://127.0.0.1:9");
     }
 
     #[test]
@@ -1059,10 +820,7 @@ mod tests {
             Some("http://localhost:2375/version")
         );
         assert_eq!(
-            strip_api_version(
-                "unix://2f7661722f72756e2f646f636b65722e736f636b:0/v1.53/version?x=1"
-            )
-            .as_deref(),
+            strip_api_version("unix://2f7661722f72756e2f646f636b65722e736f636b:0/v1.53/version?x=1").as_deref(),
             Some("unix://2f7661722f72756e2f646f636b65722e736f636b:0/version?x=1")
         );
     }

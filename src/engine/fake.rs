@@ -10,7 +10,9 @@ use std::time::Duration;
 use super::{ContainerStatus, Engine, EngineError, Progress};
 use crate::desired::{ContainerSpec, ImageSpec, NetworkSpec, VolumeSpec};
 use crate::labels;
-use crate::observed::{Health, ObservedContainer, ObservedNetwork, ObservedState, ObservedVolume, PublishedPort, RunState};
+use crate::observed::{
+    Health, ObservedContainer, ObservedNetwork, ObservedState, ObservedVolume, PublishedPort, RunState,
+};
 
 /// A container as the fake engine holds it.
 #[derive(Debug, Clone)]
@@ -231,11 +233,17 @@ impl Engine for FakeEngine {
             });
         }
         if !w.images.contains(&spec.image) {
-            return Err(EngineError::CreateContainer { name: spec.name.clone(), reason: format!("no such image: {}", spec.image) });
+            return Err(EngineError::CreateContainer {
+                name: spec.name.clone(),
+                reason: format!("no such image: {}", spec.image),
+            });
         }
         for net in &spec.networks {
             if !w.networks.contains_key(&net.network) {
-                return Err(EngineError::CreateContainer { name: spec.name.clone(), reason: format!("network {} not found", net.network) });
+                return Err(EngineError::CreateContainer {
+                    name: spec.name.clone(),
+                    reason: format!("network {} not found", net.network),
+                });
             }
         }
         let id = w.new_id();
@@ -277,17 +285,20 @@ impl Engine for FakeEngine {
         self.wrote();
         let mut w = self.world();
         let unhealthy = w.unhealthy_images.clone();
-        let c = w.by_id(id).ok_or_else(|| EngineError::Start { name: name.into(), reason: "no such container".into() })?;
+        let c =
+            w.by_id(id).ok_or_else(|| EngineError::Start { name: name.into(), reason: "no such container".into() })?;
         c.state = RunState::Running;
         c.exit_code = None;
-        c.health = c.has_healthcheck.then(|| if unhealthy.contains(&c.image) { Health::Unhealthy } else { Health::Healthy });
+        c.health =
+            c.has_healthcheck.then(|| if unhealthy.contains(&c.image) { Health::Unhealthy } else { Health::Healthy });
         Ok(())
     }
 
     async fn stop_container(&self, id: &str, name: &str, _grace: Duration) -> Result<(), EngineError> {
         self.wrote();
         let mut w = self.world();
-        let c = w.by_id(id).ok_or_else(|| EngineError::Stop { name: name.into(), reason: "no such container".into() })?;
+        let c =
+            w.by_id(id).ok_or_else(|| EngineError::Stop { name: name.into(), reason: "no such container".into() })?;
         c.state = RunState::Exited;
         c.exit_code = Some(0);
         c.health = None;
@@ -305,14 +316,18 @@ impl Engine for FakeEngine {
     async fn unpause_container(&self, id: &str, name: &str) -> Result<(), EngineError> {
         self.wrote();
         let mut w = self.world();
-        let c = w.by_id(id).ok_or_else(|| EngineError::Unpause { name: name.into(), reason: "no such container".into() })?;
+        let c = w
+            .by_id(id)
+            .ok_or_else(|| EngineError::Unpause { name: name.into(), reason: "no such container".into() })?;
         c.state = RunState::Running;
         Ok(())
     }
 
     async fn container_status(&self, id: &str, name: &str) -> Result<ContainerStatus, EngineError> {
         let mut w = self.world();
-        let c = w.by_id(id).ok_or_else(|| EngineError::Inspect { name: name.into(), reason: "no such container".into() })?;
+        let c = w
+            .by_id(id)
+            .ok_or_else(|| EngineError::Inspect { name: name.into(), reason: "no such container".into() })?;
         Ok(ContainerStatus { state: c.state, health: c.health, exit_code: c.exit_code, error: None })
     }
 

@@ -99,20 +99,27 @@ impl EngineError {
     pub fn hint(&self) -> Option<String> {
         Some(match self {
             EngineError::Unreachable { .. } => {
-                "start the engine (`sudo systemctl start docker` or `dockerd &`), or point DOCKER_HOST at a running one".into()
+                "start the engine (`sudo systemctl start docker` or `dockerd &`), or point DOCKER_HOST at a running one"
+                    .into()
             }
             EngineError::PermissionDenied { .. } => {
                 "add your user to the `docker` group (then log in again), or run with sudo".into()
             }
             EngineError::ApiTooOld { .. } => "upgrade the Docker engine".into(),
             EngineError::Pull { reference, .. } => {
-                format!("no registry answered for {reference}: build it or load it (`docker load`), or fix the image name")
+                format!(
+                    "no registry answered for {reference}: build it or load it (`docker load`), or fix the image name"
+                )
             }
             EngineError::NameTaken { name } => {
-                format!("remove or rename the other container (`docker rm -f {name}`) if it is not needed; scale never touches containers it does not own")
+                format!(
+                    "remove or rename the other container (`docker rm -f {name}`) if it is not needed; scale never touches containers it does not own"
+                )
             }
             EngineError::PortInUse { port, .. } => {
-                format!("free host port {port}, or publish another one in the blueprint (\"{port}\" → another number, or the container port alone for a random one)")
+                format!(
+                    "free host port {port}, or publish another one in the blueprint (\"{port}\" → another number, or the container port alone for a random one)"
+                )
             }
             EngineError::Build { reason, .. } if reason.contains("no space left") => {
                 "the disk is full: free space (`docker system prune`) and apply again".into()

@@ -37,13 +37,27 @@ impl Default for ExecOptions {
 /// Something that happened while executing, for the UI.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ExecEvent {
-    Started { id: ActionId },
+    Started {
+        id: ActionId,
+    },
     /// A line of build or pull output, or a step ("waiting until healthy").
-    Output { id: ActionId, line: String },
-    Finished { id: ActionId, elapsed: Duration },
-    Failed { id: ActionId, failure: ActionFailure, elapsed: Duration },
+    Output {
+        id: ActionId,
+        line: String,
+    },
+    Finished {
+        id: ActionId,
+        elapsed: Duration,
+    },
+    Failed {
+        id: ActionId,
+        failure: ActionFailure,
+        elapsed: Duration,
+    },
     /// Not started because an earlier action failed or the run was interrupted.
-    NotStarted { id: ActionId },
+    NotStarted {
+        id: ActionId,
+    },
 }
 
 /// Why an action failed, with what to do and the container's last words.
@@ -76,7 +90,13 @@ impl ExecReport {
 pub type EventSink<'a> = &'a (dyn Fn(ExecEvent) + Sync);
 
 /// Executes `plan`. `cancel` set to true stops new actions from starting (Ctrl-C).
-pub async fn execute<E: Engine>(engine: &E, plan: &Plan, opts: &ExecOptions, sink: EventSink<'_>, cancel: &AtomicBool) -> ExecReport {
+pub async fn execute<E: Engine>(
+    engine: &E,
+    plan: &Plan,
+    opts: &ExecOptions,
+    sink: EventSink<'_>,
+    cancel: &AtomicBool,
+) -> ExecReport {
     let mut queue = DependencyQueue::new(plan);
     let mut report = ExecReport::default();
     let mut in_flight = FuturesUnordered::new();
@@ -127,7 +147,13 @@ fn failure(err: crate::engine::EngineError) -> ActionFailure {
     ActionFailure { hint: err.hint(), message: err.to_string(), logs: Vec::new(), output }
 }
 
-async fn run_action<E: Engine>(engine: &E, plan: &Plan, id: ActionId, opts: &ExecOptions, sink: EventSink<'_>) -> Result<(), ActionFailure> {
+async fn run_action<E: Engine>(
+    engine: &E,
+    plan: &Plan,
+    id: ActionId,
+    opts: &ExecOptions,
+    sink: EventSink<'_>,
+) -> Result<(), ActionFailure> {
     let say = |line: &str| sink(ExecEvent::Output { id, line: line.to_string() });
     match &plan.actions[id].op {
         Op::Build { image } => engine.build_image(image, &plan.project, &say).await.map_err(failure),

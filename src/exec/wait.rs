@@ -100,7 +100,10 @@ mod tests {
         assert_eq!(judge(Running, &status(RunState::Running, None, None)), Ok(true));
         assert_eq!(judge(Healthy, &status(RunState::Running, Some(Health::Starting), None)), Ok(false));
         assert_eq!(judge(Healthy, &status(RunState::Running, Some(Health::Healthy), None)), Ok(true));
-        assert_eq!(judge(Healthy, &status(RunState::Running, Some(Health::Unhealthy), None)), Err(WaitError::Unhealthy));
+        assert_eq!(
+            judge(Healthy, &status(RunState::Running, Some(Health::Unhealthy), None)),
+            Err(WaitError::Unhealthy)
+        );
         assert_eq!(judge(Completed, &status(RunState::Exited, None, Some(0))), Ok(true));
         assert_eq!(judge(Completed, &status(RunState::Running, None, None)), Ok(false));
         assert!(judge(Completed, &status(RunState::Exited, None, Some(2))).is_err());

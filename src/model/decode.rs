@@ -16,9 +16,28 @@ type Entries = [(Key, Node)];
 
 const TOP_KEYS: &[&str] = &["name", "stage", "networks", "volumes", "services"];
 const SERVICE_KEYS: &[&str] = &[
-    "kind", "image", "build", "command", "entrypoint", "environment", "ports", "networks", "volumes",
-    "depends_on", "healthcheck", "replicas", "restart", "stop_grace_period", "labels", "backends", "read_replicas",
-    "synchronous", "failover", "database", "user", "password",
+    "kind",
+    "image",
+    "build",
+    "command",
+    "entrypoint",
+    "environment",
+    "ports",
+    "networks",
+    "volumes",
+    "depends_on",
+    "healthcheck",
+    "replicas",
+    "restart",
+    "stop_grace_period",
+    "labels",
+    "backends",
+    "read_replicas",
+    "synchronous",
+    "failover",
+    "database",
+    "user",
+    "password",
 ];
 const LOAD_BALANCER_KEYS: &[&str] = &["backends"];
 const POSTGRES_KEYS: &[&str] = &["read_replicas", "synchronous", "failover", "database", "user", "password"];
@@ -130,8 +149,8 @@ impl Decoder<'_> {
         match shell_words::split(&text.value) {
             Ok(words) => Some(words),
             Err(_) => {
-                self.error(node.pos, format!("{what}: unbalanced quotes in {:?}", text.value))
-                    .hint = Some("write the command as a list: [\"python3\", \"app.py\"]".into());
+                self.error(node.pos, format!("{what}: unbalanced quotes in {:?}", text.value)).hint =
+                    Some("write the command as a list: [\"python3\", \"app.py\"]".into());
                 None
             }
         }
@@ -277,8 +296,8 @@ impl Decoder<'_> {
                 return None;
             }
             other => {
-                self.error(root.pos, format!("the blueprint must be a mapping, found {}", other.kind_name()))
-                    .hint = Some("start with `name: myproject` and `services:`".into());
+                self.error(root.pos, format!("the blueprint must be a mapping, found {}", other.kind_name())).hint =
+                    Some("start with `name: myproject` and `services:`".into());
                 return None;
             }
         };
@@ -492,7 +511,9 @@ impl Decoder<'_> {
                     let modes = [("manual", FailoverMode::Manual), ("auto", FailoverMode::Auto)];
                     pg.failover = self.choice(v, &what("failover"), &modes).unwrap_or_default();
                 }
-                for (key, slot) in [("database", &mut pg.database), ("user", &mut pg.user), ("password", &mut pg.password)] {
+                for (key, slot) in
+                    [("database", &mut pg.database), ("user", &mut pg.user), ("password", &mut pg.password)]
+                {
                     if let Some(v) = get(key)
                         && let Some(text) = self.string(v, &what(key))
                     {
@@ -508,11 +529,16 @@ impl Decoder<'_> {
     fn build(&mut self, node: &Node, what: &str) -> Option<Build> {
         if let Some(text) = node.value.scalar_text() {
             let context = self.interpolate(&text, node.pos, what)?;
-            return Some(Build { context: self.path(&context), dockerfile: "Dockerfile".into(), args: BTreeMap::new() });
+            return Some(Build {
+                context: self.path(&context),
+                dockerfile: "Dockerfile".into(),
+                args: BTreeMap::new(),
+            });
         }
         let entries = self.map(node, what)?;
         self.check_keys(entries, &["context", "dockerfile", "args"], what);
-        let mut build = Build { context: self.dir.to_path_buf(), dockerfile: "Dockerfile".into(), args: BTreeMap::new() };
+        let mut build =
+            Build { context: self.dir.to_path_buf(), dockerfile: "Dockerfile".into(), args: BTreeMap::new() };
         for (k, v) in entries {
             match k.name.as_str() {
                 "context" => {
@@ -541,8 +567,10 @@ impl Decoder<'_> {
                     match parse_port(&text.value) {
                         Ok(p) => Some(p),
                         Err(why) => {
-                            self.error(item.pos, format!("{what}: {why}")).hint =
-                                Some("write \"HOST:CONTAINER\" like \"8080:80\", or \"80\" alone for a random host port".into());
+                            self.error(item.pos, format!("{what}: {why}")).hint = Some(
+                                "write \"HOST:CONTAINER\" like \"8080:80\", or \"80\" alone for a random host port"
+                                    .into(),
+                            );
                             None
                         }
                     }
@@ -647,7 +675,9 @@ impl Decoder<'_> {
         let source = match source {
             None => MountSource::Anonymous,
             Some("") => return Err(format!("{text:?} has an empty source")),
-            Some(s) if s.starts_with('/') || s.starts_with('.') || s.starts_with('~') => MountSource::Bind(self.path(s)),
+            Some(s) if s.starts_with('/') || s.starts_with('.') || s.starts_with('~') => {
+                MountSource::Bind(self.path(s))
+            }
             Some(s) => MountSource::Volume(s.to_string()),
         };
         Ok(Mount { source, target: target.to_string(), read_only })
@@ -763,8 +793,11 @@ impl Decoder<'_> {
             Some("CMD" | "CMD-SHELL") if hc.test.len() > 1 => Some(hc),
             Some("NONE") => Some(hc),
             _ => {
-                self.error(node.pos, format!("{what}: `test` must be [\"CMD\", ...], [\"CMD-SHELL\", \"...\"] or a shell string"))
-                    .hint = Some("e.g. test: [\"CMD\", \"curl\", \"-f\", \"http://localhost:8000/healthz\"]".into());
+                self.error(
+                    node.pos,
+                    format!("{what}: `test` must be [\"CMD\", ...], [\"CMD-SHELL\", \"...\"] or a shell string"),
+                )
+                .hint = Some("e.g. test: [\"CMD\", \"curl\", \"-f\", \"http://localhost:8000/healthz\"]".into());
                 None
             }
         }

@@ -30,9 +30,7 @@ pub fn parse(text: &str) -> Result<Duration, String> {
             "m" => 60.0,
             "h" => 3600.0,
             unit => {
-                return Err(format!(
-                    "{text:?}: unknown unit {unit:?}; use ms, s, m or h (e.g. 2s, 1m30s)"
-                ));
+                return Err(format!("{text:?}: unknown unit {unit:?}; use ms, s, m or h (e.g. 2s, 1m30s)"));
             }
         };
         total += number * seconds;
@@ -49,7 +47,7 @@ pub fn format(d: Duration) -> String {
     let ms = d.as_millis();
     if ms == 0 {
         "0s".into()
-    } else if ms % 1000 != 0 {
+    } else if !ms.is_multiple_of(1000) {
         format!("{ms}ms")
     } else {
         let s = ms / 1000;
@@ -69,7 +67,13 @@ mod tests {
 
     #[test]
     fn parses_and_formats() {
-        for (text, ms, back) in [("2s", 2000, "2s"), ("500ms", 500, "500ms"), ("1m30s", 90_000, "1m30s"), ("1.5s", 1500, "1500ms"), ("1h", 3_600_000, "1h")] {
+        for (text, ms, back) in [
+            ("2s", 2000, "2s"),
+            ("500ms", 500, "500ms"),
+            ("1m30s", 90_000, "1m30s"),
+            ("1.5s", 1500, "1500ms"),
+            ("1h", 3_600_000, "1h"),
+        ] {
             let d = parse(text).unwrap();
             assert_eq!(d.as_millis(), ms, "{text}");
             assert_eq!(format(d), back);

@@ -13,9 +13,7 @@ pub struct Env {
 impl Env {
     /// An environment from explicit pairs (tests, or callers that assembled their own).
     pub fn from_pairs<K: Into<String>, V: Into<String>>(pairs: impl IntoIterator<Item = (K, V)>) -> Self {
-        Env {
-            vars: pairs.into_iter().map(|(k, v)| (k.into(), v.into())).collect(),
-        }
+        Env { vars: pairs.into_iter().map(|(k, v)| (k.into(), v.into())).collect() }
     }
 
     /// Layers `over` on top of `self`: its values win.
@@ -82,9 +80,7 @@ fn is_name_char(c: char) -> bool {
 
 fn expand(input: &str, env: &Env, depth: usize) -> Result<String, InterpolationError> {
     if depth > MAX_NESTING {
-        return Err(InterpolationError::Syntax(format!(
-            "defaults nested more than {MAX_NESTING} deep"
-        )));
+        return Err(InterpolationError::Syntax(format!("defaults nested more than {MAX_NESTING} deep")));
     }
     let mut out = String::with_capacity(input.len());
     let mut rest = input;
@@ -147,9 +143,7 @@ fn braced(body: &str, env: &Env, depth: usize) -> Result<String, InterpolationEr
     let name_len = body.find(|c: char| !is_name_char(c)).unwrap_or(body.len());
     let name = &body[..name_len];
     if name.is_empty() || !name.starts_with(is_name_start) {
-        return Err(InterpolationError::Syntax(format!(
-            "`${{{body}}}` does not start with a variable name"
-        )));
+        return Err(InterpolationError::Syntax(format!("`${{{body}}}` does not start with a variable name")));
     }
     let value = env.get(name);
     let op = &body[name_len..];
@@ -172,10 +166,7 @@ fn braced(body: &str, env: &Env, depth: usize) -> Result<String, InterpolationEr
         Some('-') if set => Ok(value.unwrap_or("").to_string()),
         Some('-') => expand(arg, env, depth + 1),
         Some('?') if set => Ok(value.unwrap_or("").to_string()),
-        Some('?') => Err(InterpolationError::Required {
-            var: name.to_string(),
-            message: expand(arg, env, depth + 1)?,
-        }),
+        Some('?') => Err(InterpolationError::Required { var: name.to_string(), message: expand(arg, env, depth + 1)? }),
         Some('+') if set => expand(arg, env, depth + 1),
         Some('+') => Ok(String::new()),
         _ => Err(InterpolationError::Syntax(format!(

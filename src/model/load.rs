@@ -33,7 +33,9 @@ pub fn load(path: &Path) -> Result<Blueprint, Diagnostics> {
 pub fn load_bytes(file: &Path, bytes: &[u8], env: &Env) -> Result<Blueprint, Diagnostics> {
     let text = check_text(file, bytes).map_err(|d| Diagnostics(vec![d]))?;
     let root = node::parse(text).map_err(|err| {
-        Diagnostics(vec![Diagnostic::at(file, err.pos, format!("invalid YAML: {}", err.message)).hint(syntax_hint(&err.message))])
+        Diagnostics(vec![
+            Diagnostic::at(file, err.pos, format!("invalid YAML: {}", err.message)).hint(syntax_hint(&err.message)),
+        ])
     })?;
     decode(file, &blueprint_dir(file), &root, env).map_err(|problems| Diagnostics(problems).sorted())
 }
@@ -58,7 +60,10 @@ fn dotenv(path: &Path) -> Result<Env, Diagnostics> {
 /// UTF-8, not empty, not too large, no tab indentation; each a precise message.
 fn check_text<'a>(file: &Path, bytes: &'a [u8]) -> Result<&'a str, Diagnostic> {
     if bytes.len() > MAX_BLUEPRINT_BYTES {
-        return Err(Diagnostic::file(file, format!("the file is {} bytes; blueprints are limited to {MAX_BLUEPRINT_BYTES}", bytes.len())));
+        return Err(Diagnostic::file(
+            file,
+            format!("the file is {} bytes; blueprints are limited to {MAX_BLUEPRINT_BYTES}", bytes.len()),
+        ));
     }
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     let text = std::str::from_utf8(bytes).map_err(|err| {
@@ -66,11 +71,17 @@ fn check_text<'a>(file: &Path, bytes: &'a [u8]) -> Result<&'a str, Diagnostic> {
         let line = good.iter().filter(|&&b| b == b'\n').count() + 1;
         let line_start = good.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
         let col = String::from_utf8_lossy(&good[line_start..]).chars().count() + 1;
-        Diagnostic::at(file, pos(line, col), format!("the file is not valid UTF-8 (byte 0x{:02X})", bytes[err.valid_up_to()]))
-            .hint("save the blueprint as UTF-8")
+        Diagnostic::at(
+            file,
+            pos(line, col),
+            format!("the file is not valid UTF-8 (byte 0x{:02X})", bytes[err.valid_up_to()]),
+        )
+        .hint("save the blueprint as UTF-8")
     })?;
     if text.trim().is_empty() || text.lines().all(|l| l.trim().is_empty() || l.trim_start().starts_with('#')) {
-        return Err(Diagnostic::file(file, "the blueprint is empty").hint("a blueprint needs at least `name:` and `services:`"));
+        return Err(
+            Diagnostic::file(file, "the blueprint is empty").hint("a blueprint needs at least `name:` and `services:`")
+        );
     }
     for (i, line) in text.lines().enumerate() {
         let indent_len = line.len() - line.trim_start_matches([' ', '\t']).len();
@@ -90,7 +101,16 @@ fn syntax_hint(message: &str) -> String {
     let m = message.to_lowercase();
     if m.contains("duplicate") {
         "each key may appear once in a mapping; remove or rename the repeated one".into()
-    } else if m.contains("budget") || m.contains("alias") || m.contains("depth") || m.contains("limit") {
+    } else if m.contains("unknown anchor") {
+        "an alias `*name` must come after the anchor `&name` it refers to; define the anchor first".into()
+    } else if m.contains("more than one yaml document") {
+        "remove the `---` line and everything after it, or split it into its own blueprint file".into()
+    } else if m.contains("budget")
+        || m.contains("alias")
+        || m.contains("depth")
+        || m.contains("limit")
+        || m.contains("nests")
+    {
         "the document is too large or nests too deeply (anchors and aliases count too)".into()
     } else {
         "check indentation (spaces only), colons after keys, and quotes around values with `:` or `#`".into()

@@ -65,19 +65,13 @@ impl Value {
 }
 
 fn pos_of(location: serde_saphyr::Location) -> Pos {
-    Pos::new(
-        u32::try_from(location.line()).unwrap_or(u32::MAX),
-        u32::try_from(location.column()).unwrap_or(u32::MAX),
-    )
+    Pos::new(u32::try_from(location.line()).unwrap_or(u32::MAX), u32::try_from(location.column()).unwrap_or(u32::MAX))
 }
 
 impl<'de> Deserialize<'de> for Node {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let spanned = Spanned::<Value>::deserialize(deserializer)?;
-        Ok(Node {
-            pos: pos_of(spanned.referenced),
-            value: spanned.value,
-        })
+        Ok(Node { pos: pos_of(spanned.referenced), value: spanned.value })
     }
 }
 
@@ -90,10 +84,7 @@ impl<'de> Deserialize<'de> for Key {
                 .scalar_text()
                 .ok_or_else(|| de::Error::custom("a mapping key must be a plain word, not a list or mapping"))?,
         };
-        Ok(Key {
-            name,
-            pos: pos_of(spanned.referenced),
-        })
+        Ok(Key { name, pos: pos_of(spanned.referenced) })
     }
 }
 
@@ -172,10 +163,19 @@ pub struct SyntaxError {
     pub message: String,
 }
 
+/// The most YAML events (keys, values, list and mapping starts) a blueprint may have. A
+/// service with every key set is about a hundred, so this allows ~100 such services; stopping
+/// here keeps a multi-megabyte document cheap to reject (parsing is streamed, so the cost is
+/// proportional to the events read, and a debug build reads only ~30k events a second).
+pub const MAX_EVENTS: usize = 10_000;
+
+/// The most events aliases (`*name`) may replay in total: an alias bomb is stopped here.
+pub const MAX_REPLAYED_EVENTS: usize = 10_000;
+
 /// Limits that keep hostile input (alias bombs, deep nesting, huge files) cheap to reject.
 fn options() -> serde_saphyr::Options {
     let mut budget = serde_saphyr::budget::Budget::default();
-    budget.max_events = 200_000;
+    budget.max_events = MAX_EVENTS;
     budget.max_aliases = 1_000;
     budget.max_anchors = 1_000;
     budget.max_depth = 64;
@@ -184,6 +184,7 @@ fn options() -> serde_saphyr::Options {
     budget.max_documents = 1;
     serde_saphyr::options! {
         budget: Some(budget),
+        alias_limits: serde_saphyr::alias_limits! { max_total_replayed_events: MAX_REPLAYED_EVENTS },
         with_snippet: false,
     }
 }
@@ -199,10 +200,7 @@ pub fn parse(text: &str) -> Result<Node, SyntaxError> {
     }
     serde_saphyr::from_str_with_options::<Node>(text, options()).map_err(|err| {
         let pos = err.location().map(pos_of).unwrap_or_default();
-        SyntaxError {
-            pos,
-            message: clean_message(&err.to_string()),
-        }
+        SyntaxError { pos, message: clean_message(&err.to_string()) }
     })
 }
 
@@ -260,14 +258,29 @@ fn too_deep(text: &str) -> Option<(u32, usize)> {
     None
 }
 
-/// serde-saphyr appends its own " at line X column Y"; we print positions ourselves.
+/// serde-saphyr appends its own " at line X column Y" (alias errors several); we print
+/// positions ourselves. Advice meant for programmers using serde-saphyr is dropped, and
+/// limit breaches are put in a blueprint author's words.
 fn clean_message(raw: &str) -> String {
     let first = raw.lines().next().unwrap_or(raw).trim();
-    let trimmed = match first.rfind(" at line ") {
+    let mut text = match first.find(" at line ") {
         Some(i) => &first[..i],
         None => first,
     };
-    trimmed.trim_end_matches(':').to_string()
+    for advice in [", set DuplicateKeyPolicy", "; use from_str_multiple"] {
+        if let Some(i) = text.find(advice) {
+            text = &text[..i];
+        }
+    }
+    if text.starts_with("budget breached: Events") {
+        format!("the document is over the limit of {MAX_EVENTS} YAML events (keys, values, lists and mappings)")
+    } else if text.starts_with("alias replay limit exceeded") {
+        format!("aliases expand to more than the limit of {MAX_REPLAYED_EVENTS} YAML events")
+    } else if text.starts_with("multiple YAML documents") || text.starts_with("budget breached: Documents") {
+        "the file holds more than one YAML document; a blueprint is a single document (remove the `---`)".into()
+    } else {
+        text.trim_end_matches(':').to_string()
+    }
 }
 
 #[cfg(test)]
@@ -321,6 +334,24 @@ mod tests {
             ));
         }
         assert!(parse(&text).is_err());
+    }
+
+    #[test]
+    fn messages_are_for_blueprint_authors() {
+        let dup = parse("a: 1\na: 2\n").unwrap_err().message;
+        assert_eq!(dup, "duplicate mapping key: a");
+        let docs = parse("a: 1\n---\nb: 2\n").unwrap_err();
+        assert!(docs.message.contains("more than one YAML document"), "{docs:?}");
+        let mut bomb = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x]\n");
+        for i in 1..10 {
+            bomb.push_str(&format!("a{i}: &a{i} [{}]\n", vec![format!("*a{}", i - 1); 9].join(", ")));
+        }
+        let err = parse(&bomb).unwrap_err();
+        // Whichever limit trips first, the message is whole and says which limit.
+        assert!(err.message.contains("the limit of") && !err.message.contains("(used"), "{err:?}");
+        let big: String = (0..MAX_EVENTS).map(|i| format!("k{i}: v\n")).collect();
+        let err = parse(&big).unwrap_err();
+        assert!(err.message.contains("over the limit"), "{err:?}");
     }
 
     #[test]

@@ -80,8 +80,7 @@ pub enum Kind {
 
 impl Kind {
     /// Every kind, as written in YAML, for "did you mean" hints.
-    pub const ALL: [(&'static str, Kind); 2] =
-        [("load-balancer", Kind::LoadBalancer), ("postgres", Kind::Postgres)];
+    pub const ALL: [(&'static str, Kind); 2] = [("load-balancer", Kind::LoadBalancer), ("postgres", Kind::Postgres)];
 
     pub fn as_str(self) -> &'static str {
         match self {

@@ -20,7 +20,13 @@ pub fn destroy_plan(observed: &ObservedState, volumes: bool) -> Plan {
     let containers: Vec<usize> = (0..actions.len()).collect();
     for name in observed.networks.keys() {
         let id = actions.len();
-        actions.push(Action { id, op: Op::RemoveNetwork { name: name.clone() }, reason: "destroy".into(), after: containers.clone(), service: None });
+        actions.push(Action {
+            id,
+            op: Op::RemoveNetwork { name: name.clone() },
+            reason: "destroy".into(),
+            after: containers.clone(),
+            service: None,
+        });
     }
     let mut notes = Vec::new();
     for name in observed.volumes.keys() {

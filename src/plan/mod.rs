@@ -23,21 +23,50 @@ pub type ActionId = usize;
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum Op {
-    Build { image: ImageSpec },
-    Pull { reference: String },
-    CreateNetwork { spec: NetworkSpec },
-    RemoveNetwork { name: String },
-    CreateVolume { spec: VolumeSpec },
+    Build {
+        image: ImageSpec,
+    },
+    Pull {
+        reference: String,
+    },
+    CreateNetwork {
+        spec: NetworkSpec,
+    },
+    RemoveNetwork {
+        name: String,
+    },
+    CreateVolume {
+        spec: VolumeSpec,
+    },
     /// Create, start, and wait until ready.
-    CreateContainer { spec: ContainerSpec, readiness: Readiness },
+    CreateContainer {
+        spec: ContainerSpec,
+        readiness: Readiness,
+    },
     /// Stop and remove the old container, then create, start and wait for the new one.
-    RecreateContainer { old_id: String, old_grace_secs: u64, spec: ContainerSpec, readiness: Readiness },
+    RecreateContainer {
+        old_id: String,
+        old_grace_secs: u64,
+        spec: ContainerSpec,
+        readiness: Readiness,
+    },
     /// Start (or unpause) an existing container and wait until ready.
-    StartContainer { id: String, name: String, paused: bool, readiness: Readiness },
+    StartContainer {
+        id: String,
+        name: String,
+        paused: bool,
+        readiness: Readiness,
+    },
     /// Stop and remove a container (its volumes stay).
-    RemoveContainer { id: String, name: String, grace_secs: u64 },
+    RemoveContainer {
+        id: String,
+        name: String,
+        grace_secs: u64,
+    },
     /// Delete a volume and its data (only `scale destroy --volumes` plans this).
-    RemoveVolume { name: String },
+    RemoveVolume {
+        name: String,
+    },
 }
 
 impl Op {
@@ -100,7 +129,10 @@ impl Op {
     pub fn is_destructive(&self) -> bool {
         matches!(
             self,
-            Op::RemoveContainer { .. } | Op::RemoveNetwork { .. } | Op::RemoveVolume { .. } | Op::RecreateContainer { .. }
+            Op::RemoveContainer { .. }
+                | Op::RemoveNetwork { .. }
+                | Op::RemoveVolume { .. }
+                | Op::RecreateContainer { .. }
         )
     }
 }
@@ -195,7 +227,11 @@ pub fn plan(desired: &DesiredState, observed: &ObservedState) -> Result<Plan, Pl
     for (name, spec) in &desired.networks {
         match observed.networks.get(name) {
             Some(seen) if seen.internal != spec.internal => {
-                return Err(PlanError::NetworkChanged { name: name.clone(), observed: seen.internal, desired: spec.internal });
+                return Err(PlanError::NetworkChanged {
+                    name: name.clone(),
+                    observed: seen.internal,
+                    desired: spec.internal,
+                });
             }
             Some(_) => {}
             None => {
@@ -211,20 +247,35 @@ pub fn plan(desired: &DesiredState, observed: &ObservedState) -> Result<Plan, Pl
     }
 
     // Containers that go away free names and host ports; creations that need a port wait.
-    let removals: Vec<&ObservedContainer> =
-        observed.containers.values().filter(|c| !desired.containers.contains_key(&c.name)).collect();
+    // One to be replaced while another container claims a host port it holds goes away here
+    // too, and is created again below: the claimant may be planned before its replacement
+    // (or be one of its dependencies), so waiting for a recreate would come too late.
+    let claims: BTreeMap<u16, &str> = desired
+        .containers
+        .values()
+        .flat_map(|s| s.ports.iter().filter_map(|p| p.host_port).map(move |port| (port, s.name.as_str())))
+        .collect();
+    let removals: Vec<&ObservedContainer> = observed
+        .containers
+        .values()
+        .filter(|c| !desired.containers.contains_key(&c.name) || hands_over(c, desired, &claims).is_some())
+        .collect();
     let mut removal_action: BTreeMap<&str, ActionId> = BTreeMap::new();
-    let service_replicas: BTreeMap<&str, u32> = desired.services.iter().map(|s| (s.name.as_str(), s.replicas)).collect();
+    let service_replicas: BTreeMap<&str, u32> =
+        desired.services.iter().map(|s| (s.name.as_str(), s.replicas)).collect();
     for c in &removals {
-        let reason = match c.service() {
-            Some(service) => match service_replicas.get(service) {
-                Some(&want) => {
-                    let have = observed.containers.values().filter(|o| o.service() == Some(service)).count();
-                    format!("replicas {have} → {want}")
-                }
-                None => format!("service {service} is no longer in the blueprint"),
+        let reason = match (hands_over(c, desired, &claims), c.service()) {
+            (Some((port, to)), _) => format!("frees host port {port} for {to} (created again below)"),
+            (None, service) => match service {
+                Some(service) => match service_replicas.get(service) {
+                    Some(&want) => {
+                        let have = observed.containers.values().filter(|o| o.service() == Some(service)).count();
+                        format!("replicas {have} → {want}")
+                    }
+                    None => format!("service {service} is no longer in the blueprint"),
+                },
+                None => "not part of the blueprint".to_string(),
             },
-            None => "not part of the blueprint".to_string(),
         };
         let op = Op::RemoveContainer { id: c.id.clone(), name: c.name.clone(), grace_secs: stop_grace(c) };
         let id = b.push(op, reason, vec![], c.service());
@@ -264,12 +315,12 @@ pub fn plan(desired: &DesiredState, observed: &ObservedState) -> Result<Plan, Pl
             let readiness = service.readiness;
             let action = match observed.containers.get(&spec.name) {
                 None => Some((Op::CreateContainer { spec: spec.clone(), readiness }, "missing".to_string())),
-                Some(seen) if seen.spec_hash() != Some(spec.hash().as_str()) || seen.state == RunState::Dead => {
-                    let reason = match (seen.state, seen.spec()) {
-                        (RunState::Dead, _) => "dead".to_string(),
-                        (_, Some(old)) => reason::container_changes(&old, spec).join("; "),
-                        (_, None) => "created by an older scale or by hand (no stored spec)".to_string(),
-                    };
+                Some(seen) if removal_action.contains_key(spec.name.as_str()) => {
+                    after.push(removal_action[spec.name.as_str()]);
+                    Some((Op::CreateContainer { spec: spec.clone(), readiness }, replacement_reason(seen, spec)))
+                }
+                Some(seen) if needs_replacement(seen, spec) => {
+                    let reason = replacement_reason(seen, spec);
                     if let Some(prev) = previous_replacement {
                         after.push(prev);
                     }
@@ -316,7 +367,12 @@ pub fn plan(desired: &DesiredState, observed: &ObservedState) -> Result<Plan, Pl
         .collect();
     for name in observed.networks.keys() {
         if !desired.networks.contains_key(name) {
-            b.push(Op::RemoveNetwork { name: name.clone() }, "no longer in the blueprint", container_changes.clone(), None);
+            b.push(
+                Op::RemoveNetwork { name: name.clone() },
+                "no longer in the blueprint",
+                container_changes.clone(),
+                None,
+            );
         }
     }
     for name in observed.volumes.keys() {
@@ -326,6 +382,33 @@ pub fn plan(desired: &DesiredState, observed: &ObservedState) -> Result<Plan, Pl
     }
 
     Ok(Plan { project: desired.project.clone(), actions: b.actions, notes })
+}
+
+/// Whether an existing container must give way to a new one built from `spec`.
+fn needs_replacement(seen: &ObservedContainer, spec: &ContainerSpec) -> bool {
+    seen.spec_hash() != Some(spec.hash().as_str()) || seen.state == RunState::Dead
+}
+
+/// Why an existing container is replaced, in a user's words.
+fn replacement_reason(seen: &ObservedContainer, spec: &ContainerSpec) -> String {
+    match (seen.state, seen.spec()) {
+        (RunState::Dead, _) => "dead".to_string(),
+        (_, Some(old)) => reason::container_changes(&old, spec).join("; "),
+        (_, None) => "created by an older scale or by hand (no stored spec)".to_string(),
+    }
+}
+
+/// A host port that `c`, due for replacement, holds and another desired container claims.
+fn hands_over<'d>(
+    c: &ObservedContainer,
+    desired: &DesiredState,
+    claims: &BTreeMap<u16, &'d str>,
+) -> Option<(u16, &'d str)> {
+    let spec = desired.containers.get(&c.name)?;
+    if !needs_replacement(c, spec) {
+        return None;
+    }
+    held_ports(c).into_iter().find_map(|port| claims.get(&port).filter(|to| **to != c.name).map(|to| (port, *to)))
 }
 
 /// Docker's default time between SIGTERM and SIGKILL.

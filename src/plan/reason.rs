@@ -64,7 +64,9 @@ pub fn container_changes(old: &ContainerSpec, new: &ContainerSpec) -> Vec<String
         let secret = is_secret(key);
         match (old.env.get(key), new.env.get(key)) {
             (Some(a), Some(b)) if a != b && secret => out.push(format!("environment {key} changed (value hidden)")),
-            (Some(a), Some(b)) if a != b => out.push(format!("environment {key} changed ({} → {})", short(a), short(b))),
+            (Some(a), Some(b)) if a != b => {
+                out.push(format!("environment {key} changed ({} → {})", short(a), short(b)))
+            }
             (None, Some(_)) if secret => out.push(format!("environment {key} added")),
             (None, Some(b)) => out.push(format!("environment {key} added ({})", short(b))),
             (Some(_), None) => out.push(format!("environment {key} removed")),
@@ -85,7 +87,11 @@ pub fn container_changes(old: &ContainerSpec, new: &ContainerSpec) -> Vec<String
                 if extra.is_empty() {
                     n.network.clone()
                 } else {
-                    format!("{} (aliases {})", n.network, extra.iter().map(|a| a.as_str()).collect::<Vec<_>>().join(" "))
+                    format!(
+                        "{} (aliases {})",
+                        n.network,
+                        extra.iter().map(|a| a.as_str()).collect::<Vec<_>>().join(" ")
+                    )
                 }
             }))
         };
@@ -201,7 +207,10 @@ mod tests {
         let old = spec();
         let mut new = spec();
         new.image = "shop/web:bbbbbbbbbbbb".into();
-        assert_eq!(container_changes(&old, &new), vec!["image rebuilt (aaaaaaaaaaaa → bbbbbbbbbbbb: build context changed)"]);
+        assert_eq!(
+            container_changes(&old, &new),
+            vec!["image rebuilt (aaaaaaaaaaaa → bbbbbbbbbbbb: build context changed)"]
+        );
         new.image = "nginx:1.27".into();
         assert_eq!(container_changes(&old, &new), vec!["image shop/web:aaaaaaaaaaaa → nginx:1.27"]);
     }
@@ -210,7 +219,12 @@ mod tests {
     fn ports_and_restart() {
         let old = spec();
         let mut new = spec();
-        new.ports.push(PortSpec { container_port: 80, protocol: crate::model::Protocol::Tcp, host_ip: None, host_port: Some(8080) });
+        new.ports.push(PortSpec {
+            container_port: 80,
+            protocol: crate::model::Protocol::Tcp,
+            host_ip: None,
+            host_port: Some(8080),
+        });
         new.restart = crate::model::RestartPolicy::Always;
         assert_eq!(container_changes(&old, &new), vec!["ports none → 8080:80", "restart no → always"]);
     }

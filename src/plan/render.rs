@@ -29,7 +29,14 @@ pub fn render_text(plan: &Plan) -> String {
             .collect();
         let _ = writeln!(out, "Plan for project {}: {}", plan.project, summary.join(", "));
         for action in &plan.actions {
-            let _ = writeln!(out, "  {} {} {}: {}", symbol(&action.op), action.op.verb(), action.op.target(), action.reason);
+            let _ = writeln!(
+                out,
+                "  {} {} {}: {}",
+                symbol(&action.op),
+                action.op.verb(),
+                action.op.target(),
+                action.reason
+            );
         }
     }
     for note in &plan.notes {

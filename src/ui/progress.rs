@@ -68,7 +68,8 @@ impl<'a> ProgressView<'a> {
                 if self.ui.mode == Mode::Tty {
                     let bar = self.multi.add(ProgressBar::new_spinner());
                     bar.set_style(
-                        ProgressStyle::with_template("  {spinner} {msg} {elapsed}").unwrap_or_else(|_| ProgressStyle::default_spinner()),
+                        ProgressStyle::with_template("  {spinner} {msg} {elapsed}")
+                            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
                     );
                     bar.set_message(self.label(id));
                     bar.enable_steady_tick(Duration::from_millis(120));

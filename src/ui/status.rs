@@ -9,7 +9,8 @@ pub fn endpoint_lines(endpoints: &[Endpoint]) -> Vec<String> {
     endpoints
         .iter()
         .map(|e| {
-            let address = e.url.clone().unwrap_or_else(|| format!("{}:{}/{}", e.host_ip, e.host_port, e.protocol.as_str()));
+            let address =
+                e.url.clone().unwrap_or_else(|| format!("{}:{}/{}", e.host_ip, e.host_port, e.protocol.as_str()));
             format!("{} → {}  ({} port {})", e.service, address, e.container, e.container_port)
         })
         .collect()

@@ -59,32 +59,20 @@ pub fn docker_or_skip(test: &str) -> bool {
 fn probe_engine() -> Result<(), String> {
     // A thread of its own: callers are usually inside a tokio runtime already.
     let connected = std::thread::spawn(|| {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| e.to_string())?;
-        rt.block_on(DockerEngine::connect())
-            .map(|_| ())
-            .map_err(|e| match e.hint() {
-                Some(hint) => format!("{e} (hint: {hint})"),
-                None => e.to_string(),
-            })
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
+        rt.block_on(DockerEngine::connect()).map(|_| ()).map_err(|e| match e.hint() {
+            Some(hint) => format!("{e} (hint: {hint})"),
+            None => e.to_string(),
+        })
     })
     .join()
     .map_err(|_| "the engine probe panicked".to_string())?;
     connected?;
-    let cli = Command::new("docker")
-        .args(["version", "--format", "{{.Server.APIVersion}}"])
-        .output();
+    let cli = Command::new("docker").args(["version", "--format", "{{.Server.APIVersion}}"]).output();
     match cli {
         Ok(out) if out.status.success() => Ok(()),
-        Ok(out) => Err(format!(
-            "`docker version` failed: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        )),
-        Err(e) => Err(format!(
-            "the `docker` CLI (used for test cleanup) cannot run: {e}"
-        )),
+        Ok(out) => Err(format!("`docker version` failed: {}", String::from_utf8_lossy(&out.stderr).trim())),
+        Err(e) => Err(format!("the `docker` CLI (used for test cleanup) cannot run: {e}")),
     }
 }
 
@@ -105,23 +93,11 @@ impl DockerTest {
     /// Opens project `t-<test>-<pid>` without probing the engine. `test` is lower-cased and
     /// anything outside `[a-z0-9-]` becomes `-`, so the name is a valid project name.
     pub fn new(test: &str) -> DockerTest {
-        let slug: String = test
-            .to_lowercase()
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '-' {
-                    c
-                } else {
-                    '-'
-                }
-            })
-            .collect();
+        let slug: String =
+            test.to_lowercase().chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '-' }).collect();
         let project = format!("t-{}-{}", slug.trim_matches('-'), std::process::id());
-        let guard = DockerTest {
-            project,
-            extra_containers: Mutex::new(Vec::new()),
-            extra_volumes: Mutex::new(Vec::new()),
-        };
+        let guard =
+            DockerTest { project, extra_containers: Mutex::new(Vec::new()), extra_volumes: Mutex::new(Vec::new()) };
         // Leftovers of an earlier run that died with the same pid.
         guard.cleanup();
         guard
@@ -139,27 +115,19 @@ impl DockerTest {
 
     /// A connected engine (panics with the engine's message if connecting fails).
     pub async fn engine(&self) -> DockerEngine {
-        DockerEngine::connect()
-            .await
-            .unwrap_or_else(|e| panic!("connecting to the engine: {e}"))
+        DockerEngine::connect().await.unwrap_or_else(|e| panic!("connecting to the engine: {e}"))
     }
 
     /// Registers a container created without the project label (by `docker run` in the
     /// test), to be removed by name on drop.
     pub fn remove_on_drop(&self, container_name: &str) {
-        self.extra_containers
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(container_name.to_string());
+        self.extra_containers.lock().unwrap_or_else(|e| e.into_inner()).push(container_name.to_string());
     }
 
     /// Registers a volume the engine made without the project label (an anonymous volume,
     /// which removing its container with `v=false` leaves behind), to be removed on drop.
     pub fn remove_volume_on_drop(&self, volume_name: &str) {
-        self.extra_volumes
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(volume_name.to_string());
+        self.extra_volumes.lock().unwrap_or_else(|e| e.into_inner()).push(volume_name.to_string());
     }
 
     /// Runs `docker ARGS`, returning trimmed stdout; panics with stderr on failure.
@@ -174,12 +142,7 @@ impl DockerTest {
 
     fn cleanup(&self) {
         let label = self.label();
-        let extra = std::mem::take(
-            &mut *self
-                .extra_containers
-                .lock()
-                .unwrap_or_else(|e| e.into_inner()),
-        );
+        let extra = std::mem::take(&mut *self.extra_containers.lock().unwrap_or_else(|e| e.into_inner()));
         let mut containers = ids(&["ps", "-aq", "--filter", &format!("label={label}")]);
         containers.extend(extra);
         if !containers.is_empty() {
@@ -197,9 +160,7 @@ impl DockerTest {
             list.extend(["--filter", filter.as_str()]);
             let mut found = ids(&list);
             if rm[0] == "volume" {
-                found.extend(std::mem::take(
-                    &mut *self.extra_volumes.lock().unwrap_or_else(|e| e.into_inner()),
-                ));
+                found.extend(std::mem::take(&mut *self.extra_volumes.lock().unwrap_or_else(|e| e.into_inner())));
             }
             found.sort();
             found.dedup();
@@ -207,11 +168,7 @@ impl DockerTest {
                 let mut args = rm;
                 args.extend(found.iter().map(String::as_str));
                 if let Err(e) = docker(&args) {
-                    eprintln!(
-                        "cleanup of {}: docker {}: {e}",
-                        self.project,
-                        args.join(" ")
-                    );
+                    eprintln!("cleanup of {}: docker {}: {e}", self.project, args.join(" "));
                 }
             }
         }
@@ -225,14 +182,7 @@ impl Drop for DockerTest {
 }
 
 fn ids(args: &[&str]) -> Vec<String> {
-    docker(args)
-        .map(|out| {
-            out.lines()
-                .map(str::to_string)
-                .filter(|l| !l.is_empty())
-                .collect()
-        })
-        .unwrap_or_default()
+    docker(args).map(|out| out.lines().map(str::to_string).filter(|l| !l.is_empty()).collect()).unwrap_or_default()
 }
 
 /// Runs the `docker` CLI with a 60 s bound; `Err` carries its stderr.
