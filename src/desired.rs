@@ -8,6 +8,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::diag::Diagnostic;
+use crate::kinds;
+use crate::kinds::load_balancer::LoadBalancerSpec;
 use crate::model::{Blueprint, Build, Condition, Kind, MountSource, Protocol, RestartPolicy};
 
 /// Everything the project should consist of.
@@ -24,6 +26,8 @@ pub struct DesiredState {
     pub services: Vec<ServiceSpec>,
     /// Keyed by container name (`<project>-<service>-<n>`).
     pub containers: BTreeMap<String, ContainerSpec>,
+    /// Generated load-balancer configurations, keyed by load-balancer container name.
+    pub load_balancers: BTreeMap<String, LoadBalancerSpec>,
 }
 
 /// A network the project needs.
@@ -83,6 +87,9 @@ pub struct ServiceSpec {
     pub depends_on: Vec<(String, Condition)>,
     /// What "ready" means for this service's containers.
     pub readiness: Readiness,
+    /// Replica 1 must be ready before the others start (a database primary before its
+    /// replicas take their base backup from it).
+    pub leader_first: bool,
 }
 
 /// One published port.
@@ -280,6 +287,7 @@ pub fn desired_state(
             replicas: service.replicas.value,
             depends_on: service.depends_on.iter().map(|d| (d.service.value.clone(), d.condition)).collect(),
             readiness,
+            leader_first: service.postgres.is_some(),
         });
 
         let networks: Vec<AttachmentSpec> = if service.networks.is_empty() {
@@ -325,29 +333,48 @@ pub fn desired_state(
             retries: h.retries,
             start_period_ms: h.start_period.as_millis() as u64,
         });
-        for replica in 1..=service.replicas.value {
-            let name = container_name(project, &service.name, replica);
-            state.containers.insert(
-                name.clone(),
-                ContainerSpec {
-                    name: name.clone(),
-                    service: service.name.clone(),
-                    replica,
-                    kind: service.kind.as_ref().map(|k| k.value.as_str().to_string()),
-                    image: image.clone(),
-                    command: service.command.clone(),
-                    entrypoint: service.entrypoint.clone(),
-                    env: service.environment.iter().map(|(k, v)| (k.clone(), v.value.clone())).collect(),
-                    ports: ports.clone(),
-                    networks: networks.clone(),
-                    mounts: mounts.clone(),
-                    healthcheck: health.clone(),
-                    restart: service.restart,
-                    stop_grace_secs: service.stop_grace_period.map(|d| d.as_secs().max(1)),
-                    labels: service.labels.clone(),
-                    hostname: name,
-                },
-            );
+        let template = ContainerSpec {
+            name: String::new(),
+            service: service.name.clone(),
+            replica: 0,
+            kind: service.kind.as_ref().map(|k| k.value.as_str().to_string()),
+            image: image.clone(),
+            command: service.command.clone(),
+            entrypoint: service.entrypoint.clone(),
+            env: service.environment.iter().map(|(k, v)| (k.clone(), v.value.clone())).collect(),
+            ports,
+            networks,
+            mounts,
+            healthcheck: health,
+            restart: service.restart,
+            stop_grace_secs: service.stop_grace_period.map(|d| d.as_secs().max(1)),
+            labels: service.labels.clone(),
+            hostname: String::new(),
+        };
+        let containers = match (&service.postgres, &service.load_balancer) {
+            (Some(pg), _) => kinds::postgres::expand(project, &service.name, pg, &template, &mut state.volumes),
+            (None, Some(lb)) => {
+                let containers = kinds::plain(project, &service.name, service.replicas.value, &template);
+                let backend = &lb.backend_service.value;
+                let backend_replicas = bp.service(backend).map_or(0, |b| b.replicas.value);
+                let servers: Vec<String> = (1..=backend_replicas).map(|n| container_name(project, backend, n)).collect();
+                let listen: Vec<u16> = template.ports.iter().map(|p| p.container_port).collect();
+                for c in &containers {
+                    let spec = LoadBalancerSpec::new(&c.name, backend, lb.backend_port, servers.clone(), &listen);
+                    state.load_balancers.insert(c.name.clone(), spec);
+                }
+                containers
+            }
+            (None, None) => kinds::plain(project, &service.name, service.replicas.value, &template),
+        };
+        if let Some(spec) = state.services.last_mut() {
+            spec.replicas = containers.len() as u32;
+            if containers.iter().any(|c| c.healthcheck.is_some()) && spec.readiness == Readiness::Running {
+                spec.readiness = Readiness::Healthy;
+            }
+        }
+        for c in containers {
+            state.containers.insert(c.name.clone(), c);
         }
     }
     if problems.is_empty() { Ok(state) } else { Err(problems) }

@@ -10,6 +10,7 @@ pub mod desired;
 pub mod diag;
 pub mod engine;
 pub mod exec;
+pub mod kinds;
 pub mod labels;
 pub mod model;
 pub mod observed;

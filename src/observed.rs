@@ -21,6 +21,8 @@ pub struct ObservedState {
     pub volumes: BTreeMap<String, ObservedVolume>,
     /// Image references (`repo:tag`) present in the engine.
     pub images: BTreeSet<String>,
+    /// The pool each running load balancer was last given, keyed by container name.
+    pub load_balancers: BTreeMap<String, crate::kinds::load_balancer::Pool>,
 }
 
 /// The lifecycle state the engine reports for a container.

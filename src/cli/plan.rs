@@ -5,7 +5,6 @@ use std::path::PathBuf;
 use anyhow::Context;
 
 use super::{Global, connect, load_desired};
-use crate::engine::Engine;
 use crate::plan::{render_json, render_text};
 use crate::ui::Ui;
 
@@ -23,7 +22,7 @@ pub struct Args {
 pub async fn run(args: Args, global: &Global, ui: Ui) -> anyhow::Result<u8> {
     let loaded = load_desired(&args.file, global, ui)?;
     let engine = connect().await?;
-    let observed = engine.observe(&loaded.project).await.context("cannot read the project's state from the engine")?;
+    let observed = crate::engine::observe_project(&engine, &loaded.project).await.context("cannot read the project's state from the engine")?;
     let plan = crate::plan::plan(&loaded.desired, &observed)?;
     if ui.is_json() {
         ui.json(&render_json(&plan));

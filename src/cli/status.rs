@@ -7,7 +7,6 @@ use anyhow::Context;
 use serde_json::json;
 
 use super::{Global, connect, load_desired, project_of};
-use crate::engine::Engine;
 use crate::ui::Ui;
 use crate::ui::status::{container_table, endpoint_lines};
 
@@ -29,7 +28,7 @@ pub async fn run(args: Args, global: &Global, ui: Ui) -> anyhow::Result<u8> {
         None => project_of(None, global, ui)?,
     };
     let engine = connect().await?;
-    let observed = engine.observe(&project).await.context("cannot read the project's state from the engine")?;
+    let observed = crate::engine::observe_project(&engine, &project).await.context("cannot read the project's state from the engine")?;
     let pending = match &loaded {
         Some(l) => Some(crate::plan::plan(&l.desired, &observed)?),
         None => None,

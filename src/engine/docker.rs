@@ -190,8 +190,9 @@ fn strip_api_version(uri: &str) -> Option<String> {
     Some(format!("{}{}", &uri[..i], &rest[slash..]))
 }
 
-/// The engine's own words for a failed call, without bollard's wrapping.
-fn reason(e: &BollardError) -> String {
+/// The engine's own words for a failed call, without bollard's wrapping (also used by
+/// [`super::lock`]).
+pub(crate) fn reason(e: &BollardError) -> String {
     match e {
         BollardError::DockerResponseServerError { message, status_code } => {
             let message = message.trim();
@@ -482,6 +483,7 @@ impl Engine for DockerEngine {
             l.and_then(|l| l.get(labels::PROJECT)).map(String::as_str) == Some(project)
         };
         Ok(ObservedState {
+            load_balancers: Default::default(),
             project: project.to_string(),
             containers: containers
                 .into_iter()
@@ -732,6 +734,22 @@ impl Engine for DockerEngine {
             exit_code: if finished { state.exit_code } else { None },
             error: state.error.filter(|e| !e.trim().is_empty()),
         })
+    }
+
+    async fn exec(&self, id: &str, name: &str, cmd: &[String]) -> Result<super::ExecOutput, EngineError> {
+        self.exec_command(id, name, cmd).await
+    }
+
+    async fn read_file(&self, id: &str, name: &str, path: &str) -> Result<Option<Vec<u8>>, EngineError> {
+        self.download_file(id, name, path).await
+    }
+
+    async fn write_file(&self, id: &str, name: &str, path: &str, contents: &[u8]) -> Result<(), EngineError> {
+        self.upload_file(id, name, path, contents).await
+    }
+
+    async fn signal(&self, id: &str, name: &str, signal: &str) -> Result<(), EngineError> {
+        self.send_signal(id, name, signal).await
     }
 
     async fn logs_tail(&self, id: &str, lines: usize) -> Result<Vec<String>, EngineError> {

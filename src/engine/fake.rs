@@ -7,7 +7,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use super::{ContainerStatus, Engine, EngineError, Progress};
+use super::{ContainerStatus, Engine, EngineError, ExecOutput, Progress};
 use crate::desired::{ContainerSpec, ImageSpec, NetworkSpec, VolumeSpec};
 use crate::labels;
 use crate::observed::{
@@ -36,6 +36,8 @@ struct World {
     volumes: BTreeMap<String, BTreeMap<String, String>>,
     images: BTreeSet<String>,
     unhealthy_images: BTreeSet<String>,
+    files: BTreeMap<(String, String), Vec<u8>>,
+    commands: Vec<(String, String)>,
     next_id: u64,
     next_port: u16,
 }
@@ -102,6 +104,18 @@ impl FakeEngine {
         }
     }
 
+    /// Every exec and signal so far, as (container name, command or signal).
+    pub fn commands(&self) -> Vec<(String, String)> {
+        self.world().commands.clone()
+    }
+
+    /// The contents of a file written into a container, by container name.
+    pub fn file(&self, container: &str, path: &str) -> Option<Vec<u8>> {
+        let w = self.world();
+        let id = w.containers.values().find(|c| c.name == container)?.id.clone();
+        w.files.get(&(id, path.to_string())).cloned()
+    }
+
     /// A copy of every container (foreign ones included).
     pub fn containers(&self) -> Vec<FakeContainer> {
         self.world().containers.values().cloned().collect()
@@ -136,6 +150,7 @@ impl Engine for FakeEngine {
         let w = self.world();
         let owned = |l: &BTreeMap<String, String>| l.get(labels::PROJECT).map(String::as_str) == Some(project);
         Ok(ObservedState {
+            load_balancers: Default::default(),
             project: project.into(),
             containers: w
                 .containers
@@ -333,5 +348,39 @@ impl Engine for FakeEngine {
 
     async fn logs_tail(&self, _id: &str, _lines: usize) -> Result<Vec<String>, EngineError> {
         Ok(vec!["fake log line".into()])
+    }
+
+    async fn exec(&self, id: &str, name: &str, cmd: &[String]) -> Result<ExecOutput, EngineError> {
+        let mut w = self.world();
+        let running = w.by_id(id).is_some_and(|c| c.state == RunState::Running);
+        if !running {
+            return Err(EngineError::Exec { name: name.into(), command: cmd.join(" "), reason: "not running".into() });
+        }
+        w.commands.push((name.to_string(), cmd.join(" ")));
+        Ok(ExecOutput::default())
+    }
+
+    async fn read_file(&self, id: &str, _name: &str, path: &str) -> Result<Option<Vec<u8>>, EngineError> {
+        Ok(self.world().files.get(&(id.to_string(), path.to_string())).cloned())
+    }
+
+    async fn write_file(&self, id: &str, name: &str, path: &str, contents: &[u8]) -> Result<(), EngineError> {
+        self.wrote();
+        let mut w = self.world();
+        if w.by_id(id).is_none() {
+            return Err(EngineError::WriteFile { name: name.into(), path: path.into(), reason: "no such container".into() });
+        }
+        w.files.insert((id.to_string(), path.to_string()), contents.to_vec());
+        Ok(())
+    }
+
+    async fn signal(&self, id: &str, name: &str, signal: &str) -> Result<(), EngineError> {
+        self.wrote();
+        let mut w = self.world();
+        if w.by_id(id).is_none() {
+            return Err(EngineError::Signal { name: name.into(), signal: signal.into(), reason: "no such container".into() });
+        }
+        w.commands.push((name.to_string(), signal.to_string()));
+        Ok(())
     }
 }

@@ -8,7 +8,9 @@ use crate::desired::{ContainerSpec, ImageSpec, NetworkSpec, VolumeSpec};
 use crate::observed::{Health, ObservedState, RunState};
 
 pub mod docker;
+mod docker_io;
 pub mod fake;
+pub mod lock;
 
 /// What the engine says about one container right now (for health gating).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,6 +49,44 @@ pub trait Engine {
     async fn container_status(&self, id: &str, name: &str) -> Result<ContainerStatus, EngineError>;
     /// The last `lines` lines of a container's output (stdout and stderr).
     async fn logs_tail(&self, id: &str, lines: usize) -> Result<Vec<String>, EngineError>;
+    /// Runs a command inside a running container (no shell unless the command is one).
+    async fn exec(&self, id: &str, name: &str, cmd: &[String]) -> Result<ExecOutput, EngineError>;
+    /// Reads one file from a container, created or running; `None` when it does not exist.
+    async fn read_file(&self, id: &str, name: &str, path: &str) -> Result<Option<Vec<u8>>, EngineError>;
+    /// Writes one file into a container, created or running (how generated configs arrive).
+    async fn write_file(&self, id: &str, name: &str, path: &str, contents: &[u8]) -> Result<(), EngineError>;
+    /// Sends a signal such as `SIGUSR2` (HAProxy's reload) to a container's main process.
+    async fn signal(&self, id: &str, name: &str, signal: &str) -> Result<(), EngineError>;
+}
+
+/// The full snapshot a plan needs: the labelled resources, plus the pool each running load
+/// balancer holds (one small file read per load balancer; nothing else is inspected).
+pub async fn observe_project<E: Engine>(engine: &E, project: &str) -> Result<ObservedState, EngineError> {
+    use crate::kinds::load_balancer::{POOL_PATH, Pool};
+    let mut observed = engine.observe(project).await?;
+    let balancers: Vec<(String, String)> = observed
+        .containers
+        .values()
+        .filter(|c| c.labels.get(crate::labels::KIND).map(String::as_str) == Some("load-balancer"))
+        .filter(|c| c.state == RunState::Running)
+        .map(|c| (c.id.clone(), c.name.clone()))
+        .collect();
+    for (id, name) in balancers {
+        if let Some(bytes) = engine.read_file(&id, &name, POOL_PATH).await?
+            && let Ok(pool) = serde_json::from_slice::<Pool>(&bytes)
+        {
+            observed.load_balancers.insert(name, pool);
+        }
+    }
+    Ok(observed)
+}
+
+/// What a command run with [`Engine::exec`] printed and how it ended.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ExecOutput {
+    pub exit_code: i64,
+    /// stdout and stderr, interleaved as the engine delivered them.
+    pub output: String,
 }
 
 /// A failed engine operation, in words a user can act on.
@@ -92,6 +132,14 @@ pub enum EngineError {
     Inspect { name: String, reason: String },
     #[error("cannot read logs of {id}: {reason}")]
     Logs { id: String, reason: String },
+    #[error("cannot run `{command}` in {name}: {reason}")]
+    Exec { name: String, command: String, reason: String },
+    #[error("cannot read {path} in {name}: {reason}")]
+    ReadFile { name: String, path: String, reason: String },
+    #[error("cannot write {path} in {name}: {reason}")]
+    WriteFile { name: String, path: String, reason: String },
+    #[error("cannot send {signal} to {name}: {reason}")]
+    Signal { name: String, signal: String, reason: String },
 }
 
 impl EngineError {

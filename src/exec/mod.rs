@@ -10,8 +10,9 @@ use futures_util::stream::FuturesUnordered;
 
 use crate::desired::{ContainerSpec, Readiness};
 use crate::engine::Engine;
-use crate::plan::{ActionId, Op, Plan};
+use crate::plan::{ActionId, FileSpec, Op, Plan};
 
+mod balancer;
 pub mod queue;
 pub mod wait;
 
@@ -162,13 +163,19 @@ async fn run_action<E: Engine>(
         Op::RemoveNetwork { name } => engine.remove_network(name).await.map_err(failure),
         Op::CreateVolume { spec } => engine.create_volume(spec).await.map_err(failure),
         Op::RemoveVolume { name } => engine.remove_volume(name).await.map_err(failure),
-        Op::CreateContainer { spec, readiness } => bring_up(engine, plan, spec, *readiness, opts, &say).await,
-        Op::RecreateContainer { old_id, old_grace_secs, spec, readiness } => {
+        Op::CreateContainer { spec, readiness, files } => {
+            bring_up(engine, plan, spec, *readiness, files, opts, &say).await
+        }
+        Op::RecreateContainer { old_id, old_grace_secs, spec, readiness, files, drains } => {
+            balancer::drain(engine, drains, &say).await;
             say("stopping the old container");
             engine.stop_container(old_id, &spec.name, Duration::from_secs(*old_grace_secs)).await.map_err(failure)?;
             engine.remove_container(old_id, &spec.name).await.map_err(failure)?;
-            bring_up(engine, plan, spec, *readiness, opts, &say).await
+            bring_up(engine, plan, spec, *readiness, files, opts, &say).await?;
+            balancer::undrain(engine, drains, &say).await;
+            Ok(())
         }
+        Op::ReloadLoadBalancer { id: cid, name, files } => balancer::reload(engine, cid, name, files, &say).await,
         Op::StartContainer { id: cid, name, paused, readiness } => {
             if *paused {
                 engine.unpause_container(cid, name).await.map_err(failure)?;
@@ -177,7 +184,8 @@ async fn run_action<E: Engine>(
             }
             await_ready(engine, cid, name, *readiness, opts, &say).await
         }
-        Op::RemoveContainer { id: cid, name, grace_secs } => {
+        Op::RemoveContainer { id: cid, name, grace_secs, drains } => {
+            balancer::drain(engine, drains, &say).await;
             engine.stop_container(cid, name, Duration::from_secs(*grace_secs)).await.map_err(failure)?;
             engine.remove_container(cid, name).await.map_err(failure)
         }
@@ -189,10 +197,12 @@ async fn bring_up<E: Engine>(
     plan: &Plan,
     spec: &ContainerSpec,
     readiness: Readiness,
+    files: &[FileSpec],
     opts: &ExecOptions,
     say: &(dyn Fn(&str) + Sync),
 ) -> Result<(), ActionFailure> {
     let cid = engine.create_container(spec, &plan.project).await.map_err(failure)?;
+    balancer::write_files(engine, &cid, &spec.name, files).await?;
     if let Err(err) = engine.start_container(&cid, &spec.name).await {
         let mut f = failure(err);
         f.logs = engine.logs_tail(&cid, opts.log_lines).await.unwrap_or_default();

@@ -11,7 +11,12 @@ pub fn destroy_plan(observed: &ObservedState, volumes: bool) -> Plan {
         let id = actions.len();
         actions.push(Action {
             id,
-            op: Op::RemoveContainer { id: c.id.clone(), name: c.name.clone(), grace_secs: stop_grace(c) },
+            op: Op::RemoveContainer {
+                id: c.id.clone(),
+                name: c.name.clone(),
+                grace_secs: stop_grace(c),
+                drains: vec![],
+            },
             reason: "destroy".into(),
             after: vec![],
             service: c.service().map(str::to_string),

@@ -23,50 +23,31 @@ pub type ActionId = usize;
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum Op {
-    Build {
-        image: ImageSpec,
-    },
-    Pull {
-        reference: String,
-    },
-    CreateNetwork {
-        spec: NetworkSpec,
-    },
-    RemoveNetwork {
-        name: String,
-    },
-    CreateVolume {
-        spec: VolumeSpec,
-    },
-    /// Create, start, and wait until ready.
-    CreateContainer {
-        spec: ContainerSpec,
-        readiness: Readiness,
-    },
-    /// Stop and remove the old container, then create, start and wait for the new one.
+    Build { image: ImageSpec },
+    Pull { reference: String },
+    CreateNetwork { spec: NetworkSpec },
+    RemoveNetwork { name: String },
+    CreateVolume { spec: VolumeSpec },
+    /// Create, write `files` into it, start, and wait until ready.
+    CreateContainer { spec: ContainerSpec, readiness: Readiness, files: Vec<FileSpec> },
+    /// Drain it from load balancers, stop and remove the old container, then create, start
+    /// and wait for the new one, and put it back into rotation.
     RecreateContainer {
         old_id: String,
         old_grace_secs: u64,
         spec: ContainerSpec,
         readiness: Readiness,
+        files: Vec<FileSpec>,
+        drains: Vec<Drain>,
     },
+    /// Write a new configuration into a running load balancer and reload it without drops.
+    ReloadLoadBalancer { id: String, name: String, files: Vec<FileSpec> },
     /// Start (or unpause) an existing container and wait until ready.
-    StartContainer {
-        id: String,
-        name: String,
-        paused: bool,
-        readiness: Readiness,
-    },
-    /// Stop and remove a container (its volumes stay).
-    RemoveContainer {
-        id: String,
-        name: String,
-        grace_secs: u64,
-    },
+    StartContainer { id: String, name: String, paused: bool, readiness: Readiness },
+    /// Drain it from load balancers, then stop and remove it (its volumes stay).
+    RemoveContainer { id: String, name: String, grace_secs: u64, drains: Vec<Drain> },
     /// Delete a volume and its data (only `scale destroy --volumes` plans this).
-    RemoveVolume {
-        name: String,
-    },
+    RemoveVolume { name: String },
 }
 
 impl Op {
@@ -77,6 +58,7 @@ impl Op {
             Op::Pull { .. } => "pull",
             Op::CreateNetwork { .. } | Op::CreateVolume { .. } | Op::CreateContainer { .. } => "create",
             Op::RecreateContainer { .. } => "recreate",
+            Op::ReloadLoadBalancer { .. } => "reload",
             Op::StartContainer { .. } => "start",
             Op::RemoveNetwork { .. } | Op::RemoveContainer { .. } | Op::RemoveVolume { .. } => "remove",
         }
@@ -103,6 +85,7 @@ impl Op {
             Op::RemoveVolume { name } => format!("volume {name}"),
             Op::CreateContainer { spec, .. } | Op::RecreateContainer { spec, .. } => spec.name.clone(),
             Op::StartContainer { name, .. } | Op::RemoveContainer { name, .. } => name.clone(),
+            Op::ReloadLoadBalancer { name, .. } => name.clone(),
         }
     }
 
@@ -135,6 +118,22 @@ impl Op {
                 | Op::RecreateContainer { .. }
         )
     }
+}
+
+/// A generated file written into a container (load-balancer configuration).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FileSpec {
+    pub path: String,
+    pub contents: String,
+}
+
+/// Take `server` out of `backend` on a running load balancer before stopping it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Drain {
+    pub balancer_id: String,
+    pub balancer: String,
+    pub backend: String,
+    pub server: String,
 }
 
 /// One step of a plan.
@@ -277,7 +276,12 @@ pub fn plan(desired: &DesiredState, observed: &ObservedState) -> Result<Plan, Pl
                 None => "not part of the blueprint".to_string(),
             },
         };
-        let op = Op::RemoveContainer { id: c.id.clone(), name: c.name.clone(), grace_secs: stop_grace(c) };
+        let op = Op::RemoveContainer {
+            id: c.id.clone(),
+            name: c.name.clone(),
+            grace_secs: stop_grace(c),
+            drains: drains_for(&c.name, observed, desired),
+        };
         let id = b.push(op, reason, vec![], c.service());
         removal_action.insert(&c.name, id);
     }
@@ -294,6 +298,7 @@ pub fn plan(desired: &DesiredState, observed: &ObservedState) -> Result<Plan, Pl
     let mut service_actions: BTreeMap<&str, Vec<ActionId>> = BTreeMap::new();
     for service in &desired.services {
         let mut previous_replacement: Option<ActionId> = None;
+        let mut leader_action: Option<ActionId> = None;
         let mut mine = Vec::new();
         let specs = desired.containers.values().filter(|s| s.service == service.name);
         let mut specs: Vec<&ContainerSpec> = specs.collect();
@@ -313,11 +318,15 @@ pub fn plan(desired: &DesiredState, observed: &ObservedState) -> Result<Plan, Pl
                 after.extend(port_freed_by.get(&port).into_iter().flatten());
             }
             let readiness = service.readiness;
+            if service.leader_first && spec.replica > 1 {
+                after.extend(leader_action);
+            }
+            let files = files_for(&spec.name, desired);
             let action = match observed.containers.get(&spec.name) {
-                None => Some((Op::CreateContainer { spec: spec.clone(), readiness }, "missing".to_string())),
+                None => Some((Op::CreateContainer { spec: spec.clone(), readiness, files }, "missing".to_string())),
                 Some(seen) if removal_action.contains_key(spec.name.as_str()) => {
                     after.push(removal_action[spec.name.as_str()]);
-                    Some((Op::CreateContainer { spec: spec.clone(), readiness }, replacement_reason(seen, spec)))
+                    Some((Op::CreateContainer { spec: spec.clone(), readiness, files }, replacement_reason(seen, spec)))
                 }
                 Some(seen) if needs_replacement(seen, spec) => {
                     let reason = replacement_reason(seen, spec);
@@ -329,7 +338,24 @@ pub fn plan(desired: &DesiredState, observed: &ObservedState) -> Result<Plan, Pl
                         old_grace_secs: stop_grace(seen),
                         spec: spec.clone(),
                         readiness,
+                        files,
+                        drains: drains_for(&spec.name, observed, desired),
                     };
+                    Some((op, reason))
+                }
+                Some(seen) if reload_needed(seen, desired, observed).is_some() => {
+                    let reason = reload_needed(seen, desired, observed).unwrap_or_default();
+                    if let Some(lb) = desired.load_balancers.get(&spec.name) {
+                        let backend = lb.pool.backend.as_str();
+                        after.extend(service_actions.get(backend).into_iter().flatten());
+                        after.extend(
+                            removals
+                                .iter()
+                                .filter(|c| c.service() == Some(backend))
+                                .map(|c| removal_action[c.name.as_str()]),
+                        );
+                    }
+                    let op = Op::ReloadLoadBalancer { id: seen.id.clone(), name: seen.name.clone(), files };
                     Some((op, reason))
                 }
                 Some(seen) => start_reason(seen, readiness).map(|why| {
@@ -351,6 +377,9 @@ pub fn plan(desired: &DesiredState, observed: &ObservedState) -> Result<Plan, Pl
                     for port in held {
                         port_freed_by.entry(port).or_default().push(id);
                     }
+                }
+                if spec.replica == 1 {
+                    leader_action = Some(id);
                 }
                 mine.push(id);
             }
@@ -409,6 +438,52 @@ fn hands_over<'d>(
         return None;
     }
     held_ports(c).into_iter().find_map(|port| claims.get(&port).filter(|to| **to != c.name).map(|to| (port, *to)))
+}
+
+/// The generated files a container gets at creation (a load balancer's configuration).
+fn files_for(name: &str, desired: &DesiredState) -> Vec<FileSpec> {
+    desired
+        .load_balancers
+        .get(name)
+        .map(|lb| {
+            lb.files()
+                .into_iter()
+                .map(|(path, contents)| FileSpec { path, contents: String::from_utf8_lossy(&contents).into_owned() })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Why a running, up-to-date load balancer needs its configuration rewritten, if it does.
+fn reload_needed(seen: &ObservedContainer, desired: &DesiredState, observed: &ObservedState) -> Option<String> {
+    let want = desired.load_balancers.get(&seen.name)?;
+    if seen.state != RunState::Running {
+        return None;
+    }
+    match observed.load_balancers.get(&seen.name) {
+        Some(have) if have.hash == want.pool.hash => None,
+        Some(have) => Some(crate::kinds::load_balancer::pool_change(have, &want.pool)),
+        None => Some("configuration missing".into()),
+    }
+}
+
+/// The running load balancers (staying in place) that route to `server`: drain it there first.
+fn drains_for(server: &str, observed: &ObservedState, desired: &DesiredState) -> Vec<Drain> {
+    observed
+        .load_balancers
+        .iter()
+        .filter(|(_, pool)| pool.servers.iter().any(|s| s == server))
+        .filter_map(|(balancer, pool)| {
+            let seen = observed.containers.get(balancer)?;
+            let stays = desired.containers.get(balancer).is_some_and(|spec| !needs_replacement(seen, spec));
+            (stays && seen.state == RunState::Running).then(|| Drain {
+                balancer_id: seen.id.clone(),
+                balancer: balancer.clone(),
+                backend: pool.backend.clone(),
+                server: server.to_string(),
+            })
+        })
+        .collect()
 }
 
 /// Docker's default time between SIGTERM and SIGKILL.

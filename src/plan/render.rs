@@ -10,7 +10,7 @@ use super::{Op, Plan};
 fn symbol(op: &Op) -> char {
     match op.verb() {
         "create" | "build" | "pull" => '+',
-        "recreate" => '~',
+        "recreate" | "reload" => '~',
         "start" => '>',
         _ => '-',
     }
@@ -23,7 +23,7 @@ pub fn render_text(plan: &Plan) -> String {
         let _ = writeln!(out, "No changes: project {} matches the blueprint.", plan.project);
     } else {
         let counts = plan.counts();
-        let summary: Vec<String> = ["build", "pull", "create", "recreate", "start", "remove"]
+        let summary: Vec<String> = ["build", "pull", "create", "recreate", "reload", "start", "remove"]
             .iter()
             .filter_map(|verb| counts.get(verb).map(|n| format!("{n} to {verb}")))
             .collect();

@@ -204,3 +204,252 @@ pub fn docker(args: &[&str]) -> Result<String, String> {
         Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
     }
 }
+
+// ------------------------------------------------------------------------------------------
+// Driving the built `scale` binary (tests/cli.rs, tests/apply_docker.rs, tests/stage01.rs).
+
+/// What one run of the `scale` binary did.
+#[derive(Debug)]
+pub struct ScaleRun {
+    /// The command line, for messages.
+    pub args: String,
+    /// The exit code (`None`: killed by a signal or the 5-minute bound).
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+    pub elapsed: Duration,
+}
+
+impl ScaleRun {
+    /// Panics, showing both streams, unless the exit code is `code`.
+    #[track_caller]
+    pub fn expect_code(&self, code: i32) -> &ScaleRun {
+        assert_eq!(
+            self.code,
+            Some(code),
+            "`scale {}` exited with {:?}, expected {code}\n--- stdout:\n{}\n--- stderr:\n{}",
+            self.args,
+            self.code,
+            self.stdout,
+            self.stderr
+        );
+        self
+    }
+
+    /// Panics unless the exit code is 0.
+    #[track_caller]
+    pub fn success(&self) -> &ScaleRun {
+        self.expect_code(0)
+    }
+
+    /// Stdout parsed as one JSON document.
+    #[track_caller]
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("`scale {}` printed no JSON document ({e}):\n{}", self.args, self.stdout))
+    }
+
+    /// Stdout parsed as JSON lines.
+    #[track_caller]
+    pub fn json_lines(&self) -> Vec<serde_json::Value> {
+        self.stdout
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| {
+                serde_json::from_str(l)
+                    .unwrap_or_else(|e| panic!("`scale {}` printed a line that is not JSON ({e}): {l}", self.args))
+            })
+            .collect()
+    }
+}
+
+/// Runs the built `scale` binary with `args` (stdin closed, `NO_COLOR=1`, at most 5 minutes).
+pub fn scale(args: &[&str]) -> ScaleRun {
+    scale_env(args, &[])
+}
+
+/// [`scale`] with extra environment variables.
+pub fn scale_env(args: &[&str], env: &[(&str, &str)]) -> ScaleRun {
+    let mut command = assert_cmd::Command::cargo_bin("scale").expect("the scale binary is built");
+    command.args(args).env("NO_COLOR", "1").timeout(Duration::from_secs(300));
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    let started = std::time::Instant::now();
+    let out = command.output().unwrap_or_else(|e| panic!("running `scale {}`: {e}", args.join(" ")));
+    ScaleRun {
+        args: args.join(" "),
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        elapsed: started.elapsed(),
+    }
+}
+
+/// Writes `yaml` to `dir/blueprint.yaml` and returns its path as a string.
+pub fn write_blueprint(dir: &std::path::Path, yaml: &str) -> String {
+    let path = dir.join("blueprint.yaml");
+    std::fs::write(&path, yaml).unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
+    path.to_str().expect("temp paths are UTF-8").to_string()
+}
+
+/// One container of a project, as `docker ps -a` reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Seen {
+    pub id: String,
+    /// `running`, `exited`, `created`, ...
+    pub state: String,
+    /// The `io.scale.spec-hash` label.
+    pub spec_hash: String,
+}
+
+/// The project's containers (running or not) by name.
+pub fn project_containers(project: &str) -> std::collections::BTreeMap<String, Seen> {
+    let out = docker(&[
+        "ps",
+        "-a",
+        "--no-trunc",
+        "--filter",
+        &format!("label=io.scale.project={project}"),
+        "--format",
+        "{{.Names}}\t{{.ID}}\t{{.State}}\t{{.Label \"io.scale.spec-hash\"}}",
+    ])
+    .unwrap_or_else(|e| panic!("docker ps: {e}"));
+    out.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|line| {
+            let f: Vec<&str> = line.split('\t').collect();
+            assert_eq!(f.len(), 4, "unexpected `docker ps` line: {line:?}");
+            (f[0].to_string(), Seen { id: f[1].into(), state: f[2].into(), spec_hash: f[3].into() })
+        })
+        .collect()
+}
+
+/// Names of the project's networks (`kind` = "network") or volumes (`kind` = "volume").
+pub fn project_resources(kind: &str, project: &str) -> Vec<String> {
+    let filter = format!("label=io.scale.project={project}");
+    let mut names: Vec<String> = docker(&[kind, "ls", "-q", "--filter", &filter])
+        .unwrap_or_else(|e| panic!("docker {kind} ls: {e}"))
+        .lines()
+        .map(str::to_string)
+        .filter(|l| !l.is_empty())
+        .collect();
+    if kind == "network" {
+        // `network ls -q` prints IDs; names read better in messages.
+        names = names
+            .iter()
+            .map(|id| docker(&["network", "inspect", "--format", "{{.Name}}", id]).unwrap_or_else(|_| id.clone()))
+            .collect();
+    }
+    names.sort();
+    names
+}
+
+/// The current time as the `seconds.nanoseconds` form `docker events --since/--until` take.
+pub fn docker_timestamp() -> String {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock after 1970");
+    format!("{}.{:09}", now.as_secs(), now.subsec_nanos())
+}
+
+/// Every engine event about the project's resources between two [`docker_timestamp`]s, as
+/// `<type> <action>` (`container exec_create: true`, `container start`, `network connect`).
+/// Network and volume events carry no labels, so an event is the project's when it carries
+/// its label, or names one of its resources (`<project>-…` containers, `<project>_…` networks
+/// and volumes).
+pub fn project_events(project: &str, since: &str, until: &str) -> Vec<String> {
+    let out = docker(&["events", "--since", since, "--until", until, "--format", "{{json .}}"])
+        .unwrap_or_else(|e| panic!("docker events: {e}"));
+    let ours = |name: &str| name.starts_with(&format!("{project}-")) || name.starts_with(&format!("{project}_"));
+    out.lines()
+        .filter(|l| !l.trim().is_empty())
+        .filter_map(|line| {
+            let event: serde_json::Value =
+                serde_json::from_str(line).unwrap_or_else(|e| panic!("docker events printed {line:?}: {e}"));
+            let attrs = &event["Actor"]["Attributes"];
+            let attr = |key: &str| attrs[key].as_str().unwrap_or_default();
+            let mine = attr("io.scale.project") == project
+                || ours(attr("name"))
+                || ours(event["Actor"]["ID"].as_str().unwrap_or_default());
+            mine.then(|| {
+                format!("{} {}", event["Type"].as_str().unwrap_or("?"), event["Action"].as_str().unwrap_or("?").trim())
+            })
+        })
+        .collect()
+}
+
+/// Removes the images scale built for `project` (tagged `<project>/<service>:<hash>`),
+/// keeping the base images they were built from.
+pub fn remove_built_images(project: &str) {
+    let tags =
+        docker(&["image", "ls", "--format", "{{.Repository}}:{{.Tag}}", "--filter", &format!("reference={project}/*")])
+            .unwrap_or_default();
+    let tags: Vec<&str> = tags.lines().filter(|l| !l.is_empty()).collect();
+    if !tags.is_empty() {
+        let mut args = vec!["image", "rm", "-f"];
+        args.extend(tags);
+        if let Err(e) = docker(&args) {
+            eprintln!("cleanup of {project}'s images: {e}");
+        }
+    }
+}
+
+/// A parsed HTTP/1.0 response.
+#[derive(Debug, Clone)]
+pub struct HttpResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl HttpResponse {
+    /// The first header of that name (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+}
+
+/// One HTTP/1.0 request to `127.0.0.1:port` (connect, read and write bounded at 10 s).
+pub fn http(port: u16, method: &str, path: &str, body: Option<&str>) -> std::io::Result<HttpResponse> {
+    use std::io::{Read, Write};
+    let address = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let mut stream = std::net::TcpStream::connect_timeout(&address, Duration::from_secs(10))?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    stream.set_write_timeout(Some(Duration::from_secs(10)))?;
+    let body = body.unwrap_or("");
+    let mut request = format!("{method} {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n");
+    if !body.is_empty() || method == "POST" {
+        request.push_str(&format!("Content-Type: application/json\r\nContent-Length: {}\r\n", body.len()));
+    }
+    request.push_str("\r\n");
+    request.push_str(body);
+    stream.write_all(request.as_bytes())?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw)?;
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let bad = |why: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{why}: {text:?}"));
+    let (head, body) = text.split_once("\r\n\r\n").ok_or_else(|| bad("no end of headers"))?;
+    let mut lines = head.split("\r\n");
+    let status_line = lines.next().ok_or_else(|| bad("no status line"))?;
+    let status =
+        status_line.split_whitespace().nth(1).and_then(|s| s.parse().ok()).ok_or_else(|| bad("no status code"))?;
+    let headers =
+        lines.filter_map(|l| l.split_once(':')).map(|(k, v)| (k.trim().to_string(), v.trim().to_string())).collect();
+    Ok(HttpResponse { status, headers, body: body.to_string() })
+}
+
+/// GETs `path` until it answers `200` (at most `attempts` tries, 500 ms apart); panics with
+/// the last answer otherwise.
+pub fn http_get_ok(port: u16, path: &str, attempts: u32) -> HttpResponse {
+    let mut last = String::new();
+    for attempt in 0..attempts {
+        if attempt > 0 {
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        match http(port, "GET", path, None) {
+            Ok(r) if r.status == 200 => return r,
+            Ok(r) => last = format!("status {}: {}", r.status, r.body),
+            Err(e) => last = e.to_string(),
+        }
+    }
+    panic!("GET 127.0.0.1:{port}{path} did not answer 200 in {attempts} attempts; last: {last}")
+}

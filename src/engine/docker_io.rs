@@ -1,0 +1,107 @@
+//! Talking to what runs inside a container: exec, one file in or out, signals. Used by kinds
+//! (HAProxy's config and runtime API, PostgreSQL's status and promotion).
+
+use std::io::Read;
+
+use bollard::container::LogOutput;
+use bollard::exec::{CreateExecOptions, StartExecOptions, StartExecResults};
+use bollard::query_parameters::{DownloadFromContainerOptions, KillContainerOptions, UploadToContainerOptions};
+use futures_util::StreamExt;
+
+use super::docker::DockerEngine;
+use super::{EngineError, ExecOutput};
+
+/// Output beyond this is cut: these commands print a status line or a small table.
+const MAX_EXEC_OUTPUT: usize = 1024 * 1024;
+
+impl DockerEngine {
+    pub(super) async fn exec_command(&self, id: &str, name: &str, cmd: &[String]) -> Result<ExecOutput, EngineError> {
+        let fail = |reason: String| EngineError::Exec { name: name.into(), command: cmd.join(" "), reason };
+        let docker = self.client();
+        let options = CreateExecOptions {
+            cmd: Some(cmd.to_vec()),
+            attach_stdout: Some(true),
+            attach_stderr: Some(true),
+            ..Default::default()
+        };
+        let created = docker.create_exec(id, options).await.map_err(|e| fail(e.to_string()))?;
+        let started = docker
+            .start_exec(&created.id, Some(StartExecOptions { detach: false, tty: false, output_capacity: None }))
+            .await
+            .map_err(|e| fail(e.to_string()))?;
+        let mut output = String::new();
+        if let StartExecResults::Attached { output: mut stream, .. } = started {
+            while let Some(chunk) = stream.next().await {
+                let chunk = chunk.map_err(|e| fail(e.to_string()))?;
+                let bytes = match &chunk {
+                    LogOutput::StdOut { message } | LogOutput::StdErr { message } | LogOutput::Console { message } => {
+                        message
+                    }
+                    LogOutput::StdIn { .. } => continue,
+                };
+                if output.len() < MAX_EXEC_OUTPUT {
+                    output.push_str(&String::from_utf8_lossy(bytes));
+                }
+            }
+        }
+        let inspect = docker.inspect_exec(&created.id).await.map_err(|e| fail(e.to_string()))?;
+        Ok(ExecOutput { exit_code: inspect.exit_code.unwrap_or(-1), output })
+    }
+
+    pub(super) async fn download_file(&self, id: &str, name: &str, path: &str) -> Result<Option<Vec<u8>>, EngineError> {
+        let fail = |reason: String| EngineError::ReadFile { name: name.into(), path: path.into(), reason };
+        let options = DownloadFromContainerOptions { path: path.to_string() };
+        let mut stream = self.client().download_from_container(id, Some(options));
+        let mut archive = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            match chunk {
+                Ok(bytes) => archive.extend_from_slice(&bytes),
+                Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => return Ok(None),
+                Err(e) => return Err(fail(e.to_string())),
+            }
+        }
+        let mut tar = tar::Archive::new(archive.as_slice());
+        let entries = tar.entries().map_err(|e| fail(e.to_string()))?;
+        for entry in entries {
+            let mut entry = entry.map_err(|e| fail(e.to_string()))?;
+            if entry.header().entry_type().is_file() {
+                let mut contents = Vec::new();
+                entry.read_to_end(&mut contents).map_err(|e| fail(e.to_string()))?;
+                return Ok(Some(contents));
+            }
+        }
+        Ok(None)
+    }
+
+    pub(super) async fn upload_file(&self, id: &str, name: &str, path: &str, contents: &[u8]) -> Result<(), EngineError> {
+        let fail = |reason: String| EngineError::WriteFile { name: name.into(), path: path.into(), reason };
+        let (dir, file) = match path.rsplit_once('/') {
+            Some(("", file)) => ("/", file),
+            Some((dir, file)) => (dir, file),
+            None => return Err(fail("the path must be absolute".into())),
+        };
+        let mut header = tar::Header::new_gnu();
+        header.set_size(contents.len() as u64);
+        header.set_mode(0o644);
+        header.set_mtime(0);
+        header.set_uid(0);
+        header.set_gid(0);
+        let mut builder = tar::Builder::new(Vec::new());
+        builder.append_data(&mut header, file, contents).map_err(|e| fail(e.to_string()))?;
+        let archive = builder.into_inner().map_err(|e| fail(e.to_string()))?;
+        let options = UploadToContainerOptions { path: dir.to_string(), ..Default::default() };
+        self.client()
+            .upload_to_container(id, Some(options), bollard::body_full(archive.into()))
+            .await
+            .map_err(|e| fail(e.to_string()))
+    }
+
+    pub(super) async fn send_signal(&self, id: &str, name: &str, signal: &str) -> Result<(), EngineError> {
+        let options = KillContainerOptions { signal: signal.to_string() };
+        self.client().kill_container(id, Some(options)).await.map_err(|e| EngineError::Signal {
+            name: name.into(),
+            signal: signal.into(),
+            reason: e.to_string(),
+        })
+    }
+}

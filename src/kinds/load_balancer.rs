@@ -1,0 +1,228 @@
+//! `kind: load-balancer`: HAProxy in front of every replica of `backends.service`.
+//!
+//! scale renders the configuration from the desired backends and delivers it as a file: at
+//! creation (before the first start) and, when the pool changes, into the running container
+//! followed by SIGUSR2, which makes HAProxy's master start a new worker on the same sockets —
+//! a reload without dropped connections. The pool is not part of the container's spec hash,
+//! so scaling the web tier never recreates the load balancer. Active health checks (1 s, 2
+//! failures) take a dead backend out within ~2 s; `rise 2` lets it back once healthy.
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::desired::hex;
+
+/// Where the image reads its configuration.
+pub const CONFIG_PATH: &str = "/usr/local/etc/haproxy/haproxy.cfg";
+/// What scale wrote last (pool and hash), read back to plan reloads.
+pub const POOL_PATH: &str = "/usr/local/etc/haproxy/scale-pool.json";
+/// HAProxy's runtime API (drain, ready, show stat).
+pub const ADMIN_SOCKET: &str = "/run/haproxy/admin.sock";
+/// The signal that reloads HAProxy in master-worker mode.
+pub const RELOAD_SIGNAL: &str = "SIGUSR2";
+
+/// The pool as scale last wrote it into a load balancer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pool {
+    /// Hash of the whole configuration text.
+    pub hash: String,
+    /// The HAProxy backend (named after the backend service).
+    pub backend: String,
+    /// Backend container names, which are also the HAProxy server names.
+    pub servers: Vec<String>,
+}
+
+/// The generated configuration of one load-balancer container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadBalancerSpec {
+    pub container: String,
+    pub pool: Pool,
+    pub config: String,
+}
+
+impl LoadBalancerSpec {
+    /// Renders the configuration for `servers` (container names) on `port`, listening on
+    /// `listen` (the container ports the blueprint publishes; 80 when none).
+    pub fn new(container: &str, backend: &str, port: u16, servers: Vec<String>, listen: &[u16]) -> Self {
+        let config = render(backend, port, &servers, listen);
+        let hash = hex(&Sha256::digest(config.as_bytes()))[..16].to_string();
+        LoadBalancerSpec { container: container.to_string(), pool: Pool { hash, backend: backend.to_string(), servers }, config }
+    }
+
+    /// The files to write into the container: the configuration and the pool record.
+    pub fn files(&self) -> Vec<(String, Vec<u8>)> {
+        let pool = serde_json::to_vec(&self.pool).expect("a pool always serializes");
+        vec![(CONFIG_PATH.to_string(), self.config.clone().into_bytes()), (POOL_PATH.to_string(), pool)]
+    }
+}
+
+/// What changed between the pool a load balancer has and the one it should have.
+pub fn pool_change(old: &Pool, new: &Pool) -> String {
+    let added: Vec<&String> = new.servers.iter().filter(|s| !old.servers.contains(s)).collect();
+    let removed: Vec<&String> = old.servers.iter().filter(|s| !new.servers.contains(s)).collect();
+    let mut parts = Vec::new();
+    if !added.is_empty() {
+        parts.push(format!("add {}", added.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")));
+    }
+    if !removed.is_empty() {
+        parts.push(format!("drain and drop {}", removed.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")));
+    }
+    if parts.is_empty() { "configuration changed".into() } else { format!("pool changed: {}", parts.join("; ")) }
+}
+
+/// The runtime-API command that takes a server out of rotation or puts it back.
+pub fn set_server_state(backend: &str, server: &str, state: &str) -> Vec<String> {
+    vec![
+        "sh".into(),
+        "-c".into(),
+        format!("echo 'set server {backend}/{server} state {state}' | socat stdio unix-connect:{ADMIN_SOCKET}"),
+    ]
+}
+
+/// The runtime-API command that lists every server with its state, as CSV.
+pub fn show_stat() -> Vec<String> {
+    vec!["sh".into(), "-c".into(), format!("echo 'show stat' | socat stdio unix-connect:{ADMIN_SOCKET}")]
+}
+
+/// One backend server as HAProxy reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ServerState {
+    pub server: String,
+    /// `UP`, `DOWN`, `MAINT`, `DRAIN`, `no check` …
+    pub status: String,
+    pub current_sessions: u64,
+    pub total_sessions: u64,
+}
+
+/// Parses `show stat` CSV into the servers of `backend`.
+pub fn parse_stat(csv: &str, backend: &str) -> Vec<ServerState> {
+    let mut lines = csv.lines();
+    let Some(header) = lines.next() else { return Vec::new() };
+    let columns: Vec<&str> = header.trim_start_matches("# ").split(',').collect();
+    let col = |name: &str| columns.iter().position(|c| *c == name);
+    let (Some(px), Some(sv), Some(status), Some(scur), Some(stot)) =
+        (col("pxname"), col("svname"), col("status"), col("scur"), col("stot"))
+    else {
+        return Vec::new();
+    };
+    lines
+        .map(|l| l.split(',').collect::<Vec<_>>())
+        .filter(|f| f.get(px) == Some(&backend) && !matches!(f.get(sv), Some(&"BACKEND") | Some(&"FRONTEND") | None))
+        .map(|f| ServerState {
+            server: f[sv].to_string(),
+            status: f.get(status).unwrap_or(&"").to_string(),
+            current_sessions: f.get(scur).and_then(|v| v.parse().ok()).unwrap_or(0),
+            total_sessions: f.get(stot).and_then(|v| v.parse().ok()).unwrap_or(0),
+        })
+        .collect()
+}
+
+fn render(backend: &str, port: u16, servers: &[String], listen: &[u16]) -> String {
+    let mut binds: Vec<u16> = listen.to_vec();
+    if binds.is_empty() {
+        binds.push(80);
+    }
+    binds.sort_unstable();
+    binds.dedup();
+    let mut out = String::new();
+    out.push_str(
+        "# Generated by scale from the blueprint; rewritten and reloaded whenever the pool changes.\n\
+global\n\
+    log stdout format raw local0\n\
+    user haproxy\n\
+    group haproxy\n\
+    stats socket /run/haproxy/admin.sock mode 660 level admin expose-fd listeners\n\
+    stats timeout 30s\n\
+    hard-stop-after 30s\n\
+    h1-case-adjust content-type Content-Type\n\
+    h1-case-adjust content-length Content-Length\n\
+    h1-case-adjust server Server\n\
+    h1-case-adjust date Date\n\
+    h1-case-adjust connection Connection\n\
+    h1-case-adjust x-served-by X-Served-By\n\
+    h1-case-adjust x-app-version X-App-Version\n\
+    h1-case-adjust x-db-node X-Db-Node\n\
+    h1-case-adjust x-db-role X-Db-Role\n\
+\n\
+defaults\n\
+    mode http\n\
+    log global\n\
+    option httplog\n\
+    option dontlognull\n\
+    # a request whose server fails is retried once more on another server\n\
+    option redispatch 1\n\
+    retries 3\n\
+    retry-on conn-failure empty-response response-timeout 502 503 504\n\
+    timeout connect 2s\n\
+    timeout client 30s\n\
+    timeout server 10s\n\
+    timeout http-request 10s\n\
+    timeout http-keep-alive 5s\n\
+    http-error status 503 content-type application/json string '{\"error\":\"no healthy web server\"}'\n\
+    http-error status 504 content-type application/json string '{\"error\":\"web server timed out\"}'\n\
+    http-error status 502 content-type application/json string '{\"error\":\"bad answer from web server\"}'\n\
+\n\
+# Docker's embedded DNS: servers are container names, re-resolved while running.\n\
+resolvers docker\n\
+    nameserver dns 127.0.0.11:53\n\
+    resolve_retries 3\n\
+    timeout resolve 1s\n\
+    timeout retry 1s\n\
+    hold valid 1s\n\
+    hold other 1s\n\
+    hold refused 1s\n\
+    hold nx 1s\n\
+    hold timeout 1s\n\
+    hold obsolete 1s\n\
+    accepted_payload_size 8192\n\
+\n\
+frontend http\n",
+    );
+    for port in binds {
+        out.push_str(&format!("    bind :{port}\n"));
+    }
+    out.push_str(&format!(
+        "    option h1-case-adjust-bogus-client\n    default_backend {backend}\n\n\
+backend {backend}\n\
+    balance roundrobin\n\
+    option httpchk GET /healthz\n\
+    http-check expect status 200\n\
+    default-server check inter 1s fall 2 rise 2 resolvers docker init-addr last,libc,none\n"
+    ));
+    for server in servers {
+        out.push_str(&format!("    server {server} {server}:{port}\n"));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_lists_every_server_and_hash_follows_the_pool() {
+        let a = LoadBalancerSpec::new("shop-lb-1", "web", 8000, vec!["shop-web-1".into(), "shop-web-2".into()], &[80]);
+        assert!(a.config.contains("    server shop-web-1 shop-web-1:8000\n"));
+        assert!(a.config.contains("    server shop-web-2 shop-web-2:8000\n"));
+        assert!(a.config.contains("backend web\n"));
+        let b = LoadBalancerSpec::new("shop-lb-1", "web", 8000, vec!["shop-web-1".into()], &[80]);
+        assert_ne!(a.pool.hash, b.pool.hash);
+        assert_eq!(pool_change(&a.pool, &b.pool), "pool changed: drain and drop shop-web-2");
+        assert_eq!(pool_change(&b.pool, &a.pool), "pool changed: add shop-web-2");
+    }
+
+    #[test]
+    fn stat_csv_is_parsed_per_backend() {
+        let csv = "# pxname,svname,qcur,qmax,scur,smax,slim,stot,bin,bout,dreq,dresp,ereq,econ,eresp,wretr,wredis,status\n\
+http,FRONTEND,,,1,1,,5,0,0,0,0,0,,,,,OPEN\n\
+web,shop-web-1,0,0,0,1,,3,0,0,,0,,0,0,0,0,UP\n\
+web,shop-web-2,0,0,1,1,,2,0,0,,0,,0,0,0,0,MAINT\n\
+web,BACKEND,0,0,1,1,,5,0,0,0,0,,0,0,0,0,UP\n";
+        let servers = parse_stat(csv, "web");
+        assert_eq!(servers.len(), 2);
+        assert_eq!(servers[0].server, "shop-web-1");
+        assert_eq!(servers[0].status, "UP");
+        assert_eq!(servers[1].status, "MAINT");
+        assert_eq!(servers[1].current_sessions, 1);
+    }
+}

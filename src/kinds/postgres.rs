@@ -1,0 +1,96 @@
+//! `kind: postgres`: one primary and `read_replicas` streaming replicas of PostgreSQL.
+//!
+//! Node 1 starts as the primary; nodes 2.. take a base backup from `<svc>-primary` into their
+//! own volume and stream its WAL through a replication slot. Network aliases are what clients
+//! use: `<svc>` and `<svc>-primary` on the primary, `<svc>-replica` on the replicas. The
+//! primary's spec does not depend on `read_replicas`, so adding replicas never recreates or
+//! restarts it, and its data volume outlives every stage transition.
+
+use std::collections::BTreeMap;
+
+use super::numbered;
+use crate::desired::{ContainerSpec, HealthSpec, MountSourceSpec, MountSpec, VolumeSpec, scoped_name};
+use crate::model::PostgresDef;
+
+/// Where the image keeps its data (the volume is mounted here).
+pub const DATA_DIR: &str = "/var/lib/postgresql/data";
+
+/// The alias that always names the current primary.
+pub fn primary_alias(service: &str) -> String {
+    format!("{service}-primary")
+}
+
+/// The alias that names the replicas.
+pub fn replica_alias(service: &str) -> String {
+    format!("{service}-replica")
+}
+
+/// Volume name (without the project prefix) holding node `n`'s data.
+pub fn data_volume(service: &str, n: u32) -> String {
+    format!("{service}-{n}-data")
+}
+
+/// Replication slot of node `n` on the primary (slot names allow `[a-z0-9_]` only).
+pub fn slot_name(project: &str, service: &str, n: u32) -> String {
+    format!("{project}_{service}_{n}").replace(|c: char| !c.is_ascii_alphanumeric(), "_").to_ascii_lowercase()
+}
+
+/// The healthcheck the image ships (`scale-pg-health`), made explicit so apply waits for it.
+pub fn default_healthcheck() -> HealthSpec {
+    HealthSpec {
+        test: vec!["CMD".into(), "scale-pg-health".into()],
+        interval_ms: 2_000,
+        timeout_ms: 5_000,
+        retries: 3,
+        start_period_ms: 120_000,
+    }
+}
+
+/// The containers and volumes of a postgres service.
+pub fn expand(
+    project: &str,
+    service: &str,
+    def: &PostgresDef,
+    template: &ContainerSpec,
+    volumes: &mut BTreeMap<String, VolumeSpec>,
+) -> Vec<ContainerSpec> {
+    let mut base = template.clone();
+    if base.healthcheck.is_none() {
+        base.healthcheck = Some(default_healthcheck());
+    }
+    base.env.insert("POSTGRES_DB".into(), def.database.clone());
+    base.env.insert("POSTGRES_USER".into(), def.user.clone());
+    base.env.insert("POSTGRES_PASSWORD".into(), def.password.clone());
+
+    let mut out = Vec::new();
+    for n in 1..=def.read_replicas.value + 1 {
+        let mut node = numbered(project, service, n, &base);
+        let volume = scoped_name(project, &data_volume(service, n));
+        volumes.entry(volume.clone()).or_insert_with(|| VolumeSpec {
+            name: volume.clone(),
+            labels: BTreeMap::from([
+                (crate::labels::PROJECT.to_string(), project.to_string()),
+                (crate::labels::SERVICE.to_string(), service.to_string()),
+            ]),
+        });
+        node.mounts.push(MountSpec { source: MountSourceSpec::Volume(volume), target: DATA_DIR.into(), read_only: false });
+        let aliases = if n == 1 {
+            if def.synchronous {
+                node.env.insert("SCALE_PG_SYNCHRONOUS".into(), "true".into());
+            }
+            node.env.insert("SCALE_PG_ROLE".into(), "primary".into());
+            vec![service.to_string(), primary_alias(service)]
+        } else {
+            node.env.insert("SCALE_PG_ROLE".into(), "replica".into());
+            node.env.insert("SCALE_PG_PRIMARY_HOST".into(), primary_alias(service));
+            node.env.insert("SCALE_PG_SLOT".into(), slot_name(project, service, n));
+            vec![replica_alias(service)]
+        };
+        for attachment in &mut node.networks {
+            let extra: Vec<String> = attachment.aliases.iter().filter(|a| *a != service).cloned().collect();
+            attachment.aliases = aliases.iter().cloned().chain(extra).collect();
+        }
+        out.push(node);
+    }
+    out
+}
