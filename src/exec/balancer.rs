@@ -55,7 +55,9 @@ pub async fn undrain<E: Engine>(engine: &E, drains: &[Drain], say: &(dyn Fn(&str
         let started = Instant::now();
         loop {
             let status = match engine.exec(&d.balancer_id, &d.balancer, &show_stat()).await {
-                Ok(out) => parse_stat(&out.output, &d.backend).into_iter().find(|s| s.server == d.server).map(|s| s.status),
+                Ok(out) => {
+                    parse_stat(&out.output, &d.backend).into_iter().find(|s| s.server == d.server).map(|s| s.status)
+                }
                 Err(_) => None,
             };
             if status.as_deref().is_some_and(|s| s.starts_with("UP")) {

@@ -11,9 +11,32 @@ pub fn is_secret(key: &str) -> bool {
     ["PASSWORD", "PASSWD", "SECRET", "TOKEN", "KEY", "CREDENTIAL"].iter().any(|w| upper.contains(w))
 }
 
-/// Shortens long values so one reason stays on one line.
+/// Hides the password of any `scheme://user:password@host` in a value.
+pub fn mask_credentials(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    let mut rest = value;
+    while let Some(i) = rest.find("://") {
+        let (head, tail) = rest.split_at(i + 3);
+        out.push_str(head);
+        let authority_end = tail.find(['/', '?', '#', ' ']).unwrap_or(tail.len());
+        let authority = &tail[..authority_end];
+        match (authority.rfind('@'), authority.find(':')) {
+            (Some(at), Some(colon)) if colon < at => {
+                out.push_str(&authority[..colon]);
+                out.push_str(":***");
+                out.push_str(&authority[at..]);
+            }
+            _ => out.push_str(authority),
+        }
+        rest = &tail[authority_end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Shortens long values so one reason stays on one line, and never shows a URL's password.
 fn short(value: &str) -> String {
-    let one_line = value.replace('\n', "\\n");
+    let one_line = mask_credentials(value).replace('\n', "\\n");
     if one_line.chars().count() > 40 {
         format!("{}…", one_line.chars().take(39).collect::<String>())
     } else {
@@ -200,6 +223,20 @@ mod tests {
             ]
         );
         assert!(!reasons.join(" ").contains("s3cret"));
+    }
+
+    #[test]
+    fn url_passwords_are_masked() {
+        assert_eq!(mask_credentials("postgres://app:s3cret@db:5432/app"), "postgres://app:***@db:5432/app");
+        assert_eq!(mask_credentials("x http://h/p?a=b://u:p@q"), "x http://h/p?a=b://u:***@q");
+        assert_eq!(mask_credentials("https://user@host/x"), "https://user@host/x");
+        assert_eq!(mask_credentials("no url here"), "no url here");
+        let old = spec();
+        let mut new = spec();
+        new.env.insert("DATABASE_URL".into(), "postgres://app:hunter2@db-primary:5432/app".into());
+        let reasons = container_changes(&old, &new).join("; ");
+        assert!(reasons.contains("postgres://app:***@db-primary:5432/app"), "{reasons}");
+        assert!(!reasons.contains("hunter2"));
     }
 
     #[test]
