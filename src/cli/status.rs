@@ -28,7 +28,11 @@ pub async fn run(args: Args, global: &Global, ui: Ui) -> anyhow::Result<u8> {
         None => project_of(None, global, ui)?,
     };
     let engine = connect().await?;
-    let observed = crate::engine::observe_project(&engine, &project).await.context("cannot read the project's state from the engine")?;
+    let observed = crate::engine::observe_project(&engine, &project)
+        .await
+        .context("cannot read the project's state from the engine")?;
+    let pools = crate::engine::live::balancer_pools(&engine, &observed).await;
+    let nodes = crate::engine::live::database_nodes(&engine, &observed).await;
     let pending = match &loaded {
         Some(l) => Some(crate::plan::plan(&l.desired, &observed)?),
         None => None,
@@ -50,6 +54,8 @@ pub async fn run(args: Args, global: &Global, ui: Ui) -> anyhow::Result<u8> {
             "networks": observed.networks.keys().collect::<Vec<_>>(),
             "volumes": observed.volumes.keys().collect::<Vec<_>>(),
             "endpoints": observed.endpoints(),
+            "load_balancers": pools,
+            "databases": nodes,
             "in_sync": pending.as_ref().map(|p| !p.has_changes()),
             "pending_changes": pending.as_ref().map(|p| p.actions.len()),
         }));
@@ -60,6 +66,40 @@ pub async fn run(args: Args, global: &Global, ui: Ui) -> anyhow::Result<u8> {
     } else {
         ui.say(format!("Project {project}: {} container(s)", observed.containers.len()));
         ui.say(container_table(&observed).trim_end());
+    }
+    for pool in &pools {
+        ui.say(format!("Load balancer {} → backend {}:", pool.container, pool.backend));
+        if let Some(err) = &pool.error {
+            ui.say(format!("  (pool unavailable: {err})"));
+        }
+        for s in &pool.servers {
+            ui.say(format!(
+                "  {:<24} {:<10} {} in flight, {} served",
+                s.server, s.status, s.current_sessions, s.total_sessions
+            ));
+        }
+    }
+    if !nodes.is_empty() {
+        ui.say("Databases:");
+        for n in &nodes {
+            let line = match &n.status {
+                Some(s) if s.role == "replica" => format!(
+                    "replica  lsn {}  lag {} bytes, {:.1}s{}",
+                    s.lsn.as_deref().unwrap_or("?"),
+                    s.lag_bytes.unwrap_or(0),
+                    s.lag_seconds.unwrap_or(0.0),
+                    if s.streaming == Some(false) { "  (not streaming)" } else { "" }
+                ),
+                Some(s) => format!(
+                    "{:<8} lsn {}  timeline {}",
+                    s.role,
+                    s.lsn.as_deref().unwrap_or("?"),
+                    s.timeline.unwrap_or(0)
+                ),
+                None => "down".to_string(),
+            };
+            ui.say(format!("  {:<24} {line}", n.container));
+        }
     }
     let lines = endpoint_lines(&observed.endpoints());
     if !lines.is_empty() {

@@ -10,6 +10,7 @@ use crate::observed::{Health, ObservedState, RunState};
 pub mod docker;
 mod docker_io;
 pub mod fake;
+pub mod live;
 pub mod lock;
 
 /// What the engine says about one container right now (for health gating).

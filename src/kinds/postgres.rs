@@ -73,7 +73,11 @@ pub fn expand(
                 (crate::labels::SERVICE.to_string(), service.to_string()),
             ]),
         });
-        node.mounts.push(MountSpec { source: MountSourceSpec::Volume(volume), target: DATA_DIR.into(), read_only: false });
+        node.mounts.push(MountSpec {
+            source: MountSourceSpec::Volume(volume),
+            target: DATA_DIR.into(),
+            read_only: false,
+        });
         let aliases = if n == 1 {
             if def.synchronous {
                 node.env.insert("SCALE_PG_SYNCHRONOUS".into(), "true".into());
@@ -93,4 +97,58 @@ pub fn expand(
         out.push(node);
     }
     out
+}
+
+/// One node's replication state, as the image's `scale-pg-status` reports it.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize, serde::Serialize)]
+pub struct NodeStatus {
+    /// `primary`, `replica` or `down`.
+    pub role: String,
+    #[serde(default)]
+    pub timeline: Option<u64>,
+    /// Current WAL position (the replayed one on a replica).
+    #[serde(default)]
+    pub lsn: Option<String>,
+    #[serde(default)]
+    pub lsn_bytes: Option<u64>,
+    /// How far a replica is behind its primary.
+    #[serde(default)]
+    pub lag_bytes: Option<u64>,
+    #[serde(default)]
+    pub lag_seconds: Option<f64>,
+    #[serde(default)]
+    pub streaming: Option<bool>,
+}
+
+/// The command that prints a node's [`NodeStatus`] as one JSON line.
+pub fn status_command() -> Vec<String> {
+    vec!["scale-pg-status".into()]
+}
+
+/// Parses `scale-pg-status` output; `None` when it is not the expected JSON.
+pub fn parse_status(output: &str) -> Option<NodeStatus> {
+    output.lines().rev().find_map(|line| serde_json::from_str(line.trim()).ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_lines_parse() {
+        let primary = r#"{"role" : "primary", "node" : "shop-db-1", "timeline" : 1, "lsn" : "0/50540B0", "lsn_bytes" : 84230320, "replicas" : []}"#;
+        let s = parse_status(primary).unwrap();
+        assert_eq!((s.role.as_str(), s.lsn.as_deref(), s.lag_bytes), ("primary", Some("0/50540B0"), None));
+        let replica = r#"{"role" : "replica", "node" : "shop-db-2", "timeline" : 1, "lsn" : "0/5", "lsn_bytes" : 5, "lag_bytes" : 120, "lag_seconds" : 0.5, "streaming" : true}"#;
+        let s = parse_status(replica).unwrap();
+        assert_eq!((s.lag_bytes, s.lag_seconds, s.streaming), (Some(120), Some(0.5), Some(true)));
+        assert!(parse_status("psql: error").is_none());
+    }
+
+    #[test]
+    fn slots_and_aliases() {
+        assert_eq!(slot_name("ci-123", "db", 2), "ci_123_db_2");
+        assert_eq!(primary_alias("db"), "db-primary");
+        assert_eq!(replica_alias("db"), "db-replica");
+    }
 }
