@@ -243,7 +243,7 @@ impl<'a> Validator<'a> {
                     "depends on itself",
                     format!("remove `{target}` from its `depends_on:`"),
                 );
-            } else if self.bp.service(target).is_none() {
+            } else if !self.bp.declares(target) {
                 let hint = suggestion(
                     target,
                     self.service_names().filter(|n| *n != s.name),
@@ -355,7 +355,7 @@ impl<'a> Validator<'a> {
                         "is a load balancer whose backends are itself",
                         "set `backends.service` to the service that should receive the traffic",
                     );
-                } else if self.bp.service(&target.value).is_none() {
+                } else if !self.bp.declares(&target.value) {
                     let hint = suggestion(
                         &target.value,
                         self.service_names().filter(|n| *n != s.name),

@@ -285,6 +285,22 @@ impl Engine for PortChecked<'_> {
     async fn logs_tail(&self, id: &str, lines: usize) -> Result<Vec<String>, EngineError> {
         self.inner.logs_tail(id, lines).await
     }
+
+    async fn exec(&self, id: &str, name: &str, cmd: &[String]) -> Result<scale::engine::ExecOutput, EngineError> {
+        self.inner.exec(id, name, cmd).await
+    }
+
+    async fn read_file(&self, id: &str, name: &str, path: &str) -> Result<Option<Vec<u8>>, EngineError> {
+        self.inner.read_file(id, name, path).await
+    }
+
+    async fn write_file(&self, id: &str, name: &str, path: &str, contents: &[u8]) -> Result<(), EngineError> {
+        self.inner.write_file(id, name, path, contents).await
+    }
+
+    async fn signal(&self, id: &str, name: &str, signal: &str) -> Result<(), EngineError> {
+        self.inner.signal(id, name, signal).await
+    }
 }
 
 /// `after` only names earlier actions, and so can never form a cycle.
@@ -346,7 +362,12 @@ fn apply(
     let observed = rt.block_on(engine.observe(PROJECT)).expect("the fake observes");
     let plan = plan(desired, &observed).map_err(|e| TestCaseError::fail(e.to_string()))?;
     check_edges(&plan)?;
-    let opts = ExecOptions { parallel: 4, ready_timeout: Duration::from_secs(5), log_lines: 5 };
+    let opts = ExecOptions {
+        parallel: 4,
+        ready_timeout: Duration::from_secs(5),
+        log_lines: 5,
+        settle: Duration::ZERO, /* the fake's containers never exit by themselves */
+    };
     let report = rt.block_on(execute(engine, &plan, &opts, &|_| {}, &AtomicBool::new(false)));
     Ok((plan, report))
 }

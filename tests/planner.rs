@@ -99,7 +99,12 @@ impl Harness {
     fn execute(&self, plan: &Plan) -> Run {
         let events = Mutex::new(Vec::new());
         let sink = |e: ExecEvent| events.lock().unwrap().push(e);
-        let opts = ExecOptions { parallel: 8, ready_timeout: Duration::from_secs(5), log_lines: 5 };
+        let opts = ExecOptions {
+            parallel: 8,
+            ready_timeout: Duration::from_secs(5),
+            log_lines: 5,
+            settle: Duration::ZERO, /* the fake's containers never exit by themselves */
+        };
         let report = self.rt.block_on(execute(&self.engine, plan, &opts, &sink, &AtomicBool::new(false)));
         let run = Run { report, events: events.into_inner().unwrap() };
         run.assert_respects(plan);
@@ -499,7 +504,12 @@ fn completed_successfully_dependencies_wait_for_the_job_to_finish() {
     // The fake never exits on its own: play the job, which finishes once it is running.
     let events = Mutex::new(Vec::new());
     let sink = |e: ExecEvent| events.lock().unwrap().push(e);
-    let opts = ExecOptions { parallel: 8, ready_timeout: Duration::from_secs(10), log_lines: 5 };
+    let opts = ExecOptions {
+        parallel: 8,
+        ready_timeout: Duration::from_secs(10),
+        log_lines: 5,
+        settle: Duration::ZERO, /* the fake's containers never exit by themselves */
+    };
     let job = async {
         loop {
             let running =

@@ -120,12 +120,14 @@ pub fn diagnostic_json(d: &Diagnostic) -> serde_json::Value {
 
 /// Loads and validates a blueprint; problems are printed and become `Reported`.
 pub fn load_valid(file: &Path, global: &Global, ui: Ui) -> anyhow::Result<(Blueprint, String)> {
-    let blueprint = crate::model::load(file).map_err(|d| report(ui, file, d))?;
-    let mut problems = crate::validate::validate(&blueprint, global.project.as_deref());
-    if !problems.is_empty() {
-        problems.sort_by_key(|d| d.pos);
-        return Err(report(ui, file, Diagnostics(problems)));
+    let (blueprint, mut problems) = crate::model::load_lenient(file);
+    if let Some(bp) = &blueprint {
+        problems.0.extend(crate::validate::validate(bp, global.project.as_deref()));
     }
+    let blueprint = match blueprint {
+        Some(bp) if problems.is_empty() => bp,
+        _ => return Err(report(ui, file, problems)),
+    };
     let project = crate::validate::project_name(&blueprint, global.project.as_deref())
         .map_err(|d| report(ui, file, Diagnostics(vec![d])))?;
     Ok((blueprint, project))

@@ -27,11 +27,18 @@ pub struct ExecOptions {
     pub ready_timeout: Duration,
     /// How many log lines to show of a container that failed.
     pub log_lines: usize,
+    /// How long a container without a healthcheck must keep running to count as started.
+    pub settle: Duration,
 }
 
 impl Default for ExecOptions {
     fn default() -> Self {
-        ExecOptions { parallel: 8, ready_timeout: Duration::from_secs(120), log_lines: 20 }
+        ExecOptions {
+            parallel: 8,
+            ready_timeout: Duration::from_secs(120),
+            log_lines: 20,
+            settle: Duration::from_millis(1500),
+        }
     }
 }
 
@@ -224,7 +231,7 @@ async fn await_ready<E: Engine>(
         Readiness::Completed => say("waiting until it completes"),
         Readiness::Running => {}
     }
-    match wait::wait_ready(engine, cid, name, readiness, opts.ready_timeout).await {
+    match wait::wait_ready(engine, cid, name, readiness, opts.ready_timeout, opts.settle).await {
         Ok(()) => Ok(()),
         Err(err) => Err(ActionFailure {
             message: format!("{name}: {err}"),

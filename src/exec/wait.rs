@@ -59,20 +59,32 @@ pub fn judge(readiness: Readiness, status: &ContainerStatus) -> Result<bool, Wai
     }
 }
 
-/// Polls the container until `judge` says it is ready, it failed, or `timeout` passes.
+/// Polls the container until `judge` says it is ready, it failed, or `timeout` passes. A
+/// container that counts as ready merely by running must keep running for `settle`: a
+/// command that exits at once is a failed start, however early the first look came.
 pub async fn wait_ready<E: Engine>(
     engine: &E,
     id: &str,
     name: &str,
     readiness: Readiness,
     timeout: Duration,
+    settle: Duration,
 ) -> Result<(), WaitError> {
     let start = Instant::now();
     let mut delay = Duration::from_millis(100);
+    let mut up_since: Option<Instant> = None;
     loop {
         let status = engine.container_status(id, name).await.map_err(|e| WaitError::Engine(e.to_string()))?;
         if judge(readiness, &status)? {
-            return Ok(());
+            let merely_running = status.state == RunState::Running && status.health.is_none();
+            if !merely_running {
+                return Ok(());
+            }
+            if up_since.get_or_insert_with(Instant::now).elapsed() >= settle {
+                return Ok(());
+            }
+        } else {
+            up_since = None;
         }
         if start.elapsed() >= timeout {
             let state = match status.health {

@@ -42,14 +42,13 @@ const SERVICE_KEYS: &[&str] = &[
 const LOAD_BALANCER_KEYS: &[&str] = &["backends"];
 const POSTGRES_KEYS: &[&str] = &["read_replicas", "synchronous", "failover", "database", "user", "password"];
 
-/// Decodes a parsed blueprint; `Err` holds every problem found.
-pub fn decode(file: &Path, dir: &Path, root: &Node, env: &Env) -> Result<Blueprint, Vec<Diagnostic>> {
+/// Decodes a parsed blueprint: everything that could be decoded, and every problem found.
+/// With problems, the blueprint is partial: a service is kept only when its problems are
+/// unknown keys (nothing it has is wrong), so checks on it raise no false follow-on errors.
+pub fn decode(file: &Path, dir: &Path, root: &Node, env: &Env) -> (Option<Blueprint>, Vec<Diagnostic>) {
     let mut d = Decoder { file, dir, env, problems: Vec::new() };
     let blueprint = d.blueprint(root);
-    match blueprint {
-        Some(bp) if d.problems.is_empty() => Ok(bp),
-        _ => Err(d.problems),
-    }
+    (blueprint, d.problems)
 }
 
 struct Decoder<'a> {
@@ -310,6 +309,7 @@ impl Decoder<'_> {
             networks: BTreeMap::new(),
             volumes: BTreeMap::new(),
             services: Vec::new(),
+            incomplete_services: Vec::new(),
         };
         let mut saw_services = false;
         for (key, value) in entries {
@@ -337,8 +337,9 @@ impl Decoder<'_> {
                 "services" => {
                     saw_services = true;
                     for (k, v) in self.optional_map(value, "services").unwrap_or(&[]) {
-                        if let Some(service) = self.service(k, v) {
-                            bp.services.push(service);
+                        match self.service(k, v) {
+                            Some(service) => bp.services.push(service),
+                            None => bp.incomplete_services.push(k.name.clone()),
                         }
                     }
                 }
@@ -438,7 +439,7 @@ impl Decoder<'_> {
             }
         }
         self.kind_settings(&mut s, entries);
-        (self.problems.len() == before).then_some(s)
+        self.problems[before..].iter().all(|p| p.message.starts_with("unknown key")).then_some(s)
     }
 
     /// Reads the keys that belong to a `kind:` and rejects them on other services.

@@ -16,28 +16,59 @@ pub const MAX_BLUEPRINT_BYTES: usize = 4 * 1024 * 1024;
 /// Loads a blueprint file, interpolating with the process environment over the `.env` file
 /// beside it.
 pub fn load(path: &Path) -> Result<Blueprint, Diagnostics> {
-    let bytes = std::fs::read(path).map_err(|err| {
-        let hint = match err.kind() {
-            std::io::ErrorKind::NotFound => "check the path; blueprints live in blueprints/*.yaml",
-            std::io::ErrorKind::PermissionDenied => "check the file's permissions",
-            _ => "check that the path names a readable file",
-        };
-        Diagnostics(vec![Diagnostic::file(path, format!("cannot read the blueprint: {err}")).hint(hint)])
-    })?;
+    strict(load_lenient(path))
+}
+
+/// Loads a blueprint file as far as it goes: with problems, the blueprint (when there is
+/// one) is partial, good for semantic checks that report everything at once.
+pub fn load_lenient(path: &Path) -> (Option<Blueprint>, Diagnostics) {
+    let bytes = match std::fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(err) => {
+            let hint = match err.kind() {
+                std::io::ErrorKind::NotFound => "check the path; blueprints live in blueprints/*.yaml",
+                std::io::ErrorKind::PermissionDenied => "check the file's permissions",
+                _ => "check that the path names a readable file",
+            };
+            let d = Diagnostic::file(path, format!("cannot read the blueprint: {err}")).hint(hint);
+            return (None, Diagnostics(vec![d]));
+        }
+    };
     let dir = blueprint_dir(path);
-    let env = dotenv(&dir.join(".env"))?.overlay(Env::from_process());
-    load_bytes(path, &bytes, &env)
+    match dotenv(&dir.join(".env")) {
+        Ok(env) => load_bytes_lenient(path, &bytes, &env.overlay(Env::from_process())),
+        Err(problems) => (None, problems),
+    }
 }
 
 /// Loads a blueprint from bytes already in memory; `file` is used for paths and messages.
 pub fn load_bytes(file: &Path, bytes: &[u8], env: &Env) -> Result<Blueprint, Diagnostics> {
-    let text = check_text(file, bytes).map_err(|d| Diagnostics(vec![d]))?;
-    let root = node::parse(text).map_err(|err| {
-        Diagnostics(vec![
-            Diagnostic::at(file, err.pos, format!("invalid YAML: {}", err.message)).hint(syntax_hint(&err.message)),
-        ])
-    })?;
-    decode(file, &blueprint_dir(file), &root, env).map_err(|problems| Diagnostics(problems).sorted())
+    strict(load_bytes_lenient(file, bytes, env))
+}
+
+/// [`load_bytes`], keeping a partial blueprint next to the problems.
+pub fn load_bytes_lenient(file: &Path, bytes: &[u8], env: &Env) -> (Option<Blueprint>, Diagnostics) {
+    let text = match check_text(file, bytes) {
+        Ok(text) => text,
+        Err(d) => return (None, Diagnostics(vec![d])),
+    };
+    let root = match node::parse(text) {
+        Ok(root) => root,
+        Err(err) => {
+            let d =
+                Diagnostic::at(file, err.pos, format!("invalid YAML: {}", err.message)).hint(syntax_hint(&err.message));
+            return (None, Diagnostics(vec![d]));
+        }
+    };
+    let (blueprint, problems) = decode(file, &blueprint_dir(file), &root, env);
+    (blueprint, Diagnostics(problems).sorted())
+}
+
+fn strict((blueprint, problems): (Option<Blueprint>, Diagnostics)) -> Result<Blueprint, Diagnostics> {
+    match blueprint {
+        Some(bp) if problems.is_empty() => Ok(bp),
+        _ => Err(problems),
+    }
 }
 
 /// The directory relative paths in a blueprint are resolved against (absolute).

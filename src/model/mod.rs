@@ -10,5 +10,5 @@ mod types;
 
 pub use decode::parse_port;
 pub use interpolate::Env;
-pub use load::{MAX_BLUEPRINT_BYTES, blueprint_dir, load, load_bytes};
+pub use load::{MAX_BLUEPRINT_BYTES, blueprint_dir, load, load_bytes, load_bytes_lenient, load_lenient};
 pub use types::*;

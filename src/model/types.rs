@@ -37,12 +37,20 @@ pub struct Blueprint {
     pub volumes: BTreeMap<String, VolumeDef>,
     /// Services in the order the file declares them.
     pub services: Vec<Service>,
+    /// Services declared but left out because they have problems of their own (only in a
+    /// partial blueprint): other checks treat them as existing, so they add no false errors.
+    pub incomplete_services: Vec<String>,
 }
 
 impl Blueprint {
     /// Looks a service up by name.
     pub fn service(&self, name: &str) -> Option<&Service> {
         self.services.iter().find(|s| s.name == name)
+    }
+
+    /// Whether a service of this name is declared (even if it could not be decoded).
+    pub fn declares(&self, name: &str) -> bool {
+        self.service(name).is_some() || self.incomplete_services.iter().any(|s| s == name)
     }
 }
 

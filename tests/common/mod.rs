@@ -453,3 +453,223 @@ pub fn http_get_ok(port: u16, path: &str, attempts: u32) -> HttpResponse {
     }
     panic!("GET 127.0.0.1:{port}{path} did not answer 200 in {attempts} attempts; last: {last}")
 }
+
+// ------------------------------------------------------------------------------------------
+// Exact project names, environment-controlled `scale` runs, `docker inspect`, and a client
+// loop that keeps requesting while something changes underneath (tests/ladder.rs).
+
+impl DockerTest {
+    /// Opens exactly `project` (no `t-…-<pid>` shaping; the caller makes it unique) without
+    /// probing the engine, after removing leftovers labelled with it.
+    pub fn with_project(project: &str) -> DockerTest {
+        let guard = DockerTest {
+            project: project.to_string(),
+            extra_containers: Mutex::new(Vec::new()),
+            extra_volumes: Mutex::new(Vec::new()),
+        };
+        guard.cleanup();
+        guard
+    }
+}
+
+/// The variables the stage files interpolate; [`scale_isolated`] removes them from the
+/// child's environment so the test's own shell cannot change what a stage means.
+pub const STAGE_VARS: &[&str] = &["APP_VERSION", "WEB_REPLICAS", "DB_PASSWORD"];
+
+/// [`scale_env`], but with [`STAGE_VARS`] removed from the inherited environment first, so
+/// only `env` sets them.
+pub fn scale_isolated(args: &[&str], env: &[(&str, &str)]) -> ScaleRun {
+    let mut command = assert_cmd::Command::cargo_bin("scale").expect("the scale binary is built");
+    command.args(args).env("NO_COLOR", "1").timeout(Duration::from_secs(300));
+    for key in STAGE_VARS {
+        command.env_remove(key);
+    }
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    let started = std::time::Instant::now();
+    let out = command.output().unwrap_or_else(|e| panic!("running `scale {}`: {e}", args.join(" ")));
+    ScaleRun {
+        args: args.join(" "),
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        elapsed: started.elapsed(),
+    }
+}
+
+/// `docker inspect OBJECT` (a container, network or volume), parsed; panics if it fails.
+pub fn inspect(object: &str) -> serde_json::Value {
+    let out = docker(&["inspect", object]).unwrap_or_else(|e| panic!("docker inspect {object}: {e}"));
+    let mut all: Vec<serde_json::Value> =
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("docker inspect {object} printed no JSON ({e}): {out}"));
+    assert_eq!(all.len(), 1, "docker inspect {object} answered {} objects", all.len());
+    all.remove(0)
+}
+
+/// The host ports a container publishes: `(container port, host ip, host port)` for every
+/// binding in `NetworkSettings.Ports` (a port exposed but not published has none).
+pub fn published_bindings(container: &serde_json::Value) -> Vec<(String, String, String)> {
+    let mut out = Vec::new();
+    if let Some(ports) = container["NetworkSettings"]["Ports"].as_object() {
+        for (port, bindings) in ports {
+            for b in bindings.as_array().into_iter().flatten() {
+                out.push((
+                    port.clone(),
+                    b["HostIp"].as_str().unwrap_or_default().to_string(),
+                    b["HostPort"].as_str().unwrap_or_default().to_string(),
+                ));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// One request of a [`ClientLoop`].
+#[derive(Debug, Clone)]
+pub struct Sample {
+    /// When the answer (or the error) came.
+    pub at: std::time::Instant,
+    /// `None`: no HTTP answer at all (`error` says why).
+    pub status: Option<u16>,
+    /// How long the request took.
+    pub took: Duration,
+    pub version: Option<String>,
+    pub served_by: Option<String>,
+    pub db_role: Option<String>,
+    pub error: Option<String>,
+}
+
+impl Sample {
+    /// Anything but a `200`.
+    pub fn failed(&self) -> bool {
+        self.status != Some(200)
+    }
+}
+
+/// Why a [`ClientLoop`] stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoopEnd {
+    /// [`ClientLoop::stop`] was called.
+    Stopped,
+    /// It sent its maximum number of requests.
+    Count,
+    /// Its deadline passed.
+    Deadline,
+}
+
+/// What a [`ClientLoop`] saw.
+#[derive(Debug, Clone)]
+pub struct LoopReport {
+    pub samples: Vec<Sample>,
+    pub ended: LoopEnd,
+}
+
+impl LoopReport {
+    /// The requests that did not answer `200`.
+    pub fn failures(&self) -> Vec<&Sample> {
+        self.samples.iter().filter(|s| s.failed()).collect()
+    }
+
+    /// Every `X-App-Version` seen on a `200`.
+    pub fn versions(&self) -> std::collections::BTreeSet<String> {
+        self.samples.iter().filter(|s| !s.failed()).filter_map(|s| s.version.clone()).collect()
+    }
+
+    /// The answers that came after `instant`.
+    pub fn after(&self, instant: std::time::Instant) -> Vec<&Sample> {
+        self.samples.iter().filter(|s| s.at > instant).collect()
+    }
+
+    /// The slowest request, and the median.
+    pub fn latency(&self) -> (Duration, Duration) {
+        let mut took: Vec<Duration> = self.samples.iter().map(|s| s.took).collect();
+        took.sort();
+        (took.last().copied().unwrap_or_default(), took.get(took.len() / 2).copied().unwrap_or_default())
+    }
+}
+
+/// A background thread that GETs `127.0.0.1:port` + `path` over and over, `pause` apart,
+/// until [`ClientLoop::stop`], `max_requests` or `deadline`, whichever comes first, recording
+/// every answer. Dropping it without `stop` stops it too.
+pub struct ClientLoop {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    samples: std::sync::Arc<Mutex<Vec<Sample>>>,
+    handle: Option<std::thread::JoinHandle<LoopEnd>>,
+}
+
+impl ClientLoop {
+    pub fn start(port: u16, path: &str, pause: Duration, max_requests: usize, deadline: Duration) -> ClientLoop {
+        use std::sync::atomic::Ordering;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let samples = std::sync::Arc::new(Mutex::new(Vec::new()));
+        let shared = samples.clone();
+        let path = path.to_string();
+        let handle = std::thread::spawn(move || {
+            let until = std::time::Instant::now() + deadline;
+            let mut sent = 0;
+            loop {
+                if flag.load(Ordering::SeqCst) {
+                    break LoopEnd::Stopped;
+                }
+                if sent >= max_requests {
+                    break LoopEnd::Count;
+                }
+                if std::time::Instant::now() >= until {
+                    break LoopEnd::Deadline;
+                }
+                sent += 1;
+                let started = std::time::Instant::now();
+                let sample = match http(port, "GET", &path, None) {
+                    Ok(r) => Sample {
+                        at: std::time::Instant::now(),
+                        status: Some(r.status),
+                        took: started.elapsed(),
+                        version: r.header("X-App-Version").map(str::to_string),
+                        served_by: r.header("X-Served-By").map(str::to_string),
+                        db_role: r.header("X-Db-Role").map(str::to_string),
+                        error: (r.status != 200).then(|| r.body.clone()),
+                    },
+                    Err(e) => Sample {
+                        at: std::time::Instant::now(),
+                        status: None,
+                        took: started.elapsed(),
+                        version: None,
+                        served_by: None,
+                        db_role: None,
+                        error: Some(e.to_string()),
+                    },
+                };
+                shared.lock().unwrap_or_else(|e| e.into_inner()).push(sample);
+                std::thread::sleep(pause);
+            }
+        });
+        ClientLoop { stop, samples, handle: Some(handle) }
+    }
+
+    /// How many answers came after `instant` so far.
+    pub fn answers_after(&self, instant: std::time::Instant) -> usize {
+        self.samples.lock().unwrap_or_else(|e| e.into_inner()).iter().filter(|s| s.at > instant).count()
+    }
+
+    /// Whether the loop is still sending (not stopped, out of requests or past its deadline).
+    pub fn running(&self) -> bool {
+        self.handle.as_ref().is_some_and(|h| !h.is_finished())
+    }
+
+    /// Stops the loop and returns what it saw.
+    pub fn stop(mut self) -> LoopReport {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        let ended = self.handle.take().expect("stopped once").join().expect("the client loop panicked");
+        let samples = std::mem::take(&mut *self.samples.lock().unwrap_or_else(|e| e.into_inner()));
+        LoopReport { samples, ended }
+    }
+}
+
+impl Drop for ClientLoop {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
