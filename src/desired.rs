@@ -357,7 +357,8 @@ pub fn desired_state(
                 let containers = kinds::plain(project, &service.name, service.replicas.value, &template);
                 let backend = &lb.backend_service.value;
                 let backend_replicas = bp.service(backend).map_or(0, |b| b.replicas.value);
-                let servers: Vec<String> = (1..=backend_replicas).map(|n| container_name(project, backend, n)).collect();
+                let servers: Vec<String> =
+                    (1..=backend_replicas).map(|n| container_name(project, backend, n)).collect();
                 let listen: Vec<u16> = template.ports.iter().map(|p| p.container_port).collect();
                 for c in &containers {
                     let spec = LoadBalancerSpec::new(&c.name, backend, lb.backend_port, servers.clone(), &listen);

@@ -249,8 +249,11 @@ impl Engine for PortChecked<'_> {
     async fn pull_image(&self, reference: &str, progress: Progress<'_>) -> Result<(), EngineError> {
         self.inner.pull_image(reference, progress).await
     }
-    async fn create_container(&self, spec: &ContainerSpec, project: &str) -> Result<String, EngineError> {
-        self.inner.create_container(spec, project).await
+    async fn create_named(&self, name: &str, spec: &ContainerSpec, project: &str) -> Result<String, EngineError> {
+        self.inner.create_named(name, spec, project).await
+    }
+    async fn rename_container(&self, id: &str, name: &str, new_name: &str) -> Result<(), EngineError> {
+        self.inner.rename_container(id, name, new_name).await
     }
     async fn start_container(&self, id: &str, name: &str) -> Result<(), EngineError> {
         let all = self.inner.containers();

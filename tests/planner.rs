@@ -380,18 +380,27 @@ fn a_failing_healthcheck_stops_the_rollout_after_the_first_replacement() {
         assert!(!run.events.contains(&ExecEvent::Started { id: a.id }));
     }
 
+    // The replacement started beside the old container (no fixed port, no volume), so the
+    // failed new one is left under its temporary name and every old replica still serves.
     let seen = h.observe("shop");
-    assert_eq!(seen.containers["shop-web-1"].spec_hash(), Some(new.containers["shop-web-1"].hash().as_str()));
-    assert_eq!(seen.containers["shop-web-1"].health, Some(Health::Unhealthy));
-    for web in &WEB[1..] {
-        assert_eq!(seen.containers[*web].spec_hash(), Some(old.containers[*web].hash().as_str()), "{web}");
-        assert_eq!(seen.containers[*web].id, before[*web]);
-        assert_eq!(seen.containers[*web].health, Some(Health::Healthy));
+    let failed = &seen.containers["shop-web-1.next"];
+    assert_eq!(failed.spec_hash(), Some(new.containers["shop-web-1"].hash().as_str()));
+    assert_eq!(failed.health, Some(Health::Unhealthy));
+    for web in WEB {
+        assert_eq!(seen.containers[web].spec_hash(), Some(old.containers[web].hash().as_str()), "{web}");
+        assert_eq!(seen.containers[web].id, before[web]);
+        assert_eq!(seen.containers[web].health, Some(Health::Healthy));
     }
 
-    // The next run picks the rollout up where it stopped.
+    // The next run cleans the leftover up first, then rolls the whole service again.
     let rest = h.plan(&new);
-    assert_eq!(rest.actions.iter().map(|a| a.op.target()).collect::<Vec<_>>(), &WEB[1..]);
+    let leftover = rest.actions.iter().find(|a| a.op.target() == "shop-web-1.next").expect("the leftover is removed");
+    assert_eq!(leftover.reason, "leftover of an interrupted replacement");
+    let recreate_1 = rest.actions.iter().find(|a| a.op.target() == "shop-web-1").expect("web-1 again");
+    assert!(recreate_1.after.contains(&leftover.id), "the temporary name is freed first");
+    let targets: Vec<String> =
+        rest.actions.iter().filter(|a| a.op.verb() == "recreate").map(|a| a.op.target()).collect();
+    assert_eq!(targets, WEB);
 }
 
 // --- ownership and ordering ------------------------------------------------------------

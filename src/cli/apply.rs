@@ -39,7 +39,9 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 pub async fn run(args: Args, global: &Global, ui: Ui) -> anyhow::Result<u8> {
     let loaded = load_desired(&args.file, global, ui)?;
     let engine = connect().await?;
-    let observed = crate::engine::observe_project(&engine, &loaded.project).await.context("cannot read the project's state from the engine")?;
+    let observed = crate::engine::observe_project(&engine, &loaded.project)
+        .await
+        .context("cannot read the project's state from the engine")?;
     let plan = crate::plan::plan(&loaded.desired, &observed)?;
 
     if ui.is_json() {
@@ -107,7 +109,9 @@ pub async fn run(args: Args, global: &Global, ui: Ui) -> anyhow::Result<u8> {
         }
         return Ok(if report.interrupted && report.failed.is_empty() { 130 } else { 1 });
     }
-    let after = crate::engine::observe_project(&engine, &loaded.project).await.context("cannot read the project's state after applying")?;
+    let after = crate::engine::observe_project(&engine, &loaded.project)
+        .await
+        .context("cannot read the project's state after applying")?;
     if ui.is_json() {
         ui.json(&json!({"event": "result", "status": "ok", "changes": done, "endpoints": after.endpoints()}));
     } else {

@@ -22,7 +22,9 @@ pub struct Args {
 pub async fn run(args: Args, global: &Global, ui: Ui) -> anyhow::Result<u8> {
     let loaded = load_desired(&args.file, global, ui)?;
     let engine = connect().await?;
-    let observed = crate::engine::observe_project(&engine, &loaded.project).await.context("cannot read the project's state from the engine")?;
+    let observed = crate::engine::observe_project(&engine, &loaded.project)
+        .await
+        .context("cannot read the project's state from the engine")?;
     let plan = crate::plan::plan(&loaded.desired, &observed)?;
     if ui.is_json() {
         ui.json(&render_json(&plan));

@@ -637,18 +637,18 @@ impl Engine for DockerEngine {
         Ok(())
     }
 
-    async fn create_container(&self, spec: &ContainerSpec, project: &str) -> Result<String, EngineError> {
-        let failed = |reason: String| EngineError::CreateContainer { name: spec.name.clone(), reason };
-        let options = CreateContainerOptionsBuilder::new().name(&spec.name).build();
+    async fn create_named(&self, name: &str, spec: &ContainerSpec, project: &str) -> Result<String, EngineError> {
+        let failed = |reason: String| EngineError::CreateContainer { name: name.to_string(), reason };
+        let options = CreateContainerOptionsBuilder::new().name(&name).build();
         let created = match self.docker.create_container(Some(options), create_body(spec, project)).await {
             Ok(created) => created,
             Err(e) if status_code(&e) == Some(409) => {
-                let holder = self.docker.inspect_container(&spec.name, None::<InspectContainerOptions>).await;
+                let holder = self.docker.inspect_container(&name, None::<InspectContainerOptions>).await;
                 let owner = holder.ok().and_then(|c| c.config?.labels?.remove(labels::PROJECT));
                 return Err(if owner.as_deref() == Some(project) {
                     failed(reason(&e))
                 } else {
-                    EngineError::NameTaken { name: spec.name.clone() }
+                    EngineError::NameTaken { name: name.to_string() }
                 });
             }
             Err(e) => return Err(failed(reason(&e))),
@@ -674,6 +674,14 @@ impl Engine for DockerEngine {
             }
         }
         Ok(created.id)
+    }
+
+    async fn rename_container(&self, id: &str, name: &str, new_name: &str) -> Result<(), EngineError> {
+        let options = bollard::query_parameters::RenameContainerOptions { name: new_name.to_string() };
+        self.docker
+            .rename_container(id, options)
+            .await
+            .map_err(|e| EngineError::Rename { name: name.to_string(), reason: reason(&e) })
     }
 
     async fn start_container(&self, id: &str, name: &str) -> Result<(), EngineError> {

@@ -73,7 +73,13 @@ impl DockerEngine {
         Ok(None)
     }
 
-    pub(super) async fn upload_file(&self, id: &str, name: &str, path: &str, contents: &[u8]) -> Result<(), EngineError> {
+    pub(super) async fn upload_file(
+        &self,
+        id: &str,
+        name: &str,
+        path: &str,
+        contents: &[u8],
+    ) -> Result<(), EngineError> {
         let fail = |reason: String| EngineError::WriteFile { name: name.into(), path: path.into(), reason };
         let (dir, file) = match path.rsplit_once('/') {
             Some(("", file)) => ("/", file),

@@ -236,27 +236,27 @@ impl Engine for FakeEngine {
         Ok(())
     }
 
-    async fn create_container(&self, spec: &ContainerSpec, project: &str) -> Result<String, EngineError> {
+    async fn create_named(&self, name: &str, spec: &ContainerSpec, project: &str) -> Result<String, EngineError> {
         self.wrote();
         let mut w = self.world();
-        if w.containers.values().any(|c| c.name == spec.name) {
-            let ours = w.containers.values().any(|c| c.name == spec.name && c.labels.contains_key(labels::PROJECT));
+        if w.containers.values().any(|c| c.name == name) {
+            let ours = w.containers.values().any(|c| c.name == name && c.labels.contains_key(labels::PROJECT));
             return Err(if ours {
-                EngineError::CreateContainer { name: spec.name.clone(), reason: "name already in use".into() }
+                EngineError::CreateContainer { name: name.to_string(), reason: "name already in use".into() }
             } else {
-                EngineError::NameTaken { name: spec.name.clone() }
+                EngineError::NameTaken { name: name.to_string() }
             });
         }
         if !w.images.contains(&spec.image) {
             return Err(EngineError::CreateContainer {
-                name: spec.name.clone(),
+                name: name.to_string(),
                 reason: format!("no such image: {}", spec.image),
             });
         }
         for net in &spec.networks {
             if !w.networks.contains_key(&net.network) {
                 return Err(EngineError::CreateContainer {
-                    name: spec.name.clone(),
+                    name: name.to_string(),
                     reason: format!("network {} not found", net.network),
                 });
             }
@@ -282,7 +282,7 @@ impl Engine for FakeEngine {
             id.clone(),
             FakeContainer {
                 id: id.clone(),
-                name: spec.name.clone(),
+                name: name.to_string(),
                 labels: labels::container_labels(spec, project),
                 image: spec.image.clone(),
                 state: RunState::Created,
@@ -294,6 +294,18 @@ impl Engine for FakeEngine {
             },
         );
         Ok(id)
+    }
+
+    async fn rename_container(&self, id: &str, name: &str, new_name: &str) -> Result<(), EngineError> {
+        self.wrote();
+        let mut w = self.world();
+        if w.containers.values().any(|c| c.name == new_name) {
+            return Err(EngineError::Rename { name: name.into(), reason: format!("{new_name} is taken") });
+        }
+        let c =
+            w.by_id(id).ok_or_else(|| EngineError::Rename { name: name.into(), reason: "no such container".into() })?;
+        c.name = new_name.to_string();
+        Ok(())
     }
 
     async fn start_container(&self, id: &str, name: &str) -> Result<(), EngineError> {
@@ -368,7 +380,11 @@ impl Engine for FakeEngine {
         self.wrote();
         let mut w = self.world();
         if w.by_id(id).is_none() {
-            return Err(EngineError::WriteFile { name: name.into(), path: path.into(), reason: "no such container".into() });
+            return Err(EngineError::WriteFile {
+                name: name.into(),
+                path: path.into(),
+                reason: "no such container".into(),
+            });
         }
         w.files.insert((id.to_string(), path.to_string()), contents.to_vec());
         Ok(())
@@ -378,7 +394,11 @@ impl Engine for FakeEngine {
         self.wrote();
         let mut w = self.world();
         if w.by_id(id).is_none() {
-            return Err(EngineError::Signal { name: name.into(), signal: signal.into(), reason: "no such container".into() });
+            return Err(EngineError::Signal {
+                name: name.into(),
+                signal: signal.into(),
+                reason: "no such container".into(),
+            });
         }
         w.commands.push((name.to_string(), signal.to_string()));
         Ok(())

@@ -423,7 +423,9 @@ fn current_user() -> String {
     }
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find_map(|l| l.strip_prefix("Uid:").map(|u| u.split_whitespace().next().map(str::to_string))))
+        .and_then(|s| {
+            s.lines().find_map(|l| l.strip_prefix("Uid:").map(|u| u.split_whitespace().next().map(str::to_string)))
+        })
         .flatten()
         .map_or_else(|| "unknown".into(), |uid| format!("uid {uid}"))
 }

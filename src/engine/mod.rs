@@ -42,7 +42,14 @@ pub trait Engine {
     async fn build_image(&self, image: &ImageSpec, project: &str, progress: Progress<'_>) -> Result<(), EngineError>;
     async fn pull_image(&self, reference: &str, progress: Progress<'_>) -> Result<(), EngineError>;
     /// Creates (does not start) a container from its spec; returns its ID.
-    async fn create_container(&self, spec: &ContainerSpec, project: &str) -> Result<String, EngineError>;
+    async fn create_container(&self, spec: &ContainerSpec, project: &str) -> Result<String, EngineError> {
+        self.create_named(&spec.name, spec, project).await
+    }
+    /// Creates a container from `spec` under another name (a replacement's temporary name);
+    /// its labels still describe `spec`, so once renamed it is exactly the desired container.
+    async fn create_named(&self, name: &str, spec: &ContainerSpec, project: &str) -> Result<String, EngineError>;
+    /// Renames a container (a finished replacement takes its final name).
+    async fn rename_container(&self, id: &str, name: &str, new_name: &str) -> Result<(), EngineError>;
     async fn start_container(&self, id: &str, name: &str) -> Result<(), EngineError>;
     async fn stop_container(&self, id: &str, name: &str, grace: Duration) -> Result<(), EngineError>;
     async fn remove_container(&self, id: &str, name: &str) -> Result<(), EngineError>;
@@ -127,6 +134,8 @@ pub enum EngineError {
     Stop { name: String, reason: String },
     #[error("cannot remove container {name}: {reason}")]
     Remove { name: String, reason: String },
+    #[error("cannot rename container {name}: {reason}")]
+    Rename { name: String, reason: String },
     #[error("cannot unpause container {name}: {reason}")]
     Unpause { name: String, reason: String },
     #[error("cannot inspect container {name}: {reason}")]

@@ -5,7 +5,9 @@ use std::time::{Duration, Instant};
 
 use super::{ActionFailure, failure};
 use crate::engine::Engine;
-use crate::kinds::load_balancer::{CONFIG_PATH, RELOAD_SIGNAL, parse_stat, set_server_state, show_stat};
+use crate::kinds::load_balancer::{
+    CONFIG_PATH, POOL_PATH, Pool, RELOAD_SIGNAL, parse_stat, set_server_state, show_stat,
+};
 use crate::plan::{Drain, FileSpec};
 
 /// How long a drained server may keep requests in flight before it is stopped anyway.
@@ -42,6 +44,21 @@ pub async fn drain<E: Engine>(engine: &E, drains: &[Drain], say: &(dyn Fn(&str) 
 
 /// How long a server put back may take to pass the load balancer's own health checks.
 const REJOIN_LIMIT: Duration = Duration::from_secs(15);
+
+/// Records (or clears) in each load balancer's pool record that a replacement has its
+/// server drained, so a run interrupted in between is repaired by the next one.
+pub async fn mark_draining<E: Engine>(engine: &E, drains: &[Drain], draining: bool) {
+    for d in drains {
+        let Ok(Some(bytes)) = engine.read_file(&d.balancer_id, &d.balancer, POOL_PATH).await else { continue };
+        let Ok(mut pool) = serde_json::from_slice::<Pool>(&bytes) else { continue };
+        pool.draining.retain(|s| *s != d.server);
+        if draining {
+            pool.draining.push(d.server.clone());
+        }
+        let Ok(json) = serde_json::to_vec(&pool) else { continue };
+        let _ = engine.write_file(&d.balancer_id, &d.balancer, POOL_PATH, &json).await;
+    }
+}
 
 /// Puts servers back into rotation and waits (bounded) until the load balancer's health
 /// checks see them UP, so a rolling update never has two servers out at once.
@@ -90,7 +107,10 @@ pub async fn reload<E: Engine>(
     files: &[FileSpec],
     say: &(dyn Fn(&str) + Sync),
 ) -> Result<(), ActionFailure> {
-    write_files(engine, id, name, files).await?;
+    // The pool record is written last: if the reload is interrupted, the next plan still
+    // sees the old pool and reloads again.
+    let (record, config): (Vec<FileSpec>, Vec<FileSpec>) = files.iter().cloned().partition(|f| f.path == POOL_PATH);
+    write_files(engine, id, name, &config).await?;
     let check = ["haproxy", "-c", "-f", CONFIG_PATH].map(String::from);
     let out = engine.exec(id, name, &check).await.map_err(failure)?;
     if out.exit_code != 0 {
@@ -102,6 +122,7 @@ pub async fn reload<E: Engine>(
         });
     }
     engine.signal(id, name, RELOAD_SIGNAL).await.map_err(failure)?;
+    write_files(engine, id, name, &record).await?;
     say("reloaded");
     // The new worker needs a moment to resolve and check its servers; give it one.
     tokio::time::sleep(Duration::from_millis(500)).await;

@@ -173,14 +173,35 @@ async fn run_action<E: Engine>(
         Op::CreateContainer { spec, readiness, files } => {
             bring_up(engine, plan, spec, *readiness, files, opts, &say).await
         }
-        Op::RecreateContainer { old_id, old_grace_secs, spec, readiness, files, drains } => {
-            balancer::drain(engine, drains, &say).await;
-            say("stopping the old container");
-            engine.stop_container(old_id, &spec.name, Duration::from_secs(*old_grace_secs)).await.map_err(failure)?;
-            engine.remove_container(old_id, &spec.name).await.map_err(failure)?;
-            bring_up(engine, plan, spec, *readiness, files, opts, &say).await?;
+        Op::RecreateContainer { old_id, old_grace_secs, spec, readiness, files, drains, start_first } => {
+            let grace = Duration::from_secs(*old_grace_secs);
+            if *start_first {
+                // The new one runs beside the old one until ready; only then does the old
+                // one leave, and the new one takes its name.
+                let temp = format!("{}{}", spec.name, crate::plan::TEMP_SUFFIX);
+                say(&format!("starting the new container as {temp}"));
+                let cid = bring_up_as(engine, plan, &temp, spec, *readiness, files, opts, &say).await?;
+                balancer::mark_draining(engine, drains, true).await;
+                balancer::drain(engine, drains, &say).await;
+                engine.stop_container(old_id, &spec.name, grace).await.map_err(failure)?;
+                engine.remove_container(old_id, &spec.name).await.map_err(failure)?;
+                engine.rename_container(&cid, &temp, &spec.name).await.map_err(failure)?;
+            } else {
+                balancer::mark_draining(engine, drains, true).await;
+                balancer::drain(engine, drains, &say).await;
+                say("stopping the old container first");
+                engine.stop_container(old_id, &spec.name, grace).await.map_err(failure)?;
+                engine.remove_container(old_id, &spec.name).await.map_err(failure)?;
+                bring_up(engine, plan, spec, *readiness, files, opts, &say).await?;
+            }
             balancer::undrain(engine, drains, &say).await;
+            balancer::mark_draining(engine, drains, false).await;
             Ok(())
+        }
+        Op::FinishReplacement { id: cid, temp_name, spec, readiness } => {
+            engine.rename_container(cid, temp_name, &spec.name).await.map_err(failure)?;
+            engine.start_container(cid, &spec.name).await.map_err(failure)?;
+            await_ready(engine, cid, &spec.name, *readiness, opts, &say).await
         }
         Op::ReloadLoadBalancer { id: cid, name, files } => balancer::reload(engine, cid, name, files, &say).await,
         Op::StartContainer { id: cid, name, paused, readiness } => {
@@ -208,14 +229,31 @@ async fn bring_up<E: Engine>(
     opts: &ExecOptions,
     say: &(dyn Fn(&str) + Sync),
 ) -> Result<(), ActionFailure> {
-    let cid = engine.create_container(spec, &plan.project).await.map_err(failure)?;
-    balancer::write_files(engine, &cid, &spec.name, files).await?;
-    if let Err(err) = engine.start_container(&cid, &spec.name).await {
+    bring_up_as(engine, plan, &spec.name, spec, readiness, files, opts, say).await.map(|_| ())
+}
+
+/// Creates `spec` under `name`, writes its files, starts it and waits until ready; returns
+/// its ID.
+#[allow(clippy::too_many_arguments)]
+async fn bring_up_as<E: Engine>(
+    engine: &E,
+    plan: &Plan,
+    name: &str,
+    spec: &ContainerSpec,
+    readiness: Readiness,
+    files: &[FileSpec],
+    opts: &ExecOptions,
+    say: &(dyn Fn(&str) + Sync),
+) -> Result<String, ActionFailure> {
+    let cid = engine.create_named(name, spec, &plan.project).await.map_err(failure)?;
+    balancer::write_files(engine, &cid, name, files).await?;
+    if let Err(err) = engine.start_container(&cid, name).await {
         let mut f = failure(err);
         f.logs = engine.logs_tail(&cid, opts.log_lines).await.unwrap_or_default();
         return Err(f);
     }
-    await_ready(engine, &cid, &spec.name, readiness, opts, say).await
+    await_ready(engine, &cid, name, readiness, opts, say).await?;
+    Ok(cid)
 }
 
 async fn await_ready<E: Engine>(

@@ -30,6 +30,10 @@ pub struct Pool {
     pub backend: String,
     /// Backend container names, which are also the HAProxy server names.
     pub servers: Vec<String>,
+    /// Servers taken out of rotation by a replacement still under way. Left non-empty only
+    /// by an interrupted run; a reload (fresh worker, every server ready) repairs it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub draining: Vec<String>,
 }
 
 /// The generated configuration of one load-balancer container.
@@ -46,7 +50,11 @@ impl LoadBalancerSpec {
     pub fn new(container: &str, backend: &str, port: u16, servers: Vec<String>, listen: &[u16]) -> Self {
         let config = render(backend, port, &servers, listen);
         let hash = hex(&Sha256::digest(config.as_bytes()))[..16].to_string();
-        LoadBalancerSpec { container: container.to_string(), pool: Pool { hash, backend: backend.to_string(), servers }, config }
+        LoadBalancerSpec {
+            container: container.to_string(),
+            pool: Pool { hash, backend: backend.to_string(), servers, draining: Vec::new() },
+            config,
+        }
     }
 
     /// The files to write into the container: the configuration and the pool record.

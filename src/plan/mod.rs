@@ -23,13 +23,27 @@ pub type ActionId = usize;
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum Op {
-    Build { image: ImageSpec },
-    Pull { reference: String },
-    CreateNetwork { spec: NetworkSpec },
-    RemoveNetwork { name: String },
-    CreateVolume { spec: VolumeSpec },
+    Build {
+        image: ImageSpec,
+    },
+    Pull {
+        reference: String,
+    },
+    CreateNetwork {
+        spec: NetworkSpec,
+    },
+    RemoveNetwork {
+        name: String,
+    },
+    CreateVolume {
+        spec: VolumeSpec,
+    },
     /// Create, write `files` into it, start, and wait until ready.
-    CreateContainer { spec: ContainerSpec, readiness: Readiness, files: Vec<FileSpec> },
+    CreateContainer {
+        spec: ContainerSpec,
+        readiness: Readiness,
+        files: Vec<FileSpec>,
+    },
     /// Drain it from load balancers, stop and remove the old container, then create, start
     /// and wait for the new one, and put it back into rotation.
     RecreateContainer {
@@ -39,15 +53,42 @@ pub enum Op {
         readiness: Readiness,
         files: Vec<FileSpec>,
         drains: Vec<Drain>,
+        /// Start the new container under a temporary name before the old one stops; false
+        /// when a fixed host port or a writable volume forces stopping the old one first.
+        start_first: bool,
+    },
+    /// A replacement was interrupted after its old container was removed: give the new one
+    /// its final name, start it if needed, and wait until ready.
+    FinishReplacement {
+        id: String,
+        temp_name: String,
+        spec: ContainerSpec,
+        readiness: Readiness,
     },
     /// Write a new configuration into a running load balancer and reload it without drops.
-    ReloadLoadBalancer { id: String, name: String, files: Vec<FileSpec> },
+    ReloadLoadBalancer {
+        id: String,
+        name: String,
+        files: Vec<FileSpec>,
+    },
     /// Start (or unpause) an existing container and wait until ready.
-    StartContainer { id: String, name: String, paused: bool, readiness: Readiness },
+    StartContainer {
+        id: String,
+        name: String,
+        paused: bool,
+        readiness: Readiness,
+    },
     /// Drain it from load balancers, then stop and remove it (its volumes stay).
-    RemoveContainer { id: String, name: String, grace_secs: u64, drains: Vec<Drain> },
+    RemoveContainer {
+        id: String,
+        name: String,
+        grace_secs: u64,
+        drains: Vec<Drain>,
+    },
     /// Delete a volume and its data (only `scale destroy --volumes` plans this).
-    RemoveVolume { name: String },
+    RemoveVolume {
+        name: String,
+    },
 }
 
 impl Op {
@@ -57,7 +98,7 @@ impl Op {
             Op::Build { .. } => "build",
             Op::Pull { .. } => "pull",
             Op::CreateNetwork { .. } | Op::CreateVolume { .. } | Op::CreateContainer { .. } => "create",
-            Op::RecreateContainer { .. } => "recreate",
+            Op::RecreateContainer { .. } | Op::FinishReplacement { .. } => "recreate",
             Op::ReloadLoadBalancer { .. } => "reload",
             Op::StartContainer { .. } => "start",
             Op::RemoveNetwork { .. } | Op::RemoveContainer { .. } | Op::RemoveVolume { .. } => "remove",
@@ -83,7 +124,9 @@ impl Op {
             Op::RemoveNetwork { name } => format!("network {name}"),
             Op::CreateVolume { spec } => format!("volume {}", spec.name),
             Op::RemoveVolume { name } => format!("volume {name}"),
-            Op::CreateContainer { spec, .. } | Op::RecreateContainer { spec, .. } => spec.name.clone(),
+            Op::CreateContainer { spec, .. }
+            | Op::RecreateContainer { spec, .. }
+            | Op::FinishReplacement { spec, .. } => spec.name.clone(),
             Op::StartContainer { name, .. } | Op::RemoveContainer { name, .. } => name.clone(),
             Op::ReloadLoadBalancer { name, .. } => name.clone(),
         }
@@ -103,7 +146,9 @@ impl Op {
     /// The container spec this action brings into being, if any.
     pub fn container_spec(&self) -> Option<&ContainerSpec> {
         match self {
-            Op::CreateContainer { spec, .. } | Op::RecreateContainer { spec, .. } => Some(spec),
+            Op::CreateContainer { spec, .. }
+            | Op::RecreateContainer { spec, .. }
+            | Op::FinishReplacement { spec, .. } => Some(spec),
             _ => None,
         }
     }
@@ -254,9 +299,15 @@ pub fn plan(desired: &DesiredState, observed: &ObservedState) -> Result<Plan, Pl
         .values()
         .flat_map(|s| s.ports.iter().filter_map(|p| p.host_port).map(move |port| (port, s.name.as_str())))
         .collect();
+    let finishable: BTreeMap<&str, &ObservedContainer> = observed
+        .containers
+        .values()
+        .filter_map(|c| finishable_leftover(c, desired, observed).map(|real| (real, c)))
+        .collect();
     let removals: Vec<&ObservedContainer> = observed
         .containers
         .values()
+        .filter(|c| !finishable.values().any(|f| f.id == c.id))
         .filter(|c| !desired.containers.contains_key(&c.name) || hands_over(c, desired, &claims).is_some())
         .collect();
     let mut removal_action: BTreeMap<&str, ActionId> = BTreeMap::new();
@@ -265,6 +316,7 @@ pub fn plan(desired: &DesiredState, observed: &ObservedState) -> Result<Plan, Pl
     for c in &removals {
         let reason = match (hands_over(c, desired, &claims), c.service()) {
             (Some((port, to)), _) => format!("frees host port {port} for {to} (created again below)"),
+            (None, _) if c.name.ends_with(TEMP_SUFFIX) => "leftover of an interrupted replacement".to_string(),
             (None, service) => match service {
                 Some(service) => match service_replicas.get(service) {
                     Some(&want) => {
@@ -317,12 +369,24 @@ pub fn plan(desired: &DesiredState, observed: &ObservedState) -> Result<Plan, Pl
             for port in spec.ports.iter().filter_map(|p| p.host_port) {
                 after.extend(port_freed_by.get(&port).into_iter().flatten());
             }
+            // A leftover of an interrupted replacement holds the temporary name.
+            after.extend(removal_action.get(format!("{}{TEMP_SUFFIX}", spec.name).as_str()));
             let readiness = service.readiness;
             if service.leader_first && spec.replica > 1 {
                 after.extend(leader_action);
             }
             let files = files_for(&spec.name, desired);
             let action = match observed.containers.get(&spec.name) {
+                None if finishable.contains_key(spec.name.as_str()) => {
+                    let temp = finishable[spec.name.as_str()];
+                    let op = Op::FinishReplacement {
+                        id: temp.id.clone(),
+                        temp_name: temp.name.clone(),
+                        spec: spec.clone(),
+                        readiness,
+                    };
+                    Some((op, format!("finish an interrupted replacement: rename {} → {}", temp.name, spec.name)))
+                }
                 None => Some((Op::CreateContainer { spec: spec.clone(), readiness, files }, "missing".to_string())),
                 Some(seen) if removal_action.contains_key(spec.name.as_str()) => {
                     after.push(removal_action[spec.name.as_str()]);
@@ -340,6 +404,7 @@ pub fn plan(desired: &DesiredState, observed: &ObservedState) -> Result<Plan, Pl
                         readiness,
                         files,
                         drains: drains_for(&spec.name, observed, desired),
+                        start_first: can_start_first(seen, spec),
                     };
                     Some((op, reason))
                 }
@@ -440,6 +505,34 @@ fn hands_over<'d>(
     held_ports(c).into_iter().find_map(|port| claims.get(&port).filter(|to| **to != c.name).map(|to| (port, *to)))
 }
 
+/// The suffix of a replacement's temporary name. Service names cannot contain a dot, so no
+/// container of ours ends with it otherwise.
+pub const TEMP_SUFFIX: &str = ".next";
+
+/// The final name of a replacement whose old container is already gone, when the leftover is
+/// exactly what is desired there (so finishing is renaming it).
+fn finishable_leftover<'a>(
+    c: &'a ObservedContainer,
+    desired: &DesiredState,
+    observed: &ObservedState,
+) -> Option<&'a str> {
+    let real = c.name.strip_suffix(TEMP_SUFFIX)?;
+    let spec = desired.containers.get(real)?;
+    let intact = c.state != RunState::Dead && c.state != RunState::Removing;
+    (intact && !observed.containers.contains_key(real) && c.spec_hash() == Some(spec.hash().as_str())).then_some(real)
+}
+
+/// Whether the new container may run beside the old one for a moment: not when either holds
+/// a fixed host port (it would not start) or the new one writes to a volume or host path
+/// (two processes on one database directory would corrupt it).
+fn can_start_first(seen: &ObservedContainer, spec: &ContainerSpec) -> bool {
+    let old_fixed = seen.spec().is_none_or(|old| old.ports.iter().any(|p| p.host_port.is_some()));
+    let fixed_port = old_fixed || spec.ports.iter().any(|p| p.host_port.is_some());
+    let writes_shared =
+        spec.mounts.iter().any(|m| !m.read_only && !matches!(m.source, crate::desired::MountSourceSpec::Anonymous));
+    !fixed_port && !writes_shared
+}
+
 /// The generated files a container gets at creation (a load balancer's configuration).
 fn files_for(name: &str, desired: &DesiredState) -> Vec<FileSpec> {
     desired
@@ -461,6 +554,10 @@ fn reload_needed(seen: &ObservedContainer, desired: &DesiredState, observed: &Ob
         return None;
     }
     match observed.load_balancers.get(&seen.name) {
+        Some(have) if have.hash == want.pool.hash && !have.draining.is_empty() => Some(format!(
+            "put {} back in rotation (an interrupted replacement left it drained)",
+            have.draining.join(", ")
+        )),
         Some(have) if have.hash == want.pool.hash => None,
         Some(have) => Some(crate::kinds::load_balancer::pool_change(have, &want.pool)),
         None => Some("configuration missing".into()),
