@@ -5,6 +5,7 @@
 //! renders progress, `cli` is one file per subcommand.
 
 pub mod build_context;
+pub mod chaos;
 pub mod cli;
 pub mod desired;
 pub mod diag;

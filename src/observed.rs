@@ -104,6 +104,8 @@ pub struct ObservedContainer {
     pub health: Option<Health>,
     pub exit_code: Option<i64>,
     pub ports: Vec<PublishedPort>,
+    /// Networks it is attached to right now (a `chaos disconnect` shows here).
+    pub networks: Vec<String>,
 }
 
 impl ObservedContainer {

@@ -13,6 +13,7 @@ use crate::model::Blueprint;
 use crate::ui::Ui;
 
 pub mod apply;
+pub mod chaos;
 pub mod destroy;
 pub mod plan;
 pub mod status;
@@ -65,6 +66,8 @@ pub enum Command {
     Status(status::Args),
     /// Remove the project's containers and networks (volumes only with --volumes).
     Destroy(destroy::Args),
+    /// Break one of the project's containers on purpose (kill, stop, pause, disconnect).
+    Chaos(chaos::Args),
 }
 
 /// Problems were already printed; exit 1 without printing more.
@@ -81,6 +84,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Apply(args) => apply::run(args, &cli.global, ui).await,
         Command::Status(args) => status::run(args, &cli.global, ui).await,
         Command::Destroy(args) => destroy::run(args, &cli.global, ui).await,
+        Command::Chaos(args) => chaos::run(args, &cli.global, ui).await,
     }
 }
 

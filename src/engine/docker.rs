@@ -381,6 +381,8 @@ fn observed_container(c: ContainerSummary) -> Option<ObservedContainer> {
         .map(|n| n.trim_start_matches('/').to_string())
         .find(|n| !n.contains('/'))?;
     let status = c.status.unwrap_or_default();
+    let networks: Vec<String> =
+        c.network_settings.and_then(|n| n.networks).map(|n| n.into_keys().collect()).unwrap_or_default();
     let state = RunState::from_engine(&c.state.map(|s| s.to_string()).unwrap_or_default());
     let running = state == RunState::Running;
     let mut ports: Vec<PublishedPort> = c
@@ -416,6 +418,7 @@ fn observed_container(c: ContainerSummary) -> Option<ObservedContainer> {
         health: observed::health_from_status(&status),
         exit_code: if running { None } else { observed::exit_code_from_status(&status) },
         ports: if running { ports } else { Vec::new() },
+        networks,
     })
 }
 
@@ -758,6 +761,18 @@ impl Engine for DockerEngine {
 
     async fn signal(&self, id: &str, name: &str, signal: &str) -> Result<(), EngineError> {
         self.send_signal(id, name, signal).await
+    }
+
+    async fn pause_container(&self, id: &str, name: &str) -> Result<(), EngineError> {
+        self.docker.pause_container(id).await.map_err(|e| EngineError::Pause { name: name.into(), reason: reason(&e) })
+    }
+
+    async fn disconnect(&self, id: &str, name: &str, network: &str) -> Result<(), EngineError> {
+        self.disconnect_network(id, name, network).await
+    }
+
+    async fn connect(&self, id: &str, name: &str, network: &str, aliases: &[String]) -> Result<(), EngineError> {
+        self.connect_network(id, name, network, aliases).await
     }
 
     async fn logs_tail(&self, id: &str, lines: usize) -> Result<Vec<String>, EngineError> {

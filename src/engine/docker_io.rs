@@ -110,4 +110,32 @@ impl DockerEngine {
             reason: e.to_string(),
         })
     }
+
+    pub(super) async fn disconnect_network(&self, id: &str, name: &str, network: &str) -> Result<(), EngineError> {
+        let request = bollard::models::NetworkDisconnectRequest { container: id.to_string(), force: Some(true) };
+        self.client()
+            .disconnect_network(network, request)
+            .await
+            .map_err(|e| EngineError::Network { name: name.into(), reason: format!("leaving {network}: {e}") })
+    }
+
+    pub(super) async fn connect_network(
+        &self,
+        id: &str,
+        name: &str,
+        network: &str,
+        aliases: &[String],
+    ) -> Result<(), EngineError> {
+        let request = bollard::models::NetworkConnectRequest {
+            container: id.to_string(),
+            endpoint_config: Some(bollard::models::EndpointSettings {
+                aliases: Some(aliases.to_vec()),
+                ..Default::default()
+            }),
+        };
+        self.client()
+            .connect_network(network, request)
+            .await
+            .map_err(|e| EngineError::Network { name: name.into(), reason: format!("joining {network}: {e}") })
+    }
 }

@@ -168,6 +168,7 @@ impl Engine for FakeEngine {
                             health: c.health,
                             exit_code: c.exit_code,
                             ports: if c.state == RunState::Running { c.ports.clone() } else { Vec::new() },
+                            networks: c.networks.clone(),
                         },
                     )
                 })
@@ -401,6 +402,35 @@ impl Engine for FakeEngine {
             });
         }
         w.commands.push((name.to_string(), signal.to_string()));
+        Ok(())
+    }
+
+    async fn pause_container(&self, id: &str, name: &str) -> Result<(), EngineError> {
+        self.wrote();
+        let mut w = self.world();
+        let c =
+            w.by_id(id).ok_or_else(|| EngineError::Pause { name: name.into(), reason: "no such container".into() })?;
+        c.state = RunState::Paused;
+        Ok(())
+    }
+
+    async fn disconnect(&self, id: &str, name: &str, network: &str) -> Result<(), EngineError> {
+        self.wrote();
+        let mut w = self.world();
+        let c = w
+            .by_id(id)
+            .ok_or_else(|| EngineError::Network { name: name.into(), reason: "no such container".into() })?;
+        c.networks.retain(|n| n != network);
+        Ok(())
+    }
+
+    async fn connect(&self, id: &str, name: &str, network: &str, _aliases: &[String]) -> Result<(), EngineError> {
+        self.wrote();
+        let mut w = self.world();
+        let c = w
+            .by_id(id)
+            .ok_or_else(|| EngineError::Network { name: name.into(), reason: "no such container".into() })?;
+        c.networks.push(network.to_string());
         Ok(())
     }
 }

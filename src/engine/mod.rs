@@ -65,6 +65,12 @@ pub trait Engine {
     async fn write_file(&self, id: &str, name: &str, path: &str, contents: &[u8]) -> Result<(), EngineError>;
     /// Sends a signal such as `SIGUSR2` (HAProxy's reload) to a container's main process.
     async fn signal(&self, id: &str, name: &str, signal: &str) -> Result<(), EngineError>;
+    /// Freezes every process of a container (`scale chaos pause`).
+    async fn pause_container(&self, id: &str, name: &str) -> Result<(), EngineError>;
+    /// Cuts a container off a network (`scale chaos disconnect`).
+    async fn disconnect(&self, id: &str, name: &str, network: &str) -> Result<(), EngineError>;
+    /// Attaches a container to a network under extra DNS names.
+    async fn connect(&self, id: &str, name: &str, network: &str, aliases: &[String]) -> Result<(), EngineError>;
 }
 
 /// The full snapshot a plan needs: the labelled resources, plus the pool each running load
@@ -148,6 +154,10 @@ pub enum EngineError {
     ReadFile { name: String, path: String, reason: String },
     #[error("cannot write {path} in {name}: {reason}")]
     WriteFile { name: String, path: String, reason: String },
+    #[error("cannot pause container {name}: {reason}")]
+    Pause { name: String, reason: String },
+    #[error("cannot change the networks of {name}: {reason}")]
+    Network { name: String, reason: String },
     #[error("cannot send {signal} to {name}: {reason}")]
     Signal { name: String, signal: String, reason: String },
 }

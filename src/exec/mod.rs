@@ -203,6 +203,12 @@ async fn run_action<E: Engine>(
             engine.start_container(cid, &spec.name).await.map_err(failure)?;
             await_ready(engine, cid, &spec.name, *readiness, opts, &say).await
         }
+        Op::Reconnect { id: cid, name, networks } => {
+            for n in networks {
+                engine.connect(cid, name, &n.network, &n.aliases).await.map_err(failure)?;
+            }
+            Ok(())
+        }
         Op::ReloadLoadBalancer { id: cid, name, files } => balancer::reload(engine, cid, name, files, &say).await,
         Op::StartContainer { id: cid, name, paused, readiness } => {
             if *paused {

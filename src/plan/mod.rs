@@ -71,6 +71,12 @@ pub enum Op {
         name: String,
         files: Vec<FileSpec>,
     },
+    /// Attach a running container again to networks it was cut off from, with its aliases.
+    Reconnect {
+        id: String,
+        name: String,
+        networks: Vec<crate::desired::AttachmentSpec>,
+    },
     /// Start (or unpause) an existing container and wait until ready.
     StartContainer {
         id: String,
@@ -101,6 +107,7 @@ impl Op {
             Op::RecreateContainer { .. } | Op::FinishReplacement { .. } => "recreate",
             Op::ReloadLoadBalancer { .. } => "reload",
             Op::StartContainer { .. } => "start",
+            Op::Reconnect { .. } => "reconnect",
             Op::RemoveNetwork { .. } | Op::RemoveContainer { .. } | Op::RemoveVolume { .. } => "remove",
         }
     }
@@ -128,7 +135,7 @@ impl Op {
             | Op::RecreateContainer { spec, .. }
             | Op::FinishReplacement { spec, .. } => spec.name.clone(),
             Op::StartContainer { name, .. } | Op::RemoveContainer { name, .. } => name.clone(),
-            Op::ReloadLoadBalancer { name, .. } => name.clone(),
+            Op::ReloadLoadBalancer { name, .. } | Op::Reconnect { name, .. } => name.clone(),
         }
     }
 
@@ -423,6 +430,12 @@ pub fn plan(desired: &DesiredState, observed: &ObservedState) -> Result<Plan, Pl
                     let op = Op::ReloadLoadBalancer { id: seen.id.clone(), name: seen.name.clone(), files };
                     Some((op, reason))
                 }
+                Some(seen) if seen.state == RunState::Running && !missing_networks(seen, spec).is_empty() => {
+                    let missing = missing_networks(seen, spec);
+                    let names: Vec<&str> = missing.iter().map(|n| n.network.as_str()).collect();
+                    let reason = format!("disconnected from {}", names.join(", "));
+                    Some((Op::Reconnect { id: seen.id.clone(), name: seen.name.clone(), networks: missing }, reason))
+                }
                 Some(seen) => start_reason(seen, readiness).map(|why| {
                     let op = Op::StartContainer {
                         id: seen.id.clone(),
@@ -581,6 +594,11 @@ fn drains_for(server: &str, observed: &ObservedState, desired: &DesiredState) ->
             })
         })
         .collect()
+}
+
+/// The desired networks a running container is not attached to (cut off by hand or chaos).
+fn missing_networks(seen: &ObservedContainer, spec: &ContainerSpec) -> Vec<crate::desired::AttachmentSpec> {
+    spec.networks.iter().filter(|n| !seen.networks.contains(&n.network)).cloned().collect()
 }
 
 /// Docker's default time between SIGTERM and SIGKILL.

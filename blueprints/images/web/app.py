@@ -147,6 +147,45 @@ class SqliteStore:
 
 _tls = threading.local()
 
+# Name lookups are bounded too. When the last read replica goes away its network alias stops
+# existing, and the engine's DNS then asks upstream resolvers that an internal network cannot
+# reach: a plain lookup would hang for seconds, stall every read and fail the health checks.
+DNS_TIMEOUT = 0.5          # seconds one lookup may take
+DNS_NEGATIVE_TTL = 2.0     # a name that did not resolve is not asked again for this long
+_dns_failures = {}
+_dns_lock = threading.Lock()
+
+
+def resolve(host):
+    """The IPv4/IPv6 address of host, or DbUnavailable within DNS_TIMEOUT."""
+    now = time.monotonic()
+    with _dns_lock:
+        until = _dns_failures.get(host, 0)
+    if until > now:
+        raise DbUnavailable("%s did not resolve a moment ago" % host)
+    result = {}
+
+    def lookup():
+        try:
+            result["addr"] = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)[0][4][0]
+        except OSError as e:
+            result["error"] = e
+
+    worker = threading.Thread(target=lookup, daemon=True)
+    worker.start()
+    worker.join(DNS_TIMEOUT)
+    if "addr" in result:
+        return result["addr"]
+    with _dns_lock:
+        _dns_failures[host] = time.monotonic() + DNS_NEGATIVE_TTL
+    raise DbUnavailable("%s does not resolve (%s)" % (host, result.get("error", "timed out")))
+
+
+def url_host(url):
+    """The host part of postgres://user:pass@host:port/db."""
+    m = re.match(r"^[a-z]+://(?:[^@/]*@)?(\[[^\]]+\]|[^:/?]+)", url)
+    return m.group(1).strip("[]") if m else None
+
 
 def _pg_wait(conn):
     """psycopg2 wait callback: like the default one, but gives up at this thread's deadline,
@@ -203,7 +242,9 @@ class PostgresStore:
         _tls.deadline = time.monotonic() + budget
         conn = None
         try:
-            conn = psycopg2.connect(url, connect_timeout=2, application_name="scale-web-" + HOSTNAME)
+            host = url_host(url)
+            extra = {"hostaddr": resolve(host)} if host else {}
+            conn = psycopg2.connect(url, connect_timeout=2, application_name="scale-web-" + HOSTNAME, **extra)
             conn.autocommit = True
             with conn.cursor() as cur:
                 return fn(cur)
