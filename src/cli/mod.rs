@@ -18,6 +18,7 @@ pub mod destroy;
 pub mod plan;
 pub mod status;
 pub mod validate;
+pub mod watch;
 
 /// scale: reconcile declarative YAML blueprints against real Docker containers.
 #[derive(Debug, Parser)]
@@ -68,6 +69,8 @@ pub enum Command {
     Destroy(destroy::Args),
     /// Break one of the project's containers on purpose (kill, stop, pause, disconnect).
     Chaos(chaos::Args),
+    /// Keep reconciling: follow engine events, repair drift, until Ctrl-C.
+    Watch(watch::Args),
 }
 
 /// Problems were already printed; exit 1 without printing more.
@@ -85,6 +88,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Status(args) => status::run(args, &cli.global, ui).await,
         Command::Destroy(args) => destroy::run(args, &cli.global, ui).await,
         Command::Chaos(args) => chaos::run(args, &cli.global, ui).await,
+        Command::Watch(args) => watch::run(args, &cli.global, ui).await,
     }
 }
 

@@ -139,3 +139,60 @@ impl DockerEngine {
             .map_err(|e| EngineError::Network { name: name.into(), reason: format!("joining {network}: {e}") })
     }
 }
+
+/// Engine events that can mean drift: a container died, stopped, was removed, paused, went
+/// unhealthy, or was cut off a network. Healthcheck execs and the like are not.
+fn is_drift(kind: &str, action: &str) -> bool {
+    match kind {
+        "container" => {
+            matches!(action, "die" | "stop" | "kill" | "destroy" | "pause" | "oom" | "rename")
+                || action.starts_with("health_status: unhealthy")
+        }
+        "network" => action == "disconnect",
+        _ => false,
+    }
+}
+
+impl DockerEngine {
+    /// Follows the engine's event stream and sends a short description of every event that
+    /// may mean drift in `project`. Level-triggered: an event only wakes the controller, which
+    /// then observes everything afresh, so a lost or repeated event does no harm.
+    pub fn subscribe(&self, project: &str) -> tokio::sync::mpsc::UnboundedReceiver<String> {
+        use std::collections::HashMap;
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let docker = self.client().clone();
+        let project = project.to_string();
+        let network_prefix = format!("{project}_");
+        let container_prefix = format!("{project}-");
+        tokio::spawn(async move {
+            let filters = HashMap::from([("type", vec!["container", "network"])]);
+            let options = bollard::query_parameters::EventsOptionsBuilder::new().filters(&filters).build();
+            let mut stream = docker.events(Some(options));
+            while let Some(Ok(event)) = stream.next().await {
+                let kind = event.typ.map(|t| t.to_string()).unwrap_or_default();
+                let action = event.action.unwrap_or_default();
+                if !is_drift(&kind, &action) {
+                    continue;
+                }
+                let attributes = event.actor.and_then(|a| a.attributes).unwrap_or_default();
+                let ours = match kind.as_str() {
+                    "container" => attributes.get(crate::labels::PROJECT) == Some(&project),
+                    _ => attributes.get("name").is_some_and(|n| n.starts_with(&network_prefix)),
+                };
+                if !ours {
+                    continue;
+                }
+                let subject = attributes.get("name").cloned().unwrap_or_default();
+                let text = match kind.as_str() {
+                    "network" => format!("a container left network {subject}"),
+                    _ if subject.starts_with(&container_prefix) => format!("{subject}: {action}"),
+                    _ => format!("{subject}: {action}"),
+                };
+                if tx.send(text).is_err() {
+                    break;
+                }
+            }
+        });
+        rx
+    }
+}
