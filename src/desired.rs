@@ -87,9 +87,9 @@ pub struct ServiceSpec {
     pub depends_on: Vec<(String, Condition)>,
     /// What "ready" means for this service's containers.
     pub readiness: Readiness,
-    /// Replica 1 must be ready before the others start (a database primary before its
+    /// This replica must be ready before the others start (a database primary before its
     /// replicas take their base backup from it).
-    pub leader_first: bool,
+    pub leader: Option<u32>,
 }
 
 /// One published port.
@@ -287,7 +287,7 @@ pub fn desired_state(
             replicas: service.replicas.value,
             depends_on: service.depends_on.iter().map(|d| (d.service.value.clone(), d.condition)).collect(),
             readiness,
-            leader_first: service.postgres.is_some(),
+            leader: service.postgres.as_ref().map(|_| 1),
         });
 
         let networks: Vec<AttachmentSpec> = if service.networks.is_empty() {

@@ -139,6 +139,7 @@ pub struct ObservedNetwork {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ObservedVolume {
     pub name: String,
+    pub labels: BTreeMap<String, String>,
 }
 
 /// Reads the health verdict from the engine's human status ("Up 5 seconds (healthy)").

@@ -15,6 +15,7 @@ use crate::ui::Ui;
 pub mod apply;
 pub mod chaos;
 pub mod destroy;
+pub mod failover;
 pub mod plan;
 pub mod status;
 pub mod validate;
@@ -71,6 +72,8 @@ pub enum Command {
     Chaos(chaos::Args),
     /// Keep reconciling: follow engine events, repair drift, until Ctrl-C.
     Watch(watch::Args),
+    /// Promote the most advanced replica of a kind: postgres service.
+    Failover(failover::Args),
 }
 
 /// Problems were already printed; exit 1 without printing more.
@@ -89,6 +92,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Destroy(args) => destroy::run(args, &cli.global, ui).await,
         Command::Chaos(args) => chaos::run(args, &cli.global, ui).await,
         Command::Watch(args) => watch::run(args, &cli.global, ui).await,
+        Command::Failover(args) => failover::run(args, &cli.global, ui).await,
     }
 }
 
@@ -151,6 +155,14 @@ pub fn load_desired(file: &Path, global: &Global, ui: Ui) -> anyhow::Result<Load
     };
     let desired = desired_state(&blueprint, &project, &hasher).map_err(|d| report(ui, file, Diagnostics(d)))?;
     Ok(Loaded { blueprint, project, desired })
+}
+
+/// The desired state for what is observed: the blueprint's, with database primaries as the
+/// last failover left them (see `kinds::postgres::assign_primaries`).
+pub fn desired_for(loaded: &Loaded, observed: &crate::observed::ObservedState) -> DesiredState {
+    let mut desired = loaded.desired.clone();
+    crate::kinds::postgres::assign_primaries(&mut desired, observed);
+    desired
 }
 
 /// The project a file-less command acts on: `-p`, else the file's `name`.

@@ -34,7 +34,7 @@ pub async fn run(args: Args, global: &Global, ui: Ui) -> anyhow::Result<u8> {
     let pools = crate::engine::live::balancer_pools(&engine, &observed).await;
     let nodes = crate::engine::live::database_nodes(&engine, &observed).await;
     let pending = match &loaded {
-        Some(l) => Some(crate::plan::plan(&l.desired, &observed)?),
+        Some(l) => Some(crate::plan::plan(&super::desired_for(l, &observed), &observed)?),
         None => None,
     };
     if ui.is_json() {

@@ -104,14 +104,38 @@ async fn pass(
     ui: Ui,
     why: &str,
 ) -> anyhow::Result<Pass> {
-    let observed = match crate::engine::observe_project(engine, &loaded.project).await {
+    let mut observed = match crate::engine::observe_project(engine, &loaded.project).await {
         Ok(o) => o,
         Err(err) => {
             log(ui, &format!("cannot observe the project: {err}"), json!({"event": "error", "error": err.to_string()}));
             return Ok(Pass::Failed);
         }
     };
-    let plan = crate::plan::plan(&loaded.desired, &observed).context("cannot plan")?;
+    for service in primaries_lost(loaded, &observed) {
+        log(
+            ui,
+            &format!("{} the primary of {service} is down: failing over", clock()),
+            json!({"event": "primary_lost", "service": service}),
+        );
+        let say = |line: &str| log(ui, line, json!({"event": "failover_step", "step": line}));
+        match crate::failover::failover(engine, &observed, &service, &say).await {
+            Ok(report) => log(
+                ui,
+                &format!("{} {} promoted", clock(), report.promoted),
+                json!({"event": "failover", "report": report}),
+            ),
+            Err(err) => {
+                log(
+                    ui,
+                    &format!("failover of {service} failed: {err}"),
+                    json!({"event": "failover_failed", "error": err.to_string()}),
+                );
+                return Ok(Pass::Failed);
+            }
+        }
+        observed = crate::engine::observe_project(engine, &loaded.project).await.context("cannot observe")?;
+    }
+    let plan = crate::plan::plan(&super::desired_for(&loaded, &observed), &observed).context("cannot plan")?;
     if !plan.has_changes() {
         return Ok(Pass::InSync);
     }
@@ -156,6 +180,28 @@ async fn pass(
         );
         Ok(Pass::Failed)
     }
+}
+
+/// The `failover: auto` postgres services whose current primary container is not running
+/// (killed, stopped, removed) while a replica is: the watch loop promotes one of them.
+fn primaries_lost(loaded: &super::Loaded, observed: &crate::observed::ObservedState) -> Vec<String> {
+    let marked = crate::kinds::postgres::primaries(observed);
+    loaded
+        .blueprint
+        .services
+        .iter()
+        .filter(|s| s.postgres.as_ref().is_some_and(|pg| pg.failover == crate::model::FailoverMode::Auto))
+        .filter(|s| {
+            let primary = marked.get(&s.name).map_or(1, |(n, _)| *n);
+            let name = crate::desired::container_name(&loaded.project, &s.name, primary);
+            let running = |c: &crate::observed::ObservedContainer| c.state == crate::observed::RunState::Running;
+            let primary_up = observed.containers.get(&name).is_some_and(running);
+            let replica_up =
+                observed.containers.values().any(|c| c.service() == Some(&s.name) && c.name != name && running(c));
+            !primary_up && replica_up
+        })
+        .map(|s| s.name.clone())
+        .collect()
 }
 
 fn log(ui: Ui, text: &str, value: serde_json::Value) {

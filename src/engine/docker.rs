@@ -510,7 +510,7 @@ impl Engine for DockerEngine {
                 .unwrap_or_default()
                 .into_iter()
                 .filter(|v| owned(Some(&v.labels)))
-                .map(|v| (v.name.clone(), ObservedVolume { name: v.name }))
+                .map(|v| (v.name.clone(), ObservedVolume { name: v.name, labels: v.labels.into_iter().collect() }))
                 .collect(),
             images: images.into_iter().flat_map(|i| i.repo_tags).filter(|t| t != "<none>:<none>").collect(),
         })

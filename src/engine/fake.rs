@@ -185,7 +185,7 @@ impl Engine for FakeEngine {
                 .volumes
                 .iter()
                 .filter(|(_, l)| owned(l))
-                .map(|(name, _)| (name.clone(), ObservedVolume { name: name.clone() }))
+                .map(|(name, labels)| (name.clone(), ObservedVolume { name: name.clone(), labels: labels.clone() }))
                 .collect(),
             images: w.images.clone(),
         })

@@ -78,25 +78,106 @@ pub fn expand(
             target: DATA_DIR.into(),
             read_only: false,
         });
-        let aliases = if n == 1 {
-            if def.synchronous {
-                node.env.insert("SCALE_PG_SYNCHRONOUS".into(), "true".into());
-            }
-            node.env.insert("SCALE_PG_ROLE".into(), "primary".into());
-            vec![service.to_string(), primary_alias(service)]
-        } else {
-            node.env.insert("SCALE_PG_ROLE".into(), "replica".into());
-            node.env.insert("SCALE_PG_PRIMARY_HOST".into(), primary_alias(service));
-            node.env.insert("SCALE_PG_SLOT".into(), slot_name(project, service, n));
-            vec![replica_alias(service)]
-        };
-        for attachment in &mut node.networks {
-            let extra: Vec<String> = attachment.aliases.iter().filter(|a| *a != service).cloned().collect();
-            attachment.aliases = aliases.iter().cloned().chain(extra).collect();
-        }
+        set_role(&mut node, project, service, n == 1, def.synchronous);
         out.push(node);
     }
     out
+}
+
+const ROLE_ENV: [&str; 4] = ["SCALE_PG_ROLE", "SCALE_PG_PRIMARY_HOST", "SCALE_PG_SLOT", "SCALE_PG_SYNCHRONOUS"];
+
+/// Makes `node` the primary or a replica: its role variables and its network aliases
+/// (`<svc>` and `<svc>-primary` on the primary, `<svc>-replica` on replicas).
+pub fn set_role(node: &mut ContainerSpec, project: &str, service: &str, primary: bool, synchronous: bool) {
+    for key in ROLE_ENV {
+        node.env.remove(key);
+    }
+    let role_aliases = [service.to_string(), primary_alias(service), replica_alias(service)];
+    let aliases = if primary {
+        if synchronous {
+            node.env.insert("SCALE_PG_SYNCHRONOUS".into(), "true".into());
+        }
+        node.env.insert("SCALE_PG_ROLE".into(), "primary".into());
+        vec![service.to_string(), primary_alias(service)]
+    } else {
+        node.env.insert("SCALE_PG_ROLE".into(), "replica".into());
+        node.env.insert("SCALE_PG_PRIMARY_HOST".into(), primary_alias(service));
+        node.env.insert("SCALE_PG_SLOT".into(), slot_name(project, service, node.replica));
+        vec![replica_alias(service)]
+    };
+    for attachment in &mut node.networks {
+        let extra: Vec<String> = attachment.aliases.iter().filter(|a| !role_aliases.contains(a)).cloned().collect();
+        attachment.aliases = aliases.iter().cloned().chain(extra).collect();
+    }
+}
+
+/// Label on a primary marker: the service whose primary it names.
+pub const MARKER_SERVICE_LABEL: &str = "io.scale.primary-of";
+/// Label on a primary marker: the node number that is primary.
+pub const MARKER_NODE_LABEL: &str = "io.scale.primary-node";
+/// Label on a primary marker: when the failover made it (Unix seconds), newest wins.
+pub const MARKER_SINCE_LABEL: &str = "io.scale.primary-since";
+
+/// The marker volume recording that node `n` is the primary of `service` after a failover.
+/// It lives in the engine like every other piece of scale's state, and as long as the data
+/// volumes do (`destroy --volumes` removes both), so a later apply keeps the promoted node.
+pub fn marker_volume(project: &str, service: &str, n: u32, since: u64) -> VolumeSpec {
+    VolumeSpec {
+        name: scoped_name(project, &format!("{service}-primary-{n}")),
+        labels: BTreeMap::from([
+            (crate::labels::PROJECT.to_string(), project.to_string()),
+            (MARKER_SERVICE_LABEL.to_string(), service.to_string()),
+            (MARKER_NODE_LABEL.to_string(), n.to_string()),
+            (MARKER_SINCE_LABEL.to_string(), since.to_string()),
+        ]),
+    }
+}
+
+/// The primary node of each postgres service, as the newest marker says (node 1 without one).
+pub fn primaries(observed: &crate::observed::ObservedState) -> BTreeMap<String, (u32, String)> {
+    let mut out: BTreeMap<String, (u64, u32, String)> = BTreeMap::new();
+    for v in observed.volumes.values() {
+        let (Some(service), Some(node)) = (v.labels.get(MARKER_SERVICE_LABEL), v.labels.get(MARKER_NODE_LABEL)) else {
+            continue;
+        };
+        let Ok(node) = node.parse::<u32>() else { continue };
+        let since = v.labels.get(MARKER_SINCE_LABEL).and_then(|s| s.parse().ok()).unwrap_or(0);
+        let newer = out.get(service).is_none_or(|(t, _, _)| since >= *t);
+        if newer {
+            out.insert(service.clone(), (since, node, v.name.clone()));
+        }
+    }
+    out.into_iter().map(|(service, (_, node, volume))| (service, (node, volume))).collect()
+}
+
+/// Rewrites the desired postgres nodes for the primaries the markers name, and keeps the
+/// current markers in the desired state (older ones are left to be noted, never deleted).
+pub fn assign_primaries(desired: &mut crate::desired::DesiredState, observed: &crate::observed::ObservedState) {
+    let project = desired.project.clone();
+    for (service, (primary, marker)) in primaries(observed) {
+        let nodes: Vec<String> = desired
+            .containers
+            .values()
+            .filter(|c| c.service == service && c.kind.as_deref() == Some("postgres"))
+            .map(|c| c.name.clone())
+            .collect();
+        if nodes.is_empty() || !nodes.iter().any(|n| desired.containers[n].replica == primary) {
+            continue;
+        }
+        let synchronous = nodes.iter().any(|n| desired.containers[n].env.get("SCALE_PG_SYNCHRONOUS").is_some());
+        for name in nodes {
+            if let Some(node) = desired.containers.get_mut(&name) {
+                let is_primary = node.replica == primary;
+                set_role(node, &project, &service, is_primary, synchronous);
+            }
+        }
+        if let Some(spec) = desired.services.iter_mut().find(|s| s.name == service) {
+            spec.leader = Some(primary);
+        }
+        if let Some(v) = observed.volumes.get(&marker) {
+            desired.volumes.insert(marker.clone(), VolumeSpec { name: marker, labels: v.labels.clone() });
+        }
+    }
 }
 
 /// One node's replication state, as the image's `scale-pg-status` reports it.
@@ -112,6 +193,9 @@ pub struct NodeStatus {
     #[serde(default)]
     pub lsn_bytes: Option<u64>,
     /// How far a replica is behind its primary.
+    /// WAL received (a replica may have received more than it replayed).
+    #[serde(default)]
+    pub receive_lsn_bytes: Option<u64>,
     #[serde(default)]
     pub lag_bytes: Option<u64>,
     #[serde(default)]

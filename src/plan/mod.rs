@@ -361,7 +361,8 @@ pub fn plan(desired: &DesiredState, observed: &ObservedState) -> Result<Plan, Pl
         let mut mine = Vec::new();
         let specs = desired.containers.values().filter(|s| s.service == service.name);
         let mut specs: Vec<&ContainerSpec> = specs.collect();
-        specs.sort_by_key(|s| s.replica);
+        // The leader (a database primary) first, so the others can wait for it.
+        specs.sort_by_key(|s| (service.leader != Some(s.replica), s.replica));
         for spec in specs {
             let mut after: Vec<ActionId> = Vec::new();
             after.extend(image_action.get(spec.image.as_str()));
@@ -379,7 +380,7 @@ pub fn plan(desired: &DesiredState, observed: &ObservedState) -> Result<Plan, Pl
             // A leftover of an interrupted replacement holds the temporary name.
             after.extend(removal_action.get(format!("{}{TEMP_SUFFIX}", spec.name).as_str()));
             let readiness = service.readiness;
-            if service.leader_first && spec.replica > 1 {
+            if service.leader.is_some_and(|leader| leader != spec.replica) {
                 after.extend(leader_action);
             }
             let files = files_for(&spec.name, desired);
@@ -456,7 +457,7 @@ pub fn plan(desired: &DesiredState, observed: &ObservedState) -> Result<Plan, Pl
                         port_freed_by.entry(port).or_default().push(id);
                     }
                 }
-                if spec.replica == 1 {
+                if service.leader == Some(spec.replica) {
                     leader_action = Some(id);
                 }
                 mine.push(id);

@@ -1,0 +1,195 @@
+//! Promoting a replica when a `kind: postgres` primary is lost (or on request): the book's
+//! "if the master database goes offline, a slave database will be promoted to be the new
+//! master". Steps: pick the most advanced running replica (most WAL received), fence the old
+//! primary (its container is removed so it can never come back as a second primary; its data
+//! stays in its volume and is set aside when it rejoins as a replica), promote, give the other
+//! nodes their replication slots on the new primary, and record the new primary in the engine
+//! (a marker volume) so every later plan keeps it.
+
+use std::time::{Duration, Instant};
+
+use crate::engine::Engine;
+use crate::engine::live::{NodeReport, database_nodes};
+use crate::kinds::postgres::{MARKER_SERVICE_LABEL, marker_volume, primaries, slot_name};
+use crate::observed::{ObservedState, RunState};
+
+/// What a failover did, for the user and for `--output json`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct FailoverReport {
+    pub service: String,
+    pub old_primary: Option<String>,
+    pub promoted: String,
+    pub promoted_node: u32,
+    /// WAL position of the promoted node when it was chosen.
+    pub promoted_lsn: Option<String>,
+    /// How far behind the old primary the promoted node was at its last report, when known
+    /// (asynchronous replication can lose that much).
+    pub lag_bytes: Option<u64>,
+    pub other_replicas: Vec<String>,
+}
+
+/// Why a failover could not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum FailoverError {
+    #[error("service {0} has no PostgreSQL nodes in this project")]
+    NoSuchService(String),
+    #[error("no running replica of {0} to promote")]
+    NoCandidate(String),
+    #[error("{0}")]
+    Engine(#[from] crate::engine::EngineError),
+    #[error("promoting {name} failed: {reason}")]
+    Promote { name: String, reason: String },
+}
+
+fn psql(sql: &str) -> Vec<String> {
+    ["psql", "-X", "-q", "-At", "-U", "postgres", "-d", "postgres", "-c", sql].map(String::from).to_vec()
+}
+
+/// The replica to promote: the one that received the most WAL (ties: the lowest node).
+pub fn choose(nodes: &[NodeReport]) -> Option<&NodeReport> {
+    nodes.iter().filter(|n| n.status.as_ref().is_some_and(|s| s.role == "replica")).max_by_key(|n| {
+        let s = n.status.as_ref().expect("filtered");
+        (s.receive_lsn_bytes.or(s.lsn_bytes).unwrap_or(0), std::cmp::Reverse(n.container.clone()))
+    })
+}
+
+/// Fails `service` over to its most advanced replica. `observed` must be fresh.
+pub async fn failover<E: Engine>(
+    engine: &E,
+    observed: &ObservedState,
+    service: &str,
+    say: &(dyn Fn(&str) + Sync),
+) -> Result<FailoverReport, FailoverError> {
+    let project = observed.project.clone();
+    let nodes: Vec<NodeReport> =
+        database_nodes(engine, observed).await.into_iter().filter(|n| n.service == service).collect();
+    if nodes.is_empty() {
+        return Err(FailoverError::NoSuchService(service.to_string()));
+    }
+    let marked = primaries(observed).get(service).map(|(n, _)| *n).unwrap_or(1);
+    let old_primary = nodes.iter().find(|n| n.status.as_ref().is_some_and(|s| s.role == "primary")).or_else(|| {
+        nodes.iter().find(|n| observed.containers.get(&n.container).and_then(|c| c.replica()) == Some(marked))
+    });
+    let candidate = choose(&nodes).ok_or_else(|| FailoverError::NoCandidate(service.to_string()))?.clone();
+    let candidate_node = observed.containers.get(&candidate.container).and_then(|c| c.replica()).unwrap_or(0);
+    let status = candidate.status.clone().unwrap_or_else(|| unreachable!("choose() only returns nodes with a status"));
+    say(&format!(
+        "promoting {} (received WAL up to {}, {} bytes behind at its last report)",
+        candidate.container,
+        status.lsn.as_deref().unwrap_or("?"),
+        status.lag_bytes.unwrap_or(0)
+    ));
+
+    // Fence: the old primary must never serve writes again. Removing its container (not its
+    // volume) means no restart policy, `docker start` or plan can bring it back as it was.
+    if let Some(old) = old_primary.filter(|o| o.container != candidate.container) {
+        if let Some(c) = observed.containers.get(&old.container) {
+            if c.state == RunState::Running || c.state == RunState::Paused || c.state == RunState::Restarting {
+                let _ = engine.stop_container(&c.id, &c.name, Duration::from_secs(5)).await;
+            }
+            engine.remove_container(&c.id, &c.name).await?;
+            say(&format!("fenced the old primary {}: container removed, its data kept in its volume", c.name));
+        }
+    }
+
+    let promote = engine
+        .exec(&candidate.id, &candidate.container, &psql("SELECT pg_promote(true, 60)"))
+        .await
+        .map_err(|e| FailoverError::Promote { name: candidate.container.clone(), reason: e.to_string() })?;
+    if promote.exit_code != 0 || promote.output.trim() != "t" {
+        return Err(FailoverError::Promote {
+            name: candidate.container.clone(),
+            reason: promote.output.trim().to_string(),
+        });
+    }
+    let started = Instant::now();
+    loop {
+        let out = engine.exec(&candidate.id, &candidate.container, &psql("SELECT pg_is_in_recovery()")).await?;
+        if out.output.trim() == "f" {
+            break;
+        }
+        if started.elapsed() > Duration::from_secs(30) {
+            return Err(FailoverError::Promote {
+                name: candidate.container.clone(),
+                reason: "still in recovery 30 s after pg_promote()".into(),
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    say(&format!("{} is the primary now", candidate.container));
+
+    // Every other node (the old primary included, once it rejoins as a replica) streams
+    // through its own slot; slots are not copied by replication, so make them here.
+    let mut others = Vec::new();
+    for c in observed.containers.values().filter(|c| c.service() == Some(service) && c.name != candidate.container) {
+        let Some(n) = c.replica() else { continue };
+        let slot = slot_name(&project, service, n);
+        let sql = format!(
+            "SELECT count(pg_create_physical_replication_slot('{slot}')) \
+             WHERE NOT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = '{slot}')"
+        );
+        engine.exec(&candidate.id, &candidate.container, &psql(&sql)).await?;
+        others.push(c.name.clone());
+    }
+    // The primary's own slot name must not linger on it as if it were a replica.
+    let own = slot_name(&project, service, candidate_node);
+    let drop = format!(
+        "SELECT pg_drop_replication_slot('{own}') FROM pg_replication_slots WHERE slot_name = '{own}' AND NOT active"
+    );
+    let _ = engine.exec(&candidate.id, &candidate.container, &psql(&drop)).await;
+
+    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let marker = marker_volume(&project, service, candidate_node, since);
+    engine.create_volume(&marker).await?;
+    for v in observed.volumes.values() {
+        if v.labels.get(MARKER_SERVICE_LABEL).map(String::as_str) == Some(service) && v.name != marker.name {
+            engine.remove_volume(&v.name).await?;
+        }
+    }
+    Ok(FailoverReport {
+        service: service.to_string(),
+        old_primary: old_primary.map(|o| o.container.clone()),
+        promoted: candidate.container.clone(),
+        promoted_node: candidate_node,
+        promoted_lsn: status.lsn.clone(),
+        lag_bytes: status.lag_bytes,
+        other_replicas: others,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kinds::postgres::NodeStatus;
+
+    fn node(name: &str, role: &str, received: u64) -> NodeReport {
+        NodeReport {
+            container: name.into(),
+            id: name.into(),
+            service: "db".into(),
+            status: Some(NodeStatus {
+                role: role.into(),
+                timeline: Some(1),
+                lsn: None,
+                lsn_bytes: Some(received / 2),
+                receive_lsn_bytes: Some(received),
+                lag_bytes: None,
+                lag_seconds: None,
+                streaming: Some(true),
+            }),
+        }
+    }
+
+    #[test]
+    fn the_replica_with_the_most_wal_is_promoted() {
+        let nodes = vec![
+            node("shop-db-1", "primary", 900),
+            node("shop-db-2", "replica", 500),
+            node("shop-db-3", "replica", 700),
+        ];
+        assert_eq!(choose(&nodes).unwrap().container, "shop-db-3");
+        let tie = vec![node("shop-db-2", "replica", 700), node("shop-db-3", "replica", 700)];
+        assert_eq!(choose(&tie).unwrap().container, "shop-db-2");
+        assert!(choose(&[node("shop-db-1", "primary", 1)]).is_none());
+    }
+}
