@@ -82,14 +82,14 @@ pub async fn failover<E: Engine>(
 
     // Fence: the old primary must never serve writes again. Removing its container (not its
     // volume) means no restart policy, `docker start` or plan can bring it back as it was.
-    if let Some(old) = old_primary.filter(|o| o.container != candidate.container) {
-        if let Some(c) = observed.containers.get(&old.container) {
-            if c.state == RunState::Running || c.state == RunState::Paused || c.state == RunState::Restarting {
-                let _ = engine.stop_container(&c.id, &c.name, Duration::from_secs(5)).await;
-            }
-            engine.remove_container(&c.id, &c.name).await?;
-            say(&format!("fenced the old primary {}: container removed, its data kept in its volume", c.name));
+    if let Some(old) = old_primary.filter(|o| o.container != candidate.container)
+        && let Some(c) = observed.containers.get(&old.container)
+    {
+        if matches!(c.state, RunState::Running | RunState::Paused | RunState::Restarting) {
+            let _ = engine.stop_container(&c.id, &c.name, Duration::from_secs(5)).await;
         }
+        engine.remove_container(&c.id, &c.name).await?;
+        say(&format!("fenced the old primary {}: container removed, its data kept in its volume", c.name));
     }
 
     let promote = engine

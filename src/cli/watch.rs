@@ -135,7 +135,7 @@ async fn pass(
         }
         observed = crate::engine::observe_project(engine, &loaded.project).await.context("cannot observe")?;
     }
-    let plan = crate::plan::plan(&super::desired_for(&loaded, &observed), &observed).context("cannot plan")?;
+    let plan = crate::plan::plan(&super::desired_for(loaded, &observed), &observed).context("cannot plan")?;
     if !plan.has_changes() {
         return Ok(Pass::InSync);
     }

@@ -642,11 +642,11 @@ impl Engine for DockerEngine {
 
     async fn create_named(&self, name: &str, spec: &ContainerSpec, project: &str) -> Result<String, EngineError> {
         let failed = |reason: String| EngineError::CreateContainer { name: name.to_string(), reason };
-        let options = CreateContainerOptionsBuilder::new().name(&name).build();
+        let options = CreateContainerOptionsBuilder::new().name(name).build();
         let created = match self.docker.create_container(Some(options), create_body(spec, project)).await {
             Ok(created) => created,
             Err(e) if status_code(&e) == Some(409) => {
-                let holder = self.docker.inspect_container(&name, None::<InspectContainerOptions>).await;
+                let holder = self.docker.inspect_container(name, None::<InspectContainerOptions>).await;
                 let owner = holder.ok().and_then(|c| c.config?.labels?.remove(labels::PROJECT));
                 return Err(if owner.as_deref() == Some(project) {
                     failed(reason(&e))
@@ -808,6 +808,38 @@ fn build_failure(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A full disk can't be produced safely in a test; the mapping from the engine's words is
+    /// checked here instead, both when the error itself says so and when only the output did.
+    #[test]
+    fn a_full_disk_during_a_build_says_the_disk_is_full() {
+        let failed =
+            |reason: String, output: Vec<String>| EngineError::Build { image: "shop/web:1".into(), reason, output };
+        let quiet = |_: &str| {};
+        let engine_said = BollardError::DockerStreamError {
+            error: "failed to register layer: write /var/lib/docker/overlay2/x/diff/big: no space left on device"
+                .into(),
+        };
+        let err = build_failure(failed, reason(&engine_said), OutputTail::new(&quiet));
+        assert!(matches!(err, EngineError::Build { .. }), "{err:?}");
+        assert!(err.to_string().contains("no space left on device"), "{err}");
+        assert!(err.hint().is_some_and(|h| h.contains("the disk is full")), "{:?}", err.hint());
+
+        let mut output = OutputTail::new(&quiet);
+        output.push(
+            "Step 2/3 : RUN make
+write /tmp/obj.o: no space left on device
+",
+        );
+        let err = build_failure(failed, "The command '/bin/sh -c make' returned a non-zero code: 2".into(), output);
+        assert!(err.to_string().contains("(no space left on device)"), "{err}");
+        assert!(err.hint().is_some_and(|h| h.contains("the disk is full")), "{:?}", err.hint());
+        let EngineError::Build { output, .. } = &err else { unreachable!() };
+        assert_eq!(output.last().map(String::as_str), Some("write /tmp/obj.o: no space left on device"));
+
+        let plain = build_failure(failed, "returned a non-zero code: 1".into(), OutputTail::new(&quiet));
+        assert_eq!(plain.hint(), None, "an ordinary failure must not blame the disk");
+    }
 
     #[test]
     fn port_conflicts_name_the_port() {

@@ -350,10 +350,10 @@ pub async fn release_if_mine(engine: &DockerEngine, project: &str) {
     let Ok(current) = docker.inspect_container(&name, None::<InspectContainerOptions>).await else { return };
     let holder = Holder::from_labels(&current.config.and_then(|c| c.labels).unwrap_or_default());
     let me = Holder::me("");
-    if holder.pid.is_some() && holder.pid == me.pid && holder.host == me.host && holder.pid_start == me.pid_start {
-        if let Some(id) = current.id {
-            let _ = remove_lock(docker, &id).await;
-        }
+    let mine =
+        holder.pid.is_some() && holder.pid == me.pid && holder.host == me.host && holder.pid_start == me.pid_start;
+    if mine && let Some(id) = current.id {
+        let _ = remove_lock(docker, &id).await;
     }
 }
 

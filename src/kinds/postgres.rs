@@ -164,7 +164,7 @@ pub fn assign_primaries(desired: &mut crate::desired::DesiredState, observed: &c
         if nodes.is_empty() || !nodes.iter().any(|n| desired.containers[n].replica == primary) {
             continue;
         }
-        let synchronous = nodes.iter().any(|n| desired.containers[n].env.get("SCALE_PG_SYNCHRONOUS").is_some());
+        let synchronous = nodes.iter().any(|n| desired.containers[n].env.contains_key("SCALE_PG_SYNCHRONOUS"));
         for name in nodes {
             if let Some(node) = desired.containers.get_mut(&name) {
                 let is_primary = node.replica == primary;
