@@ -304,6 +304,18 @@ impl Engine for PortChecked<'_> {
     async fn signal(&self, id: &str, name: &str, signal: &str) -> Result<(), EngineError> {
         self.inner.signal(id, name, signal).await
     }
+
+    async fn pause_container(&self, id: &str, name: &str) -> Result<(), EngineError> {
+        self.inner.pause_container(id, name).await
+    }
+
+    async fn disconnect(&self, id: &str, name: &str, network: &str) -> Result<(), EngineError> {
+        self.inner.disconnect(id, name, network).await
+    }
+
+    async fn connect(&self, id: &str, name: &str, network: &str, aliases: &[String]) -> Result<(), EngineError> {
+        self.inner.connect(id, name, network, aliases).await
+    }
 }
 
 /// `after` only names earlier actions, and so can never form a cycle.
