@@ -33,6 +33,8 @@ pub async fn run(args: Args, global: &Global, ui: Ui) -> anyhow::Result<u8> {
         .context("cannot read the project's state from the engine")?;
     let pools = crate::engine::live::balancer_pools(&engine, &observed).await;
     let nodes = crate::engine::live::database_nodes(&engine, &observed).await;
+    let mut events = engine.recent_events(&project, std::time::Duration::from_secs(600)).await;
+    let recent: Vec<_> = events.drain(events.len().saturating_sub(10)..).collect();
     let pending = match &loaded {
         Some(l) => Some(crate::plan::plan(&super::desired_for(l, &observed), &observed)?),
         None => None,
@@ -55,6 +57,7 @@ pub async fn run(args: Args, global: &Global, ui: Ui) -> anyhow::Result<u8> {
             "volumes": observed.volumes.keys().collect::<Vec<_>>(),
             "endpoints": observed.endpoints(),
             "load_balancers": pools,
+            "recent_events": recent,
             "databases": nodes,
             "in_sync": pending.as_ref().map(|p| !p.has_changes()),
             "pending_changes": pending.as_ref().map(|p| p.actions.len()),
@@ -99,6 +102,20 @@ pub async fn run(args: Args, global: &Global, ui: Ui) -> anyhow::Result<u8> {
                 None => "down".to_string(),
             };
             ui.say(format!("  {:<24} {line}", n.container));
+        }
+    }
+    if !recent.is_empty() {
+        ui.say("Recent events (last 10 min, as far back as the engine remembers):");
+        for e in &recent {
+            let t = e.time.max(0) as u64;
+            ui.say(format!(
+                "  {:02}:{:02}:{:02}  {:<24} {}",
+                (t / 3600) % 24,
+                (t / 60) % 60,
+                t % 60,
+                e.subject,
+                e.action
+            ));
         }
     }
     let lines = endpoint_lines(&observed.endpoints());

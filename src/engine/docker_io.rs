@@ -196,3 +196,49 @@ impl DockerEngine {
         rx
     }
 }
+
+/// One thing that happened to a project's resources, for `scale status`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct RecentEvent {
+    /// Unix seconds.
+    pub time: i64,
+    pub subject: String,
+    pub action: String,
+}
+
+impl DockerEngine {
+    /// What happened to the project's containers (and their networks) over the last
+    /// `window`, newest last; healthcheck execs are left out. Empty if the engine won't say.
+    pub async fn recent_events(&self, project: &str, window: std::time::Duration) -> Vec<RecentEvent> {
+        use std::collections::HashMap;
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let since = now.saturating_sub(window.as_secs()).to_string();
+        let until = now.to_string();
+        let filters = HashMap::from([("type", vec!["container", "network"])]);
+        let options = bollard::query_parameters::EventsOptionsBuilder::new()
+            .since(&since)
+            .until(&until)
+            .filters(&filters)
+            .build();
+        let mut stream = self.client().events(Some(options));
+        let mut out = Vec::new();
+        let network_prefix = format!("{project}_");
+        while let Ok(Some(Ok(event))) = tokio::time::timeout(std::time::Duration::from_secs(3), stream.next()).await {
+            let kind = event.typ.map(|t| t.to_string()).unwrap_or_default();
+            let action = event.action.unwrap_or_default();
+            if action.starts_with("exec_") || action.starts_with("health_status: healthy") || action == "archive-path" {
+                continue;
+            }
+            let attributes = event.actor.and_then(|a| a.attributes).unwrap_or_default();
+            let ours = match kind.as_str() {
+                "container" => attributes.get(crate::labels::PROJECT).map(String::as_str) == Some(project),
+                _ => attributes.get("name").is_some_and(|n| n.starts_with(&network_prefix)),
+            };
+            if ours {
+                let subject = attributes.get("name").cloned().unwrap_or_default();
+                out.push(RecentEvent { time: event.time.unwrap_or(0), subject, action });
+            }
+        }
+        out
+    }
+}

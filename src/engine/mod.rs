@@ -8,7 +8,7 @@ use crate::desired::{ContainerSpec, ImageSpec, NetworkSpec, VolumeSpec};
 use crate::observed::{Health, ObservedState, RunState};
 
 pub mod docker;
-mod docker_io;
+pub mod docker_io;
 pub mod fake;
 pub mod live;
 pub mod lock;
