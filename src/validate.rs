@@ -5,7 +5,7 @@
 //! Every check runs to the end and reports every problem, so a user fixes a blueprint in
 //! one pass instead of one error per run.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 
 use crate::diag::{Diagnostic, Diagnostics, Pos, did_you_mean};
@@ -32,7 +32,10 @@ const MAX_CYCLE_STEPS: usize = 200_000;
 /// Every semantic problem in the blueprint, each with file and line:col or service, in
 /// file order.
 pub fn validate(bp: &Blueprint, project_override: Option<&str>) -> Vec<Diagnostic> {
-    let mut v = Validator { bp, problems: Vec::new() };
+    // Names are looked up once per dependency: a set keeps that linear in the blueprint's size
+    // (`Blueprint::declares` scans every service).
+    let declared = bp.services.iter().map(|s| s.name.as_str()).chain(bp.incomplete_services.iter().map(String::as_str));
+    let mut v = Validator { bp, declared: declared.collect(), problems: Vec::new() };
     if let Err(d) = project_name(bp, project_override) {
         v.problems.push(d);
     }
@@ -142,6 +145,8 @@ fn suggestion<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>, oth
 
 struct Validator<'a> {
     bp: &'a Blueprint,
+    /// Every service name the blueprint declares (decoded or not).
+    declared: HashSet<&'a str>,
     problems: Vec<Diagnostic>,
 }
 
@@ -243,7 +248,7 @@ impl<'a> Validator<'a> {
                     "depends on itself",
                     format!("remove `{target}` from its `depends_on:`"),
                 );
-            } else if !self.bp.declares(target) {
+            } else if !self.declared.contains(target.as_str()) {
                 let hint = suggestion(
                     target,
                     self.service_names().filter(|n| *n != s.name),
@@ -355,7 +360,7 @@ impl<'a> Validator<'a> {
                         "is a load balancer whose backends are itself",
                         "set `backends.service` to the service that should receive the traffic",
                     );
-                } else if !self.bp.declares(&target.value) {
+                } else if !self.declared.contains(target.value.as_str()) {
                     let hint = suggestion(
                         &target.value,
                         self.service_names().filter(|n| *n != s.name),

@@ -37,6 +37,13 @@ pub struct Args {
     /// How long to wait for another apply or destroy of the project to finish (0: don't wait).
     #[arg(long, default_value = "5m", value_name = "DURATION", value_parser = parse_lock_timeout)]
     pub lock_timeout: Duration,
+    /// Keep reconciling afterwards, like `scale watch FILE` (follow engine events, repair
+    /// drift, fail over when `failover: auto`) until Ctrl-C.
+    #[arg(long)]
+    pub watch: bool,
+    /// With --watch: observe and repair at least this often.
+    #[arg(long, default_value = "10s", value_parser = parse_duration, requires = "watch")]
+    pub resync: Duration,
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {

@@ -87,6 +87,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
         Command::Validate(args) => validate::run(args, &cli.global, ui),
         Command::Plan(args) => plan::run(args, &cli.global, ui).await,
+        Command::Apply(args) if args.watch => {
+            // The controller's first pass is the apply itself: it observes, plans and runs
+            // exactly as `apply` does, then keeps going.
+            let watch = watch::Args { file: args.file, resync: args.resync, timeout: args.timeout };
+            watch::run(watch, &cli.global, ui).await
+        }
         Command::Apply(args) => apply::run(args, &cli.global, ui).await,
         Command::Status(args) => status::run(args, &cli.global, ui).await,
         Command::Destroy(args) => destroy::run(args, &cli.global, ui).await,

@@ -60,10 +60,22 @@ pub async fn run(args: Args, global: &Global, ui: Ui) -> anyhow::Result<u8> {
         &format!("watching project {} (resync every {})", loaded.project, crate::model::duration::format(args.resync)),
         json!({"event": "watching", "project": loaded.project}),
     );
+    // One listener for the whole run: a Ctrl-C that arrives while no `select!` is waiting
+    // (observing, planning, failing over, settling a burst of events) is kept as a permit and
+    // honoured at the next wait, instead of being lost as with a fresh `ctrl_c()` per wait.
+    let interrupt = std::sync::Arc::new(tokio::sync::Notify::new());
+    tokio::spawn({
+        let interrupt = interrupt.clone();
+        async move {
+            while tokio::signal::ctrl_c().await.is_ok() {
+                interrupt.notify_one();
+            }
+        }
+    });
     let mut failures = 0u32;
     let mut wake_reason = String::from("start");
     loop {
-        match pass(&engine, &loaded, &opts, ui, &wake_reason).await? {
+        match pass(&engine, &loaded, &opts, ui, &wake_reason, &interrupt).await? {
             Pass::Interrupted => break,
             Pass::Failed => failures += 1,
             Pass::InSync | Pass::Repaired => failures = 0,
@@ -90,7 +102,7 @@ pub async fn run(args: Args, global: &Global, ui: Ui) -> anyhow::Result<u8> {
             _ = tokio::time::sleep(wait) => {
                 wake_reason = if failures > 0 { format!("retry after {} failed pass(es)", failures) } else { "resync".into() };
             }
-            _ = tokio::signal::ctrl_c() => break,
+            _ = interrupt.notified() => break,
         }
     }
     log(ui, "stopped watching", json!({"event": "stopped"}));
@@ -103,6 +115,7 @@ async fn pass(
     opts: &ExecOptions,
     ui: Ui,
     why: &str,
+    interrupt: &tokio::sync::Notify,
 ) -> anyhow::Result<Pass> {
     let mut observed = match crate::engine::observe_project(engine, &loaded.project).await {
         Ok(o) => o,
@@ -154,7 +167,7 @@ async fn pass(
         loop {
             tokio::select! {
                 report = &mut run => break report,
-                _ = tokio::signal::ctrl_c() => {
+                _ = interrupt.notified() => {
                     cancel.store(true, Ordering::SeqCst);
                     eprintln!("interrupt: finishing the actions in flight, then stopping");
                 }

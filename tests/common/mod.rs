@@ -673,3 +673,274 @@ impl Drop for ClientLoop {
         self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
     }
 }
+
+// ------------------------------------------------------------------------------------------
+// Long-running `scale` children (`scale watch`) and a write loop (tests/stories.rs).
+
+/// Which stream of a [`ScaleChild`] a line came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    Stdout,
+    Stderr,
+}
+
+/// One line a [`ScaleChild`] printed, and when the test read it.
+#[derive(Debug, Clone)]
+pub struct Line {
+    pub at: std::time::Instant,
+    pub stream: Stream,
+    pub text: String,
+}
+
+/// The built `scale` binary running in the background (e.g. `scale watch`), stdin closed,
+/// `NO_COLOR=1`, [`STAGE_VARS`] removed from its environment, each output line recorded with
+/// the instant it arrived (stdout is line-buffered, so that is when it was printed). Dropping
+/// it SIGKILLs the process if it is still running.
+pub struct ScaleChild {
+    pub args: String,
+    /// When it was started (the transcript's times count from here).
+    pub spawned: std::time::Instant,
+    child: std::process::Child,
+    lines: std::sync::Arc<Mutex<Vec<Line>>>,
+    readers: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl ScaleChild {
+    pub fn spawn(args: &[&str], env: &[(&str, &str)]) -> ScaleChild {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_scale"));
+        command.args(args).env("NO_COLOR", "1").stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        for key in STAGE_VARS {
+            command.env_remove(key);
+        }
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let spawned = std::time::Instant::now();
+        let mut child = command.spawn().unwrap_or_else(|e| panic!("spawning `scale {}`: {e}", args.join(" ")));
+        let lines = std::sync::Arc::new(Mutex::new(Vec::new()));
+        let mut readers = Vec::new();
+        let stdout: Box<dyn std::io::Read + Send> = Box::new(child.stdout.take().expect("piped stdout"));
+        let stderr: Box<dyn std::io::Read + Send> = Box::new(child.stderr.take().expect("piped stderr"));
+        for (stream, pipe) in [(Stream::Stdout, stdout), (Stream::Stderr, stderr)] {
+            let lines = lines.clone();
+            readers.push(std::thread::spawn(move || {
+                use std::io::BufRead;
+                for text in std::io::BufReader::new(pipe).lines() {
+                    let Ok(text) = text else { break };
+                    let line = Line { at: std::time::Instant::now(), stream, text };
+                    lines.lock().unwrap_or_else(|e| e.into_inner()).push(line);
+                }
+            }));
+        }
+        ScaleChild { args: args.join(" "), spawned, child, lines, readers }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Every line so far, both streams, in arrival order.
+    pub fn lines(&self) -> Vec<Line> {
+        self.lines.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Everything printed so far, for failure messages: each line with the seconds since the
+    /// start at which it arrived (stderr lines marked `!`).
+    pub fn transcript(&self) -> String {
+        self.lines()
+            .iter()
+            .map(|l| {
+                let secs = l.at.duration_since(self.spawned).as_secs_f64();
+                format!("{secs:>7.2}s {}{}\n", if l.stream == Stream::Stderr { "! " } else { "" }, l.text)
+            })
+            .collect()
+    }
+
+    /// The first stdout line that arrived at or after `since` and satisfies `pred`.
+    pub fn find_stdout(&self, since: std::time::Instant, pred: impl Fn(&str) -> bool) -> Option<Line> {
+        self.lines().into_iter().find(|l| l.stream == Stream::Stdout && l.at >= since && pred(&l.text))
+    }
+
+    /// [`ScaleChild::find_stdout`], waiting at most `limit` for such a line.
+    pub fn wait_stdout(&self, since: std::time::Instant, limit: Duration, pred: impl Fn(&str) -> bool) -> Option<Line> {
+        let until = std::time::Instant::now() + limit;
+        loop {
+            if let Some(line) = self.find_stdout(since, &pred) {
+                return Some(line);
+            }
+            if std::time::Instant::now() >= until {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Sends SIGINT (what Ctrl-C sends) with `kill -INT <pid>`.
+    pub fn interrupt(&self) {
+        let status = Command::new("kill")
+            .args(["-INT", &self.pid().to_string()])
+            .status()
+            .unwrap_or_else(|e| panic!("kill -INT {}: {e}", self.pid()));
+        assert!(status.success(), "kill -INT {} failed: {status}", self.pid());
+    }
+
+    /// Waits at most `limit` for the process to exit; `None` if it is still running.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let until = std::time::Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait on the scale child") {
+                for reader in self.readers.drain(..) {
+                    let _ = reader.join();
+                }
+                return Some(status);
+            }
+            if std::time::Instant::now() >= until {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for ScaleChild {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// One POST of a [`WriteLoop`].
+#[derive(Debug, Clone)]
+pub struct WriteSample {
+    /// The id the POST asked for (every attempt uses a new one).
+    pub id: u64,
+    pub started: std::time::Instant,
+    pub at: std::time::Instant,
+    /// `None`: no HTTP answer at all (`error` says why).
+    pub status: Option<u16>,
+    pub db_node: Option<String>,
+    pub db_role: Option<String>,
+    /// The stored document on a `201`, else the error body.
+    pub body: String,
+    pub error: Option<String>,
+}
+
+impl WriteSample {
+    /// Answered `201 Created`: the write was acknowledged.
+    pub fn acknowledged(&self) -> bool {
+        self.status == Some(201)
+    }
+}
+
+/// What a [`WriteLoop`] saw.
+#[derive(Debug, Clone)]
+pub struct WriteReport {
+    pub writes: Vec<WriteSample>,
+    pub ended: LoopEnd,
+}
+
+impl WriteReport {
+    pub fn acknowledged(&self) -> Vec<&WriteSample> {
+        self.writes.iter().filter(|w| w.acknowledged()).collect()
+    }
+}
+
+/// The body a [`WriteLoop`] POSTs for `id`.
+pub fn write_body(id: u64) -> String {
+    format!(r#"{{"id":{id},"firstName":"Write","lastName":"No{id}"}}"#)
+}
+
+/// A background thread that POSTs `/users` to `127.0.0.1:port` with ids `first_id`,
+/// `first_id + 1`, … (one new id per attempt, so a write whose answer was lost never comes
+/// back as a conflict), `pause` apart, until [`WriteLoop::stop`], `max_requests` or
+/// `deadline`. Dropping it without `stop` stops it too.
+pub struct WriteLoop {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    writes: std::sync::Arc<Mutex<Vec<WriteSample>>>,
+    handle: Option<std::thread::JoinHandle<LoopEnd>>,
+}
+
+impl WriteLoop {
+    pub fn start(port: u16, first_id: u64, pause: Duration, max_requests: usize, deadline: Duration) -> WriteLoop {
+        use std::sync::atomic::Ordering;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let writes = std::sync::Arc::new(Mutex::new(Vec::new()));
+        let shared = writes.clone();
+        let handle = std::thread::spawn(move || {
+            let until = std::time::Instant::now() + deadline;
+            let mut id = first_id;
+            let mut sent = 0;
+            loop {
+                if flag.load(Ordering::SeqCst) {
+                    break LoopEnd::Stopped;
+                }
+                if sent >= max_requests {
+                    break LoopEnd::Count;
+                }
+                if std::time::Instant::now() >= until {
+                    break LoopEnd::Deadline;
+                }
+                sent += 1;
+                let started = std::time::Instant::now();
+                let sample = match http(port, "POST", "/users", Some(&write_body(id))) {
+                    Ok(r) => WriteSample {
+                        id,
+                        started,
+                        at: std::time::Instant::now(),
+                        status: Some(r.status),
+                        db_node: r.header("X-Db-Node").map(str::to_string),
+                        db_role: r.header("X-Db-Role").map(str::to_string),
+                        error: (r.status != 201).then(|| r.body.clone()),
+                        body: r.body,
+                    },
+                    Err(e) => WriteSample {
+                        id,
+                        started,
+                        at: std::time::Instant::now(),
+                        status: None,
+                        db_node: None,
+                        db_role: None,
+                        body: String::new(),
+                        error: Some(e.to_string()),
+                    },
+                };
+                shared.lock().unwrap_or_else(|e| e.into_inner()).push(sample);
+                id += 1;
+                std::thread::sleep(pause);
+            }
+        });
+        WriteLoop { stop, writes, handle: Some(handle) }
+    }
+
+    /// How many writes were acknowledged after `instant` so far.
+    pub fn acknowledged_after(&self, instant: std::time::Instant) -> usize {
+        self.writes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .filter(|w| w.acknowledged() && w.at > instant)
+            .count()
+    }
+
+    /// Whether the loop is still sending.
+    pub fn running(&self) -> bool {
+        self.handle.as_ref().is_some_and(|h| !h.is_finished())
+    }
+
+    /// Stops the loop and returns what it saw.
+    pub fn stop(mut self) -> WriteReport {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        let ended = self.handle.take().expect("stopped once").join().expect("the write loop panicked");
+        let writes = std::mem::take(&mut *self.writes.lock().unwrap_or_else(|e| e.into_inner()));
+        WriteReport { writes, ended }
+    }
+}
+
+impl Drop for WriteLoop {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
