@@ -226,7 +226,7 @@ pub fn desired_state(
         state.volumes.insert(full.clone(), VolumeSpec { name: full, labels });
     }
 
-    let completed_needed: Vec<&str> = bp
+    let completed_needed: std::collections::BTreeSet<&str> = bp
         .services
         .iter()
         .flat_map(|s| s.depends_on.iter())
@@ -384,8 +384,9 @@ pub fn desired_state(
 /// Services in an order where each comes after its dependencies (declaration order otherwise).
 /// Cycles are reported by validation; here they are simply broken at the first repeat.
 pub fn dependency_order(bp: &Blueprint) -> Vec<&crate::model::Service> {
+    type Index<'a> = BTreeMap<&'a str, &'a crate::model::Service>;
     fn visit<'a>(
-        bp: &'a Blueprint,
+        index: &Index<'a>,
         name: &str,
         seen: &mut std::collections::BTreeSet<String>,
         out: &mut Vec<&'a crate::model::Service>,
@@ -393,19 +394,20 @@ pub fn dependency_order(bp: &Blueprint) -> Vec<&crate::model::Service> {
         if !seen.insert(name.to_string()) {
             return;
         }
-        let Some(service) = bp.service(name) else { return };
+        let Some(service) = index.get(name).copied() else { return };
         for dep in &service.depends_on {
-            visit(bp, &dep.service.value, seen, out);
+            visit(index, &dep.service.value, seen, out);
         }
         if let Some(lb) = &service.load_balancer {
-            visit(bp, &lb.backend_service.value, seen, out);
+            visit(index, &lb.backend_service.value, seen, out);
         }
         out.push(service);
     }
+    let index: Index = bp.services.iter().map(|s| (s.name.as_str(), s)).collect();
     let mut seen = std::collections::BTreeSet::new();
     let mut out = Vec::new();
     for service in &bp.services {
-        visit(bp, &service.name, &mut seen, &mut out);
+        visit(&index, &service.name, &mut seen, &mut out);
     }
     out
 }

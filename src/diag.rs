@@ -128,12 +128,17 @@ impl fmt::Display for Diagnostics {
 
 impl std::error::Error for Diagnostics {}
 
-/// Suggests the closest known word for a misspelt one ("did you mean `ports`?").
+/// Suggests the closest known word for a misspelt one ("did you mean `ports`?"): within a
+/// few edits (a swap of two letters counts as one, so `wbe` finds `web`), or very similar.
 pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
     candidates
         .into_iter()
-        .map(|c| (strsim::jaro_winkler(word, c), c))
-        .filter(|(score, _)| *score > 0.8)
-        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .filter_map(|c| {
+            let edits = strsim::osa_distance(word, c);
+            let close = edits <= (c.chars().count() / 3).max(1);
+            let similar = strsim::jaro_winkler(word, c) > 0.85;
+            (close || similar).then_some((edits, c))
+        })
+        .min_by_key(|(edits, _)| *edits)
         .map(|(_, c)| c)
 }

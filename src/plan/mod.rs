@@ -320,6 +320,12 @@ pub fn plan(desired: &DesiredState, observed: &ObservedState) -> Result<Plan, Pl
     let mut removal_action: BTreeMap<&str, ActionId> = BTreeMap::new();
     let service_replicas: BTreeMap<&str, u32> =
         desired.services.iter().map(|s| (s.name.as_str(), s.replicas)).collect();
+    let mut observed_per_service: BTreeMap<&str, usize> = BTreeMap::new();
+    for c in observed.containers.values() {
+        if let Some(service) = c.service() {
+            *observed_per_service.entry(service).or_insert(0) += 1;
+        }
+    }
     for c in &removals {
         let reason = match (hands_over(c, desired, &claims), c.service()) {
             (Some((port, to)), _) => format!("frees host port {port} for {to} (created again below)"),
@@ -327,7 +333,7 @@ pub fn plan(desired: &DesiredState, observed: &ObservedState) -> Result<Plan, Pl
             (None, service) => match service {
                 Some(service) => match service_replicas.get(service) {
                     Some(&want) => {
-                        let have = observed.containers.values().filter(|o| o.service() == Some(service)).count();
+                        let have = observed_per_service.get(service).copied().unwrap_or(0);
                         format!("replicas {have} → {want}")
                     }
                     None => format!("service {service} is no longer in the blueprint"),
@@ -353,14 +359,18 @@ pub fn plan(desired: &DesiredState, observed: &ObservedState) -> Result<Plan, Pl
         }
     }
 
+    // Each service's containers, grouped once (a scan per service would be quadratic).
+    let mut by_service: BTreeMap<&str, Vec<&ContainerSpec>> = BTreeMap::new();
+    for spec in desired.containers.values() {
+        by_service.entry(spec.service.as_str()).or_default().push(spec);
+    }
     // Containers to create, recreate or start, service by service in dependency order.
     let mut service_actions: BTreeMap<&str, Vec<ActionId>> = BTreeMap::new();
     for service in &desired.services {
         let mut previous_replacement: Option<ActionId> = None;
         let mut leader_action: Option<ActionId> = None;
         let mut mine = Vec::new();
-        let specs = desired.containers.values().filter(|s| s.service == service.name);
-        let mut specs: Vec<&ContainerSpec> = specs.collect();
+        let mut specs: Vec<&ContainerSpec> = by_service.remove(service.name.as_str()).unwrap_or_default();
         // The leader (a database primary) first, so the others can wait for it.
         specs.sort_by_key(|s| (service.leader != Some(s.replica), s.replica));
         for spec in specs {

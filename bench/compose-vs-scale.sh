@@ -1,0 +1,208 @@
+#!/usr/bin/env bash
+# Brings up the same 10-container stack with Docker Compose and with scale, side by side, and
+# reports the median wall time and peak RSS of each step over N rounds:
+#
+#   cold apply (`up -d` / `apply --yes`), no-op apply, a one-variable change on the 6 web
+#   replicas, destroy (`down` / `destroy`)
+#
+# then the peak RSS of one scale apply of 200 containers (4 services x 50 replicas), to show
+# that memory stays flat with the size of a project.
+#
+#   bash bench/compose-vs-scale.sh [ROUNDS]      # default 5; needs Docker, debian:bookworm-slim
+#
+# The stack: a proxy publishing a random host port, 6 web replicas with a healthcheck, a db
+# with a healthcheck and a named volume, a cache and a worker, on two networks (one
+# internal); every container is debian:bookworm-slim running `sleep infinity`, with a 1 s
+# stop grace period. Both tools wait for the same things: the proxy waits until web is
+# healthy and the worker until db is healthy (depends_on conditions), and scale also waits for
+# every container with a healthcheck to be healthy (it is health-gated by design). A change
+# to the web replicas is rolled one at a time by scale (each waits for health) and all at once
+# by Compose: that row compares two different strategies, not just speed.
+set -euo pipefail
+
+ROUNDS="${1:-5}"
+case "$ROUNDS" in '' | *[!0-9]* | 0) echo "usage: $0 [ROUNDS>0]" >&2; exit 1 ;; esac
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+REPO="$(dirname "$HERE")"
+IMAGE=debian:bookworm-slim
+
+die() { echo "compose-vs-scale: $*" >&2; exit 1; }
+
+docker version --format '{{.Server.Version}}' >/dev/null 2>&1 || die "no Docker engine answers"
+docker image inspect "$IMAGE" >/dev/null 2>&1 || die "$IMAGE is missing (see .ci/ensure-base-image.sh)"
+if docker compose version >/dev/null 2>&1; then
+  COMPOSE=(docker compose)
+elif command -v docker-compose >/dev/null 2>&1; then
+  COMPOSE=(docker-compose)
+else
+  die "neither \`docker compose\` nor \`docker-compose\` is installed (apt-get install docker-compose)"
+fi
+if [ ! -x /usr/bin/time ]; then
+  echo "installing GNU time for peak RSS..." >&2
+  (apt-get update -qq && apt-get install -y -qq time >/dev/null) || die "/usr/bin/time is missing"
+fi
+
+echo "building scale (release)..." >&2
+(cd "$REPO" && cargo build --release --locked --quiet --bin scale)
+TARGET_DIR="${CARGO_TARGET_DIR:-$REPO/target}"
+SCALE="$TARGET_DIR/release/scale"
+[ -x "$SCALE" ] || die "no binary at $SCALE"
+
+WORK="$(mktemp -d)"
+TAG="$$-$(date +%s)"
+CP="cvs-compose-$TAG"   # Compose project
+SP="cvs-scale-$TAG"     # scale project
+MP="cvs-many-$TAG"      # scale project of the 200-container run
+
+cleanup() {
+  set +e
+  GREETING=hello "${COMPOSE[@]}" -p "$CP" -f "$WORK/compose.yaml" down -v -t 1 --remove-orphans >/dev/null 2>&1
+  "$SCALE" destroy --yes --volumes -p "$SP" >/dev/null 2>&1
+  "$SCALE" destroy --yes --volumes -p "$MP" >/dev/null 2>&1
+  for label in "com.docker.compose.project=$CP" "io.scale.project=$SP" "io.scale.project=$MP"; do
+    ids=$(docker ps -aq --filter "label=$label"); [ -z "$ids" ] || docker rm -f $ids >/dev/null 2>&1
+    ids=$(docker network ls -q --filter "label=$label"); [ -z "$ids" ] || docker network rm $ids >/dev/null 2>&1
+    ids=$(docker volume ls -q --filter "label=$label"); [ -z "$ids" ] || docker volume rm $ids >/dev/null 2>&1
+  done
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+HEALTH='["CMD", "true"]'
+cat >"$WORK/compose.yaml" <<YAML
+services:
+  proxy:
+    image: $IMAGE
+    command: [sleep, infinity]
+    ports: ["80"]
+    networks: [front, back]
+    depends_on: { web: { condition: service_healthy } }
+    stop_grace_period: 1s
+  web:
+    image: $IMAGE
+    command: [sleep, infinity]
+    scale: 6
+    environment: { GREETING: "\${GREETING:-hello}" }
+    networks: [back]
+    healthcheck: { test: $HEALTH, interval: 1s, timeout: 10s, retries: 5 }
+    stop_grace_period: 1s
+  db:
+    image: $IMAGE
+    command: [sleep, infinity]
+    volumes: ["data:/data"]
+    networks: [back]
+    healthcheck: { test: $HEALTH, interval: 1s, timeout: 10s, retries: 5 }
+    stop_grace_period: 1s
+  cache:
+    image: $IMAGE
+    command: [sleep, infinity]
+    networks: [back]
+    stop_grace_period: 1s
+  worker:
+    image: $IMAGE
+    command: [sleep, infinity]
+    networks: [back]
+    depends_on: { db: { condition: service_healthy }, cache: { condition: service_started } }
+    stop_grace_period: 1s
+networks:
+  front: {}
+  back: { internal: true }
+volumes:
+  data: {}
+YAML
+
+sed -e 's/^    scale: 6$/    replicas: 6/' \
+  "$WORK/compose.yaml" | awk 'BEGIN { print "name: cvs" } { print }' >"$WORK/scale.yaml"
+
+{
+  echo "name: many"
+  echo "services:"
+  for s in alpha bravo charlie delta; do
+    printf '  %s:\n    image: %s\n    command: [sleep, infinity]\n    replicas: 50\n    stop_grace_period: 1s\n' "$s" "$IMAGE"
+  done
+} >"$WORK/many.yaml"
+
+"$SCALE" validate "$WORK/scale.yaml" >/dev/null || die "the scale blueprint does not validate"
+GREETING=hello "${COMPOSE[@]}" -p "$CP" -f "$WORK/compose.yaml" config -q || die "the compose file does not validate"
+
+# measure TOOL STEP CMD...: runs CMD with GREETING from the environment, records wall
+# seconds and peak RSS (KiB) in $WORK/TOOL.STEP, fails loudly if CMD fails.
+measure() {
+  local tool=$1 step=$2; shift 2
+  local start end
+  start=$(date +%s%N)
+  if ! /usr/bin/time -f '%M' -o "$WORK/rss" "$@" >"$WORK/out" 2>&1; then
+    cat "$WORK/out" >&2
+    die "$tool $step failed: $*"
+  fi
+  end=$(date +%s%N)
+  echo "$(( (end - start) / 1000000 )) $(cat "$WORK/rss")" >>"$WORK/$tool.$step"
+}
+
+compose_round() {
+  GREETING=hello measure compose cold "${COMPOSE[@]}" -p "$CP" -f "$WORK/compose.yaml" up -d
+  GREETING=hello measure compose noop "${COMPOSE[@]}" -p "$CP" -f "$WORK/compose.yaml" up -d
+  GREETING=hi measure compose change "${COMPOSE[@]}" -p "$CP" -f "$WORK/compose.yaml" up -d
+  GREETING=hi measure compose destroy "${COMPOSE[@]}" -p "$CP" -f "$WORK/compose.yaml" down -t 1
+}
+
+scale_round() {
+  GREETING=hello measure scale cold "$SCALE" apply --yes --no-color -p "$SP" "$WORK/scale.yaml"
+  GREETING=hello measure scale noop "$SCALE" apply --yes --no-color -p "$SP" "$WORK/scale.yaml"
+  GREETING=hi measure scale change "$SCALE" apply --yes --no-color -p "$SP" "$WORK/scale.yaml"
+  GREETING=hi measure scale destroy "$SCALE" destroy --yes --no-color -p "$SP"
+}
+
+for round in $(seq 1 "$ROUNDS"); do
+  echo "round $round/$ROUNDS..." >&2
+  # Alternate who goes first, so neither always runs on a warmer engine.
+  if [ $((round % 2)) -eq 1 ]; then compose_round; scale_round; else scale_round; compose_round; fi
+done
+
+# Sanity: both really ran 10 containers (checked once more, outside the timings).
+GREETING=hello "${COMPOSE[@]}" -p "$CP" -f "$WORK/compose.yaml" up -d >/dev/null 2>&1
+GREETING=hello "$SCALE" apply --yes --quiet -p "$SP" "$WORK/scale.yaml" >/dev/null
+nc=$(docker ps -q --filter "label=com.docker.compose.project=$CP" | wc -l)
+ns=$(docker ps -q --filter "label=io.scale.project=$SP" | wc -l)
+[ "$nc" -eq 10 ] && [ "$ns" -eq 10 ] || die "expected 10 running containers each, got compose=$nc scale=$ns"
+GREETING=hello "${COMPOSE[@]}" -p "$CP" -f "$WORK/compose.yaml" down -t 1 >/dev/null 2>&1
+"$SCALE" destroy --yes --quiet -p "$SP" >/dev/null
+
+echo "200 containers (scale only)..." >&2
+measure many apply "$SCALE" apply --yes --no-color --parallel 8 --timeout 300s -p "$MP" "$WORK/many.yaml"
+measure many noop "$SCALE" apply --yes --no-color -p "$MP" "$WORK/many.yaml"
+measure many destroy "$SCALE" destroy --yes --no-color -p "$MP"
+
+# median FILE COLUMN (1: ms, 2: KiB)
+median() { awk -v c="$2" '{ print $c }' "$1" | sort -n | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print int((v[NR / 2] + v[NR / 2 + 1]) / 2) }'; }
+secs() { awk -v ms="$1" 'BEGIN { printf "%.2f", ms / 1000 }'; }
+mib() { awk -v kib="$1" 'BEGIN { printf "%.1f", kib / 1024 }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
+
+compose_version=$("${COMPOSE[@]}" version --short 2>/dev/null || "${COMPOSE[@]}" version | head -1)
+echo
+echo "Machine: $(nproc) cores, $(free -g | awk '/^Mem:/ { print $2 }') GiB, Docker $(docker version --format '{{.Server.Version}}'), ${COMPOSE[*]} $compose_version; $(date -u); median of $ROUNDS rounds."
+echo
+echo "| step | Compose wall | scale wall | scale / Compose | Compose peak RSS | scale peak RSS |"
+echo "| --- | ---: | ---: | ---: | ---: | ---: |"
+for step in cold noop change destroy; do
+  cm=$(median "$WORK/compose.$step" 1); sm=$(median "$WORK/scale.$step" 1)
+  cr=$(median "$WORK/compose.$step" 2); sr=$(median "$WORK/scale.$step" 2)
+  case $step in
+    cold) name="cold apply (\`up -d\` / \`apply --yes\`)" ;;
+    noop) name="no-op apply" ;;
+    change) name="one variable changed on the 6 web replicas" ;;
+    destroy) name="destroy (\`down\` / \`destroy\`)" ;;
+  esac
+  echo "| $name | $(secs "$cm") s | $(secs "$sm") s | $(ratio "$sm" "$cm") | $(mib "$cr") MiB | $(mib "$sr") MiB |"
+done
+echo
+noop_ratio=$(ratio "$(median "$WORK/scale.noop" 1)" "$(median "$WORK/compose.noop" 1)")
+echo "No-op apply, scale / Compose: $noop_ratio"
+echo
+echo "| scale, 200 containers (4 x 50) | wall | peak RSS |"
+echo "| --- | ---: | ---: |"
+for step in apply noop destroy; do
+  echo "| $step | $(secs "$(median "$WORK/many.$step" 1)") s | $(mib "$(median "$WORK/many.$step" 2)") MiB |"
+done

@@ -1,0 +1,175 @@
+//! How planning scales with the size of a blueprint: load + validate from YAML text, then
+//! desired state + plan against an observed state of the same size (built by applying once
+//! to the in-memory fake engine), for 100, 1,000 and 10,000 services. The goal is 10,000
+//! services planned in under 100 ms, with cost growing linearly.
+//!
+//! One YAML document may hold at most `scale::model::node::MAX_EVENTS` (10,000) events, about
+//! 370 services of this shape, so larger blueprints are loaded as documents of
+//! [`CHUNK`] services each and their services joined into one blueprint; validate, desired
+//! state and plan then see all of them at once. `load_one_document` shows that one document
+//! costs the same per service up to the limit.
+//!
+//! ```sh
+//! cargo bench --bench plan
+//! ```
+
+use std::path::Path;
+use std::sync::atomic::AtomicBool;
+
+use divan::Bencher;
+use scale::desired::{DesiredState, desired_state};
+use scale::engine::Engine;
+use scale::engine::fake::FakeEngine;
+use scale::exec::{ExecOptions, execute};
+use scale::model::Blueprint;
+use scale::model::interpolate::Env;
+use scale::observed::ObservedState;
+
+fn main() {
+    divan::main();
+}
+
+const SIZES: [usize; 3] = [100, 1_000, 10_000];
+const PROJECT: &str = "bench";
+/// Services per YAML document (a multiple of the 10-deep `depends_on` chains).
+const CHUNK: usize = 100;
+
+/// Services `from..to` as a YAML document: image services with a few environment variables,
+/// on one or two of three networks, in `depends_on` chains ten deep; `version` goes into
+/// every container's environment.
+fn blueprint_yaml(from: usize, to: usize, version: u32) -> String {
+    let mut text = String::with_capacity((to - from) * 300);
+    text.push_str("name: bench\nnetworks:\n  front: {}\n  back: { internal: true }\n  ops: {}\nservices:\n");
+    for i in from..to {
+        text.push_str(&format!(
+            "  svc{i}:\n    image: debian:bookworm-slim\n    command: [sleep, infinity]\n    \
+             environment:\n      APP_VERSION: \"{version}\"\n      SERVICE_INDEX: \"{i}\"\n      LOG_LEVEL: info\n    \
+             networks: [{}]\n    stop_grace_period: 1s\n",
+            match i % 3 {
+                0 => "front, back",
+                1 => "back",
+                _ => "back, ops",
+            }
+        ));
+        if i % 10 != 0 {
+            text.push_str(&format!("    depends_on: [svc{}]\n", i - 1));
+        }
+    }
+    text
+}
+
+/// The YAML documents of an `n`-service blueprint.
+fn documents(n: usize, version: u32) -> Vec<String> {
+    (0..n).step_by(CHUNK).map(|from| blueprint_yaml(from, (from + CHUNK).min(n), version)).collect()
+}
+
+fn load_one(text: &str) -> Blueprint {
+    scale::model::load_bytes(Path::new("bench.yaml"), text.as_bytes(), &Env::default())
+        .unwrap_or_else(|d| panic!("the synthetic blueprint must load: {d}"))
+}
+
+/// Loads every document and joins their services into the first one's blueprint.
+fn load_all(documents: &[String]) -> Blueprint {
+    let mut parts = documents.iter().map(|d| load_one(d));
+    let mut bp = parts.next().expect("at least one document");
+    for part in parts {
+        bp.services.extend(part.services);
+    }
+    bp
+}
+
+fn load(n: usize, version: u32) -> Blueprint {
+    let bp = load_all(&documents(n, version));
+    assert_eq!(bp.services.len(), n);
+    let problems = scale::validate::validate(&bp, None);
+    assert!(problems.is_empty(), "the synthetic blueprint must validate: {problems:?}");
+    bp
+}
+
+fn desired(bp: &Blueprint) -> DesiredState {
+    let no_builds = |_: &scale::model::Build| Ok(String::new());
+    desired_state(bp, PROJECT, &no_builds).unwrap_or_else(|d| panic!("desired state: {d:?}"))
+}
+
+/// What the engine holds after applying `bp` once to an empty fake engine.
+fn observed_after_apply(bp: &Blueprint) -> ObservedState {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
+    rt.block_on(async {
+        let engine = FakeEngine::new();
+        let want = desired(bp);
+        let empty = engine.observe(PROJECT).await.expect("observe");
+        let plan = scale::plan::plan(&want, &empty).expect("plan");
+        let opts = ExecOptions { parallel: 64, ..Default::default() };
+        let report = execute(&engine, &plan, &opts, &|_| {}, &AtomicBool::new(false)).await;
+        assert!(report.succeeded(), "applying to the fake engine failed: {report:?}");
+        engine.observe(PROJECT).await.expect("observe")
+    })
+}
+
+/// YAML text → blueprint → diagnostics, as every command starts.
+#[divan::bench(args = SIZES, sample_count = 20)]
+fn load_and_validate(bencher: Bencher, n: usize) {
+    let docs = documents(n, 1);
+    bencher.bench(|| {
+        let bp = load_all(&docs);
+        divan::black_box(scale::validate::validate(&bp, None))
+    });
+}
+
+/// Validate alone.
+#[divan::bench(args = SIZES, sample_count = 20)]
+fn validate_only(bencher: Bencher, n: usize) {
+    let bp = load(n, 1);
+    bencher.bench(|| divan::black_box(scale::validate::validate(&bp, None)));
+}
+
+/// One document of 100 to 300 services (one document holds at most about 370 of them): the cost per
+/// service of parsing should not grow with the document.
+#[divan::bench(args = [100, 200, 300], sample_count = 20)]
+fn load_one_document(bencher: Bencher, n: usize) {
+    let text = blueprint_yaml(0, n, 1);
+    bencher.bench(|| divan::black_box(load_one(&text)));
+}
+
+/// Blueprint → desired state (spec hashes included).
+#[divan::bench(args = SIZES, sample_count = 20)]
+fn desired_only(bencher: Bencher, n: usize) {
+    let bp = load(n, 1);
+    bencher.bench(|| divan::black_box(desired(&bp)));
+}
+
+/// Desired state + plan when everything already matches: the no-op diff path of every
+/// `scale plan` / `scale apply` on a converged project.
+#[divan::bench(args = SIZES, sample_count = 20)]
+fn desired_and_plan_no_changes(bencher: Bencher, n: usize) {
+    let bp = load(n, 1);
+    let observed = observed_after_apply(&bp);
+    assert!(!scale::plan::plan(&desired(&bp), &observed).expect("plan").has_changes(), "expected no changes");
+    bencher.bench(|| {
+        let want = desired(&bp);
+        divan::black_box(scale::plan::plan(&want, &observed).expect("plan"))
+    });
+}
+
+/// Plan alone on the no-op path (desired state computed once).
+#[divan::bench(args = SIZES, sample_count = 20)]
+fn plan_no_changes(bencher: Bencher, n: usize) {
+    let bp = load(n, 1);
+    let observed = observed_after_apply(&bp);
+    let want = desired(&bp);
+    bencher.bench(|| divan::black_box(scale::plan::plan(&want, &observed).expect("plan")));
+}
+
+/// Desired state + plan when every container drifted (each one's environment changed): every
+/// container is recreated, and each reason is computed from the stored spec.
+#[divan::bench(args = SIZES, sample_count = 20)]
+fn desired_and_plan_all_drifted(bencher: Bencher, n: usize) {
+    let observed = observed_after_apply(&load(n, 1));
+    let bp = load(n, 2);
+    let plan = scale::plan::plan(&desired(&bp), &observed).expect("plan");
+    assert!(plan.actions.len() >= n, "every container should be recreated: {} actions", plan.actions.len());
+    bencher.bench(|| {
+        let want = desired(&bp);
+        divan::black_box(scale::plan::plan(&want, &observed).expect("plan"))
+    });
+}
