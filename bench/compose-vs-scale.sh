@@ -140,8 +140,13 @@ measure() {
   echo "$(( (end - start) / 1000000 )) $(cat "$WORK/rss")" >>"$WORK/$tool.$step"
 }
 
+# running LABEL: how many containers with that label run now (checked outside the timings,
+# so that both tools are known to have brought up all 10).
+running() { docker ps -q --filter "label=$1" | wc -l; }
+
 compose_round() {
   GREETING=hello measure compose cold "${COMPOSE[@]}" -p "$CP" -f "$WORK/compose.yaml" up -d
+  [ "$(running "com.docker.compose.project=$CP")" -eq 10 ] || die "Compose did not bring up 10 containers"
   GREETING=hello measure compose noop "${COMPOSE[@]}" -p "$CP" -f "$WORK/compose.yaml" up -d
   GREETING=hi measure compose change "${COMPOSE[@]}" -p "$CP" -f "$WORK/compose.yaml" up -d
   GREETING=hi measure compose destroy "${COMPOSE[@]}" -p "$CP" -f "$WORK/compose.yaml" down -t 1
@@ -149,6 +154,7 @@ compose_round() {
 
 scale_round() {
   GREETING=hello measure scale cold "$SCALE" apply --yes --no-color -p "$SP" "$WORK/scale.yaml"
+  [ "$(running "io.scale.project=$SP")" -eq 10 ] || die "scale did not bring up 10 containers"
   GREETING=hello measure scale noop "$SCALE" apply --yes --no-color -p "$SP" "$WORK/scale.yaml"
   GREETING=hi measure scale change "$SCALE" apply --yes --no-color -p "$SP" "$WORK/scale.yaml"
   GREETING=hi measure scale destroy "$SCALE" destroy --yes --no-color -p "$SP"
@@ -159,15 +165,6 @@ for round in $(seq 1 "$ROUNDS"); do
   # Alternate who goes first, so neither always runs on a warmer engine.
   if [ $((round % 2)) -eq 1 ]; then compose_round; scale_round; else scale_round; compose_round; fi
 done
-
-# Sanity: both really ran 10 containers (checked once more, outside the timings).
-GREETING=hello "${COMPOSE[@]}" -p "$CP" -f "$WORK/compose.yaml" up -d >/dev/null 2>&1
-GREETING=hello "$SCALE" apply --yes --quiet -p "$SP" "$WORK/scale.yaml" >/dev/null
-nc=$(docker ps -q --filter "label=com.docker.compose.project=$CP" | wc -l)
-ns=$(docker ps -q --filter "label=io.scale.project=$SP" | wc -l)
-[ "$nc" -eq 10 ] && [ "$ns" -eq 10 ] || die "expected 10 running containers each, got compose=$nc scale=$ns"
-GREETING=hello "${COMPOSE[@]}" -p "$CP" -f "$WORK/compose.yaml" down -t 1 >/dev/null 2>&1
-"$SCALE" destroy --yes --quiet -p "$SP" >/dev/null
 
 echo "200 containers (scale only)..." >&2
 measure many apply "$SCALE" apply --yes --no-color --parallel 8 --timeout 300s -p "$MP" "$WORK/many.yaml"

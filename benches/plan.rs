@@ -13,8 +13,10 @@
 //! cargo bench --bench plan
 //! ```
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
+use std::sync::{Mutex, OnceLock};
 
 use divan::Bencher;
 use scale::desired::{DesiredState, desired_state};
@@ -91,19 +93,31 @@ fn desired(bp: &Blueprint) -> DesiredState {
     desired_state(bp, PROJECT, &no_builds).unwrap_or_else(|d| panic!("desired state: {d:?}"))
 }
 
-/// What the engine holds after applying `bp` once to an empty fake engine.
-fn observed_after_apply(bp: &Blueprint) -> ObservedState {
+/// What the engine holds after applying the `n`-service blueprint once to an empty fake
+/// engine; computed once per size and shared by the benchmarks (executing 10,000 actions on
+/// the fake engine takes much longer than planning them).
+fn observed_after_apply(n: usize) -> ObservedState {
+    static CACHE: OnceLock<Mutex<HashMap<usize, ObservedState>>> = OnceLock::new();
+    let cache = CACHE.get_or_init(Mutex::default);
+    if let Some(seen) = cache.lock().unwrap_or_else(|e| e.into_inner()).get(&n) {
+        return seen.clone();
+    }
+    let bp = load(n, 1);
+    let started = std::time::Instant::now();
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
-    rt.block_on(async {
+    let seen = rt.block_on(async {
         let engine = FakeEngine::new();
-        let want = desired(bp);
+        let want = desired(&bp);
         let empty = engine.observe(PROJECT).await.expect("observe");
         let plan = scale::plan::plan(&want, &empty).expect("plan");
         let opts = ExecOptions { parallel: 64, ..Default::default() };
         let report = execute(&engine, &plan, &opts, &|_| {}, &AtomicBool::new(false)).await;
         assert!(report.succeeded(), "applying to the fake engine failed: {report:?}");
         engine.observe(PROJECT).await.expect("observe")
-    })
+    });
+    eprintln!("(setup: applying {n} services to the fake engine took {:.1?})", started.elapsed());
+    cache.lock().unwrap_or_else(|e| e.into_inner()).insert(n, seen.clone());
+    seen
 }
 
 /// YAML text → blueprint → diagnostics, as every command starts.
@@ -143,7 +157,7 @@ fn desired_only(bencher: Bencher, n: usize) {
 #[divan::bench(args = SIZES, sample_count = 20)]
 fn desired_and_plan_no_changes(bencher: Bencher, n: usize) {
     let bp = load(n, 1);
-    let observed = observed_after_apply(&bp);
+    let observed = observed_after_apply(n);
     assert!(!scale::plan::plan(&desired(&bp), &observed).expect("plan").has_changes(), "expected no changes");
     bencher.bench(|| {
         let want = desired(&bp);
@@ -155,7 +169,7 @@ fn desired_and_plan_no_changes(bencher: Bencher, n: usize) {
 #[divan::bench(args = SIZES, sample_count = 20)]
 fn plan_no_changes(bencher: Bencher, n: usize) {
     let bp = load(n, 1);
-    let observed = observed_after_apply(&bp);
+    let observed = observed_after_apply(n);
     let want = desired(&bp);
     bencher.bench(|| divan::black_box(scale::plan::plan(&want, &observed).expect("plan")));
 }
@@ -164,7 +178,7 @@ fn plan_no_changes(bencher: Bencher, n: usize) {
 /// container is recreated, and each reason is computed from the stored spec.
 #[divan::bench(args = SIZES, sample_count = 20)]
 fn desired_and_plan_all_drifted(bencher: Bencher, n: usize) {
-    let observed = observed_after_apply(&load(n, 1));
+    let observed = observed_after_apply(n);
     let bp = load(n, 2);
     let plan = scale::plan::plan(&desired(&bp), &observed).expect("plan");
     assert!(plan.actions.len() >= n, "every container should be recreated: {} actions", plan.actions.len());

@@ -237,6 +237,12 @@ fn io_kind(e: &BollardError) -> Option<std::io::ErrorKind> {
     io_error(e).map(|io| io.kind())
 }
 
+/// 409 "removal of container … is already in progress": another client (`docker rm -f`, a
+/// cleanup script) is removing it. It is going away, which is all a removal wants.
+fn removal_in_progress(e: &BollardError) -> bool {
+    status_code(e) == Some(409) && reason(e).contains("is already in progress")
+}
+
 fn status_code(e: &BollardError) -> Option<u16> {
     match e {
         BollardError::DockerResponseServerError { status_code, .. } => Some(*status_code),
@@ -717,7 +723,7 @@ impl Engine for DockerEngine {
         let options = RemoveContainerOptionsBuilder::new().force(true).v(false).build();
         match self.docker.remove_container(id, Some(options)).await {
             Ok(()) => Ok(()),
-            Err(e) if status_code(&e) == Some(404) => Ok(()),
+            Err(e) if status_code(&e) == Some(404) || removal_in_progress(&e) => Ok(()),
             Err(e) => Err(EngineError::Remove { name: name.into(), reason: reason(&e) }),
         }
     }
@@ -839,6 +845,23 @@ write /tmp/obj.o: no space left on device
 
         let plain = build_failure(failed, "returned a non-zero code: 1".into(), OutputTail::new(&quiet));
         assert_eq!(plain.hint(), None, "an ordinary failure must not blame the disk");
+    }
+
+    #[test]
+    fn a_removal_already_under_way_counts_as_removed() {
+        let busy = BollardError::DockerResponseServerError {
+            status_code: 409,
+            message: "removal of container 30771e58b8d5 is already in progress".into(),
+        };
+        assert!(removal_in_progress(&busy));
+        let other = BollardError::DockerResponseServerError {
+            status_code: 409,
+            message: "You cannot remove a running container 30771e58b8d5".into(),
+        };
+        assert!(!removal_in_progress(&other));
+        let not_found =
+            BollardError::DockerResponseServerError { status_code: 404, message: "No such container".into() };
+        assert!(!removal_in_progress(&not_found));
     }
 
     #[test]
