@@ -6,7 +6,8 @@ use std::time::{Duration, Instant};
 use super::{ActionFailure, failure};
 use crate::engine::Engine;
 use crate::kinds::load_balancer::{
-    CONFIG_PATH, POOL_PATH, Pool, RELOAD_SIGNAL, parse_stat, set_server_state, show_stat,
+    CONFIG_PATH, POOL_PATH, Pool, RELOAD_SIGNAL, parse_servers_state, parse_stat, rejoin_on_probation,
+    set_server_state, show_servers_state, show_stat,
 };
 use crate::plan::{Drain, FileSpec};
 
@@ -60,35 +61,67 @@ pub async fn mark_draining<E: Engine>(engine: &E, drains: &[Drain], draining: bo
     }
 }
 
-/// Puts servers back into rotation and waits (bounded) until the load balancer's health
-/// checks see them UP, so a rolling update never has two servers out at once.
+/// Puts servers back into rotation once the load balancer's own checks have passed against
+/// the replacement, so a rolling update never has two servers out at once. The server first
+/// rejoins on probation (new address, weight 0, health down); only after `rise` passed
+/// checks does it take requests.
 pub async fn undrain<E: Engine>(engine: &E, drains: &[Drain], say: &(dyn Fn(&str) + Sync)) {
     for d in drains {
-        let cmd = set_server_state(&d.backend, &d.server, "ready");
-        if let Err(err) = engine.exec(&d.balancer_id, &d.balancer, &cmd).await {
+        let Some(addr) = resolve(engine, d).await else {
+            say(&format!("{} does not resolve on {}; putting it back unchecked", d.server, d.balancer));
+            let _ = engine.exec(&d.balancer_id, &d.balancer, &set_server_state(&d.backend, &d.server, "ready")).await;
+            continue;
+        };
+        let probation = rejoin_on_probation(&d.backend, &d.server, &addr);
+        if let Err(err) = engine.exec(&d.balancer_id, &d.balancer, &probation).await {
             say(&format!("could not put {} back on {}: {err}", d.server, d.balancer));
             continue;
         }
+        say(&format!("waiting for {}'s checks to pass against {addr}", d.balancer));
         let started = Instant::now();
         loop {
-            let status = match engine.exec(&d.balancer_id, &d.balancer, &show_stat()).await {
-                Ok(out) => {
-                    parse_stat(&out.output, &d.backend).into_iter().find(|s| s.server == d.server).map(|s| s.status)
-                }
+            let state = match engine.exec(&d.balancer_id, &d.balancer, &show_servers_state(&d.backend)).await {
+                Ok(out) => parse_servers_state(&out.output).into_iter().find(|s| s.server == d.server),
                 Err(_) => None,
             };
-            if status.as_deref().is_some_and(|s| s.starts_with("UP")) {
-                say(&format!("{} back in rotation on {}", d.server, d.balancer));
+            if state.as_ref().is_some_and(|s| s.addr == addr && s.running()) {
                 break;
             }
             if started.elapsed() >= REJOIN_LIMIT {
-                say(&format!("{} not yet UP on {} ({})", d.server, d.balancer, status.unwrap_or_default()));
+                say(&format!("{} still failing {}'s checks; putting it back anyway", d.server, d.balancer));
                 break;
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
+        let ready = set_server_state(&d.backend, &d.server, "ready");
+        match engine.exec(&d.balancer_id, &d.balancer, &ready).await {
+            Ok(_) => say(&format!("{} back in rotation on {}", d.server, d.balancer)),
+            Err(err) => say(&format!("could not put {} back on {}: {err}", d.server, d.balancer)),
+        }
     }
 }
+
+/// The server's current address as the load balancer's resolver (Docker's DNS) gives it,
+/// retried briefly: a renamed container takes a moment to answer under its new name.
+async fn resolve<E: Engine>(engine: &E, d: &Drain) -> Option<String> {
+    let cmd = ["getent", "hosts", d.server.as_str()].map(String::from);
+    let started = Instant::now();
+    loop {
+        if let Ok(out) = engine.exec(&d.balancer_id, &d.balancer, &cmd).await
+            && out.exit_code == 0
+            && let Some(addr) = out.output.split_whitespace().next()
+        {
+            return Some(addr.to_string());
+        }
+        if started.elapsed() >= RESOLVE_LIMIT {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// How long a replacement may take to answer under its name in Docker's DNS.
+const RESOLVE_LIMIT: Duration = Duration::from_secs(5);
 
 /// Writes generated files into a container (created or running).
 pub async fn write_files<E: Engine>(engine: &E, id: &str, name: &str, files: &[FileSpec]) -> Result<(), ActionFailure> {

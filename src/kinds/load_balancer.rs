@@ -80,11 +80,67 @@ pub fn pool_change(old: &Pool, new: &Pool) -> String {
 
 /// The runtime-API command that takes a server out of rotation or puts it back.
 pub fn set_server_state(backend: &str, server: &str, state: &str) -> Vec<String> {
-    vec![
-        "sh".into(),
-        "-c".into(),
-        format!("echo 'set server {backend}/{server} state {state}' | socat stdio unix-connect:{ADMIN_SOCKET}"),
-    ]
+    runtime_command(&[format!("set server {backend}/{server} state {state}")])
+}
+
+/// Runs runtime-API commands in one connection (HAProxy takes `;` between commands), so
+/// no request can arrive between them.
+pub fn runtime_command(commands: &[String]) -> Vec<String> {
+    vec!["sh".into(), "-c".into(), format!("echo '{}' | socat stdio unix-connect:{ADMIN_SOCKET}", commands.join("; "))]
+}
+
+/// The commands that bring a drained server back on probation: at `addr` (its replacement's
+/// address), weight 0, health reset to down. Leaving maintenance alone would count the
+/// server UP at once (HAProxy restores full health), before any check reached the new
+/// container; this way it takes `rise` passed checks against the new address first.
+pub fn rejoin_on_probation(backend: &str, server: &str, addr: &str) -> Vec<String> {
+    let target = format!("{backend}/{server}");
+    runtime_command(&[
+        format!("set server {target} addr {addr}"),
+        format!("set server {target} state drain"),
+        format!("set server {target} health down"),
+    ])
+}
+
+/// The runtime-API command that lists each server's address and operational state.
+pub fn show_servers_state(backend: &str) -> Vec<String> {
+    runtime_command(&[format!("show servers state {backend}")])
+}
+
+/// A server as `show servers state` reports it: where it points and whether checks pass.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerRuntime {
+    pub server: String,
+    pub addr: String,
+    /// HAProxy's operational state: 0 stopped, 1 starting, 2 running, 3 stopping.
+    pub op_state: u8,
+}
+
+impl ServerRuntime {
+    /// Whether health checks currently pass.
+    pub fn running(&self) -> bool {
+        self.op_state == 2
+    }
+}
+
+/// Parses `show servers state` (a version line, a `#` header, space-separated rows).
+pub fn parse_servers_state(text: &str) -> Vec<ServerRuntime> {
+    let Some(header) = text.lines().find(|l| l.starts_with("# ")) else { return Vec::new() };
+    let columns: Vec<&str> = header.trim_start_matches("# ").split_whitespace().collect();
+    let col = |name: &str| columns.iter().position(|c| *c == name);
+    let (Some(name), Some(addr), Some(op)) = (col("srv_name"), col("srv_addr"), col("srv_op_state")) else {
+        return Vec::new();
+    };
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .filter(|f| f.len() > name.max(addr).max(op))
+        .map(|f| ServerRuntime {
+            server: f[name].to_string(),
+            addr: f[addr].to_string(),
+            op_state: f[op].parse().unwrap_or(0),
+        })
+        .collect()
 }
 
 /// The runtime-API command that lists every server with its state, as CSV.
@@ -217,6 +273,31 @@ mod tests {
         assert_ne!(a.pool.hash, b.pool.hash);
         assert_eq!(pool_change(&a.pool, &b.pool), "pool changed: drain and drop shop-web-2");
         assert_eq!(pool_change(&b.pool, &a.pool), "pool changed: add shop-web-2");
+    }
+
+    #[test]
+    fn servers_state_is_parsed_by_column_name() {
+        let text = "1\n# be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state srv_uweight\n\
+3 web 1 shop-web-1 172.18.0.5 2 0 1\n\
+3 web 2 shop-web-2 172.18.0.9 0 8 1\n";
+        let servers = parse_servers_state(text);
+        assert_eq!(servers.len(), 2);
+        assert_eq!(servers[0].server, "shop-web-1");
+        assert_eq!(servers[0].addr, "172.18.0.5");
+        assert!(servers[0].running());
+        assert_eq!(servers[1].addr, "172.18.0.9");
+        assert!(!servers[1].running());
+        assert!(parse_servers_state("Unknown command").is_empty());
+    }
+
+    #[test]
+    fn probation_is_one_runtime_call_in_order() {
+        let cmd = rejoin_on_probation("web", "shop-web-1", "10.0.0.7");
+        assert_eq!(
+            cmd[2],
+            "echo 'set server web/shop-web-1 addr 10.0.0.7; set server web/shop-web-1 state drain; \
+set server web/shop-web-1 health down' | socat stdio unix-connect:/run/haproxy/admin.sock"
+        );
     }
 
     #[test]
