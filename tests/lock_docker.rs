@@ -1,5 +1,6 @@
 //! The project lock against a real engine: concurrent applies take turns, a stale lock of a
-//! dead process on this host is broken, a live one is waited for and then named. See
+//! dead process on this host is broken, a live one is waited for and then named; a watch pass
+//! and a failover wait for it too, and an idle watcher holds nothing. See
 //! tests/common for the rules (unique project, cleanup by label, fail without an engine
 //! unless `SCALE_SKIP_DOCKER_TESTS=1`); the lock container carries no project label, so each
 //! test removes it by name as well.
@@ -9,9 +10,9 @@ mod common;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use common::{DockerTest, TEST_IMAGE, docker};
+use common::{DockerTest, ScaleChild, TEST_IMAGE, docker};
 use scale::engine::lock::{self, LockError, lock_name};
 
 /// Removes the project's lock container on drop, whatever the test left.
@@ -225,4 +226,102 @@ async fn only_one_of_many_concurrent_acquires_wins() {
     assert!(!lock_exists(t.project()));
     let mut again = lock::acquire(&engine, t.project(), "apply", Duration::ZERO, &quiet).await.expect("free again");
     again.release().await.expect("release");
+}
+
+/// A lock held from another host (so never broken automatically), holder `ci@elsewhere.invalid
+/// pid 1 (apply)`.
+fn plant_foreign_lock(t: &DockerTest) {
+    plant_lock(
+        t,
+        &[
+            (lock::LOCK, t.project().to_string()),
+            (lock::HOLDER, "ci@elsewhere.invalid".into()),
+            (lock::HOST, "elsewhere.invalid".into()),
+            (lock::PID, "1".into()),
+            (lock::COMMAND, "apply".into()),
+        ],
+    );
+}
+
+/// Waits at most `limit` for a line of `child` (either stream) containing `text`.
+fn wait_line(child: &ScaleChild, limit: Duration, text: &str) -> bool {
+    let until = Instant::now() + limit;
+    while Instant::now() < until {
+        if child.lines().iter().any(|l| l.text.contains(text)) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    false
+}
+
+#[test]
+fn a_watch_pass_waits_for_a_held_lock_then_repairs_and_holds_nothing_while_idle() {
+    let Some(t) = DockerTest::start("lock-watch") else { return };
+    let _lock = LockCleanup(t.project().to_string());
+    let p = t.project().to_string();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("watch.yaml");
+    let yaml = format!(
+        "name: lock-watch\nservices:\n  app:\n    image: {TEST_IMAGE}\n    command: [sleep, infinity]\n    \
+         stop_grace_period: 1s\n"
+    );
+    std::fs::write(&file, yaml).expect("write blueprint");
+    let file = file.to_str().expect("utf-8 path");
+    plant_foreign_lock(&t);
+
+    // Its first pass has everything to create, so it needs the lock.
+    let mut watch = ScaleChild::spawn(&["watch", file, "-p", &p, "--resync", "1s"], &[]);
+    let waiting = format!("project {p} is locked by ci@elsewhere.invalid pid 1 (apply); waiting");
+    assert!(wait_line(&watch, Duration::from_secs(30), &waiting), "no waiting line:\n{}", watch.transcript());
+    // Several resyncs later: still waiting, said once, and nothing changed without the lock.
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(project_containers(&t).is_empty(), "the watcher changed the project without the lock");
+    let said = watch.lines().iter().filter(|l| l.text.contains(&waiting)).count();
+    assert_eq!(said, 1, "the wait is announced once:\n{}", watch.transcript());
+
+    let released = Instant::now();
+    t.docker(&["rm", "-f", &lock_name(&p)]);
+    let repaired = watch.wait_stdout(released, Duration::from_secs(60), |l| l.contains("repaired"));
+    assert!(repaired.is_some(), "the watcher did not repair once the lock was free:\n{}", watch.transcript());
+    assert_eq!(project_containers(&t), vec![format!("{p}-app-1")]);
+
+    // Idle, it holds nothing: an apply that won't wait at all gets the lock and finds nothing to do.
+    let out = scale(&["apply", "--yes", "--lock-timeout", "0", "-p", &p, file]).output().expect("apply");
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "apply next to an idle watcher:\n{stdout}\n{stderr}\n{}", watch.transcript());
+    assert!(stdout.contains("No changes"), "{stdout}");
+
+    watch.interrupt();
+    let exit = watch.wait_exit(Duration::from_secs(15));
+    assert_eq!(exit.and_then(|e| e.code()), Some(0), "{}", watch.transcript());
+    assert!(!lock_exists(&p), "the watcher must leave no lock behind");
+}
+
+#[test]
+fn failover_waits_for_a_held_lock_then_proceeds_and_releases_it_on_error() {
+    let Some(t) = DockerTest::start("lock-failover") else { return };
+    let _lock = LockCleanup(t.project().to_string());
+    let p = t.project().to_string();
+    plant_foreign_lock(&t);
+
+    // Timeout 0: fails at once, naming the holder, before even looking at the project.
+    let out = scale(&["failover", "--lock-timeout", "0", "-p", &p]).output().expect("failover");
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains(&format!("project {p} is locked by ci@elsewhere.invalid pid 1")), "{stderr}");
+
+    let mut failover = ScaleChild::spawn(&["failover", "--lock-timeout", "60s", "-p", &p, "--no-color"], &[]);
+    let waiting = format!("waiting for the lock on project {p} held by ci@elsewhere.invalid pid 1 (apply)");
+    assert!(wait_line(&failover, Duration::from_secs(30), &waiting), "no waiting line:\n{}", failover.transcript());
+    assert!(failover.wait_exit(Duration::from_secs(2)).is_none(), "it must wait:\n{}", failover.transcript());
+
+    t.docker(&["rm", "-f", &lock_name(&p)]);
+    let exit = failover.wait_exit(Duration::from_secs(30));
+    // Past the lock it looks at the project, which has no database: an error, and the lock
+    // it took is given back all the same.
+    assert_eq!(exit.and_then(|e| e.code()), Some(1), "{}", failover.transcript());
+    let no_db = format!("project {p} has no kind: postgres service");
+    assert!(failover.lines().iter().any(|l| l.text.contains(&no_db)), "{}", failover.transcript());
+    assert!(!lock_exists(&p), "failover must release its lock on error");
 }

@@ -2,23 +2,25 @@
 //! endpoints.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
-use futures_util::FutureExt;
 use serde_json::json;
 
-use tokio::signal::unix::{Signal, SignalKind, signal};
-
-use super::{Global, Loaded, Reported, confirm, connect, interactive, load_desired};
+use super::interrupt::{self, Interrupt, Wording};
+use super::locking::{parse_lock_timeout, release_lock, take_lock};
+use super::{Global, Loaded, connect, interactive, load_desired};
 use crate::engine::docker::DockerEngine;
-use crate::engine::lock::{self, LockEvent, ProjectLock};
-use crate::exec::{ExecOptions, execute};
+use crate::exec::ExecOptions;
 use crate::plan::{render_json, render_text};
 use crate::ui::Ui;
-use crate::ui::progress::ProgressView;
 use crate::ui::status::endpoint_lines;
+
+/// What apply says on Ctrl-C while its plan runs.
+const WORDING: Wording<'static> = Wording {
+    stopping: "interrupt: letting running actions finish, starting nothing new (Ctrl-C again to exit now)",
+    resume: "scale apply",
+};
 
 /// Arguments of `scale apply`.
 #[derive(Debug, clap::Args)]
@@ -34,7 +36,8 @@ pub struct Args {
     /// How long a container may take to become ready (healthy, running or completed).
     #[arg(long, default_value = "120s", value_parser = parse_duration)]
     pub timeout: Duration,
-    /// How long to wait for another apply or destroy of the project to finish (0: don't wait).
+    /// How long to wait while another scale command (apply, destroy, failover, a watch pass)
+    /// changes the project (0: don't wait).
     #[arg(long, default_value = "5m", value_name = "DURATION", value_parser = parse_lock_timeout)]
     pub lock_timeout: Duration,
     /// Keep reconciling afterwards, like `scale watch FILE` (follow engine events, repair
@@ -50,86 +53,11 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
     crate::model::duration::parse(text)
 }
 
-/// `--lock-timeout`: a duration, or a bare `0` for "fail at once if the project is locked".
-pub(super) fn parse_lock_timeout(text: &str) -> Result<Duration, String> {
-    if text.trim() == "0" { Ok(Duration::ZERO) } else { crate::model::duration::parse(text) }
-}
-
-/// Starts listening for Ctrl-C. From then on SIGINT no longer kills the process, so a held
-/// lock is always released; the callers turn it into "start nothing new" and exit 130.
-pub(super) fn listen_for_interrupts() -> anyhow::Result<Signal> {
-    signal(SignalKind::interrupt()).context("cannot listen for Ctrl-C")
-}
-
-/// Takes the project lock (see `engine::lock`), saying on stderr whom we wait for. `None`:
-/// interrupted while waiting, nothing was changed (exit 130).
-pub(super) async fn take_lock(
-    engine: &DockerEngine,
-    project: &str,
-    command: &str,
-    timeout: Duration,
-    interrupt: &mut Signal,
-) -> anyhow::Result<Option<ProjectLock>> {
-    let on_event = |event: LockEvent<'_>| match event {
-        LockEvent::Waiting { project, holder } => {
-            eprintln!("waiting for the lock on project {project} held by {}…", holder.describe());
-        }
-        LockEvent::BrokeStale { project, holder } => {
-            eprintln!("breaking the stale lock on project {project}: its holder {} is gone", holder.describe());
-        }
-    };
-    tokio::select! {
-        taken = lock::acquire(engine, project, command, timeout, &on_event) => match taken {
-            Ok(lock) => Ok(Some(lock)),
-            Err(err) => {
-                eprintln!("error: {err}");
-                if let Some(hint) = err.hint() {
-                    eprintln!("  hint: {hint}");
-                }
-                Err(Reported(err.to_string()).into())
-            }
-        },
-        _ = interrupt.recv() => {
-            // The engine may have created our lock just as we stopped waiting for its answer.
-            lock::release_if_mine(engine, project).await;
-            eprintln!("interrupted while waiting for the lock on project {project}; nothing was changed");
-            Ok(None)
-        }
-    }
-}
-
-/// Gives the lock back; a failure is a warning (the work itself is done).
-pub(super) async fn release_lock(lock: &mut ProjectLock) {
-    if let Err(err) = lock.release().await {
-        eprintln!("warning: {err}");
-        if let Some(hint) = err.hint() {
-            eprintln!("  hint: {hint}");
-        }
-    }
-}
-
-/// Asks `question` on the terminal; `None` when Ctrl-C came first. The question is read on a
-/// thread of its own so that the interrupt listener stays responsive.
-pub(super) async fn confirm_or_interrupt(question: &str, interrupt: &mut Signal) -> Option<bool> {
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    let question = question.to_string();
-    std::thread::spawn(move || {
-        let _ = tx.send(confirm(&question));
-    });
-    tokio::select! {
-        answer = rx => Some(answer.unwrap_or(false)),
-        _ = interrupt.recv() => {
-            eprintln!();
-            None
-        }
-    }
-}
-
 /// Plans and executes; exit 1 when any action failed, 130 when interrupted.
 pub async fn run(args: Args, global: &Global, ui: Ui) -> anyhow::Result<u8> {
     let loaded = load_desired(&args.file, global, ui)?;
     let engine = connect().await?;
-    let mut interrupt = listen_for_interrupts()?;
+    let mut interrupt = Interrupt::listen()?;
     // Locked before observing, so an apply that waited plans against the converged state.
     let Some(mut lock) = take_lock(&engine, &loaded.project, "apply", args.lock_timeout, &mut interrupt).await? else {
         return Ok(130);
@@ -145,7 +73,7 @@ async fn run_locked(
     ui: Ui,
     loaded: &Loaded,
     engine: &DockerEngine,
-    interrupt: &mut Signal,
+    interrupt: &mut Interrupt,
 ) -> anyhow::Result<u8> {
     let observed = crate::engine::observe_project(engine, &loaded.project)
         .await
@@ -167,7 +95,7 @@ async fn run_locked(
     let destructive = plan.actions.iter().filter(|a| a.op.is_destructive()).count();
     if destructive > 0 && !args.yes && interactive() && !ui.is_json() {
         let question = format!("{destructive} container(s) or network(s) will be removed or replaced. Apply?");
-        match confirm_or_interrupt(&question, interrupt).await {
+        match interrupt.confirm(&question).await {
             Some(true) => {}
             Some(false) => {
                 eprintln!("Nothing was changed.");
@@ -180,32 +108,10 @@ async fn run_locked(
         }
     }
 
-    // A Ctrl-C while planning: start nothing.
-    let cancel = AtomicBool::new(interrupt.recv().now_or_never().is_some());
     let opts = ExecOptions { parallel: args.parallel as usize, ready_timeout: args.timeout, ..Default::default() };
-    let view = ProgressView::new(ui, &plan);
-    let sink = |event| view.handle(event);
-    let report = {
-        let run = execute(engine, &plan, &opts, &sink, &cancel);
-        tokio::pin!(run);
-        let mut interrupts = 0;
-        loop {
-            tokio::select! {
-                report = &mut run => break report,
-                _ = interrupt.recv() => {
-                    interrupts += 1;
-                    if interrupts > 1 {
-                        view.clear();
-                        eprintln!("interrupted again: exiting now; `scale apply` will finish the job");
-                        return Ok(130);
-                    }
-                    cancel.store(true, Ordering::SeqCst);
-                    eprintln!("interrupt: letting running actions finish, starting nothing new (Ctrl-C again to exit now)");
-                }
-            }
-        }
+    let Some(report) = interrupt::execute(engine, &plan, &opts, ui, interrupt, WORDING).await else {
+        return Ok(130);
     };
-    view.clear();
 
     let done = report.finished.len();
     let total = plan.actions.len();

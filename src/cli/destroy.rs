@@ -2,20 +2,23 @@
 //! `--volumes`. Running it twice is fine.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context;
 use serde_json::json;
 
-use futures_util::FutureExt;
-use tokio::signal::unix::Signal;
-
-use super::{Global, apply, connect, interactive, project_of};
+use super::interrupt::{self, Interrupt, Wording};
+use super::locking::{parse_lock_timeout, release_lock, take_lock};
+use super::{Global, connect, interactive, project_of};
 use crate::engine::Engine;
 use crate::engine::docker::DockerEngine;
-use crate::exec::{ExecOptions, execute};
+use crate::exec::ExecOptions;
 use crate::ui::Ui;
-use crate::ui::progress::ProgressView;
+
+/// What destroy says on Ctrl-C while it removes things.
+const WORDING: Wording<'static> = Wording {
+    stopping: "interrupt: letting running removals finish, starting nothing new (Ctrl-C again to exit now)",
+    resume: "scale destroy",
+};
 
 /// Arguments of `scale destroy`.
 #[derive(Debug, clap::Args)]
@@ -28,8 +31,9 @@ pub struct Args {
     /// Don't ask for confirmation.
     #[arg(short = 'y', long)]
     pub yes: bool,
-    /// How long to wait for another apply or destroy of the project to finish (0: don't wait).
-    #[arg(long, default_value = "5m", value_name = "DURATION", value_parser = super::apply::parse_lock_timeout)]
+    /// How long to wait while another scale command (apply, destroy, failover, a watch pass)
+    /// changes the project (0: don't wait).
+    #[arg(long, default_value = "5m", value_name = "DURATION", value_parser = parse_lock_timeout)]
     pub lock_timeout: std::time::Duration,
 }
 
@@ -37,13 +41,12 @@ pub struct Args {
 pub async fn run(args: Args, global: &Global, ui: Ui) -> anyhow::Result<u8> {
     let project = project_of(args.file.as_ref(), global, ui)?;
     let engine = connect().await?;
-    let mut interrupt = apply::listen_for_interrupts()?;
-    let Some(mut lock) = apply::take_lock(&engine, &project, "destroy", args.lock_timeout, &mut interrupt).await?
-    else {
+    let mut interrupt = Interrupt::listen()?;
+    let Some(mut lock) = take_lock(&engine, &project, "destroy", args.lock_timeout, &mut interrupt).await? else {
         return Ok(130);
     };
     let result = run_locked(&args, ui, &project, &engine, &mut interrupt).await;
-    apply::release_lock(&mut lock).await;
+    release_lock(&mut lock).await;
     result
 }
 
@@ -53,7 +56,7 @@ async fn run_locked(
     ui: Ui,
     project: &str,
     engine: &DockerEngine,
-    interrupt: &mut Signal,
+    interrupt: &mut Interrupt,
 ) -> anyhow::Result<u8> {
     let observed = engine.observe(project).await.context("cannot read the project's state from the engine")?;
     let plan = crate::plan::destroy_plan(&observed, args.volumes);
@@ -70,7 +73,7 @@ async fn run_locked(
     }
     if !args.yes && interactive() && !ui.is_json() {
         let question = format!("Remove {} resource(s) of project {project}?", plan.actions.len());
-        match apply::confirm_or_interrupt(&question, interrupt).await {
+        match interrupt.confirm(&question).await {
             Some(true) => {}
             Some(false) => {
                 eprintln!("Nothing was removed.");
@@ -85,41 +88,19 @@ async fn run_locked(
     if !ui.is_json() {
         ui.say(crate::plan::render_text(&plan).trim_end());
     }
-    let view = ProgressView::new(ui, &plan);
-    let sink = |event| view.handle(event);
-    // Ctrl-C: let running removals finish, start nothing new; again: exit now.
-    let cancel = AtomicBool::new(interrupt.recv().now_or_never().is_some());
-    let opts = ExecOptions::default();
-    let report = {
-        let run = execute(engine, &plan, &opts, &sink, &cancel);
-        tokio::pin!(run);
-        let mut interrupts = 0;
-        loop {
-            tokio::select! {
-                report = &mut run => break report,
-                _ = interrupt.recv() => {
-                    interrupts += 1;
-                    if interrupts > 1 {
-                        view.clear();
-                        eprintln!("interrupted again: exiting now; `scale destroy` will finish the job");
-                        return Ok(130);
-                    }
-                    cancel.store(true, Ordering::SeqCst);
-                    eprintln!("interrupt: letting running removals finish, starting nothing new (Ctrl-C again to exit now)");
-                }
-            }
-        }
+    let Some(report) = interrupt::execute(engine, &plan, &ExecOptions::default(), ui, interrupt, WORDING).await else {
+        return Ok(130);
     };
-    view.clear();
+    // Interrupted with nothing failed exits 130, as apply does; what is left, the next destroy removes.
+    let (status, code) = match (report.succeeded(), report.interrupted && report.failed.is_empty()) {
+        (true, _) => ("ok", 0),
+        (false, true) => ("interrupted", 130),
+        (false, false) => ("failed", 1),
+    };
     if ui.is_json() {
-        ui.json(&json!({
-            "event": "result",
-            "status": if report.succeeded() { "ok" } else { "failed" },
-            "removed": report.finished.len(),
-            "notes": plan.notes,
-        }));
+        ui.json(&json!({"event": "result", "status": status, "removed": report.finished.len(), "notes": plan.notes}));
     } else if report.succeeded() {
         ui.say(format!("Destroyed project {project} ({} resource(s) removed).", report.finished.len()));
     }
-    Ok(if report.succeeded() { 0 } else { 1 })
+    Ok(code)
 }

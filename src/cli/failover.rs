@@ -3,16 +3,25 @@
 //! the `<svc>-primary` alias and the old primary's node rejoins as a fresh replica.
 
 use std::path::PathBuf;
-use std::sync::atomic::AtomicBool;
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use serde_json::json;
 
-use super::{Global, connect, desired_for, load_desired, project_of};
+use super::interrupt::{self, Interrupt, Wording};
+use super::locking::{parse_lock_timeout, release_lock, take_lock};
+use super::{Global, Loaded, connect, desired_for, load_desired, project_of};
+use crate::engine::docker::DockerEngine;
 use crate::engine::observe_project;
-use crate::exec::{ExecOptions, execute};
+use crate::exec::ExecOptions;
 use crate::ui::Ui;
-use crate::ui::progress::ProgressView;
+
+/// What failover says on Ctrl-C while it reconciles; the promotion itself is never cut short
+/// (a half-done promotion is worse than a late one), a Ctrl-C during it is honoured after.
+const WORDING: Wording<'static> = Wording {
+    stopping: "interrupt: letting running actions finish, starting nothing new (Ctrl-C again to exit now)",
+    resume: "scale apply",
+};
 
 /// Arguments of `scale failover`.
 #[derive(Debug, clap::Args)]
@@ -23,9 +32,14 @@ pub struct Args {
     /// primary as a replica). Without it, run `scale apply FILE` afterwards.
     #[arg(short = 'f', long)]
     pub file: Option<PathBuf>,
+    /// How long to wait while another scale command (apply, destroy, failover, a watch pass)
+    /// changes the project (0: don't wait).
+    #[arg(long, default_value = "5m", value_name = "DURATION", value_parser = parse_lock_timeout)]
+    pub lock_timeout: Duration,
 }
 
-/// Promotes, then (with a blueprint) reconciles.
+/// Promotes, then (with a blueprint) reconciles, holding the project lock throughout so that
+/// no apply or watch pass interleaves with the promotion.
 pub async fn run(args: Args, global: &Global, ui: Ui) -> anyhow::Result<u8> {
     let loaded = match &args.file {
         Some(file) => Some(load_desired(file, global, ui)?),
@@ -36,7 +50,26 @@ pub async fn run(args: Args, global: &Global, ui: Ui) -> anyhow::Result<u8> {
         None => project_of(None, global, ui)?,
     };
     let engine = connect().await?;
-    let observed = observe_project(&engine, &project).await.context("cannot read the project's state")?;
+    let mut interrupt = Interrupt::listen()?;
+    // Locked before observing: a failover that waited promotes from the state the holder left.
+    let Some(mut lock) = take_lock(&engine, &project, "failover", args.lock_timeout, &mut interrupt).await? else {
+        return Ok(130);
+    };
+    let result = run_locked(&args, ui, &project, loaded.as_ref(), &engine, &mut interrupt).await;
+    release_lock(&mut lock).await;
+    result
+}
+
+/// Everything failover does while holding the project lock.
+async fn run_locked(
+    args: &Args,
+    ui: Ui,
+    project: &str,
+    loaded: Option<&Loaded>,
+    engine: &DockerEngine,
+    interrupt: &mut Interrupt,
+) -> anyhow::Result<u8> {
+    let observed = observe_project(engine, project).await.context("cannot read the project's state")?;
     let mut services: Vec<String> = observed
         .containers
         .values()
@@ -55,7 +88,7 @@ pub async fn run(args: Args, global: &Global, ui: Ui) -> anyhow::Result<u8> {
             ui.say(line);
         }
     };
-    let report = crate::failover::failover(&engine, &observed, &service, &say).await?;
+    let report = crate::failover::failover(engine, &observed, &service, &say).await?;
     if ui.is_json() {
         ui.json(&json!({"event": "failover", "report": report}));
     }
@@ -66,21 +99,22 @@ pub async fn run(args: Args, global: &Global, ui: Ui) -> anyhow::Result<u8> {
         ));
         return Ok(0);
     };
-    let observed = observe_project(&engine, &project).await.context("cannot read the project's state")?;
-    let plan = crate::plan::plan(&desired_for(&loaded, &observed), &observed)?;
+    let observed = observe_project(engine, project).await.context("cannot read the project's state")?;
+    let plan = crate::plan::plan(&desired_for(loaded, &observed), &observed)?;
     if !ui.is_json() {
         print!("{}", crate::plan::render_text(&plan));
     }
-    let view = ProgressView::new(ui, &plan);
-    let sink = |event| view.handle(event);
-    let result = execute(&engine, &plan, &ExecOptions::default(), &sink, &AtomicBool::new(false)).await;
-    view.clear();
+    let Some(result) = interrupt::execute(engine, &plan, &ExecOptions::default(), ui, interrupt, WORDING).await else {
+        return Ok(130);
+    };
     if !result.succeeded() {
+        let (what, code) =
+            if result.interrupted && result.failed.is_empty() { ("was interrupted", 130) } else { ("failed", 1) };
         eprintln!(
-            "the failover promoted {}, but reconciling afterwards failed; run `scale apply` again",
+            "the failover promoted {}, but reconciling afterwards {what}; run `scale apply` again",
             report.promoted
         );
-        return Ok(1);
+        return Ok(code);
     }
     ui.say(format!("Failover done: {} is the primary of {service}.", report.promoted));
     Ok(0)

@@ -16,6 +16,8 @@ pub mod apply;
 pub mod chaos;
 pub mod destroy;
 pub mod failover;
+mod interrupt;
+mod locking;
 pub mod plan;
 pub mod status;
 pub mod validate;
@@ -89,7 +91,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Plan(args) => plan::run(args, &cli.global, ui).await,
         Command::Apply(args) if args.watch => {
             // The controller's first pass is the apply itself: it observes, plans and runs
-            // exactly as `apply` does, then keeps going.
+            // exactly as `apply` does, then keeps going. No apply lock is held here: each pass
+            // that changes something takes the lock and gives it back (see `watch`).
             let watch = watch::Args { file: args.file, resync: args.resync, timeout: args.timeout };
             watch::run(watch, &cli.global, ui).await
         }

@@ -2,20 +2,40 @@
 //! observes the project afresh, plans, and runs the plan; engine events (a container died,
 //! was removed, paused, cut off a network …) wake it at once, and a periodic resync catches
 //! anything an event did not say. Every repair is logged with its reason. Ctrl-C lets the
-//! running pass finish its actions in flight and stops.
+//! running pass finish its actions in flight and stops; a second Ctrl-C exits at once (130).
+//!
+//! A pass that changes something (a failover, a non-empty plan) holds the project lock, like
+//! apply; an idle watcher holds nothing, so an apply from another shell never waits for it
+//! longer than one repair. When the lock is taken, the pass says so once and **waits** for it
+//! (Ctrl-C still stops), then observes again and plans against what the holder left, usually
+//! to find nothing to do: exactly what a second `scale apply` does, and what a kubectl user
+//! expects of a controller (it reconciles after the other writer, never over it). Waiting
+//! rather than skipping matters because giving the lock back makes no project event: a
+//! skipped pass would sit until the next resync, and an auto failover must not. Events that
+//! arrive meanwhile are queued and folded into the next pass. There is no time limit: a
+//! controller has nothing better to do, and the message names the holder.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
 use serde_json::json;
 
-use super::{Global, connect, load_desired};
-use crate::exec::{ExecOptions, execute};
+use super::interrupt::{self, Interrupt, Wording};
+use super::locking::{release_lock, wait_for_lock};
+use super::{Global, Loaded, connect, load_desired};
+use crate::engine::docker::DockerEngine;
+use crate::engine::lock::LockEvent;
+use crate::exec::ExecOptions;
+use crate::observed::{ObservedContainer, ObservedState, RunState};
 use crate::plan::render_text;
 use crate::ui::Ui;
-use crate::ui::progress::ProgressView;
+
+/// What watch says on Ctrl-C while a repair runs.
+const WORDING: Wording<'static> = Wording {
+    stopping: "interrupt: finishing the actions in flight, then stopping (Ctrl-C again to exit now)",
+    resume: "scale watch",
+};
 
 /// Arguments of `scale watch`.
 #[derive(Debug, clap::Args)]
@@ -46,13 +66,20 @@ enum Pass {
     InSync,
     Repaired,
     Failed,
+    /// Ctrl-C: stop watching once this pass is over.
     Interrupted,
+    /// Ctrl-C twice: exit 130 now.
+    ExitNow,
 }
 
 /// Runs the controller until Ctrl-C.
 pub async fn run(args: Args, global: &Global, ui: Ui) -> anyhow::Result<u8> {
     let loaded = load_desired(&args.file, global, ui)?;
     let engine = connect().await?;
+    // One listener for the whole run: a Ctrl-C that arrives while no `select!` is waiting
+    // (observing, planning, failing over, settling a burst of events) is honoured at the next
+    // wait instead of being lost.
+    let mut interrupt = Interrupt::listen()?;
     let mut events = engine.subscribe(&loaded.project);
     let opts = ExecOptions { ready_timeout: args.timeout, ..Default::default() };
     log(
@@ -60,23 +87,12 @@ pub async fn run(args: Args, global: &Global, ui: Ui) -> anyhow::Result<u8> {
         &format!("watching project {} (resync every {})", loaded.project, crate::model::duration::format(args.resync)),
         json!({"event": "watching", "project": loaded.project}),
     );
-    // One listener for the whole run: a Ctrl-C that arrives while no `select!` is waiting
-    // (observing, planning, failing over, settling a burst of events) is kept as a permit and
-    // honoured at the next wait, instead of being lost as with a fresh `ctrl_c()` per wait.
-    let interrupt = std::sync::Arc::new(tokio::sync::Notify::new());
-    tokio::spawn({
-        let interrupt = interrupt.clone();
-        async move {
-            while tokio::signal::ctrl_c().await.is_ok() {
-                interrupt.notify_one();
-            }
-        }
-    });
     let mut failures = 0u32;
     let mut wake_reason = String::from("start");
     loop {
-        match pass(&engine, &loaded, &opts, ui, &wake_reason, &interrupt).await? {
+        match pass(&engine, &loaded, &opts, ui, &wake_reason, &mut interrupt).await? {
             Pass::Interrupted => break,
+            Pass::ExitNow => return Ok(130),
             Pass::Failed => failures += 1,
             Pass::InSync | Pass::Repaired => failures = 0,
         }
@@ -102,28 +118,68 @@ pub async fn run(args: Args, global: &Global, ui: Ui) -> anyhow::Result<u8> {
             _ = tokio::time::sleep(wait) => {
                 wake_reason = if failures > 0 { format!("retry after {} failed pass(es)", failures) } else { "resync".into() };
             }
-            _ = interrupt.notified() => break,
+            _ = interrupt.recv() => break,
         }
     }
     log(ui, "stopped watching", json!({"event": "stopped"}));
     Ok(0)
 }
 
+/// One pass: observe, and when something needs doing, take the lock, observe again and
+/// repair (see the module docs). The lock is given back on every path.
 async fn pass(
-    engine: &crate::engine::docker::DockerEngine,
-    loaded: &super::Loaded,
+    engine: &DockerEngine,
+    loaded: &Loaded,
     opts: &ExecOptions,
     ui: Ui,
     why: &str,
-    interrupt: &tokio::sync::Notify,
+    interrupt: &mut Interrupt,
 ) -> anyhow::Result<Pass> {
-    let mut observed = match crate::engine::observe_project(engine, &loaded.project).await {
-        Ok(o) => o,
+    let Some(observed) = observe(engine, loaded, ui).await else { return Ok(Pass::Failed) };
+    let plan = crate::plan::plan(&super::desired_for(loaded, &observed), &observed).context("cannot plan")?;
+    if primaries_lost(loaded, &observed).is_empty() && !plan.has_changes() {
+        return Ok(Pass::InSync);
+    }
+    let on_event = |event: LockEvent<'_>| match event {
+        LockEvent::Waiting { project, holder } => log(
+            ui,
+            &format!("project {project} is locked by {}; waiting", holder.describe()),
+            json!({"event": "lock_waiting", "project": project, "holder": holder.describe()}),
+        ),
+        LockEvent::BrokeStale { project, holder } => log(
+            ui,
+            &format!("breaking the stale lock on project {project}: its holder {} is gone", holder.describe()),
+            json!({"event": "lock_broken", "project": project, "holder": holder.describe()}),
+        ),
+    };
+    let mut lock = match wait_for_lock(engine, &loaded.project, "watch", Duration::MAX, interrupt, &on_event).await {
+        Ok(Some(lock)) => lock,
+        Ok(None) => {
+            let text = format!("interrupted while waiting for the lock on project {}", loaded.project);
+            log(ui, &text, json!({"event": "lock_interrupted", "project": loaded.project}));
+            return Ok(Pass::Interrupted);
+        }
         Err(err) => {
-            log(ui, &format!("cannot observe the project: {err}"), json!({"event": "error", "error": err.to_string()}));
+            log(ui, &format!("{err}; trying again later"), json!({"event": "error", "error": err.to_string()}));
             return Ok(Pass::Failed);
         }
     };
+    let result = repair(engine, loaded, opts, ui, why, interrupt).await;
+    release_lock(&mut lock).await;
+    result
+}
+
+/// The locked part of a pass: observe afresh (the holder we waited for may have changed
+/// everything), fail over where `failover: auto` says so, then plan and run the plan.
+async fn repair(
+    engine: &DockerEngine,
+    loaded: &Loaded,
+    opts: &ExecOptions,
+    ui: Ui,
+    why: &str,
+    interrupt: &mut Interrupt,
+) -> anyhow::Result<Pass> {
+    let Some(mut observed) = observe(engine, loaded, ui).await else { return Ok(Pass::Failed) };
     for service in primaries_lost(loaded, &observed) {
         log(
             ui,
@@ -146,7 +202,8 @@ async fn pass(
                 return Ok(Pass::Failed);
             }
         }
-        observed = crate::engine::observe_project(engine, &loaded.project).await.context("cannot observe")?;
+        let Some(after) = observe(engine, loaded, ui).await else { return Ok(Pass::Failed) };
+        observed = after;
     }
     let plan = crate::plan::plan(&super::desired_for(loaded, &observed), &observed).context("cannot plan")?;
     if !plan.has_changes() {
@@ -158,23 +215,9 @@ async fn pass(
         ui.say(format!("{} repair ({why}):", clock()));
         print!("{}", render_text(&plan));
     }
-    let cancel = AtomicBool::new(false);
-    let view = ProgressView::new(ui, &plan);
-    let sink = |event| view.handle(event);
-    let report = {
-        let run = execute(engine, &plan, opts, &sink, &cancel);
-        tokio::pin!(run);
-        loop {
-            tokio::select! {
-                report = &mut run => break report,
-                _ = interrupt.notified() => {
-                    cancel.store(true, Ordering::SeqCst);
-                    eprintln!("interrupt: finishing the actions in flight, then stopping");
-                }
-            }
-        }
+    let Some(report) = interrupt::execute(engine, &plan, opts, ui, interrupt, WORDING).await else {
+        return Ok(Pass::ExitNow);
     };
-    view.clear();
     if report.interrupted {
         return Ok(Pass::Interrupted);
     }
@@ -195,9 +238,21 @@ async fn pass(
     }
 }
 
+/// Observes the project; an engine error is logged and fails the pass (tried again later),
+/// not the watcher.
+async fn observe(engine: &DockerEngine, loaded: &Loaded, ui: Ui) -> Option<ObservedState> {
+    match crate::engine::observe_project(engine, &loaded.project).await {
+        Ok(observed) => Some(observed),
+        Err(err) => {
+            log(ui, &format!("cannot observe the project: {err}"), json!({"event": "error", "error": err.to_string()}));
+            None
+        }
+    }
+}
+
 /// The `failover: auto` postgres services whose current primary container is not running
 /// (killed, stopped, removed) while a replica is: the watch loop promotes one of them.
-fn primaries_lost(loaded: &super::Loaded, observed: &crate::observed::ObservedState) -> Vec<String> {
+fn primaries_lost(loaded: &Loaded, observed: &ObservedState) -> Vec<String> {
     let marked = crate::kinds::postgres::primaries(observed);
     loaded
         .blueprint
@@ -207,7 +262,7 @@ fn primaries_lost(loaded: &super::Loaded, observed: &crate::observed::ObservedSt
         .filter(|s| {
             let primary = marked.get(&s.name).map_or(1, |(n, _)| *n);
             let name = crate::desired::container_name(&loaded.project, &s.name, primary);
-            let running = |c: &crate::observed::ObservedContainer| c.state == crate::observed::RunState::Running;
+            let running = |c: &ObservedContainer| c.state == RunState::Running;
             let primary_up = observed.containers.get(&name).is_some_and(running);
             let replica_up =
                 observed.containers.values().any(|c| c.service() == Some(&s.name) && c.name != name && running(c));
