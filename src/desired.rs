@@ -1,7 +1,7 @@
 //! Blueprint → fully specified desired state: every container, network, volume and image with
 //! nothing left for the executor to decide (the lesson of Oxide's Reconfigurator).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
@@ -164,13 +164,20 @@ impl ContainerSpec {
     /// A stable fingerprint of everything that would require a new container.
     pub fn hash(&self) -> String {
         let json = serde_json::to_vec(self).expect("a ContainerSpec always serializes");
-        hex(&Sha256::digest(&json))[..16].to_string()
+        hex(&Sha256::digest(&json)[..8])
     }
 }
 
-/// Lower-case hex of some bytes.
+/// Lower-case hex of some bytes (a table lookup: hashing thousands of specs per plan made a
+/// `format!` per byte the planner's largest cost).
 pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(DIGITS[usize::from(b >> 4)] as char);
+        out.push(DIGITS[usize::from(b & 0x0f)] as char);
+    }
+    out
 }
 
 /// The engine name of a project's network or volume.
@@ -262,12 +269,11 @@ pub fn desired_state(
             },
             (None, Some(image)) => {
                 let reference = normalize_reference(&image.value);
-                let repository = reference.rsplit_once(':').map_or(reference.clone(), |(r, _)| r.to_string());
-                state.images.entry(reference.clone()).or_insert(ImageSpec {
-                    reference: reference.clone(),
-                    repository,
-                    source: ImageSource::Pull,
-                });
+                if !state.images.contains_key(&reference) {
+                    let repository = reference.rsplit_once(':').map_or(reference.clone(), |(r, _)| r.to_string());
+                    let spec = ImageSpec { reference: reference.clone(), repository, source: ImageSource::Pull };
+                    state.images.insert(reference.clone(), spec);
+                }
                 reference
             }
             (None, None) => continue,
@@ -384,17 +390,12 @@ pub fn desired_state(
 /// Services in an order where each comes after its dependencies (declaration order otherwise).
 /// Cycles are reported by validation; here they are simply broken at the first repeat.
 pub fn dependency_order(bp: &Blueprint) -> Vec<&crate::model::Service> {
-    type Index<'a> = BTreeMap<&'a str, &'a crate::model::Service>;
-    fn visit<'a>(
-        index: &Index<'a>,
-        name: &str,
-        seen: &mut std::collections::BTreeSet<String>,
-        out: &mut Vec<&'a crate::model::Service>,
-    ) {
-        if !seen.insert(name.to_string()) {
+    type Index<'a> = HashMap<&'a str, &'a crate::model::Service>;
+    fn visit<'a>(index: &Index<'a>, name: &str, seen: &mut HashSet<&'a str>, out: &mut Vec<&'a crate::model::Service>) {
+        let Some(service) = index.get(name).copied() else { return };
+        if !seen.insert(service.name.as_str()) {
             return;
         }
-        let Some(service) = index.get(name).copied() else { return };
         for dep in &service.depends_on {
             visit(index, &dep.service.value, seen, out);
         }
@@ -404,10 +405,21 @@ pub fn dependency_order(bp: &Blueprint) -> Vec<&crate::model::Service> {
         out.push(service);
     }
     let index: Index = bp.services.iter().map(|s| (s.name.as_str(), s)).collect();
-    let mut seen = std::collections::BTreeSet::new();
-    let mut out = Vec::new();
+    let mut seen = HashSet::with_capacity(bp.services.len());
+    let mut out = Vec::with_capacity(bp.services.len());
     for service in &bp.services {
         visit(&index, &service.name, &mut seen, &mut out);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::hex;
+
+    #[test]
+    fn hex_is_lower_case_two_digits_per_byte() {
+        assert_eq!(hex(&[0x00, 0x0f, 0xab, 0xff]), "000fabff");
+        assert_eq!(hex(&[]), "");
+    }
 }

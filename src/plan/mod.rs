@@ -2,7 +2,8 @@
 //! carries its reason and the actions it must wait for, so the executor decides nothing and
 //! `scale plan` prints exactly what `scale apply` runs.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::borrow::Cow;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde::Serialize;
 
@@ -255,6 +256,7 @@ impl Builder {
 pub fn plan(desired: &DesiredState, observed: &ObservedState) -> Result<Plan, PlanError> {
     let mut b = Builder { actions: Vec::new() };
     let mut notes = Vec::new();
+    let hashes = SpecHashes::new(desired);
 
     // Images.
     let mut image_action: BTreeMap<&str, ActionId> = BTreeMap::new();
@@ -309,13 +311,13 @@ pub fn plan(desired: &DesiredState, observed: &ObservedState) -> Result<Plan, Pl
     let finishable: BTreeMap<&str, &ObservedContainer> = observed
         .containers
         .values()
-        .filter_map(|c| finishable_leftover(c, desired, observed).map(|real| (real, c)))
+        .filter_map(|c| finishable_leftover(c, desired, observed, &hashes).map(|real| (real, c)))
         .collect();
     let removals: Vec<&ObservedContainer> = observed
         .containers
         .values()
         .filter(|c| !finishable.values().any(|f| f.id == c.id))
-        .filter(|c| !desired.containers.contains_key(&c.name) || hands_over(c, desired, &claims).is_some())
+        .filter(|c| !desired.containers.contains_key(&c.name) || hands_over(c, desired, &claims, &hashes).is_some())
         .collect();
     let mut removal_action: BTreeMap<&str, ActionId> = BTreeMap::new();
     let service_replicas: BTreeMap<&str, u32> =
@@ -327,7 +329,7 @@ pub fn plan(desired: &DesiredState, observed: &ObservedState) -> Result<Plan, Pl
         }
     }
     for c in &removals {
-        let reason = match (hands_over(c, desired, &claims), c.service()) {
+        let reason = match (hands_over(c, desired, &claims, &hashes), c.service()) {
             (Some((port, to)), _) => format!("frees host port {port} for {to} (created again below)"),
             (None, _) if c.name.ends_with(TEMP_SUFFIX) => "leftover of an interrupted replacement".to_string(),
             (None, service) => match service {
@@ -345,7 +347,7 @@ pub fn plan(desired: &DesiredState, observed: &ObservedState) -> Result<Plan, Pl
             id: c.id.clone(),
             name: c.name.clone(),
             grace_secs: stop_grace(c),
-            drains: drains_for(&c.name, observed, desired),
+            drains: drains_for(&c.name, observed, desired, &hashes),
         };
         let id = b.push(op, reason, vec![], c.service());
         removal_action.insert(&c.name, id);
@@ -410,7 +412,7 @@ pub fn plan(desired: &DesiredState, observed: &ObservedState) -> Result<Plan, Pl
                     after.push(removal_action[spec.name.as_str()]);
                     Some((Op::CreateContainer { spec: spec.clone(), readiness, files }, replacement_reason(seen, spec)))
                 }
-                Some(seen) if needs_replacement(seen, spec) => {
+                Some(seen) if needs_replacement(seen, spec, &hashes) => {
                     let reason = replacement_reason(seen, spec);
                     if let Some(prev) = previous_replacement {
                         after.push(prev);
@@ -421,7 +423,7 @@ pub fn plan(desired: &DesiredState, observed: &ObservedState) -> Result<Plan, Pl
                         spec: spec.clone(),
                         readiness,
                         files,
-                        drains: drains_for(&spec.name, observed, desired),
+                        drains: drains_for(&spec.name, observed, desired, &hashes),
                         start_first: can_start_first(seen, spec),
                     };
                     Some((op, reason))
@@ -503,8 +505,25 @@ pub fn plan(desired: &DesiredState, observed: &ObservedState) -> Result<Plan, Pl
 }
 
 /// Whether an existing container must give way to a new one built from `spec`.
-fn needs_replacement(seen: &ObservedContainer, spec: &ContainerSpec) -> bool {
-    seen.spec_hash() != Some(spec.hash().as_str()) || seen.state == RunState::Dead
+fn needs_replacement(seen: &ObservedContainer, spec: &ContainerSpec, hashes: &SpecHashes) -> bool {
+    seen.spec_hash() != Some(hashes.of(spec).as_ref()) || seen.state == RunState::Dead
+}
+
+/// Each desired container's spec hash, computed once per plan: serialising and hashing the
+/// specs is most of what planning a large project costs, and several checks need the hash.
+struct SpecHashes<'d>(HashMap<&'d str, String>);
+
+impl<'d> SpecHashes<'d> {
+    fn new(desired: &'d DesiredState) -> Self {
+        SpecHashes(desired.containers.iter().map(|(name, spec)| (name.as_str(), spec.hash())).collect())
+    }
+
+    fn of(&self, spec: &ContainerSpec) -> Cow<'_, str> {
+        match self.0.get(spec.name.as_str()) {
+            Some(hash) => Cow::Borrowed(hash),
+            None => Cow::Owned(spec.hash()),
+        }
+    }
 }
 
 /// Why an existing container is replaced, in a user's words.
@@ -521,9 +540,10 @@ fn hands_over<'d>(
     c: &ObservedContainer,
     desired: &DesiredState,
     claims: &BTreeMap<u16, &'d str>,
+    hashes: &SpecHashes,
 ) -> Option<(u16, &'d str)> {
     let spec = desired.containers.get(&c.name)?;
-    if !needs_replacement(c, spec) {
+    if !needs_replacement(c, spec, hashes) {
         return None;
     }
     held_ports(c).into_iter().find_map(|port| claims.get(&port).filter(|to| **to != c.name).map(|to| (port, *to)))
@@ -539,11 +559,13 @@ fn finishable_leftover<'a>(
     c: &'a ObservedContainer,
     desired: &DesiredState,
     observed: &ObservedState,
+    hashes: &SpecHashes,
 ) -> Option<&'a str> {
     let real = c.name.strip_suffix(TEMP_SUFFIX)?;
     let spec = desired.containers.get(real)?;
     let intact = c.state != RunState::Dead && c.state != RunState::Removing;
-    (intact && !observed.containers.contains_key(real) && c.spec_hash() == Some(spec.hash().as_str())).then_some(real)
+    (intact && !observed.containers.contains_key(real) && c.spec_hash() == Some(hashes.of(spec).as_ref()))
+        .then_some(real)
 }
 
 /// Whether the new container may run beside the old one for a moment: not when either holds
@@ -589,14 +611,14 @@ fn reload_needed(seen: &ObservedContainer, desired: &DesiredState, observed: &Ob
 }
 
 /// The running load balancers (staying in place) that route to `server`: drain it there first.
-fn drains_for(server: &str, observed: &ObservedState, desired: &DesiredState) -> Vec<Drain> {
+fn drains_for(server: &str, observed: &ObservedState, desired: &DesiredState, hashes: &SpecHashes) -> Vec<Drain> {
     observed
         .load_balancers
         .iter()
         .filter(|(_, pool)| pool.servers.iter().any(|s| s == server))
         .filter_map(|(balancer, pool)| {
             let seen = observed.containers.get(balancer)?;
-            let stays = desired.containers.get(balancer).is_some_and(|spec| !needs_replacement(seen, spec));
+            let stays = desired.containers.get(balancer).is_some_and(|spec| !needs_replacement(seen, spec, hashes));
             (stays && seen.state == RunState::Running).then(|| Drain {
                 balancer_id: seen.id.clone(),
                 balancer: balancer.clone(),
