@@ -27,7 +27,10 @@ pub struct ExecOptions {
     pub ready_timeout: Duration,
     /// How many log lines to show of a container that failed.
     pub log_lines: usize,
-    /// How long a container without a healthcheck must keep running to count as started.
+    /// How long a container without a healthcheck must keep running to count as started:
+    /// long enough to catch a command that fails at once (not found, bad flag, import error),
+    /// short enough that a chain of such containers does not start much slower than Compose,
+    /// which does not check at all.
     pub settle: Duration,
 }
 
@@ -37,7 +40,7 @@ impl Default for ExecOptions {
             parallel: 8,
             ready_timeout: Duration::from_secs(120),
             log_lines: 20,
-            settle: Duration::from_millis(1500),
+            settle: Duration::from_millis(500),
         }
     }
 }

@@ -59,6 +59,9 @@ pub fn judge(readiness: Readiness, status: &ContainerStatus) -> Result<bool, Wai
     }
 }
 
+/// The longest pause between two looks at a container being waited for.
+const POLL_CAP: Duration = Duration::from_millis(250);
+
 /// Polls the container until `judge` says it is ready, it failed, or `timeout` passes. A
 /// container that counts as ready merely by running must keep running for `settle`: a
 /// command that exits at once is a failed start, however early the first look came.
@@ -94,7 +97,8 @@ pub async fn wait_ready<E: Engine>(
             return Err(WaitError::TimedOut(timeout, state));
         }
         tokio::time::sleep(delay).await;
-        delay = (delay * 2).min(Duration::from_millis(500));
+        // Short polls: a dependent waits for this one, and each poll is one cheap inspect.
+        delay = (delay * 2).min(POLL_CAP);
     }
 }
 
