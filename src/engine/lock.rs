@@ -55,7 +55,7 @@ pub const PID_START: &str = "io.scale.lock.pid-start";
 pub const PID_NAMESPACE: &str = "io.scale.lock.pid-namespace";
 /// The holder machine's boot id.
 pub const BOOT_ID: &str = "io.scale.lock.boot-id";
-/// The subcommand holding the lock (`apply`, `destroy`).
+/// The subcommand holding the lock (`apply`, `destroy`, `failover`, `watch`).
 pub const COMMAND: &str = "io.scale.lock.command";
 /// The holder's full command line, for humans.
 pub const COMMAND_LINE: &str = "io.scale.lock.command-line";
@@ -233,7 +233,7 @@ impl LockError {
                     "retry once it is done, or wait longer with `--lock-timeout 30m`"
                 };
                 Some(format!(
-                    "another scale apply or destroy of this project is running; {wait}. If that process is gone \
+                    "another scale command is changing this project (apply, destroy, failover or a watch pass); {wait}. If that process is gone \
                      (another host, a killed CI job), remove the lock by hand: `docker rm {name}`"
                 ))
             }
