@@ -163,23 +163,24 @@ pub struct SyntaxError {
     pub message: String,
 }
 
-/// The most YAML events (keys, values, list and mapping starts) a blueprint may have. A
-/// service with every key set is about a hundred, so this allows ~100 such services; stopping
-/// here keeps a multi-megabyte document cheap to reject (parsing is streamed, so the cost is
-/// proportional to the events read, and a debug build reads only ~30k events a second).
-pub const MAX_EVENTS: usize = 10_000;
+/// The most YAML events (keys, values, list and mapping starts and ends) a blueprint may have.
+/// PROVISIONAL
+pub const MAX_EVENTS: usize = 2_000_000;
 
 /// The most events aliases (`*name`) may replay in total: an alias bomb is stopped here.
 pub const MAX_REPLAYED_EVENTS: usize = 10_000;
 
-/// Limits that keep hostile input (alias bombs, deep nesting, huge files) cheap to reject.
-fn options() -> serde_saphyr::Options {
+/// Limits that keep hostile input (alias bombs, deep nesting, huge files) cheap to reject;
+/// `max_events` is [`MAX_EVENTS`] except in tests.
+fn options(max_events: usize) -> serde_saphyr::Options {
     let mut budget = serde_saphyr::budget::Budget::default();
-    budget.max_events = MAX_EVENTS;
+    budget.max_events = max_events;
     budget.max_aliases = 1_000;
     budget.max_anchors = 1_000;
     budget.max_depth = 64;
-    budget.max_nodes = 200_000;
+    // Scalars, lists and mappings: never more than the events, so the event limit decides.
+    budget.max_nodes = max_events;
+    // Twice the largest file: scalars can only grow past the file by alias replays.
     budget.max_total_scalar_bytes = 8 * 1024 * 1024;
     budget.max_documents = 1;
     serde_saphyr::options! {
@@ -192,15 +193,20 @@ fn options() -> serde_saphyr::Options {
 /// Parses UTF-8 YAML text into a tree; duplicate keys, tabs and other syntax errors come back
 /// with their line and column.
 pub fn parse(text: &str) -> Result<Node, SyntaxError> {
+    parse_with_limit(text, MAX_EVENTS)
+}
+
+/// [`parse`] with another event limit, so tests can trip it with a small document.
+fn parse_with_limit(text: &str, max_events: usize) -> Result<Node, SyntaxError> {
     if let Some((line, depth)) = too_deep(text) {
         return Err(SyntaxError {
             pos: Pos::new(line, 1),
             message: format!("the document nests deeper than {MAX_NESTING} levels (reached {depth})"),
         });
     }
-    serde_saphyr::from_str_with_options::<Node>(text, options()).map_err(|err| {
+    serde_saphyr::from_str_with_options::<Node>(text, options(max_events)).map_err(|err| {
         let pos = err.location().map(pos_of).unwrap_or_default();
-        SyntaxError { pos, message: clean_message(&err.to_string()) }
+        SyntaxError { pos, message: clean_message(&err.to_string(), max_events) }
     })
 }
 
@@ -261,7 +267,7 @@ fn too_deep(text: &str) -> Option<(u32, usize)> {
 /// serde-saphyr appends its own " at line X column Y" (alias errors several); we print
 /// positions ourselves. Advice meant for programmers using serde-saphyr is dropped, and
 /// limit breaches are put in a blueprint author's words.
-fn clean_message(raw: &str) -> String {
+fn clean_message(raw: &str, max_events: usize) -> String {
     let first = raw.lines().next().unwrap_or(raw).trim();
     let mut text = match first.find(" at line ") {
         Some(i) => &first[..i],
@@ -273,7 +279,7 @@ fn clean_message(raw: &str) -> String {
         }
     }
     if text.starts_with("budget breached: Events") {
-        format!("the document is over the limit of {MAX_EVENTS} YAML events (keys, values, lists and mappings)")
+        format!("the document is over the limit of {max_events} YAML events (keys, values, lists and mappings)")
     } else if text.starts_with("alias replay limit exceeded") {
         format!("aliases expand to more than the limit of {MAX_REPLAYED_EVENTS} YAML events")
     } else if text.starts_with("multiple YAML documents") || text.starts_with("budget breached: Documents") {

@@ -353,6 +353,12 @@ pub fn plan(desired: &DesiredState, observed: &ObservedState) -> Result<Plan, Pl
         removal_action.insert(&c.name, id);
     }
 
+    // Removals of leftovers of interrupted replacements, by the name they were meant to take.
+    let leftover_removal: HashMap<&str, ActionId> = removal_action
+        .iter()
+        .filter_map(|(name, id)| name.strip_suffix(TEMP_SUFFIX).map(|real| (real, *id)))
+        .collect();
+
     // Which actions free each fixed host port (removals now; recreations below).
     let mut port_freed_by: BTreeMap<u16, Vec<ActionId>> = BTreeMap::new();
     for c in &removals {
@@ -390,7 +396,7 @@ pub fn plan(desired: &DesiredState, observed: &ObservedState) -> Result<Plan, Pl
                 after.extend(port_freed_by.get(&port).into_iter().flatten());
             }
             // A leftover of an interrupted replacement holds the temporary name.
-            after.extend(removal_action.get(format!("{}{TEMP_SUFFIX}", spec.name).as_str()));
+            after.extend(leftover_removal.get(spec.name.as_str()));
             let readiness = service.readiness;
             if service.leader.is_some_and(|leader| leader != spec.replica) {
                 after.extend(leader_action);
