@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use crate::engine::Engine;
 use crate::engine::live::{NodeReport, database_nodes};
-use crate::kinds::postgres::{MARKER_SERVICE_LABEL, marker_volume, primaries, slot_name};
+use crate::kinds::postgres::{MARKER_SERVICE_LABEL, marker_volume, primaries, psql, slot_name};
 use crate::observed::{ObservedState, RunState};
 
 /// What a failover did, for the user and for `--output json`.
@@ -39,10 +39,6 @@ pub enum FailoverError {
     Engine(#[from] crate::engine::EngineError),
     #[error("promoting {name} failed: {reason}")]
     Promote { name: String, reason: String },
-}
-
-fn psql(sql: &str) -> Vec<String> {
-    ["psql", "-X", "-q", "-At", "-U", "postgres", "-d", "postgres", "-c", sql].map(String::from).to_vec()
 }
 
 /// The replica to promote: the one that received the most WAL (ties: the lowest node).

@@ -467,6 +467,9 @@ fn ladder_up_and_down() {
         [("lb", 1), ("web", 1), ("web", 2), ("db", 1)].map(|(s, n)| l.container(s, n)).into();
     assert_eq!(names, expected, "containers at stage 3 again");
     assert_eq!(l.container_id("db", 1), db1_id, "4 → 3 recreated {db1}");
+    // The departed replicas' slots are gone, or the primary would keep WAL for them forever.
+    let slots = psql(&db1, None, "select count(*) from pg_replication_slots");
+    assert_eq!(slots, "0", "replication slots left on {db1} after its replicas were removed");
 
     // ---- 3 → 2.
     l.apply(2, &[]);

@@ -660,3 +660,39 @@ fn snapshot_port_handover() {
     let text = text(&h, &desired("port-move-b.yaml", &[]));
     insta::assert_snapshot!("port_handover", text);
 }
+
+// --- database replicas -------------------------------------------------------------------
+
+#[test]
+fn a_replica_that_leaves_gives_up_its_replication_slot_on_the_primary() {
+    let h = Harness::new();
+    h.apply(&desired("replicas.yaml", &[("REPLICAS", "3")]));
+    let p = h.plan(&desired("replicas.yaml", &[("REPLICAS", "1")]));
+    assert_eq!(
+        lines(&p),
+        vec![
+            "remove shop-db-3: replicas 4 → 2; drops its replication slot on shop-db-1",
+            "remove shop-db-4: replicas 4 → 2; drops its replication slot on shop-db-1",
+        ]
+    );
+    let Op::RemoveContainer { release_slot: Some(release), .. } = &action(&p, "remove", "shop-db-4").op else {
+        panic!("no slot release in {:?}", p.actions)
+    };
+    assert_eq!((release.primary.as_str(), release.slot.as_str()), ("shop-db-1", "shop_db_4"));
+    assert_eq!(release.primary_id, h.ids("shop")["shop-db-1"]);
+    let run = h.execute(&p);
+    assert!(run.report.succeeded(), "{:?}", run.events);
+    let drops: Vec<String> =
+        h.engine.commands().into_iter().filter(|(c, _)| c == "shop-db-1").map(|(_, cmd)| cmd).collect();
+    assert_eq!(drops.len(), 2, "one slot drop per departed replica, on the primary: {drops:?}");
+    assert!(drops.iter().all(|c| c.contains("pg_drop_replication_slot")), "{drops:?}");
+
+    // Destroying the project drops no slot: the primary goes too.
+    let again = h.plan(&desired("replicas.yaml", &[("REPLICAS", "1")]));
+    assert!(!again.has_changes());
+    let destroy = scale::plan::destroy_plan(&h.observe("shop"), false);
+    assert!(
+        destroy.actions.iter().all(|a| !matches!(&a.op, Op::RemoveContainer { release_slot: Some(_), .. })),
+        "destroy plans no slot drops"
+    );
+}

@@ -13,6 +13,7 @@ use crate::engine::Engine;
 use crate::plan::{ActionId, FileSpec, Op, Plan};
 
 mod balancer;
+mod database;
 pub mod queue;
 pub mod wait;
 
@@ -221,10 +222,14 @@ async fn run_action<E: Engine>(
             }
             await_ready(engine, cid, name, *readiness, opts, &say).await
         }
-        Op::RemoveContainer { id: cid, name, grace_secs, drains } => {
+        Op::RemoveContainer { id: cid, name, grace_secs, drains, release_slot } => {
             balancer::drain(engine, drains, &say).await;
             engine.stop_container(cid, name, Duration::from_secs(*grace_secs)).await.map_err(failure)?;
-            engine.remove_container(cid, name).await.map_err(failure)
+            engine.remove_container(cid, name).await.map_err(failure)?;
+            if let Some(release) = release_slot {
+                database::release_slot(engine, release, &say).await;
+            }
+            Ok(())
         }
     }
 }

@@ -35,6 +35,21 @@ pub fn slot_name(project: &str, service: &str, n: u32) -> String {
     format!("{project}_{service}_{n}").replace(|c: char| !c.is_ascii_alphanumeric(), "_").to_ascii_lowercase()
 }
 
+/// A `psql` command run inside a node as the superuser, printing bare values.
+pub fn psql(sql: &str) -> Vec<String> {
+    ["psql", "-X", "-q", "-At", "-U", "postgres", "-d", "postgres", "-c", sql].map(String::from).to_vec()
+}
+
+/// SQL that drops `slot` unless a replica still streams through it, then prints how many
+/// slots of that name remain (`0`: gone). A slot nobody uses makes the primary keep WAL for
+/// it forever, until its disk is full.
+pub fn drop_slot_sql(slot: &str) -> String {
+    format!(
+        "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = '{slot}' AND NOT active; \
+         SELECT count(*) FROM pg_replication_slots WHERE slot_name = '{slot}'"
+    )
+}
+
 /// The healthcheck the image ships (`scale-pg-health`), made explicit so apply waits for it.
 pub fn default_healthcheck() -> HealthSpec {
     HealthSpec {

@@ -16,6 +16,7 @@ pub fn destroy_plan(observed: &ObservedState, volumes: bool) -> Plan {
                 name: c.name.clone(),
                 grace_secs: stop_grace(c),
                 drains: vec![],
+                release_slot: None,
             },
             reason: "destroy".into(),
             after: vec![],

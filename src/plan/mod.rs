@@ -3,7 +3,7 @@
 //! `scale plan` prints exactly what `scale apply` runs.
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use serde::Serialize;
 
@@ -91,6 +91,9 @@ pub enum Op {
         name: String,
         grace_secs: u64,
         drains: Vec<Drain>,
+        /// A database replica that leaves for good gives up its replication slot.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        release_slot: Option<SlotRelease>,
     },
     /// Delete a volume and its data (only `scale destroy --volumes` plans this).
     RemoveVolume {
@@ -187,6 +190,15 @@ pub struct Drain {
     pub balancer: String,
     pub backend: String,
     pub server: String,
+}
+
+/// Drop a departed replica's replication slot on the primary, which would otherwise keep
+/// WAL for it without end.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SlotRelease {
+    pub primary_id: String,
+    pub primary: String,
+    pub slot: String,
 }
 
 /// One step of a plan.
@@ -328,7 +340,9 @@ pub fn plan(desired: &DesiredState, observed: &ObservedState) -> Result<Plan, Pl
             *observed_per_service.entry(service).or_insert(0) += 1;
         }
     }
+    let removed_names: HashSet<&str> = removals.iter().map(|c| c.name.as_str()).collect();
     for c in &removals {
+        let release_slot = slot_release(c, desired, observed, &removed_names);
         let reason = match (hands_over(c, desired, &claims, &hashes), c.service()) {
             (Some((port, to)), _) => format!("frees host port {port} for {to} (created again below)"),
             (None, _) if c.name.ends_with(TEMP_SUFFIX) => "leftover of an interrupted replacement".to_string(),
@@ -343,21 +357,24 @@ pub fn plan(desired: &DesiredState, observed: &ObservedState) -> Result<Plan, Pl
                 None => "not part of the blueprint".to_string(),
             },
         };
+        let reason = match &release_slot {
+            Some(r) => format!("{reason}; drops its replication slot on {}", r.primary),
+            None => reason,
+        };
         let op = Op::RemoveContainer {
             id: c.id.clone(),
             name: c.name.clone(),
             grace_secs: stop_grace(c),
             drains: drains_for(&c.name, observed, desired, &hashes),
+            release_slot,
         };
         let id = b.push(op, reason, vec![], c.service());
         removal_action.insert(&c.name, id);
     }
 
     // Removals of leftovers of interrupted replacements, by the name they were meant to take.
-    let leftover_removal: HashMap<&str, ActionId> = removal_action
-        .iter()
-        .filter_map(|(name, id)| name.strip_suffix(TEMP_SUFFIX).map(|real| (real, *id)))
-        .collect();
+    let leftover_removal: HashMap<&str, ActionId> =
+        removal_action.iter().filter_map(|(name, id)| name.strip_suffix(TEMP_SUFFIX).map(|real| (real, *id))).collect();
 
     // Which actions free each fixed host port (removals now; recreations below).
     let mut port_freed_by: BTreeMap<u16, Vec<ActionId>> = BTreeMap::new();
@@ -633,6 +650,35 @@ fn drains_for(server: &str, observed: &ObservedState, desired: &DesiredState, ha
             })
         })
         .collect()
+}
+
+/// The slot to give up when `c`, a replica of a `kind: postgres` service, leaves for good
+/// (not replaced, not a leftover of a replacement) while its primary runs on.
+fn slot_release(
+    c: &ObservedContainer,
+    desired: &DesiredState,
+    observed: &ObservedState,
+    removed: &HashSet<&str>,
+) -> Option<SlotRelease> {
+    use crate::kinds::postgres;
+    if c.labels.get(crate::labels::KIND).map(String::as_str) != Some("postgres")
+        || c.name.ends_with(TEMP_SUFFIX)
+        || desired.containers.contains_key(&c.name)
+    {
+        return None;
+    }
+    let (service, node) = (c.service()?, c.replica()?);
+    let primary_node = postgres::primaries(observed).get(service).map_or(1, |(n, _)| *n);
+    if node == primary_node {
+        return None;
+    }
+    let primary = crate::desired::container_name(&desired.project, service, primary_node);
+    let seen = observed.containers.get(&primary)?;
+    (seen.state == RunState::Running && !removed.contains(primary.as_str())).then(|| SlotRelease {
+        primary_id: seen.id.clone(),
+        primary: primary.clone(),
+        slot: postgres::slot_name(&desired.project, service, node),
+    })
 }
 
 /// The desired networks a running container is not attached to (cut off by hand or chaos).
