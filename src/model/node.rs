@@ -142,6 +142,12 @@ impl<'de> Visitor<'de> for ValueVisitor {
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
         let mut items = Vec::new();
         while let Some(item) = seq.next_element::<Node>()? {
+            if items.len() == MAX_ENTRIES {
+                return Err(de::Error::custom(format!(
+                    "a list has more than the limit of {MAX_ENTRIES} items (the item on line {} is one too many)",
+                    item.pos.line
+                )));
+            }
             items.push(item);
         }
         Ok(Value::Seq(items))
@@ -149,6 +155,12 @@ impl<'de> Visitor<'de> for ValueVisitor {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
         let mut entries = Vec::new();
         while let Some(key) = map.next_key::<Key>()? {
+            if entries.len() == MAX_ENTRIES {
+                return Err(de::Error::custom(format!(
+                    "a mapping has more than the limit of {MAX_ENTRIES} keys (`{}` on line {} is one too many)",
+                    key.name, key.pos.line
+                )));
+            }
             let value = map.next_value::<Node>()?;
             entries.push((key, value));
         }
@@ -163,9 +175,36 @@ pub struct SyntaxError {
     pub message: String,
 }
 
-/// The most YAML events (keys, values, list and mapping starts and ends) a blueprint may have.
-/// PROVISIONAL
-pub const MAX_EVENTS: usize = 2_000_000;
+/// The most YAML events (keys, values, list and mapping starts and ends) a blueprint may have
+/// in a release build: room for about 17,000 services shaped like the plan benchmark's
+/// (10,000 of them are 293,000 events and 2.4 MB), about what [`MAX_BLUEPRINT_BYTES`] lets
+/// through anyway. Parsing is streamed and stops here, so a document is rejected for the cost
+/// of reading this many events: a release build reads 0.6 to 1 million events a second into
+/// the tree, and `scale validate` takes about 0.5 s on a document at the limit (2 shared
+/// cores, 2026-11-28). Reporting is what stays slow: a document near the limit that is mostly
+/// unknown keys still takes about 2.8 s, spent on its 180,000 diagnostics.
+///
+/// [`MAX_BLUEPRINT_BYTES`]: super::MAX_BLUEPRINT_BYTES
+pub const RELEASE_MAX_EVENTS: usize = 500_000;
+
+/// The limit in a debug build, which `cargo test` runs the broken-blueprint corpus against
+/// (2 s a file). The parser is optimised even there (see Cargo.toml), but the serde glue that
+/// builds the tree is generic, so it is compiled unoptimised with this crate: a debug build
+/// reads about 200,000 events a second (80,000 without the parser optimised), and decodes and
+/// validates a blueprint at about 0.2 ms a service (10,000 services: 2 s). At 50,000 events,
+/// about 1,700 benchmark services, `scale validate` on a document at the limit takes 0.3 to
+/// 0.4 s, and 0.6 s when it is mostly unknown keys (24,000 diagnostics).
+pub const DEBUG_MAX_EVENTS: usize = 50_000;
+
+/// The most YAML events a blueprint may have in this build: [`RELEASE_MAX_EVENTS`], or
+/// [`DEBUG_MAX_EVENTS`] in a debug build.
+pub const MAX_EVENTS: usize = if cfg!(debug_assertions) { DEBUG_MAX_EVENTS } else { RELEASE_MAX_EVENTS };
+
+/// The most items one list, or keys one mapping, may hold: twice the 10,000 services the plan
+/// benchmark goes up to. Megabytes of junk keys, each one a problem to report, are rejected
+/// here after a fraction of [`MAX_EVENTS`] rather than decoded into tens of thousands of
+/// diagnostics (3 MB of them: 0.1 s in a release build instead of 1.4 s).
+pub const MAX_ENTRIES: usize = 20_000;
 
 /// The most events aliases (`*name`) may replay in total: an alias bomb is stopped here.
 pub const MAX_REPLAYED_EVENTS: usize = 10_000;
@@ -279,7 +318,14 @@ fn clean_message(raw: &str, max_events: usize) -> String {
         }
     }
     if text.starts_with("budget breached: Events") {
-        format!("the document is over the limit of {max_events} YAML events (keys, values, lists and mappings)")
+        let release = if cfg!(debug_assertions) && max_events == MAX_EVENTS {
+            format!("; a release build of scale allows {RELEASE_MAX_EVENTS}")
+        } else {
+            String::new()
+        };
+        format!(
+            "the document is over the limit of {max_events} YAML events (keys, values, lists and mappings){release}"
+        )
     } else if text.starts_with("alias replay limit exceeded") {
         format!("aliases expand to more than the limit of {MAX_REPLAYED_EVENTS} YAML events")
     } else if text.starts_with("multiple YAML documents") || text.starts_with("budget breached: Documents") {
@@ -355,9 +401,48 @@ mod tests {
         let err = parse(&bomb).unwrap_err();
         // Whichever limit trips first, the message is whole and says which limit.
         assert!(err.message.contains("the limit of") && !err.message.contains("(used"), "{err:?}");
-        let big: String = (0..MAX_EVENTS).map(|i| format!("k{i}: v\n")).collect();
-        let err = parse(&big).unwrap_err();
-        assert!(err.message.contains("over the limit"), "{err:?}");
+        // 600 keys are 1,200 scalars plus a handful of start and end events.
+        let big: String = (0..600).map(|i| format!("k{i}: v\n")).collect();
+        let err = parse_with_limit(&big, 1_000).unwrap_err();
+        assert!(err.message.contains("over the limit of 1000 YAML events"), "{err:?}");
+        assert!(parse_with_limit(&big, 1_300).is_ok());
+    }
+
+    /// A mapping of flow lists of `x`, about `events` YAML events in all (give or take the
+    /// stream and document events), no list longer than [`MAX_ENTRIES`].
+    fn lists_of_about(events: usize) -> String {
+        let mut text = String::new();
+        let mut left = events - 6; // stream, document and mapping start and end
+        for i in 0.. {
+            if left <= 3 {
+                break;
+            }
+            let n = (left - 3).min(MAX_ENTRIES); // key, list start and end, n items
+            text.push_str(&format!("l{i}: [{}]\n", vec!["x"; n].join(",")));
+            left -= n + 3;
+        }
+        text
+    }
+
+    #[test]
+    fn parse_allows_max_events_and_no_more() {
+        assert!(parse(&lists_of_about(MAX_EVENTS - 20)).is_ok());
+        let err = parse(&lists_of_about(MAX_EVENTS + 20)).unwrap_err();
+        assert!(err.message.contains(&format!("over the limit of {MAX_EVENTS} YAML events")), "{err:?}");
+    }
+
+    #[test]
+    fn huge_lists_and_mappings_are_rejected_at_the_entry_limit() {
+        let list = format!("a: b\nlist: [{}]\n", vec!["x"; MAX_ENTRIES].join(","));
+        assert!(parse(&list).is_ok());
+        let list = format!("a: b\nlist: [{}]\n", vec!["x"; MAX_ENTRIES + 1].join(","));
+        let err = parse(&list).unwrap_err();
+        assert!(err.message.contains(&format!("more than the limit of {MAX_ENTRIES} items")), "{err:?}");
+        assert!(err.message.contains("the item on line 2 is one too many"), "{err:?}");
+        let map: String = (0..=MAX_ENTRIES).map(|i| format!("k{i}: v\n")).collect();
+        let err = parse(&map).unwrap_err();
+        let line = MAX_ENTRIES + 1;
+        assert!(err.message.contains(&format!("`k{MAX_ENTRIES}` on line {line} is one too many")), "{err:?}");
     }
 
     #[test]
