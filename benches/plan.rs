@@ -91,7 +91,8 @@ fn observed_after_apply(n: usize) -> ObservedState {
         let want = desired(&bp);
         let empty = engine.observe(PROJECT).await.expect("observe");
         let plan = scale::plan::plan(&want, &empty).expect("plan");
-        let opts = ExecOptions { parallel: 64, ..Default::default() };
+        // settle 0: the fake's containers never exit by themselves.
+        let opts = ExecOptions { parallel: 64, settle: std::time::Duration::ZERO, ..Default::default() };
         let report = execute(&engine, &plan, &opts, &|_| {}, &AtomicBool::new(false)).await;
         assert!(report.succeeded(), "applying to the fake engine failed: {report:?}");
         engine.observe(PROJECT).await.expect("observe")

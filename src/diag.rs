@@ -111,13 +111,20 @@ impl Diagnostics {
     }
 }
 
+/// The most problems shown as text: past this, a file is broken wholesale (generated junk,
+/// the wrong file) and the first screenfuls say what to fix; the count says how much more.
+pub const MAX_SHOWN: usize = 200;
+
 impl fmt::Display for Diagnostics {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, d) in self.0.iter().enumerate() {
+        for (i, d) in self.0.iter().take(MAX_SHOWN).enumerate() {
             if i > 0 {
                 writeln!(f)?;
             }
             write!(f, "{d}")?;
+        }
+        if self.0.len() > MAX_SHOWN {
+            write!(f, "\n… and {} more problems not shown", self.0.len() - MAX_SHOWN)?;
         }
         if self.0.len() > 1 {
             write!(f, "\n{} problems found", self.0.len())?;
@@ -141,4 +148,21 @@ pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str
         })
         .min_by_key(|(edits, _)| *edits)
         .map(|(_, c)| c)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_flood_of_problems_is_shown_in_part_and_counted_in_full() {
+        let file = Path::new("b.yaml");
+        let many: Vec<Diagnostic> =
+            (1..=MAX_SHOWN as u32 + 5).map(|n| Diagnostic::at(file, Pos::new(n, 1), format!("problem {n}"))).collect();
+        let text = Diagnostics(many).to_string();
+        assert!(text.contains(&format!("problem {MAX_SHOWN}")), "the first {MAX_SHOWN} are shown");
+        assert!(!text.contains(&format!("problem {}", MAX_SHOWN + 1)), "the rest are not");
+        assert!(text.contains("… and 5 more problems not shown"), "{text}");
+        assert!(text.ends_with(&format!("{} problems found", MAX_SHOWN + 5)), "{text}");
+    }
 }

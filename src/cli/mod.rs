@@ -122,7 +122,9 @@ pub fn report(ui: Ui, file: &Path, problems: Diagnostics) -> anyhow::Error {
             "problems": problems.0.iter().map(diagnostic_json).collect::<Vec<_>>(),
         }));
     } else {
-        eprintln!("{problems}");
+        // One write: stderr is unbuffered, and a broken file can have thousands of problems.
+        let text = problems.to_string();
+        eprintln!("{text}");
     }
     Reported(format!("{} is not a valid blueprint", file.display())).into()
 }

@@ -42,6 +42,9 @@ const SERVICE_KEYS: &[&str] = &[
 const LOAD_BALANCER_KEYS: &[&str] = &["backends"];
 const POSTGRES_KEYS: &[&str] = &["read_replicas", "synchronous", "failover", "database", "user", "password"];
 
+/// Unknown keys get a "did you mean" only while there are fewer problems than this.
+const SUGGESTION_LIMIT: usize = 1_000;
+
 /// Decodes a parsed blueprint: everything that could be decoded, and every problem found.
 /// With problems, the blueprint is partial: a service is kept only when its problems are
 /// unknown keys (nothing it has is wrong), so checks on it raise no false follow-on errors.
@@ -93,7 +96,14 @@ impl Decoder<'_> {
             if allowed.contains(&key.name.as_str()) || key.name.starts_with("x-") {
                 continue;
             }
-            let hint = match did_you_mean(&key.name, allowed.iter().copied()) {
+            // Past a screenful of problems nobody reads suggestions, and a file of generated
+            // junk keys must still be rejected at once.
+            let suggestion = if self.problems.len() < SUGGESTION_LIMIT {
+                did_you_mean(&key.name, allowed.iter().copied())
+            } else {
+                None
+            };
+            let hint = match suggestion {
                 Some(best) => format!("did you mean `{best}`?"),
                 None => format!("{what} takes: {}", allowed.join(", ")),
             };
