@@ -162,6 +162,21 @@ pub enum EngineError {
     Signal { name: String, signal: String, reason: String },
 }
 
+/// What to do about a failed pull, by what the registry (or the lack of one) said.
+fn pull_hint(reference: &str, reason: &str) -> String {
+    let reason = reason.to_ascii_lowercase();
+    let said = |words: &[&str]| words.iter().any(|w| reason.contains(w));
+    if said(&["unauthorized", "authentication required", "denied: requested access"]) {
+        format!(
+            "the registry wants credentials for {reference}: `docker login`, or build it or load it (`docker load`)"
+        )
+    } else if said(&["manifest unknown", "not found", "does not exist", "pull access denied"]) {
+        format!("the registry has no {reference}: fix the image name or tag, or build it or load it (`docker load`)")
+    } else {
+        format!("no registry answered for {reference}: build it or load it (`docker load`), or fix the image name")
+    }
+}
+
 impl EngineError {
     /// What the user should do about it, when there is something to say.
     pub fn hint(&self) -> Option<String> {
@@ -174,11 +189,7 @@ impl EngineError {
                 "add your user to the `docker` group (then log in again), or run with sudo".into()
             }
             EngineError::ApiTooOld { .. } => "upgrade the Docker engine".into(),
-            EngineError::Pull { reference, .. } => {
-                format!(
-                    "no registry answered for {reference}: build it or load it (`docker load`), or fix the image name"
-                )
-            }
+            EngineError::Pull { reference, reason } => pull_hint(reference, reason),
             EngineError::NameTaken { name } => {
                 format!(
                     "remove or rename the other container (`docker rm -f {name}`) if it is not needed; scale never touches containers it does not own"
@@ -200,5 +211,28 @@ impl EngineError {
     /// kube-rs's retry policies).
     pub fn is_transient(&self) -> bool {
         matches!(self, EngineError::Unreachable { .. } | EngineError::Observe(_) | EngineError::Inspect { .. })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::EngineError;
+
+    fn pull_hint(reason: &str) -> String {
+        EngineError::Pull { reference: "shop/web:1".into(), reason: reason.into() }.hint().unwrap_or_default()
+    }
+
+    #[test]
+    fn a_failed_pull_says_what_to_do_by_what_went_wrong() {
+        let offline =
+            pull_hint("Get \"https://registry-1.docker.io/v2/\": dial tcp: lookup registry-1.docker.io: no such host");
+        assert!(offline.starts_with("no registry answered for shop/web:1"), "{offline}");
+        let missing = pull_hint("manifest for shop/web:1 not found: manifest unknown");
+        assert!(missing.starts_with("the registry has no shop/web:1"), "{missing}");
+        let private = pull_hint("Head \"https://ghcr.io/v2/x/manifests/1\": unauthorized");
+        assert!(private.contains("docker login"), "{private}");
+        for hint in [offline, missing, private] {
+            assert!(hint.contains("build it or load it"), "{hint}");
+        }
     }
 }
