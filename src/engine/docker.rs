@@ -139,6 +139,17 @@ impl DockerEngine {
     fn with_timeout(&self, timeout: Duration) -> Docker {
         self.docker.clone().with_timeout(timeout)
     }
+
+    /// Force-removes a container (already gone counts as removed), with its anonymous
+    /// volumes when `anonymous_volumes`.
+    async fn remove(&self, id: &str, name: &str, anonymous_volumes: bool) -> Result<(), EngineError> {
+        let options = RemoveContainerOptionsBuilder::new().force(true).v(anonymous_volumes).build();
+        match self.docker.remove_container(id, Some(options)).await {
+            Ok(()) => Ok(()),
+            Err(e) if status_code(&e) == Some(404) || removal_in_progress(&e) => Ok(()),
+            Err(e) => Err(EngineError::Remove { name: name.into(), reason: reason(&e) }),
+        }
+    }
 }
 
 /// A bollard client for `address` speaking API `version`; nothing is sent yet.
@@ -720,12 +731,11 @@ impl Engine for DockerEngine {
 
     async fn remove_container(&self, id: &str, name: &str) -> Result<(), EngineError> {
         // v=false: volumes outlive containers; only `destroy --volumes` removes them.
-        let options = RemoveContainerOptionsBuilder::new().force(true).v(false).build();
-        match self.docker.remove_container(id, Some(options)).await {
-            Ok(()) => Ok(()),
-            Err(e) if status_code(&e) == Some(404) || removal_in_progress(&e) => Ok(()),
-            Err(e) => Err(EngineError::Remove { name: name.into(), reason: reason(&e) }),
-        }
+        self.remove(id, name, false).await
+    }
+
+    async fn remove_container_and_anonymous_volumes(&self, id: &str, name: &str) -> Result<(), EngineError> {
+        self.remove(id, name, true).await
     }
 
     async fn unpause_container(&self, id: &str, name: &str) -> Result<(), EngineError> {

@@ -53,6 +53,11 @@ pub trait Engine {
     async fn start_container(&self, id: &str, name: &str) -> Result<(), EngineError>;
     async fn stop_container(&self, id: &str, name: &str, grace: Duration) -> Result<(), EngineError>;
     async fn remove_container(&self, id: &str, name: &str) -> Result<(), EngineError>;
+    /// Removes a container and its anonymous volumes (`"/path"` mounts; never named ones),
+    /// which belong to no one else and carry no label: only `destroy --volumes` asks for this.
+    async fn remove_container_and_anonymous_volumes(&self, id: &str, name: &str) -> Result<(), EngineError> {
+        self.remove_container(id, name).await
+    }
     async fn unpause_container(&self, id: &str, name: &str) -> Result<(), EngineError>;
     async fn container_status(&self, id: &str, name: &str) -> Result<ContainerStatus, EngineError>;
     /// The last `lines` lines of a container's output (stdout and stderr).

@@ -222,10 +222,14 @@ async fn run_action<E: Engine>(
             }
             await_ready(engine, cid, name, *readiness, opts, &say).await
         }
-        Op::RemoveContainer { id: cid, name, grace_secs, drains, release_slot } => {
+        Op::RemoveContainer { id: cid, name, grace_secs, drains, release_slot, anonymous_volumes } => {
             balancer::drain(engine, drains, &say).await;
             engine.stop_container(cid, name, Duration::from_secs(*grace_secs)).await.map_err(failure)?;
-            engine.remove_container(cid, name).await.map_err(failure)?;
+            if *anonymous_volumes {
+                engine.remove_container_and_anonymous_volumes(cid, name).await.map_err(failure)?;
+            } else {
+                engine.remove_container(cid, name).await.map_err(failure)?;
+            }
             if let Some(release) = release_slot {
                 database::release_slot(engine, release, &say).await;
             }

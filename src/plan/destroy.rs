@@ -17,6 +17,7 @@ pub fn destroy_plan(observed: &ObservedState, volumes: bool) -> Plan {
                 grace_secs: stop_grace(c),
                 drains: vec![],
                 release_slot: None,
+                anonymous_volumes: volumes,
             },
             reason: "destroy".into(),
             after: vec![],

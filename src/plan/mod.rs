@@ -94,6 +94,9 @@ pub enum Op {
         /// A database replica that leaves for good gives up its replication slot.
         #[serde(skip_serializing_if = "Option::is_none")]
         release_slot: Option<SlotRelease>,
+        /// Delete its anonymous volumes too (`destroy --volumes`).
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        anonymous_volumes: bool,
     },
     /// Delete a volume and its data (only `scale destroy --volumes` plans this).
     RemoveVolume {
@@ -367,6 +370,7 @@ pub fn plan(desired: &DesiredState, observed: &ObservedState) -> Result<Plan, Pl
             grace_secs: stop_grace(c),
             drains: drains_for(&c.name, observed, desired, &hashes),
             release_slot,
+            anonymous_volumes: false,
         };
         let id = b.push(op, reason, vec![], c.service());
         removal_action.insert(&c.name, id);
