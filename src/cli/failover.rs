@@ -10,7 +10,7 @@ use serde_json::json;
 
 use super::interrupt::{self, Interrupt, Wording};
 use super::locking::{parse_lock_timeout, release_lock, take_lock};
-use super::{Global, Loaded, connect, desired_for, load_desired, project_of};
+use super::{Global, Loaded, connect, desired_for, project_and_blueprint};
 use crate::engine::docker::DockerEngine;
 use crate::engine::observe_project;
 use crate::exec::ExecOptions;
@@ -41,14 +41,7 @@ pub struct Args {
 /// Promotes, then (with a blueprint) reconciles, holding the project lock throughout so that
 /// no apply or watch pass interleaves with the promotion.
 pub async fn run(args: Args, global: &Global, ui: Ui) -> anyhow::Result<u8> {
-    let loaded = match &args.file {
-        Some(file) => Some(load_desired(file, global, ui)?),
-        None => None,
-    };
-    let project = match &loaded {
-        Some(l) => l.project.clone(),
-        None => project_of(None, global, ui)?,
-    };
+    let (project, loaded) = project_and_blueprint(args.file.as_ref(), global, ui)?;
     let engine = connect().await?;
     let mut interrupt = Interrupt::listen()?;
     // Locked before observing: a failover that waited promotes from the state the holder left.

@@ -189,6 +189,22 @@ pub fn project_of(file: Option<&PathBuf>, global: &Global, ui: Ui) -> anyhow::Re
     }
 }
 
+/// The project and, when a blueprint is given, its desired state: for commands that work
+/// with either a file or `-p NAME` but do more with the file (status, failover).
+pub fn project_and_blueprint(
+    file: Option<&PathBuf>,
+    global: &Global,
+    ui: Ui,
+) -> anyhow::Result<(String, Option<Loaded>)> {
+    match file {
+        Some(file) => {
+            let loaded = load_desired(file, global, ui)?;
+            Ok((loaded.project.clone(), Some(loaded)))
+        }
+        None => Ok((project_of(None, global, ui)?, None)),
+    }
+}
+
 /// Connects to the engine named by DOCKER_HOST (or the default socket).
 pub async fn connect() -> anyhow::Result<DockerEngine> {
     DockerEngine::connect().await.context("cannot talk to the container engine")

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use serde_json::json;
 
-use super::{Global, connect, load_desired, project_of};
+use super::{Global, connect, project_and_blueprint};
 use crate::ui::Ui;
 use crate::ui::status::{container_table, endpoint_lines};
 
@@ -19,14 +19,7 @@ pub struct Args {
 
 /// Prints the project's state.
 pub async fn run(args: Args, global: &Global, ui: Ui) -> anyhow::Result<u8> {
-    let loaded = match &args.file {
-        Some(file) => Some(load_desired(file, global, ui)?),
-        None => None,
-    };
-    let project = match &loaded {
-        Some(l) => l.project.clone(),
-        None => project_of(None, global, ui)?,
-    };
+    let (project, loaded) = project_and_blueprint(args.file.as_ref(), global, ui)?;
     let engine = connect().await?;
     let observed = crate::engine::observe_project(&engine, &project)
         .await
