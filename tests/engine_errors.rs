@@ -8,22 +8,15 @@ mod common;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 
-use common::{DockerTest, TEST_IMAGE};
-
-fn scale(args: &[&str]) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_scale"));
-    command.args(args).arg("--no-color").stdin(Stdio::null());
-    command
-}
+use common::{DockerTest, TEST_IMAGE, code_and_output, scale_command};
 
 /// Runs it and returns (exit code, stdout + stderr), checking that it did not panic.
-fn run(mut command: Command) -> (Option<i32>, String) {
-    let out: Output = command.output().expect("run scale");
-    let all = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+fn run(command: Command) -> (Option<i32>, String) {
+    let (code, all) = code_and_output(command);
     assert!(!all.contains("panicked"), "scale panicked:\n{all}");
-    (out.status.code(), all)
+    (code, all)
 }
 
 fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
@@ -55,7 +48,7 @@ fn an_unreachable_engine_is_named_with_a_hint() {
         vec!["status", "-p", "errors"],
         vec!["destroy", "--yes", "-p", "errors"],
     ] {
-        let mut command = scale(&args);
+        let mut command = scale_command(&args);
         command.env("DOCKER_HOST", "tcp://127.0.0.1:9");
         let (code, out) = run(command);
         assert_eq!(code, Some(1), "{args:?}:\n{out}");
@@ -116,7 +109,7 @@ fn an_engine_too_old_is_refused_with_a_hint() {
     let file = sleeper_blueprint(dir.path(), "");
     let address = format!("tcp://127.0.0.1:{port}");
     for args in [vec!["apply", "--yes", file.to_str().expect("utf-8")], vec!["status", "-p", "errors"]] {
-        let mut command = scale(&args);
+        let mut command = scale_command(&args);
         command.env("DOCKER_HOST", &address);
         let (code, out) = run(command);
         assert_eq!(code, Some(1), "{args:?}:\n{out}");
@@ -173,7 +166,7 @@ fn a_missing_image_without_a_registry_says_build_or_load_it() {
     let dir = tempfile::tempdir().expect("tempdir");
     let file =
         write(dir.path(), "img.yaml", "name: errors\nservices:\n  app:\n    image: nonexistent.invalid/nope:1\n");
-    let (code, out) = run(scale(&["apply", "--yes", "-p", t.project(), file.to_str().expect("utf-8")]));
+    let (code, out) = run(scale_command(&["apply", "--yes", "-p", t.project(), file.to_str().expect("utf-8")]));
     assert_eq!(code, Some(1), "{out}");
     assert!(out.contains("cannot pull nonexistent.invalid/nope:1"), "{out}");
     assert!(out.contains("build it or load it"), "{out}");
@@ -187,7 +180,7 @@ fn a_failed_build_shows_the_build_output() {
     std::fs::create_dir(dir.path().join("broken")).expect("mkdir");
     write(&dir.path().join("broken"), "Dockerfile", &format!("FROM {TEST_IMAGE}\nRUN echo marker-xyz && false\n"));
     let file = write(dir.path(), "build.yaml", "name: errors\nservices:\n  app:\n    build: broken\n");
-    let (code, out) = run(scale(&["apply", "--yes", "-p", t.project(), file.to_str().expect("utf-8")]));
+    let (code, out) = run(scale_command(&["apply", "--yes", "-p", t.project(), file.to_str().expect("utf-8")]));
     assert_eq!(code, Some(1), "{out}");
     assert!(out.contains(&format!("build of {}/app", t.project())), "{out}");
     assert!(out.contains("returned a non-zero code: 1"), "{out}");
@@ -202,7 +195,7 @@ fn a_host_port_already_in_use_is_named_with_a_hint() {
     let port = taken.local_addr().expect("local addr").port();
     let dir = tempfile::tempdir().expect("tempdir");
     let file = sleeper_blueprint(dir.path(), &format!("    ports: [\"127.0.0.1:{port}:80\"]\n"));
-    let (code, out) = run(scale(&["apply", "--yes", "-p", t.project(), file.to_str().expect("utf-8")]));
+    let (code, out) = run(scale_command(&["apply", "--yes", "-p", t.project(), file.to_str().expect("utf-8")]));
     assert_eq!(code, Some(1), "{out}");
     assert!(out.contains(&format!("host port {port} is already in use")), "{out}");
     assert!(out.contains(&format!("hint: free host port {port}")), "{out}");

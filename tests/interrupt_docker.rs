@@ -8,21 +8,10 @@ mod common;
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Command, Stdio};
 
-use common::{DockerTest, TEST_IMAGE, docker};
+use common::{DockerTest, TEST_IMAGE, docker, scale_output};
 use scale::engine::lock::lock_name;
 
 const REPLICAS: usize = 30;
-
-fn scale(args: &[&str]) -> (Option<i32>, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_scale"))
-        .args(args)
-        .arg("--no-color")
-        .stdin(Stdio::null())
-        .output()
-        .expect("run scale");
-    let all = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    (out.status.code(), all)
-}
 
 fn event(line: &str) -> Option<serde_json::Value> {
     serde_json::from_str::<serde_json::Value>(line).ok()
@@ -91,9 +80,9 @@ fn ctrl_c_stops_starting_new_work_exits_130_and_the_next_apply_finishes() {
     let created = t.docker(&["ps", "-aq", "--filter", &format!("label={}", t.label())]).lines().count();
     assert!(created < REPLICAS, "an interrupted apply must leave work undone, yet {created} containers exist");
 
-    let (code, out) = scale(&["apply", "--yes", "--lock-timeout", "0", "-p", &p, file]);
+    let (code, out) = scale_output(&["apply", "--yes", "--lock-timeout", "0", "-p", &p, file]);
     assert_eq!(code, Some(0), "the next apply must finish the job:\n{out}");
-    let (code, out) = scale(&["plan", "--detailed-exitcode", "-p", &p, file]);
+    let (code, out) = scale_output(&["plan", "--detailed-exitcode", "-p", &p, file]);
     assert_eq!(code, Some(0), "nothing may be left to do:\n{out}");
     let running = t.docker(&["ps", "-q", "--filter", &format!("label={}", t.label()), "--filter", "status=running"]);
     assert_eq!(running.lines().count(), REPLICAS);

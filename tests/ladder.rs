@@ -14,88 +14,15 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use common::{
-    ClientLoop, DockerTest, HttpResponse, LoopEnd, LoopReport, ScaleRun, http, inspect, project_containers,
-    published_bindings, remove_built_images, scale_isolated,
+    BuildGuard, ClientLoop, DockerTest, HttpResponse, LoopEnd, LoopReport, ScaleRun, header, http, http_get, inspect,
+    poll, project_containers, psql_ok, published_bindings, scale_isolated, stage_copy,
 };
 
 /// The chapter's user 12, byte for byte.
 const USER_12: &str = r#"{"id":12,"firstName":"John","lastName":"Smith","address":{"streetAddress":"21 2nd Street","city":"New York","state":"NY","postalCode":10021},"phoneNumbers":["212 555-1234","646 555-4567"]}"#;
-
-const STAGES: [&str; 4] =
-    ["01-single-server.yaml", "02-web-and-data-tiers.yaml", "03-load-balancer.yaml", "04-database-replication.yaml"];
-
-fn repo_path(path: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
-}
-
-/// Copies stage `n` (1-based) into `dir` with the random public port and absolute build
-/// contexts, checking that exactly those lines changed and nothing else.
-fn stage_copy(dir: &Path, n: usize) -> String {
-    let name = STAGES[n - 1];
-    let original = std::fs::read_to_string(repo_path(&format!("blueprints/{name}")))
-        .unwrap_or_else(|e| panic!("reading blueprints/{name}: {e}"));
-    let images = repo_path("blueprints/images");
-    let images = images.to_str().expect("UTF-8 repository path");
-    // (from, to, how many times stage n must contain it)
-    let web_port = if n <= 2 { 1 } else { 0 };
-    let lb_port = if n >= 3 { 1 } else { 0 };
-    let edits = [
-        (r#"ports: ["8080:8000"]"#.to_string(), r#"ports: ["8000"]"#.to_string(), web_port),
-        (r#"ports: ["8080:80"]"#.to_string(), r#"ports: ["80"]"#.to_string(), lb_port),
-        ("build: images/web\n".to_string(), format!("build: {images}/web\n"), 1),
-        ("build: images/postgres\n".to_string(), format!("build: {images}/postgres\n"), usize::from(n >= 2)),
-        ("build: images/haproxy\n".to_string(), format!("build: {images}/haproxy\n"), usize::from(n >= 3)),
-    ];
-    let mut yaml = original.clone();
-    let mut changed = 0;
-    for (from, to, count) in &edits {
-        assert_eq!(
-            original.matches(from.as_str()).count(),
-            *count,
-            "blueprints/{name} should contain {from:?} exactly {count} time(s):\n{original}"
-        );
-        yaml = yaml.replace(from.as_str(), to);
-        changed += count;
-    }
-    // Exactly the intended lines differ, each only by the intended text.
-    let before: Vec<&str> = original.lines().collect();
-    let after: Vec<&str> = yaml.lines().collect();
-    assert_eq!(before.len(), after.len(), "the rewrite of {name} added or removed lines");
-    let differing: Vec<(&&str, &&str)> = before.iter().zip(&after).filter(|(a, b)| a != b).collect();
-    assert_eq!(differing.len(), changed, "the rewrite of {name} changed other lines: {differing:#?}");
-    for (a, b) in &differing {
-        assert!(
-            edits.iter().any(|(from, to, _)| a.replace(from.trim_end(), to.trim_end()) == **b),
-            "unexpected change in {name}: {a:?} → {b:?}"
-        );
-    }
-    // No fixed port and no relative build context is left outside comments.
-    for line in after.iter().filter(|l| !l.trim_start().starts_with('#')) {
-        assert!(!line.contains("8080"), "{name} still publishes a fixed port: {line}");
-        assert!(!line.contains("build: images/"), "{name} still has a relative build context: {line}");
-    }
-    let path = dir.join(name);
-    std::fs::write(&path, yaml).unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
-    path.to_str().expect("UTF-8 temp path").to_string()
-}
-
-/// The project's guard: on drop, first everything labelled with the project (containers,
-/// networks, volumes), then the images scale built for it (`<project>/*`).
-struct Guard(Option<DockerTest>);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        if let Some(t) = self.0.take() {
-            let project = t.project().to_string();
-            drop(t);
-            remove_built_images(&project);
-        }
-    }
-}
 
 /// One walk of the ladder.
 struct Ladder {
@@ -161,14 +88,6 @@ impl Ladder {
     }
 }
 
-fn get(port: u16, path: &str) -> HttpResponse {
-    http(port, "GET", path, None).unwrap_or_else(|e| panic!("GET 127.0.0.1:{port}{path}: {e}"))
-}
-
-fn header<'a>(r: &'a HttpResponse, name: &str) -> &'a str {
-    r.header(name).unwrap_or_else(|| panic!("no {name} header in {r:?}"))
-}
-
 /// User 12, byte for byte, answered with status 200 and `X-Db-Role: role`.
 #[track_caller]
 fn assert_user_12(r: &HttpResponse, role: &str) {
@@ -190,7 +109,7 @@ fn assert_alternates(l: &Ladder, port: u16, role: &str) {
         let since = common::docker_timestamp();
         let served: Vec<String> = (0..10)
             .map(|_| {
-                let r = get(port, "/users/12");
+                let r = http_get(port, "/users/12");
                 assert_user_12(&r, role);
                 header(&r, "X-Served-By").to_string()
             })
@@ -212,32 +131,9 @@ fn assert_alternates(l: &Ladder, port: u16, role: &str) {
 /// The stage-2 user comes back exactly as it was stored.
 #[track_caller]
 fn assert_stage2_user(port: u16, path: &str, stored: &str) {
-    let r = get(port, path);
+    let r = http_get(port, path);
     assert_eq!(r.status, 200, "the stage-2 user is gone: {r:?}");
     assert_eq!(r.body, stored, "{r:?}");
-}
-
-/// Runs `sql` with psql as the superuser inside `container` (local socket), trimmed output.
-fn psql(container: &str, db: Option<&str>, sql: &str) -> String {
-    let mut args = vec!["exec", container, "psql", "-U", "postgres"];
-    if let Some(db) = db {
-        args.extend(["-d", db]);
-    }
-    args.extend(["-tAc", sql]);
-    common::docker(&args).unwrap_or_else(|e| panic!("psql in {container}: {sql}: {e}"))
-}
-
-/// Polls `check` every 250 ms until it returns `Some`, at most `limit`; panics with `what`
-/// and the last observation otherwise.
-fn poll<T>(limit: Duration, what: &str, mut check: impl FnMut() -> Result<T, String>) -> T {
-    let until = Instant::now() + limit;
-    loop {
-        match check() {
-            Ok(v) => return v,
-            Err(last) if Instant::now() >= until => panic!("{what}: not within {limit:?}; last: {last}"),
-            Err(_) => std::thread::sleep(Duration::from_millis(250)),
-        }
-    }
 }
 
 /// Starts the client loop used while the web tier changes: GET /users/12 every ~20 ms, at
@@ -254,20 +150,6 @@ fn settle(load: &ClientLoop, applied: Instant, answers: usize) {
     while load.running() && load.answers_after(applied) < answers && applied.elapsed() < Duration::from_secs(30) {
         std::thread::sleep(Duration::from_millis(100));
     }
-}
-
-fn describe(report: &LoopReport) -> String {
-    let (max, median) = report.latency();
-    let mut by_role = std::collections::BTreeMap::new();
-    for s in &report.samples {
-        *by_role.entry(s.db_role.clone().unwrap_or_default()).or_insert(0) += 1;
-    }
-    format!(
-        "{} requests, {} failed, versions {:?}, roles {by_role:?}, latency median {median:?} max {max:?}",
-        report.samples.len(),
-        report.failures().len(),
-        report.versions()
-    )
 }
 
 /// No failed request, and the loop ran until it was stopped.
@@ -294,12 +176,12 @@ fn ladder_up_and_down() {
     if !common::docker_or_skip("ladder_up_and_down") {
         return;
     }
-    let guard = Guard(Some(DockerTest::with_project(&format!("t-lad-{}-1", std::process::id()))));
+    let guard = BuildGuard(Some(DockerTest::with_project(&format!("t-lad-{}-1", std::process::id()))));
     let t = guard.0.as_ref().expect("the project is open");
     let dir = tempfile::tempdir().expect("tempdir");
     let l = Ladder {
         p: t.project().to_string(),
-        files: (1..=4).map(|n| stage_copy(dir.path(), n)).collect(),
+        files: (1..=4).map(|n| stage_copy(dir.path(), n, &[])).collect(),
         started: Instant::now(),
     };
     let p = l.p.clone();
@@ -308,14 +190,14 @@ fn ladder_up_and_down() {
     // ---- stage 1: one server, its own embedded database.
     l.apply(1, &[]);
     let port = l.port(1, "web", &[]);
-    let r = get(port, "/users/12");
+    let r = http_get(port, "/users/12");
     assert_user_12(&r, "embedded");
     assert_eq!(header(&r, "X-Served-By"), l.container("web", 1), "{r:?}");
 
     // ---- 1 → 2: the data moves to PostgreSQL (db-1, the primary).
     l.apply(2, &[]);
     let port = l.port(2, "web", &[]);
-    let r = get(port, "/users/12");
+    let r = http_get(port, "/users/12");
     assert_user_12(&r, "primary");
     assert_eq!(header(&r, "X-Db-Node"), db1, "{r:?}");
     let created = http(port, "POST", "/users", Some(r#"{"firstName":"Stage","lastName":"Two"}"#)).expect("POST /users");
@@ -380,7 +262,7 @@ fn ladder_up_and_down() {
     let port = l.port(4, "lb", &[]);
     let replicas = BTreeSet::from([l.container("db", 2), l.container("db", 3)]);
     for _ in 0..10 {
-        let r = get(port, "/users/12");
+        let r = http_get(port, "/users/12");
         assert_user_12(&r, "replica");
         assert!(replicas.contains(header(&r, "X-Db-Node")), "a read not served by a replica: {r:?}");
     }
@@ -400,12 +282,12 @@ fn ladder_up_and_down() {
     for replica in &replicas {
         let sql = format!("select count(*) from users where id = {stage4_id}");
         poll(Duration::from_secs(10), &format!("the new row on {replica}"), || {
-            let count = psql(replica, Some("app"), &sql);
+            let count = psql_ok(replica, Some("app"), &sql);
             if count == "1" { Ok(()) } else { Err(count) }
         });
     }
     poll(Duration::from_secs(20), "two streaming replicas", || {
-        let count = psql(&db1, None, "select count(*) from pg_stat_replication where state='streaming'");
+        let count = psql_ok(&db1, None, "select count(*) from pg_stat_replication where state='streaming'");
         if count == "2" { Ok(()) } else { Err(count) }
     });
     assert_eq!(l.container_id("db", 1), db1_id, "stage 4 recreated {db1}");
@@ -419,7 +301,7 @@ fn ladder_up_and_down() {
     let applied = Instant::now();
     settle(&load, applied, 10);
     let report = load.stop();
-    l.log(&format!("rolling update: {}", describe(&report)));
+    l.log(&format!("rolling update: {}", report.describe(true)));
     assert_no_failures(&report, "APP_VERSION=2 rolling update");
     assert_eq!(report.versions(), BTreeSet::from(["1".to_string(), "2".to_string()]), "both versions answered");
     let last = report.after(applied);
@@ -438,10 +320,10 @@ fn ladder_up_and_down() {
     l.apply(4, four);
     settle(&load, Instant::now(), 10);
     let report = load.stop();
-    l.log(&format!("scale-up: {}", describe(&report)));
+    l.log(&format!("scale-up: {}", report.describe(true)));
     assert_no_failures(&report, "WEB_REPLICAS=4 scale-up");
     let served: BTreeSet<String> =
-        (0..20).map(|_| header(&get(port, "/users/12"), "X-Served-By").to_string()).collect();
+        (0..20).map(|_| header(&http_get(port, "/users/12"), "X-Served-By").to_string()).collect();
     let all_four: BTreeSet<String> = (1..=4).map(|n| l.container("web", n)).collect();
     assert_eq!(served, all_four, "20 requests after the scale-up");
     let status = scale_isolated(&["status", l.file(4), "-p", &p, "--output", "json"], four);
@@ -468,13 +350,13 @@ fn ladder_up_and_down() {
     assert_eq!(names, expected, "containers at stage 3 again");
     assert_eq!(l.container_id("db", 1), db1_id, "4 → 3 recreated {db1}");
     // The departed replicas' slots are gone, or the primary would keep WAL for them forever.
-    let slots = psql(&db1, None, "select count(*) from pg_replication_slots");
+    let slots = psql_ok(&db1, None, "select count(*) from pg_replication_slots");
     assert_eq!(slots, "0", "replication slots left on {db1} after its replicas were removed");
 
     // ---- 3 → 2.
     l.apply(2, &[]);
     let port = l.port(2, "web", &[]);
-    let r = get(port, "/users/12");
+    let r = http_get(port, "/users/12");
     assert_user_12(&r, "primary");
     assert_eq!(header(&r, "X-Db-Node"), db1, "{r:?}");
     assert_eq!(header(&r, "X-Served-By"), l.container("web", 1), "{r:?}");
@@ -484,7 +366,7 @@ fn ladder_up_and_down() {
     // ---- 2 → 1: the database server goes; its volume stays.
     l.apply(1, &[]);
     let port = l.port(1, "web", &[]);
-    let r = get(port, "/users/12");
+    let r = http_get(port, "/users/12");
     assert_user_12(&r, "embedded");
     assert_eq!(header(&r, "X-Served-By"), l.container("web", 1), "{r:?}");
     let names: BTreeSet<String> = project_containers(&p).into_keys().collect();
@@ -493,7 +375,7 @@ fn ladder_up_and_down() {
     // ---- 1 → 2: a new db-1 on the same volume still has the stage-2 user.
     l.apply(2, &[]);
     let port = l.port(2, "web", &[]);
-    let r = get(port, "/users/12");
+    let r = http_get(port, "/users/12");
     assert_user_12(&r, "primary");
     assert_eq!(header(&r, "X-Db-Node"), db1, "{r:?}");
     assert_stage2_user(port, &stage2_path, &stage2_body);

@@ -9,10 +9,10 @@ mod common;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use common::{DockerTest, ScaleChild, TEST_IMAGE, docker};
+use common::{DockerTest, ScaleChild, TEST_IMAGE, docker, scale_command};
 use scale::engine::lock::{self, LockError, lock_name};
 
 /// Removes the project's lock container on drop, whatever the test left.
@@ -36,12 +36,6 @@ fn write_blueprint(dir: &Path) -> PathBuf {
     file
 }
 
-fn scale(args: &[&str]) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_scale"));
-    command.args(args).arg("--no-color").stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
-    command
-}
-
 fn text(out: &Output) -> (String, String) {
     (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
 }
@@ -63,8 +57,8 @@ fn plant_lock(t: &DockerTest, labels: &[(&str, String)]) {
     t.docker(&args.iter().map(String::as_str).collect::<Vec<_>>());
 }
 
-fn lock_exists(project: &str) -> bool {
-    docker(&["container", "inspect", "--format", "{{.Id}}", &lock_name(project)]).is_ok()
+fn lock_exists(t: &DockerTest) -> bool {
+    t.container_exists(&lock_name(t.project()))
 }
 
 #[test]
@@ -76,8 +70,8 @@ fn concurrent_applies_of_one_project_take_turns() {
     let file = file.to_str().expect("utf-8 path");
 
     let args = ["apply", "--yes", "-p", t.project(), file];
-    let first = scale(&args).spawn().expect("spawn first apply");
-    let second = scale(&args).spawn().expect("spawn second apply");
+    let first = scale_command(&args).spawn().expect("spawn first apply");
+    let second = scale_command(&args).spawn().expect("spawn second apply");
     let pids = [first.id(), second.id()];
     let outputs = [first.wait_with_output().expect("first apply"), second.wait_with_output().expect("second apply")];
 
@@ -108,7 +102,7 @@ fn concurrent_applies_of_one_project_take_turns() {
     assert_eq!(names, expected, "three containers, no duplicates");
     let running = t.docker(&["ps", "-q", "--filter", &format!("label={}", t.label()), "--filter", "status=running"]);
     assert_eq!(running.lines().count(), 3, "{running}");
-    assert!(!lock_exists(t.project()), "the lock must be released after both applies");
+    assert!(!lock_exists(&t), "the lock must be released after both applies");
 }
 
 #[test]
@@ -136,9 +130,10 @@ fn a_stale_lock_of_a_dead_process_on_this_host_is_broken() {
     );
 
     // --lock-timeout 0: it must break the lock, not wait it out.
-    let out = scale(&["apply", "--yes", "--lock-timeout", "0", "-p", t.project(), file.to_str().expect("utf-8")])
-        .output()
-        .expect("run apply");
+    let out =
+        scale_command(&["apply", "--yes", "--lock-timeout", "0", "-p", t.project(), file.to_str().expect("utf-8")])
+            .output()
+            .expect("run apply");
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{:?}\nstdout:\n{stdout}\nstderr:\n{stderr}", out.status);
     assert!(
@@ -149,7 +144,7 @@ fn a_stale_lock_of_a_dead_process_on_this_host_is_broken() {
         "{stderr}"
     );
     assert_eq!(project_containers(&t).len(), 3);
-    assert!(!lock_exists(t.project()));
+    assert!(!lock_exists(&t));
 }
 
 #[test]
@@ -171,7 +166,8 @@ fn a_live_lock_is_waited_for_then_named_and_plan_does_not_wait() {
         ],
     );
 
-    let out = scale(&["apply", "--yes", "--lock-timeout", "1s", "-p", t.project(), file]).output().expect("apply");
+    let out =
+        scale_command(&["apply", "--yes", "--lock-timeout", "1s", "-p", t.project(), file]).output().expect("apply");
     let (stdout, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(1), "stdout:\n{stdout}\nstderr:\n{stderr}");
     assert!(
@@ -189,16 +185,16 @@ fn a_live_lock_is_waited_for_then_named_and_plan_does_not_wait() {
     assert!(project_containers(&t).is_empty(), "nothing may change without the lock");
 
     // Timeout 0: no waiting message, the same error at once; destroy takes the lock too.
-    let out = scale(&["destroy", "--yes", "--lock-timeout", "0", "-p", t.project()]).output().expect("destroy");
+    let out = scale_command(&["destroy", "--yes", "--lock-timeout", "0", "-p", t.project()]).output().expect("destroy");
     let (_, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(!stderr.contains("waiting for the lock"), "{stderr}");
     assert!(stderr.contains("is locked by ci@elsewhere.invalid"), "{stderr}");
 
     // plan reads only: it does not take the lock.
-    let out = scale(&["plan", "--detailed-exitcode", "-p", t.project(), file]).output().expect("plan");
+    let out = scale_command(&["plan", "--detailed-exitcode", "-p", t.project(), file]).output().expect("plan");
     assert_eq!(out.status.code(), Some(2), "{:?}", text(&out));
-    assert!(lock_exists(t.project()), "a lock from another host is never broken automatically");
+    assert!(lock_exists(&t), "a lock from another host is never broken automatically");
 }
 
 #[tokio::test]
@@ -220,10 +216,10 @@ async fn only_one_of_many_concurrent_acquires_wins() {
         }
     }
     let mut held = won.pop().and_then(Result::ok).expect("the winner");
-    assert!(lock_exists(t.project()));
+    assert!(lock_exists(&t));
     held.release().await.expect("release");
     held.release().await.expect("releasing twice is fine");
-    assert!(!lock_exists(t.project()));
+    assert!(!lock_exists(&t));
     let mut again = lock::acquire(&engine, t.project(), "apply", Duration::ZERO, &quiet).await.expect("free again");
     again.release().await.expect("release");
 }
@@ -287,7 +283,7 @@ fn a_watch_pass_waits_for_a_held_lock_then_repairs_and_holds_nothing_while_idle(
     assert_eq!(project_containers(&t), vec![format!("{p}-app-1")]);
 
     // Idle, it holds nothing: an apply that won't wait at all gets the lock and finds nothing to do.
-    let out = scale(&["apply", "--yes", "--lock-timeout", "0", "-p", &p, file]).output().expect("apply");
+    let out = scale_command(&["apply", "--yes", "--lock-timeout", "0", "-p", &p, file]).output().expect("apply");
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "apply next to an idle watcher:\n{stdout}\n{stderr}\n{}", watch.transcript());
     assert!(stdout.contains("No changes"), "{stdout}");
@@ -295,7 +291,7 @@ fn a_watch_pass_waits_for_a_held_lock_then_repairs_and_holds_nothing_while_idle(
     watch.interrupt();
     let exit = watch.wait_exit(Duration::from_secs(15));
     assert_eq!(exit.and_then(|e| e.code()), Some(0), "{}", watch.transcript());
-    assert!(!lock_exists(&p), "the watcher must leave no lock behind");
+    assert!(!lock_exists(&t), "the watcher must leave no lock behind");
 }
 
 #[test]
@@ -306,7 +302,7 @@ fn failover_waits_for_a_held_lock_then_proceeds_and_releases_it_on_error() {
     plant_foreign_lock(&t);
 
     // Timeout 0: fails at once, naming the holder, before even looking at the project.
-    let out = scale(&["failover", "--lock-timeout", "0", "-p", &p]).output().expect("failover");
+    let out = scale_command(&["failover", "--lock-timeout", "0", "-p", &p]).output().expect("failover");
     let (_, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains(&format!("project {p} is locked by ci@elsewhere.invalid pid 1")), "{stderr}");
@@ -323,5 +319,5 @@ fn failover_waits_for_a_held_lock_then_proceeds_and_releases_it_on_error() {
     assert_eq!(exit.and_then(|e| e.code()), Some(1), "{}", failover.transcript());
     let no_db = format!("project {p} has no kind: postgres service");
     assert!(failover.lines().iter().any(|l| l.text.contains(&no_db)), "{}", failover.transcript());
-    assert!(!lock_exists(&p), "failover must release its lock on error");
+    assert!(!lock_exists(&t), "failover must release its lock on error");
 }

@@ -6,23 +6,10 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
-
-use common::{DockerTest, TEST_IMAGE};
+use common::{DockerTest, TEST_IMAGE, scale_output};
 
 const SERVICES: [&str; 4] = ["alpha", "bravo", "charlie", "delta"];
 const REPLICAS: usize = 50;
-
-fn scale(args: &[&str]) -> (Option<i32>, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_scale"))
-        .args(args)
-        .arg("--no-color")
-        .stdin(Stdio::null())
-        .output()
-        .expect("run scale");
-    let all = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    (out.status.code(), all)
-}
 
 fn count(t: &DockerTest, extra: &[&str]) -> usize {
     let label = format!("label={}", t.label());
@@ -47,15 +34,15 @@ fn two_hundred_containers_come_up_plan_empty_and_go_away() {
     let file = file.to_str().expect("utf-8 path");
     let p = t.project();
 
-    let (code, out) = scale(&["apply", "--yes", "--parallel", "8", "--timeout", "300s", "-p", p, file]);
+    let (code, out) = scale_output(&["apply", "--yes", "--parallel", "8", "--timeout", "300s", "-p", p, file]);
     assert_eq!(code, Some(0), "apply:\n{out}");
     assert_eq!(count(&t, &["--filter", "status=running"]), SERVICES.len() * REPLICAS, "running containers");
     assert_eq!(count(&t, &["-a"]), SERVICES.len() * REPLICAS, "containers in any state");
 
-    let (code, out) = scale(&["plan", "--detailed-exitcode", "-p", p, file]);
+    let (code, out) = scale_output(&["plan", "--detailed-exitcode", "-p", p, file]);
     assert_eq!(code, Some(0), "the plan after apply must be empty:\n{out}");
 
-    let (code, out) = scale(&["destroy", "--yes", "-p", p]);
+    let (code, out) = scale_output(&["destroy", "--yes", "-p", p]);
     assert_eq!(code, Some(0), "destroy:\n{out}");
     assert_eq!(count(&t, &["-a"]), 0, "destroy must remove every container");
     let networks = t.docker(&["network", "ls", "-q", "--filter", &format!("label={}", t.label())]);

@@ -20,68 +20,16 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use common::{
-    ClientLoop, DockerTest, HttpResponse, LoopEnd, LoopReport, ScaleChild, ScaleRun, WriteLoop, http, inspect,
-    remove_built_images, scale_isolated,
+    BuildGuard, ClientLoop, DockerTest, LoopEnd, LoopReport, ScaleChild, ScaleRun, WriteLoop, header, http, http_get,
+    inspect, poll_timed, psql, scale_isolated, stage_copy,
 };
 
 /// The two tests take turns: each runs seven or eight containers and times failovers.
 static SERIAL: Mutex<()> = Mutex::new(());
-
-fn repo_path(path: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
-}
-
-/// Copies stage 4 into `dir` with a random public port, absolute build contexts and `extra`
-/// edits, each of which must occur exactly once; checks nothing else changed.
-fn stage4_copy(dir: &Path, extra: &[(&str, &str)]) -> String {
-    let name = "04-database-replication.yaml";
-    let original = std::fs::read_to_string(repo_path(&format!("blueprints/{name}")))
-        .unwrap_or_else(|e| panic!("reading blueprints/{name}: {e}"));
-    let images = repo_path("blueprints/images");
-    let images = images.to_str().expect("UTF-8 repository path");
-    let mut edits: Vec<(String, String)> = vec![
-        (r#"ports: ["8080:80"]"#.into(), r#"ports: ["80"]"#.into()),
-        ("build: images/web\n".into(), format!("build: {images}/web\n")),
-        ("build: images/postgres\n".into(), format!("build: {images}/postgres\n")),
-        ("build: images/haproxy\n".into(), format!("build: {images}/haproxy\n")),
-    ];
-    edits.extend(extra.iter().map(|(a, b)| (a.to_string(), b.to_string())));
-    let mut yaml = original.clone();
-    for (from, to) in &edits {
-        assert_eq!(original.matches(from.as_str()).count(), 1, "blueprints/{name} should contain {from:?} once");
-        yaml = yaml.replace(from.as_str(), to);
-    }
-    let before: Vec<&str> = original.lines().collect();
-    let after: Vec<&str> = yaml.lines().collect();
-    assert_eq!(before.len(), after.len(), "the rewrite of {name} added or removed lines");
-    let differing = before.iter().zip(&after).filter(|(a, b)| a != b).count();
-    assert_eq!(differing, edits.len(), "the rewrite of {name} changed other lines");
-    for line in after.iter().filter(|l| !l.trim_start().starts_with('#')) {
-        assert!(!line.contains("8080"), "{name} still publishes a fixed port: {line}");
-        assert!(!line.contains("build: images/"), "{name} still has a relative build context: {line}");
-    }
-    let path = dir.join(name);
-    std::fs::write(&path, yaml).unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
-    path.to_str().expect("UTF-8 temp path").to_string()
-}
-
-/// On drop: everything labelled with the project, then the images scale built for it.
-struct Guard(Option<DockerTest>);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        if let Some(t) = self.0.take() {
-            let project = t.project().to_string();
-            drop(t);
-            remove_built_images(&project);
-        }
-    }
-}
 
 /// One project under test.
 struct Story {
@@ -104,6 +52,18 @@ impl Story {
         let mut all = args.to_vec();
         all.extend(["-p", &self.p]);
         scale_isolated(&all, &[])
+    }
+
+    /// Starts `scale watch` of the project, waits (at most 30 s) until it says it is watching,
+    /// and 2 s more.
+    fn watch(&self) -> ScaleChild {
+        let since = Instant::now();
+        let watch = ScaleChild::spawn(&["watch", &self.file, "-p", &self.p], &[]);
+        watch
+            .wait_stdout(since, Duration::from_secs(30), |l| l.starts_with("watching project"))
+            .unwrap_or_else(|| panic!("scale watch did not start:\n{}", watch.transcript()));
+        std::thread::sleep(Duration::from_secs(2));
+        watch
     }
 
     fn apply(&self) -> ScaleRun {
@@ -175,56 +135,9 @@ fn db_nodes(status: &serde_json::Value) -> Vec<DbNode> {
         .collect()
 }
 
-/// Polls `check` (about every 250 ms) until it returns `Ok`, at most until `limit` after
-/// `from`; returns the value and when it held, measured from `from`. Panics with `what` and
-/// the last observation otherwise.
-fn poll<T>(from: Instant, limit: Duration, what: &str, mut check: impl FnMut() -> Result<T, String>) -> (T, Duration) {
-    loop {
-        match check() {
-            Ok(v) => {
-                let took = from.elapsed();
-                assert!(took <= limit, "{what}: held only after {took:?} (limit {limit:?})");
-                return (v, took);
-            }
-            Err(last) if from.elapsed() >= limit => panic!("{what}: not within {limit:?}; last: {last}"),
-            Err(_) => std::thread::sleep(Duration::from_millis(250)),
-        }
-    }
-}
-
-fn psql(container: &str, db: Option<&str>, sql: &str) -> Result<String, String> {
-    let mut args = vec!["exec", container, "psql", "-U", "postgres"];
-    if let Some(db) = db {
-        args.extend(["-d", db]);
-    }
-    args.extend(["-tAc", sql]);
-    common::docker(&args)
-}
-
-fn header<'a>(r: &'a HttpResponse, name: &str) -> &'a str {
-    r.header(name).unwrap_or_else(|| panic!("no {name} header in {r:?}"))
-}
-
-fn get(port: u16, path: &str) -> HttpResponse {
-    http(port, "GET", path, None).unwrap_or_else(|e| panic!("GET 127.0.0.1:{port}{path}: {e}"))
-}
-
 /// When a request of a client loop was sent.
 fn sent_at(s: &common::Sample) -> Instant {
     s.at - s.took
-}
-
-fn describe(report: &LoopReport) -> String {
-    let (max, median) = report.latency();
-    let mut by_role = std::collections::BTreeMap::new();
-    for s in &report.samples {
-        *by_role.entry(s.db_role.clone().unwrap_or_default()).or_insert(0) += 1;
-    }
-    format!(
-        "{} requests, {} failed, roles {by_role:?}, latency median {median:?} max {max:?}",
-        report.samples.len(),
-        report.failures().len()
-    )
 }
 
 /// No request sent inside one of `windows` ([from, to)) failed, at least `min` were sent in
@@ -338,14 +251,14 @@ impl Drop for LogFollow {
 }
 
 /// Opens the project, applies stage 4 (with `extra` edits), and checks the plan is empty.
-fn open(n: u32, extra: &[(&str, &str)]) -> Option<(Guard, tempfile::TempDir, Story)> {
+fn open(n: u32, extra: &[(&str, &str)]) -> Option<(BuildGuard, tempfile::TempDir, Story)> {
     let test = format!("t-sto-{}-{n}", std::process::id());
     if !common::docker_or_skip(&test) {
         return None;
     }
-    let guard = Guard(Some(DockerTest::with_project(&test)));
+    let guard = BuildGuard(Some(DockerTest::with_project(&test)));
     let dir = tempfile::tempdir().expect("tempdir");
-    let file = stage4_copy(dir.path(), extra);
+    let file = stage_copy(dir.path(), 4, extra);
     let story = Story { p: test, file, started: Instant::now() };
     story.apply();
     story.plan_is_empty("after the first apply");
@@ -358,7 +271,7 @@ fn stories_on_stage_four() {
     let Some((_guard, _dir, s)) = open(1, &[]) else { return };
     let p = s.p.clone();
     let port = s.port();
-    let r = get(port, "/users/12");
+    let r = http_get(port, "/users/12");
     assert_eq!((r.status, header(&r, "X-Db-Role")), (200, "replica"), "{r:?}");
 
     // ---- 1. A web server goes offline: the load balancer stops sending it traffic.
@@ -369,7 +282,7 @@ fn stories_on_stage_four() {
     kill.success();
     let killed = Instant::now();
     assert!(kill.stdout.contains(&format!("killed {web1}")), "chaos kill does not name {web1}:\n{}", kill.stdout);
-    let (_, out) = poll(killed, Duration::from_secs(5), &format!("status shows {web1} out of the pool"), || {
+    let (_, out) = poll_timed(killed, Duration::from_secs(5), &format!("status shows {web1} out of the pool"), || {
         let status = s.status();
         match pool_state(&status, &web1) {
             Some(state) if state != "UP" => Ok(state),
@@ -380,7 +293,7 @@ fn stories_on_stage_four() {
     settle(&load, killed + Duration::from_secs(3), killed + Duration::from_secs(6), 20);
     s.apply();
     let applied = Instant::now();
-    let (_, back) = poll(applied, Duration::from_secs(10), &format!("{web1} UP in the pool again"), || {
+    let (_, back) = poll_timed(applied, Duration::from_secs(10), &format!("{web1} UP in the pool again"), || {
         let status = s.status();
         match pool_state(&status, &web1) {
             Some(state) if state == "UP" => Ok(()),
@@ -390,7 +303,7 @@ fn stories_on_stage_four() {
     s.log(&format!("story 1: {web1} UP {back:?} after apply returned"));
     std::thread::sleep(Duration::from_secs(1));
     let report = load.stop();
-    s.log(&format!("story 1: {}", describe(&report)));
+    s.log(&format!("story 1: {}", report.describe(false)));
     assert_no_failures_in(&report, &[(killed + Duration::from_secs(3), Instant::now())], 20, "web-1 killed");
     s.plan_is_empty("story 1");
 
@@ -409,31 +322,32 @@ fn stories_on_stage_four() {
         settle(&load, at + Duration::from_secs(3), at + Duration::from_secs(5), 20);
     }
     let apply_started = Instant::now();
-    let direct = get(port, "/users/12");
+    let direct = http_get(port, "/users/12");
     assert_eq!((direct.status, header(&direct, "X-Db-Role")), (200, "primary"), "{direct:?}");
     assert_eq!(header(&direct, "X-Db-Node"), db1, "{direct:?}");
     s.apply();
-    let (_, caught_up) = poll(Instant::now(), Duration::from_secs(60), "both replicas streaming with lag 0", || {
-        let status = s.status();
-        let nodes = db_nodes(&status);
-        let ok = replicas.iter().all(|r| {
-            nodes.iter().any(|n| {
-                n.container == *r
-                    && n.role.as_deref() == Some("replica")
-                    && n.lag_bytes == Some(0)
-                    && n.streaming == Some(true)
-            })
+    let (_, caught_up) =
+        poll_timed(Instant::now(), Duration::from_secs(60), "both replicas streaming with lag 0", || {
+            let status = s.status();
+            let nodes = db_nodes(&status);
+            let ok = replicas.iter().all(|r| {
+                nodes.iter().any(|n| {
+                    n.container == *r
+                        && n.role.as_deref() == Some("replica")
+                        && n.lag_bytes == Some(0)
+                        && n.streaming == Some(true)
+                })
+            });
+            if ok { Ok(()) } else { Err(format!("{nodes:?}")) }
         });
-        if ok { Ok(()) } else { Err(format!("{nodes:?}")) }
-    });
     s.log(&format!("story 2: replicas caught up {caught_up:?} after apply"));
-    poll(Instant::now(), Duration::from_secs(15), "reads served by a replica again", || {
-        let r = get(port, "/users/12");
+    poll_timed(Instant::now(), Duration::from_secs(15), "reads served by a replica again", || {
+        let r = http_get(port, "/users/12");
         if r.status == 200 && r.header("X-Db-Role") == Some("replica") { Ok(()) } else { Err(format!("{r:?}")) }
     });
     std::thread::sleep(Duration::from_secs(1));
     let report = load.stop();
-    s.log(&format!("story 2: {}", describe(&report)));
+    s.log(&format!("story 2: {}", report.describe(false)));
     let windows = [(kills[0] + Duration::from_secs(3), kills[1]), (kills[1] + Duration::from_secs(3), Instant::now())];
     assert_no_failures_in(&report, &windows, 40, "replicas killed");
     let fallback: Vec<&common::Sample> = report
@@ -555,12 +469,13 @@ fn stories_on_stage_four() {
         assert_eq!((header(&r, "X-Db-Role"), header(&r, "X-Db-Node")), ("primary", promoted.as_str()), "{r:?}");
     }
     assert_eq!(psql(&promoted, None, "select pg_is_in_recovery()").as_deref(), Ok("f"), "{promoted} is not primary");
-    let (_, rejoined) = poll(Instant::now(), Duration::from_secs(30), &format!("{db1} a replica"), || {
-        match psql(&db1, None, "select pg_is_in_recovery()") {
-            Ok(out) if out == "t" => Ok(()),
-            other => Err(format!("{other:?}")),
-        }
-    });
+    let (_, rejoined) =
+        poll_timed(Instant::now(), Duration::from_secs(30), &format!("{db1} a replica"), || {
+            match psql(&db1, None, "select pg_is_in_recovery()") {
+                Ok(out) if out == "t" => Ok(()),
+                other => Err(format!("{other:?}")),
+            }
+        });
     s.log(&format!("story 4: {db1} in recovery {rejoined:?} after the failover returned"));
     let data = common::docker(&["exec", &db1, "ls", "-1", "/var/lib/postgresql/data"]).expect("ls the volume");
     assert!(
@@ -575,12 +490,7 @@ fn stories_on_stage_four() {
     s.plan_is_empty("story 4");
 
     // ---- 5. `scale watch` repairs drift by itself.
-    let since = Instant::now();
-    let mut watch = ScaleChild::spawn(&["watch", &s.file, "-p", &p], &[]);
-    watch
-        .wait_stdout(since, Duration::from_secs(30), |l| l.starts_with("watching project"))
-        .unwrap_or_else(|| panic!("scale watch did not start:\n{}", watch.transcript()));
-    std::thread::sleep(Duration::from_secs(2));
+    let mut watch = s.watch();
     // db-3 unless the failover promoted it: the story partitions a replica.
     let cut = if promoted == replicas[1] { replicas[0].clone() } else { replicas[1].clone() };
     let broke = Instant::now();
@@ -588,7 +498,7 @@ fn stories_on_stage_four() {
     s.scale(&["chaos", "disconnect", &cut]).success();
     let created = format!("create {web2}: missing");
     let reconnected = format!("reconnect {cut}: disconnected from {private}");
-    let (_, repaired) = poll(broke, Duration::from_secs(30), "watch repairs web-2 and the partition", || {
+    let (_, repaired) = poll_timed(broke, Duration::from_secs(30), "watch repairs web-2 and the partition", || {
         let mut missing = Vec::new();
         if let Err(e) = running_healthy(&web2) {
             missing.push(e);
@@ -605,7 +515,7 @@ fn stories_on_stage_four() {
     });
     s.log(&format!("story 5: repaired {repaired:?} after the drift"));
     // Let the watcher finish its pass (the load balancer's pool) before stopping it.
-    poll(Instant::now(), Duration::from_secs(60), "the watcher's pass done and the plan empty", || {
+    poll_timed(Instant::now(), Duration::from_secs(60), "the watcher's pass done and the plan empty", || {
         let done = watch.find_stdout(broke, |l| l.contains("repaired")).is_some();
         let plan = s.scale(&["plan", "--detailed-exitcode", &s.file]);
         if done && plan.code == Some(0) { Ok(()) } else { Err(format!("{}\n{}", plan.stdout, watch.transcript())) }
@@ -628,19 +538,13 @@ fn auto_failover_with_synchronous_replication() {
     let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let edits = [("synchronous: false", "synchronous: true"), ("failover: manual", "failover: auto")];
     let Some((_guard, _dir, s)) = open(2, &edits) else { return };
-    let p = s.p.clone();
     let port = s.port();
     let db1 = s.name("db", 1);
     let replicas = [s.name("db", 2), s.name("db", 3)];
     let sync = psql(&db1, None, "show synchronous_standby_names").expect("psql");
     assert_eq!(sync, "ANY 1 (*)", "the primary does not replicate synchronously");
 
-    let since = Instant::now();
-    let mut watch = ScaleChild::spawn(&["watch", &s.file, "-p", &p], &[]);
-    watch
-        .wait_stdout(since, Duration::from_secs(30), |l| l.starts_with("watching project"))
-        .unwrap_or_else(|| panic!("scale watch did not start:\n{}", watch.transcript()));
-    std::thread::sleep(Duration::from_secs(2));
+    let mut watch = s.watch();
 
     const N: u64 = 30;
     let mut acked = Vec::new();
@@ -737,7 +641,7 @@ fn auto_failover_with_synchronous_replication() {
 
     // Let the watcher finish rebuilding the old primary as a replica before stopping it.
     let promoted_at = line.at;
-    poll(Instant::now(), Duration::from_secs(180), "the watcher's repair after the failover", || {
+    poll_timed(Instant::now(), Duration::from_secs(180), "the watcher's repair after the failover", || {
         match watch.find_stdout(promoted_at, |l| l.contains("repaired") || l.contains("repair failed")) {
             Some(l) => Ok(l),
             None => Err(watch.transcript()),
