@@ -157,7 +157,56 @@ pub async fn reload<E: Engine>(
     engine.signal(id, name, RELOAD_SIGNAL).await.map_err(failure)?;
     write_files(engine, id, name, &record).await?;
     say("reloaded");
-    // The new worker needs a moment to resolve and check its servers; give it one.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    if let Some(pool) = pool_of(files) {
+        await_pool_up(engine, id, name, &pool, say).await;
+    }
     Ok(())
+}
+
+/// How long a load balancer's servers may take to resolve and pass their first checks.
+const POOL_UP_LIMIT: Duration = Duration::from_secs(20);
+
+/// The pool record among a load balancer's generated files.
+pub fn pool_of(files: &[FileSpec]) -> Option<Pool> {
+    files.iter().find(|f| f.path == POOL_PATH).and_then(|f| serde_json::from_str(&f.contents).ok())
+}
+
+/// Waits (bounded) until HAProxy reports every server of `pool` UP, so that an apply that
+/// created or reloaded a load balancer returns once traffic is balanced over all of them: a
+/// freshly renamed backend can take a moment to resolve in Docker's DNS, and HAProxy holds a
+/// server it cannot resolve in maintenance until it can. A server still not UP at the limit
+/// is reported, not failed: `scale status` shows the pool.
+pub async fn await_pool_up<E: Engine>(engine: &E, id: &str, name: &str, pool: &Pool, say: &(dyn Fn(&str) + Sync)) {
+    if pool.servers.is_empty() {
+        return;
+    }
+    say(&format!("waiting until {name} has {} UP", pool.servers.join(", ")));
+    let started = Instant::now();
+    loop {
+        let states = match engine.exec(id, name, &show_stat()).await {
+            Ok(out) if out.exit_code == 0 && !out.output.starts_with("# pxname") => {
+                // Not HAProxy's runtime API (an image of the user's own): nothing to wait on.
+                return;
+            }
+            Ok(out) => parse_stat(&out.output, &pool.backend),
+            Err(_) => Vec::new(),
+        };
+        let not_up: Vec<String> = pool
+            .servers
+            .iter()
+            .filter_map(|server| match states.iter().find(|s| s.server == *server) {
+                Some(s) if s.status == "UP" || s.status == "no check" => None,
+                Some(s) => Some(format!("{server} {}", s.status)),
+                None => Some(format!("{server} not in the running configuration yet")),
+            })
+            .collect();
+        if not_up.is_empty() {
+            return;
+        }
+        if started.elapsed() >= POOL_UP_LIMIT {
+            say(&format!("not all of {name}'s servers are UP yet: {}; see `scale status`", not_up.join(", ")));
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }

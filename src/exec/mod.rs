@@ -271,6 +271,9 @@ async fn bring_up_as<E: Engine>(
         return Err(f);
     }
     await_ready(engine, &cid, name, readiness, opts, say).await?;
+    if let Some(pool) = balancer::pool_of(files) {
+        balancer::await_pool_up(engine, &cid, name, &pool, say).await;
+    }
     Ok(cid)
 }
 
