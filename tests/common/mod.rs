@@ -570,7 +570,7 @@ impl Sample {
     }
 }
 
-/// Why a [`ClientLoop`] stopped.
+/// Why a [`ClientLoop`] or [`WriteLoop`] stopped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LoopEnd {
     /// [`ClientLoop::stop`] was called.
@@ -615,20 +615,74 @@ impl LoopReport {
 /// A background thread that GETs `127.0.0.1:port` + `path` over and over, `pause` apart,
 /// until [`ClientLoop::stop`], `max_requests` or `deadline`, whichever comes first, recording
 /// every answer. Dropping it without `stop` stops it too.
-pub struct ClientLoop {
-    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    samples: std::sync::Arc<Mutex<Vec<Sample>>>,
-    handle: Option<std::thread::JoinHandle<LoopEnd>>,
-}
+pub struct ClientLoop(BoundedLoop<Sample>);
 
 impl ClientLoop {
     pub fn start(port: u16, path: &str, pause: Duration, max_requests: usize, deadline: Duration) -> ClientLoop {
+        let path = path.to_string();
+        ClientLoop(BoundedLoop::start(pause, max_requests, deadline, move |_| {
+            let started = std::time::Instant::now();
+            match http(port, "GET", &path, None) {
+                Ok(r) => Sample {
+                    at: std::time::Instant::now(),
+                    status: Some(r.status),
+                    took: started.elapsed(),
+                    version: r.header("X-App-Version").map(str::to_string),
+                    served_by: r.header("X-Served-By").map(str::to_string),
+                    db_role: r.header("X-Db-Role").map(str::to_string),
+                    error: (r.status != 200).then(|| r.body.clone()),
+                },
+                Err(e) => Sample {
+                    at: std::time::Instant::now(),
+                    status: None,
+                    took: started.elapsed(),
+                    version: None,
+                    served_by: None,
+                    db_role: None,
+                    error: Some(e.to_string()),
+                },
+            }
+        }))
+    }
+
+    /// How many answers came after `instant` so far.
+    pub fn answers_after(&self, instant: std::time::Instant) -> usize {
+        self.0.records().iter().filter(|s| s.at > instant).count()
+    }
+
+    /// Whether the loop is still sending (not stopped, out of requests or past its deadline).
+    pub fn running(&self) -> bool {
+        self.0.running()
+    }
+
+    /// Stops the loop and returns what it saw.
+    pub fn stop(self) -> LoopReport {
+        let (samples, ended) = self.0.finish("the client loop");
+        LoopReport { samples, ended }
+    }
+}
+
+/// The thread behind [`ClientLoop`] and [`WriteLoop`]: calls `attempt(n)` for n = 0, 1, …,
+/// `pause` apart, recording each result, until stopped, `max_attempts` or `deadline`,
+/// whichever comes first. Dropping it stops it.
+pub struct BoundedLoop<S> {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    records: std::sync::Arc<Mutex<Vec<S>>>,
+    handle: Option<std::thread::JoinHandle<LoopEnd>>,
+}
+
+impl<S: Send + 'static> BoundedLoop<S> {
+    pub fn start(
+        pause: Duration,
+        max_attempts: usize,
+        deadline: Duration,
+        mut attempt: impl FnMut(usize) -> S + Send + 'static,
+    ) -> BoundedLoop<S> {
         use std::sync::atomic::Ordering;
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let flag = stop.clone();
-        let samples = std::sync::Arc::new(Mutex::new(Vec::new()));
-        let shared = samples.clone();
-        let path = path.to_string();
+        let records = std::sync::Arc::new(Mutex::new(Vec::new()));
+        let shared = records.clone();
         let handle = std::thread::spawn(move || {
             let until = std::time::Instant::now() + deadline;
             let mut sent = 0;
@@ -636,61 +690,39 @@ impl ClientLoop {
                 if flag.load(Ordering::SeqCst) {
                     break LoopEnd::Stopped;
                 }
-                if sent >= max_requests {
+                if sent >= max_attempts {
                     break LoopEnd::Count;
                 }
                 if std::time::Instant::now() >= until {
                     break LoopEnd::Deadline;
                 }
+                let record = attempt(sent);
                 sent += 1;
-                let started = std::time::Instant::now();
-                let sample = match http(port, "GET", &path, None) {
-                    Ok(r) => Sample {
-                        at: std::time::Instant::now(),
-                        status: Some(r.status),
-                        took: started.elapsed(),
-                        version: r.header("X-App-Version").map(str::to_string),
-                        served_by: r.header("X-Served-By").map(str::to_string),
-                        db_role: r.header("X-Db-Role").map(str::to_string),
-                        error: (r.status != 200).then(|| r.body.clone()),
-                    },
-                    Err(e) => Sample {
-                        at: std::time::Instant::now(),
-                        status: None,
-                        took: started.elapsed(),
-                        version: None,
-                        served_by: None,
-                        db_role: None,
-                        error: Some(e.to_string()),
-                    },
-                };
-                shared.lock().unwrap_or_else(|e| e.into_inner()).push(sample);
+                shared.lock().unwrap_or_else(|e| e.into_inner()).push(record);
                 std::thread::sleep(pause);
             }
         });
-        ClientLoop { stop, samples, handle: Some(handle) }
+        BoundedLoop { stop, records, handle: Some(handle) }
     }
 
-    /// How many answers came after `instant` so far.
-    pub fn answers_after(&self, instant: std::time::Instant) -> usize {
-        self.samples.lock().unwrap_or_else(|e| e.into_inner()).iter().filter(|s| s.at > instant).count()
+    /// What it recorded so far.
+    pub fn records(&self) -> std::sync::MutexGuard<'_, Vec<S>> {
+        self.records.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Whether the loop is still sending (not stopped, out of requests or past its deadline).
     pub fn running(&self) -> bool {
         self.handle.as_ref().is_some_and(|h| !h.is_finished())
     }
 
-    /// Stops the loop and returns what it saw.
-    pub fn stop(mut self) -> LoopReport {
+    /// Stops the loop; everything it recorded, and why it ended.
+    pub fn finish(mut self, what: &str) -> (Vec<S>, LoopEnd) {
         self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
-        let ended = self.handle.take().expect("stopped once").join().expect("the client loop panicked");
-        let samples = std::mem::take(&mut *self.samples.lock().unwrap_or_else(|e| e.into_inner()));
-        LoopReport { samples, ended }
+        let ended = self.handle.take().expect("stopped once").join().unwrap_or_else(|_| panic!("{what} panicked"));
+        (std::mem::take(&mut *self.records()), ended)
     }
 }
 
-impl Drop for ClientLoop {
+impl<S> Drop for BoundedLoop<S> {
     fn drop(&mut self) {
         self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
     }
@@ -878,92 +910,52 @@ pub fn write_body(id: u64) -> String {
 /// `first_id + 1`, … (one new id per attempt, so a write whose answer was lost never comes
 /// back as a conflict), `pause` apart, until [`WriteLoop::stop`], `max_requests` or
 /// `deadline`. Dropping it without `stop` stops it too.
-pub struct WriteLoop {
-    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    writes: std::sync::Arc<Mutex<Vec<WriteSample>>>,
-    handle: Option<std::thread::JoinHandle<LoopEnd>>,
-}
+pub struct WriteLoop(BoundedLoop<WriteSample>);
 
 impl WriteLoop {
     pub fn start(port: u16, first_id: u64, pause: Duration, max_requests: usize, deadline: Duration) -> WriteLoop {
-        use std::sync::atomic::Ordering;
-        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let flag = stop.clone();
-        let writes = std::sync::Arc::new(Mutex::new(Vec::new()));
-        let shared = writes.clone();
-        let handle = std::thread::spawn(move || {
-            let until = std::time::Instant::now() + deadline;
-            let mut id = first_id;
-            let mut sent = 0;
-            loop {
-                if flag.load(Ordering::SeqCst) {
-                    break LoopEnd::Stopped;
-                }
-                if sent >= max_requests {
-                    break LoopEnd::Count;
-                }
-                if std::time::Instant::now() >= until {
-                    break LoopEnd::Deadline;
-                }
-                sent += 1;
-                let started = std::time::Instant::now();
-                let sample = match http(port, "POST", "/users", Some(&write_body(id))) {
-                    Ok(r) => WriteSample {
-                        id,
-                        started,
-                        at: std::time::Instant::now(),
-                        status: Some(r.status),
-                        db_node: r.header("X-Db-Node").map(str::to_string),
-                        db_role: r.header("X-Db-Role").map(str::to_string),
-                        error: (r.status != 201).then(|| r.body.clone()),
-                        body: r.body,
-                    },
-                    Err(e) => WriteSample {
-                        id,
-                        started,
-                        at: std::time::Instant::now(),
-                        status: None,
-                        db_node: None,
-                        db_role: None,
-                        body: String::new(),
-                        error: Some(e.to_string()),
-                    },
-                };
-                shared.lock().unwrap_or_else(|e| e.into_inner()).push(sample);
-                id += 1;
-                std::thread::sleep(pause);
+        WriteLoop(BoundedLoop::start(pause, max_requests, deadline, move |n| {
+            let id = first_id + n as u64;
+            let started = std::time::Instant::now();
+            match http(port, "POST", "/users", Some(&write_body(id))) {
+                Ok(r) => WriteSample {
+                    id,
+                    started,
+                    at: std::time::Instant::now(),
+                    status: Some(r.status),
+                    db_node: r.header("X-Db-Node").map(str::to_string),
+                    db_role: r.header("X-Db-Role").map(str::to_string),
+                    error: (r.status != 201).then(|| r.body.clone()),
+                    body: r.body,
+                },
+                Err(e) => WriteSample {
+                    id,
+                    started,
+                    at: std::time::Instant::now(),
+                    status: None,
+                    db_node: None,
+                    db_role: None,
+                    body: String::new(),
+                    error: Some(e.to_string()),
+                },
             }
-        });
-        WriteLoop { stop, writes, handle: Some(handle) }
+        }))
     }
 
     /// How many writes were acknowledged after `instant` so far.
     pub fn acknowledged_after(&self, instant: std::time::Instant) -> usize {
-        self.writes
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-            .filter(|w| w.acknowledged() && w.at > instant)
-            .count()
+        self.0.records().iter().filter(|w| w.acknowledged() && w.at > instant).count()
     }
 
     /// Whether the loop is still sending.
     pub fn running(&self) -> bool {
-        self.handle.as_ref().is_some_and(|h| !h.is_finished())
+        self.0.running()
     }
 
     /// Stops the loop and returns what it saw.
-    pub fn stop(mut self) -> WriteReport {
-        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
-        let ended = self.handle.take().expect("stopped once").join().expect("the write loop panicked");
-        let writes = std::mem::take(&mut *self.writes.lock().unwrap_or_else(|e| e.into_inner()));
+    pub fn stop(self) -> WriteReport {
+        let (writes, ended) = self.0.finish("the write loop");
         WriteReport { writes, ended }
-    }
-}
-
-impl Drop for WriteLoop {
-    fn drop(&mut self) {
-        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
     }
 }
 
