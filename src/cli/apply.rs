@@ -8,7 +8,7 @@ use anyhow::Context;
 use serde_json::json;
 
 use super::interrupt::{self, Interrupt, Wording};
-use super::locking::{parse_lock_timeout, release_lock, take_lock};
+use super::locking::{parse_lock_timeout, with_lock};
 use super::{Global, Loaded, connect, interactive, load_desired};
 use crate::engine::docker::DockerEngine;
 use crate::exec::ExecOptions;
@@ -59,12 +59,10 @@ pub async fn run(args: Args, global: &Global, ui: Ui) -> anyhow::Result<u8> {
     let engine = connect().await?;
     let mut interrupt = Interrupt::listen()?;
     // Locked before observing, so an apply that waited plans against the converged state.
-    let Some(mut lock) = take_lock(&engine, &loaded.project, "apply", args.lock_timeout, &mut interrupt).await? else {
-        return Ok(130);
-    };
-    let result = run_locked(&args, ui, &loaded, &engine, &mut interrupt).await;
-    release_lock(&mut lock).await;
-    result
+    with_lock(&engine, &loaded.project, "apply", args.lock_timeout, &mut interrupt, async |interrupt| {
+        run_locked(&args, ui, &loaded, &engine, interrupt).await
+    })
+    .await
 }
 
 /// Everything apply does while holding the project lock.

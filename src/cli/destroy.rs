@@ -7,7 +7,7 @@ use anyhow::Context;
 use serde_json::json;
 
 use super::interrupt::{self, Interrupt, Wording};
-use super::locking::{parse_lock_timeout, release_lock, take_lock};
+use super::locking::{parse_lock_timeout, with_lock};
 use super::{Global, connect, interactive, project_of};
 use crate::engine::Engine;
 use crate::engine::docker::DockerEngine;
@@ -42,12 +42,10 @@ pub async fn run(args: Args, global: &Global, ui: Ui) -> anyhow::Result<u8> {
     let project = project_of(args.file.as_ref(), global, ui)?;
     let engine = connect().await?;
     let mut interrupt = Interrupt::listen()?;
-    let Some(mut lock) = take_lock(&engine, &project, "destroy", args.lock_timeout, &mut interrupt).await? else {
-        return Ok(130);
-    };
-    let result = run_locked(&args, ui, &project, &engine, &mut interrupt).await;
-    release_lock(&mut lock).await;
-    result
+    with_lock(&engine, &project, "destroy", args.lock_timeout, &mut interrupt, async |interrupt| {
+        run_locked(&args, ui, &project, &engine, interrupt).await
+    })
+    .await
 }
 
 /// Everything destroy does while holding the project lock.

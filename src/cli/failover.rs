@@ -9,7 +9,7 @@ use anyhow::{Context, bail};
 use serde_json::json;
 
 use super::interrupt::{self, Interrupt, Wording};
-use super::locking::{parse_lock_timeout, release_lock, take_lock};
+use super::locking::{parse_lock_timeout, with_lock};
 use super::{Global, Loaded, connect, desired_for, project_and_blueprint};
 use crate::engine::docker::DockerEngine;
 use crate::engine::observe_project;
@@ -45,12 +45,10 @@ pub async fn run(args: Args, global: &Global, ui: Ui) -> anyhow::Result<u8> {
     let engine = connect().await?;
     let mut interrupt = Interrupt::listen()?;
     // Locked before observing: a failover that waited promotes from the state the holder left.
-    let Some(mut lock) = take_lock(&engine, &project, "failover", args.lock_timeout, &mut interrupt).await? else {
-        return Ok(130);
-    };
-    let result = run_locked(&args, ui, &project, loaded.as_ref(), &engine, &mut interrupt).await;
-    release_lock(&mut lock).await;
-    result
+    with_lock(&engine, &project, "failover", args.lock_timeout, &mut interrupt, async |interrupt| {
+        run_locked(&args, ui, &project, loaded.as_ref(), &engine, interrupt).await
+    })
+    .await
 }
 
 /// Everything failover does while holding the project lock.

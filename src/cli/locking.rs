@@ -67,6 +67,25 @@ pub(super) async fn take_lock(
     }
 }
 
+/// Runs `work` holding the project lock, and gives the lock back whatever `work` returns;
+/// 130 when Ctrl-C came while waiting for it (nothing was changed). The shape of every
+/// one-shot command that changes a project: apply, destroy, failover.
+pub(super) async fn with_lock(
+    engine: &DockerEngine,
+    project: &str,
+    command: &str,
+    timeout: Duration,
+    interrupt: &mut Interrupt,
+    work: impl AsyncFnOnce(&mut Interrupt) -> anyhow::Result<u8>,
+) -> anyhow::Result<u8> {
+    let Some(mut lock) = take_lock(engine, project, command, timeout, interrupt).await? else {
+        return Ok(130);
+    };
+    let result = work(interrupt).await;
+    release_lock(&mut lock).await;
+    result
+}
+
 /// Gives the lock back; a failure is a warning (the work itself is done).
 pub(super) async fn release_lock(lock: &mut ProjectLock) {
     if let Err(err) = lock.release().await {
