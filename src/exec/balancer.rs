@@ -1,8 +1,9 @@
 //! Executor steps that talk to a load balancer: drain a server before it stops, put it back
 //! once its replacement is ready, and reload a new configuration without dropping requests.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use super::poll::poll;
 use super::{ActionFailure, failure};
 use crate::engine::Engine;
 use crate::kinds::load_balancer::{
@@ -25,8 +26,7 @@ pub async fn drain<E: Engine>(engine: &E, drains: &[Drain], say: &(dyn Fn(&str) 
             say(&format!("could not drain {} on {}: {err}", d.server, d.balancer));
             continue;
         }
-        let started = Instant::now();
-        while started.elapsed() < DRAIN_LIMIT {
+        let _ = poll(DRAIN_LIMIT, Duration::from_millis(100), async || {
             let busy = match engine.exec(&d.balancer_id, &d.balancer, &show_stat()).await {
                 Ok(out) => parse_stat(&out.output, &d.backend)
                     .iter()
@@ -34,11 +34,9 @@ pub async fn drain<E: Engine>(engine: &E, drains: &[Drain], say: &(dyn Fn(&str) 
                     .is_some_and(|s| s.current_sessions > 0),
                 Err(_) => false,
             };
-            if !busy {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+            if busy { Err(()) } else { Ok(()) }
+        })
+        .await;
         let _ = engine.exec(&d.balancer_id, &d.balancer, &set_server_state(&d.backend, &d.server, "maint")).await;
     }
 }
@@ -78,20 +76,16 @@ pub async fn undrain<E: Engine>(engine: &E, drains: &[Drain], say: &(dyn Fn(&str
             continue;
         }
         say(&format!("waiting for {}'s checks to pass against {addr}", d.balancer));
-        let started = Instant::now();
-        loop {
+        let passed = poll(REJOIN_LIMIT, Duration::from_millis(200), async || {
             let state = match engine.exec(&d.balancer_id, &d.balancer, &show_servers_state(&d.backend)).await {
                 Ok(out) => parse_servers_state(&out.output).into_iter().find(|s| s.server == d.server),
                 Err(_) => None,
             };
-            if state.as_ref().is_some_and(|s| s.addr == addr && s.running()) {
-                break;
-            }
-            if started.elapsed() >= REJOIN_LIMIT {
-                say(&format!("{} still failing {}'s checks; putting it back anyway", d.server, d.balancer));
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
+            if state.is_some_and(|s| s.addr == addr && s.running()) { Ok(()) } else { Err(()) }
+        })
+        .await;
+        if passed.is_err() {
+            say(&format!("{} still failing {}'s checks; putting it back anyway", d.server, d.balancer));
         }
         let ready = set_server_state(&d.backend, &d.server, "ready");
         match engine.exec(&d.balancer_id, &d.balancer, &ready).await {
@@ -105,19 +99,14 @@ pub async fn undrain<E: Engine>(engine: &E, drains: &[Drain], say: &(dyn Fn(&str
 /// retried briefly: a renamed container takes a moment to answer under its new name.
 async fn resolve<E: Engine>(engine: &E, d: &Drain) -> Option<String> {
     let cmd = ["getent", "hosts", d.server.as_str()].map(String::from);
-    let started = Instant::now();
-    loop {
-        if let Ok(out) = engine.exec(&d.balancer_id, &d.balancer, &cmd).await
-            && out.exit_code == 0
-            && let Some(addr) = out.output.split_whitespace().next()
-        {
-            return Some(addr.to_string());
+    poll(RESOLVE_LIMIT, Duration::from_millis(200), async || {
+        match engine.exec(&d.balancer_id, &d.balancer, &cmd).await {
+            Ok(out) if out.exit_code == 0 => out.output.split_whitespace().next().map(str::to_string).ok_or(()),
+            _ => Err(()),
         }
-        if started.elapsed() >= RESOLVE_LIMIT {
-            return None;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    })
+    .await
+    .ok()
 }
 
 /// How long a replacement may take to answer under its name in Docker's DNS.
@@ -181,13 +170,10 @@ pub async fn await_pool_up<E: Engine>(engine: &E, id: &str, name: &str, pool: &P
         return;
     }
     say(&format!("waiting until {name} has {} UP", pool.servers.join(", ")));
-    let started = Instant::now();
-    loop {
+    let all_up = poll(POOL_UP_LIMIT, Duration::from_millis(200), async || {
         let states = match engine.exec(id, name, &show_stat()).await {
-            Ok(out) if out.exit_code == 0 && !out.output.starts_with("# pxname") => {
-                // Not HAProxy's runtime API (an image of the user's own): nothing to wait on.
-                return;
-            }
+            // Not HAProxy's runtime API (an image of the user's own): nothing to wait on.
+            Ok(out) if out.exit_code == 0 && !out.output.starts_with("# pxname") => return Ok(()),
             Ok(out) => parse_stat(&out.output, &pool.backend),
             Err(_) => Vec::new(),
         };
@@ -200,13 +186,10 @@ pub async fn await_pool_up<E: Engine>(engine: &E, id: &str, name: &str, pool: &P
                 None => Some(format!("{server} not in the running configuration yet")),
             })
             .collect();
-        if not_up.is_empty() {
-            return;
-        }
-        if started.elapsed() >= POOL_UP_LIMIT {
-            say(&format!("not all of {name}'s servers are UP yet: {}; see `scale status`", not_up.join(", ")));
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        if not_up.is_empty() { Ok(()) } else { Err(not_up) }
+    })
+    .await;
+    if let Err(not_up) = all_up {
+        say(&format!("not all of {name}'s servers are UP yet: {}; see `scale status`", not_up.join(", ")));
     }
 }

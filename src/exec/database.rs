@@ -1,6 +1,8 @@
 //! Executor steps that talk to a database primary.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use super::poll::poll;
 
 use crate::engine::Engine;
 use crate::kinds::postgres::{drop_slot_sql, psql};
@@ -14,29 +16,25 @@ const RELEASE_LIMIT: Duration = Duration::from_secs(10);
 /// can be dropped by hand (`SELECT pg_drop_replication_slot('…')`).
 pub async fn release_slot<E: Engine>(engine: &E, release: &SlotRelease, say: &(dyn Fn(&str) + Sync)) {
     let cmd = psql(&drop_slot_sql(&release.slot));
-    let started = Instant::now();
-    loop {
-        let problem = match engine.exec(&release.primary_id, &release.primary, &cmd).await {
+    // Ok: settled (dropped, or a problem waiting will not fix); Err: still in use, ask again.
+    let outcome = poll(RELEASE_LIMIT, Duration::from_millis(300), async || {
+        match engine.exec(&release.primary_id, &release.primary, &cmd).await {
             Ok(out) if out.exit_code == 0 => match out.output.lines().last().map(|l| l.trim().parse::<u64>()) {
-                Some(Ok(0)) => {
-                    say(&format!("dropped replication slot {} on {}", release.slot, release.primary));
-                    return;
-                }
+                Some(Ok(0)) => Ok(Ok(())),
                 // Still active: the primary has not yet seen the replica go.
-                Some(Ok(_)) if started.elapsed() < RELEASE_LIMIT => {
-                    tokio::time::sleep(Duration::from_millis(300)).await;
-                    continue;
-                }
-                Some(Ok(_)) => "still in use".to_string(),
-                _ => format!("unexpected answer {:?}", out.output.trim()),
+                Some(Ok(_)) => Err("still in use".to_string()),
+                _ => Ok(Err(format!("unexpected answer {:?}", out.output.trim()))),
             },
-            Ok(out) => out.output.trim().to_string(),
-            Err(err) => err.to_string(),
-        };
-        say(&format!(
+            Ok(out) => Ok(Err(out.output.trim().to_string())),
+            Err(err) => Ok(Err(err.to_string())),
+        }
+    })
+    .await;
+    match outcome {
+        Ok(Ok(())) => say(&format!("dropped replication slot {} on {}", release.slot, release.primary)),
+        Ok(Err(problem)) | Err(problem) => say(&format!(
             "could not drop replication slot {} on {} ({problem}); drop it by hand: SELECT pg_drop_replication_slot('{}')",
             release.slot, release.primary, release.slot
-        ));
-        return;
+        )),
     }
 }

@@ -14,6 +14,7 @@ use crate::plan::{ActionId, FileSpec, Op, Plan};
 
 mod balancer;
 mod database;
+mod poll;
 pub mod queue;
 pub mod wait;
 
