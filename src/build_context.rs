@@ -105,7 +105,7 @@ pub fn fingerprint(build: &Build) -> Result<String, ContextError> {
         field(&mut h, k.as_bytes());
         field(&mut h, v.as_bytes());
     }
-    Ok(crate::desired::hex(&h.finalize()))
+    Ok(crate::spec::hex(&h.finalize()))
 }
 
 /// A deterministic tar of the files `docker build` would send for `build`.

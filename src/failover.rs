@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use crate::engine::Engine;
 use crate::engine::live::{NodeReport, database_nodes};
-use crate::kinds::postgres::{MARKER_SERVICE_LABEL, marker_volume, primaries, psql, slot_name};
+use crate::kinds::postgres::{MARKER_SERVICE_LABEL, marker_volume, psql, slot_name};
 use crate::observed::{ObservedState, RunState};
 
 /// What a failover did, for the user and for `--output json`.
@@ -62,7 +62,7 @@ pub async fn failover<E: Engine>(
     if nodes.is_empty() {
         return Err(FailoverError::NoSuchService(service.to_string()));
     }
-    let marked = primaries(observed).get(service).map(|(n, _)| *n).unwrap_or(1);
+    let marked = observed.primaries().get(service).map(|(n, _)| *n).unwrap_or(1);
     let old_primary = nodes.iter().find(|n| n.status.as_ref().is_some_and(|s| s.role == "primary")).or_else(|| {
         nodes.iter().find(|n| observed.containers.get(&n.container).and_then(|c| c.replica()) == Some(marked))
     });

@@ -3,7 +3,8 @@
 
 use std::collections::BTreeMap;
 
-use crate::desired::ContainerSpec;
+use crate::model::Kind;
+use crate::spec::ContainerSpec;
 
 /// Project that owns a resource. Nothing without it is ever touched.
 pub const PROJECT: &str = "io.scale.project";
@@ -18,6 +19,13 @@ pub const KIND: &str = "io.scale.kind";
 /// The container's full spec as JSON, so a plan can say what changed and why.
 pub const SPEC: &str = "io.scale.spec";
 
+/// Label on a primary marker volume: the service whose primary it names.
+pub const MARKER_SERVICE_LABEL: &str = "io.scale.primary-of";
+/// Label on a primary marker volume: the node number that is primary.
+pub const MARKER_NODE_LABEL: &str = "io.scale.primary-node";
+/// Label on a primary marker volume: when the failover made it (Unix seconds), newest wins.
+pub const MARKER_SINCE_LABEL: &str = "io.scale.primary-since";
+
 /// The labels a container is created with: the user's, then scale's (which win).
 pub fn container_labels(spec: &ContainerSpec, project: &str) -> BTreeMap<String, String> {
     let mut labels = spec.labels.clone();
@@ -25,7 +33,7 @@ pub fn container_labels(spec: &ContainerSpec, project: &str) -> BTreeMap<String,
     labels.insert(SERVICE.into(), spec.service.clone());
     labels.insert(REPLICA.into(), spec.replica.to_string());
     labels.insert(SPEC_HASH.into(), spec.hash());
-    labels.insert(KIND.into(), spec.kind.clone().unwrap_or_else(|| "service".into()));
+    labels.insert(KIND.into(), kind_value(spec.kind).into());
     labels.insert(SPEC.into(), serde_json::to_string(spec).expect("a ContainerSpec always serializes"));
     labels
 }
@@ -33,4 +41,15 @@ pub fn container_labels(spec: &ContainerSpec, project: &str) -> BTreeMap<String,
 /// The label filter that selects a project's resources.
 pub fn project_filter(project: &str) -> String {
     format!("{PROJECT}={project}")
+}
+
+/// The [`KIND`] label's value for a container of `kind` (`service` for a plain one).
+pub fn kind_value(kind: Option<Kind>) -> &'static str {
+    kind.map_or("service", Kind::as_str)
+}
+
+/// The kind a resource's [`KIND`] label names; `None` for a plain service or no label.
+pub fn kind_of(labels: &BTreeMap<String, String>) -> Option<Kind> {
+    let value = labels.get(KIND)?;
+    Kind::ALL.iter().find(|(name, _)| name == value).map(|(_, kind)| *kind)
 }

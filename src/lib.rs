@@ -17,5 +17,6 @@ pub mod labels;
 pub mod model;
 pub mod observed;
 pub mod plan;
+pub mod spec;
 pub mod ui;
 pub mod validate;

@@ -5,9 +5,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
-use crate::desired::ContainerSpec;
 use crate::labels;
 use crate::model::Protocol;
+use crate::spec::ContainerSpec;
 
 /// The project as the engine sees it right now.
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
@@ -22,7 +22,7 @@ pub struct ObservedState {
     /// Image references (`repo:tag`) present in the engine.
     pub images: BTreeSet<String>,
     /// The pool each running load balancer was last given, keyed by container name.
-    pub load_balancers: BTreeMap<String, crate::kinds::load_balancer::Pool>,
+    pub load_balancers: BTreeMap<String, crate::spec::Pool>,
 }
 
 /// The lifecycle state the engine reports for a container.
@@ -117,6 +117,11 @@ impl ObservedContainer {
         self.labels.get(labels::REPLICA)?.parse().ok()
     }
 
+    /// Its kind, from the label (`None`: a plain service).
+    pub fn kind(&self) -> Option<crate::model::Kind> {
+        labels::kind_of(&self.labels)
+    }
+
     pub fn spec_hash(&self) -> Option<&str> {
         self.labels.get(labels::SPEC_HASH).map(String::as_str)
     }
@@ -175,6 +180,26 @@ pub struct Endpoint {
 }
 
 impl ObservedState {
+    /// The primary node of each postgres service, as the newest marker volume says (a
+    /// service without a marker keeps node 1), with the marker's name.
+    pub fn primaries(&self) -> BTreeMap<String, (u32, String)> {
+        let mut out: BTreeMap<String, (u64, u32, String)> = BTreeMap::new();
+        for v in self.volumes.values() {
+            let (Some(service), Some(node)) =
+                (v.labels.get(labels::MARKER_SERVICE_LABEL), v.labels.get(labels::MARKER_NODE_LABEL))
+            else {
+                continue;
+            };
+            let Ok(node) = node.parse::<u32>() else { continue };
+            let since = v.labels.get(labels::MARKER_SINCE_LABEL).and_then(|s| s.parse().ok()).unwrap_or(0);
+            let newer = out.get(service).is_none_or(|(t, _, _)| since >= *t);
+            if newer {
+                out.insert(service.clone(), (since, node, v.name.clone()));
+            }
+        }
+        out.into_iter().map(|(service, (_, node, volume))| (service, (node, volume))).collect()
+    }
+
     /// Every published port of the project's running containers, ordered by service.
     pub fn endpoints(&self) -> Vec<Endpoint> {
         let mut out = Vec::new();

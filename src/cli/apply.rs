@@ -76,7 +76,7 @@ async fn run_locked(
     let observed = crate::engine::observe_project(engine, &loaded.project)
         .await
         .context("cannot read the project's state from the engine")?;
-    let plan = crate::plan::plan(&super::desired_for(loaded, &observed), &observed)?;
+    let plan = crate::plan::plan(&loaded.desired, &observed)?;
 
     if ui.is_json() {
         ui.json(&json!({"event": "plan", "plan": render_json(&plan)}));

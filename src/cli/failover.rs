@@ -10,7 +10,7 @@ use serde_json::json;
 
 use super::interrupt::{self, Interrupt, Wording};
 use super::locking::{parse_lock_timeout, with_lock};
-use super::{Global, Loaded, connect, desired_for, project_and_blueprint};
+use super::{Global, Loaded, connect, project_and_blueprint};
 use crate::engine::docker::DockerEngine;
 use crate::engine::observe_project;
 use crate::exec::ExecOptions;
@@ -64,7 +64,7 @@ async fn run_locked(
     let mut services: Vec<String> = observed
         .containers
         .values()
-        .filter(|c| c.labels.get(crate::labels::KIND).map(String::as_str) == Some("postgres"))
+        .filter(|c| c.kind() == Some(crate::model::Kind::Postgres))
         .filter_map(|c| c.service().map(str::to_string))
         .collect();
     services.dedup();
@@ -91,7 +91,7 @@ async fn run_locked(
         return Ok(0);
     };
     let observed = observe_project(engine, project).await.context("cannot read the project's state")?;
-    let plan = crate::plan::plan(&desired_for(loaded, &observed), &observed)?;
+    let plan = crate::plan::plan(&loaded.desired, &observed)?;
     if !ui.is_json() {
         print!("{}", crate::plan::render_text(&plan));
     }

@@ -168,14 +168,6 @@ pub fn load_desired(file: &Path, global: &Global, ui: Ui) -> anyhow::Result<Load
     Ok(Loaded { blueprint, project, desired })
 }
 
-/// The desired state for what is observed: the blueprint's, with database primaries as the
-/// last failover left them (see `kinds::postgres::assign_primaries`).
-pub fn desired_for(loaded: &Loaded, observed: &crate::observed::ObservedState) -> DesiredState {
-    let mut desired = loaded.desired.clone();
-    crate::kinds::postgres::assign_primaries(&mut desired, observed);
-    desired
-}
-
 /// The project a file-less command acts on: `-p`, else the file's `name`.
 pub fn project_of(file: Option<&PathBuf>, global: &Global, ui: Ui) -> anyhow::Result<String> {
     match (file, &global.project) {

@@ -25,7 +25,7 @@ pub async fn run(args: Args, global: &Global, ui: Ui) -> anyhow::Result<u8> {
     let observed = crate::engine::observe_project(&engine, &loaded.project)
         .await
         .context("cannot read the project's state from the engine")?;
-    let plan = crate::plan::plan(&super::desired_for(&loaded, &observed), &observed)?;
+    let plan = crate::plan::plan(&loaded.desired, &observed)?;
     if ui.is_json() {
         ui.json(&render_json(&plan));
     } else if !ui.quiet {

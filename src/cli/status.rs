@@ -29,7 +29,7 @@ pub async fn run(args: Args, global: &Global, ui: Ui) -> anyhow::Result<u8> {
     let mut events = engine.recent_events(&project, std::time::Duration::from_secs(600)).await;
     let recent: Vec<_> = events.drain(events.len().saturating_sub(10)..).collect();
     let pending = match &loaded {
-        Some(l) => Some(crate::plan::plan(&super::desired_for(l, &observed), &observed)?),
+        Some(l) => Some(crate::plan::plan(&l.desired, &observed)?),
         None => None,
     };
     if ui.is_json() {

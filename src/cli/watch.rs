@@ -136,7 +136,7 @@ async fn pass(
     interrupt: &mut Interrupt,
 ) -> anyhow::Result<Pass> {
     let Some(observed) = observe(engine, loaded, ui).await else { return Ok(Pass::Failed) };
-    let plan = crate::plan::plan(&super::desired_for(loaded, &observed), &observed).context("cannot plan")?;
+    let plan = crate::plan::plan(&loaded.desired, &observed).context("cannot plan")?;
     if primaries_lost(loaded, &observed).is_empty() && !plan.has_changes() {
         return Ok(Pass::InSync);
     }
@@ -205,7 +205,7 @@ async fn repair(
         let Some(after) = observe(engine, loaded, ui).await else { return Ok(Pass::Failed) };
         observed = after;
     }
-    let plan = crate::plan::plan(&super::desired_for(loaded, &observed), &observed).context("cannot plan")?;
+    let plan = crate::plan::plan(&loaded.desired, &observed).context("cannot plan")?;
     if !plan.has_changes() {
         return Ok(Pass::InSync);
     }
@@ -253,7 +253,7 @@ async fn observe(engine: &DockerEngine, loaded: &Loaded, ui: Ui) -> Option<Obser
 /// The `failover: auto` postgres services whose current primary container is not running
 /// (killed, stopped, removed) while a replica is: the watch loop promotes one of them.
 fn primaries_lost(loaded: &Loaded, observed: &ObservedState) -> Vec<String> {
-    let marked = crate::kinds::postgres::primaries(observed);
+    let marked = observed.primaries();
     loaded
         .blueprint
         .services

@@ -6,7 +6,6 @@ use serde::Serialize;
 use super::Engine;
 use crate::kinds::load_balancer::{ServerState, parse_stat, show_stat};
 use crate::kinds::postgres::{NodeStatus, parse_status, status_command};
-use crate::labels;
 use crate::observed::{ObservedState, RunState};
 
 /// A load balancer and the state of each server in its pool.
@@ -29,17 +28,17 @@ pub struct NodeReport {
     pub status: Option<NodeStatus>,
 }
 
-fn running_of_kind<'a>(
-    observed: &'a ObservedState,
-    kind: &'a str,
-) -> impl Iterator<Item = &'a crate::observed::ObservedContainer> {
-    observed.containers.values().filter(move |c| c.labels.get(labels::KIND).map(String::as_str) == Some(kind))
+fn running_of_kind(
+    observed: &ObservedState,
+    kind: crate::model::Kind,
+) -> impl Iterator<Item = &crate::observed::ObservedContainer> {
+    observed.containers.values().filter(move |c| c.kind() == Some(kind))
 }
 
 /// The pool of every running load balancer of the project.
 pub async fn balancer_pools<E: Engine>(engine: &E, observed: &ObservedState) -> Vec<PoolReport> {
     let mut out = Vec::new();
-    for c in running_of_kind(observed, "load-balancer").filter(|c| c.state == RunState::Running) {
+    for c in running_of_kind(observed, crate::model::Kind::LoadBalancer).filter(|c| c.state == RunState::Running) {
         let backend = observed.load_balancers.get(&c.name).map(|p| p.backend.clone()).unwrap_or_default();
         let (servers, error) = match engine.exec(&c.id, &c.name, &show_stat()).await {
             Ok(out) if out.exit_code == 0 => (parse_stat(&out.output, &backend), None),
@@ -54,7 +53,7 @@ pub async fn balancer_pools<E: Engine>(engine: &E, observed: &ObservedState) -> 
 /// Every PostgreSQL node of the project, running or not.
 pub async fn database_nodes<E: Engine>(engine: &E, observed: &ObservedState) -> Vec<NodeReport> {
     let mut out = Vec::new();
-    for c in running_of_kind(observed, "postgres") {
+    for c in running_of_kind(observed, crate::model::Kind::Postgres) {
         let status = if c.state == RunState::Running {
             match engine.exec(&c.id, &c.name, &status_command()).await {
                 Ok(out) => parse_status(&out.output),

@@ -86,7 +86,7 @@ pub async fn observe_project<E: Engine>(engine: &E, project: &str) -> Result<Obs
     let balancers: Vec<(String, String)> = observed
         .containers
         .values()
-        .filter(|c| c.labels.get(crate::labels::KIND).map(String::as_str) == Some("load-balancer"))
+        .filter(|c| c.kind() == Some(crate::model::Kind::LoadBalancer))
         .filter(|c| c.state == RunState::Running)
         .map(|c| (c.id.clone(), c.name.clone()))
         .collect();

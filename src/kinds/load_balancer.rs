@@ -7,10 +7,11 @@
 //! so scaling the web tier never recreates the load balancer. Active health checks (1 s, 2
 //! failures) take a dead backend out within ~2 s; `rise 2` lets it back once healthy.
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::desired::hex;
+use crate::spec::hex;
+pub use crate::spec::{LoadBalancerSpec, Pool};
 
 /// Where the image reads its configuration.
 pub const CONFIG_PATH: &str = "/usr/local/etc/haproxy/haproxy.cfg";
@@ -20,29 +21,6 @@ pub const POOL_PATH: &str = "/usr/local/etc/haproxy/scale-pool.json";
 pub const ADMIN_SOCKET: &str = "/run/haproxy/admin.sock";
 /// The signal that reloads HAProxy in master-worker mode.
 pub const RELOAD_SIGNAL: &str = "SIGUSR2";
-
-/// The pool as scale last wrote it into a load balancer.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Pool {
-    /// Hash of the whole configuration text.
-    pub hash: String,
-    /// The HAProxy backend (named after the backend service).
-    pub backend: String,
-    /// Backend container names, which are also the HAProxy server names.
-    pub servers: Vec<String>,
-    /// Servers taken out of rotation by a replacement still under way. Left non-empty only
-    /// by an interrupted run; a reload (fresh worker, every server ready) repairs it.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub draining: Vec<String>,
-}
-
-/// The generated configuration of one load-balancer container.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LoadBalancerSpec {
-    pub container: String,
-    pub pool: Pool,
-    pub config: String,
-}
 
 impl LoadBalancerSpec {
     /// Renders the configuration for `servers` (container names) on `port`, listening on

@@ -5,7 +5,7 @@
 pub mod load_balancer;
 pub mod postgres;
 
-use crate::desired::{ContainerSpec, container_name};
+use crate::spec::{ContainerSpec, container_name};
 
 /// A plain service: `replicas` identical containers named `<project>-<service>-<n>`.
 pub fn plain(project: &str, service: &str, replicas: u32, template: &ContainerSpec) -> Vec<ContainerSpec> {

@@ -9,8 +9,8 @@
 use std::collections::BTreeMap;
 
 use super::numbered;
-use crate::desired::{ContainerSpec, HealthSpec, MountSourceSpec, MountSpec, VolumeSpec, scoped_name};
 use crate::model::PostgresDef;
+use crate::spec::{ContainerSpec, HealthSpec, MountSourceSpec, MountSpec, VolumeSpec, scoped_name};
 
 /// Where the image keeps its data (the volume is mounted here).
 pub const DATA_DIR: &str = "/var/lib/postgresql/data";
@@ -126,12 +126,7 @@ pub fn set_role(node: &mut ContainerSpec, project: &str, service: &str, primary:
     }
 }
 
-/// Label on a primary marker: the service whose primary it names.
-pub const MARKER_SERVICE_LABEL: &str = "io.scale.primary-of";
-/// Label on a primary marker: the node number that is primary.
-pub const MARKER_NODE_LABEL: &str = "io.scale.primary-node";
-/// Label on a primary marker: when the failover made it (Unix seconds), newest wins.
-pub const MARKER_SINCE_LABEL: &str = "io.scale.primary-since";
+pub use crate::labels::{MARKER_NODE_LABEL, MARKER_SERVICE_LABEL, MARKER_SINCE_LABEL};
 
 /// The marker volume recording that node `n` is the primary of `service` after a failover.
 /// It lives in the engine like every other piece of scale's state, and as long as the data
@@ -145,53 +140,6 @@ pub fn marker_volume(project: &str, service: &str, n: u32, since: u64) -> Volume
             (MARKER_NODE_LABEL.to_string(), n.to_string()),
             (MARKER_SINCE_LABEL.to_string(), since.to_string()),
         ]),
-    }
-}
-
-/// The primary node of each postgres service, as the newest marker says (node 1 without one).
-pub fn primaries(observed: &crate::observed::ObservedState) -> BTreeMap<String, (u32, String)> {
-    let mut out: BTreeMap<String, (u64, u32, String)> = BTreeMap::new();
-    for v in observed.volumes.values() {
-        let (Some(service), Some(node)) = (v.labels.get(MARKER_SERVICE_LABEL), v.labels.get(MARKER_NODE_LABEL)) else {
-            continue;
-        };
-        let Ok(node) = node.parse::<u32>() else { continue };
-        let since = v.labels.get(MARKER_SINCE_LABEL).and_then(|s| s.parse().ok()).unwrap_or(0);
-        let newer = out.get(service).is_none_or(|(t, _, _)| since >= *t);
-        if newer {
-            out.insert(service.clone(), (since, node, v.name.clone()));
-        }
-    }
-    out.into_iter().map(|(service, (_, node, volume))| (service, (node, volume))).collect()
-}
-
-/// Rewrites the desired postgres nodes for the primaries the markers name, and keeps the
-/// current markers in the desired state (older ones are left to be noted, never deleted).
-pub fn assign_primaries(desired: &mut crate::desired::DesiredState, observed: &crate::observed::ObservedState) {
-    let project = desired.project.clone();
-    for (service, (primary, marker)) in primaries(observed) {
-        let nodes: Vec<String> = desired
-            .containers
-            .values()
-            .filter(|c| c.service == service && c.kind.as_deref() == Some("postgres"))
-            .map(|c| c.name.clone())
-            .collect();
-        if nodes.is_empty() || !nodes.iter().any(|n| desired.containers[n].replica == primary) {
-            continue;
-        }
-        let synchronous = nodes.iter().any(|n| desired.containers[n].env.contains_key("SCALE_PG_SYNCHRONOUS"));
-        for name in nodes {
-            if let Some(node) = desired.containers.get_mut(&name) {
-                let is_primary = node.replica == primary;
-                set_role(node, &project, &service, is_primary, synchronous);
-            }
-        }
-        if let Some(spec) = desired.services.iter_mut().find(|s| s.name == service) {
-            spec.leader = Some(primary);
-        }
-        if let Some(v) = observed.volumes.get(&marker) {
-            desired.volumes.insert(marker.clone(), VolumeSpec { name: marker, labels: v.labels.clone() });
-        }
     }
 }
 

@@ -79,7 +79,7 @@ pub struct VolumeDef {
 }
 
 /// What a `kind:` adds on top of a plain service.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Kind {
     LoadBalancer,

@@ -7,14 +7,16 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use serde::Serialize;
 
-use crate::desired::{ContainerSpec, DesiredState, ImageSource, ImageSpec, NetworkSpec, Readiness, VolumeSpec};
 use crate::observed::{ObservedContainer, ObservedState, RunState};
+use crate::spec::{ContainerSpec, DesiredState, ImageSource, ImageSpec, NetworkSpec, Readiness, VolumeSpec};
 
 mod destroy;
+mod primaries;
 pub mod reason;
 mod render;
 
 pub use destroy::destroy_plan;
+pub use primaries::assign_primaries;
 pub use render::{render_json, render_text};
 
 /// Index of an action within its plan.
@@ -76,7 +78,7 @@ pub enum Op {
     Reconnect {
         id: String,
         name: String,
-        networks: Vec<crate::desired::AttachmentSpec>,
+        networks: Vec<crate::spec::AttachmentSpec>,
     },
     /// Start (or unpause) an existing container and wait until ready.
     StartContainer {
@@ -267,8 +269,10 @@ impl Builder {
     }
 }
 
-/// Computes the plan that takes `observed` to `desired`.
+/// Computes the plan that takes `observed` to `desired` (the blueprint's desired state: the
+/// primaries a failover promoted are assigned here, see [`assign_primaries`]).
 pub fn plan(desired: &DesiredState, observed: &ObservedState) -> Result<Plan, PlanError> {
+    let desired = &*assign_primaries(desired, observed);
     let mut b = Builder { actions: Vec::new() };
     let mut notes = Vec::new();
     let hashes = SpecHashes::new(desired);
@@ -407,7 +411,7 @@ pub fn plan(desired: &DesiredState, observed: &ObservedState) -> Result<Plan, Pl
             after.extend(image_action.get(spec.image.as_str()));
             after.extend(spec.networks.iter().filter_map(|n| network_action.get(n.network.as_str())));
             after.extend(spec.mounts.iter().filter_map(|m| match &m.source {
-                crate::desired::MountSourceSpec::Volume(v) => volume_action.get(v.as_str()),
+                crate::spec::MountSourceSpec::Volume(v) => volume_action.get(v.as_str()),
                 _ => None,
             }));
             for (dep, _) in &service.depends_on {
@@ -602,7 +606,7 @@ fn can_start_first(seen: &ObservedContainer, spec: &ContainerSpec) -> bool {
     let old_fixed = seen.spec().is_none_or(|old| old.ports.iter().any(|p| p.host_port.is_some()));
     let fixed_port = old_fixed || spec.ports.iter().any(|p| p.host_port.is_some());
     let writes_shared =
-        spec.mounts.iter().any(|m| !m.read_only && !matches!(m.source, crate::desired::MountSourceSpec::Anonymous));
+        spec.mounts.iter().any(|m| !m.read_only && !matches!(m.source, crate::spec::MountSourceSpec::Anonymous));
     !fixed_port && !writes_shared
 }
 
@@ -665,18 +669,18 @@ fn slot_release(
     removed: &HashSet<&str>,
 ) -> Option<SlotRelease> {
     use crate::kinds::postgres;
-    if c.labels.get(crate::labels::KIND).map(String::as_str) != Some("postgres")
+    if c.kind() != Some(crate::model::Kind::Postgres)
         || c.name.ends_with(TEMP_SUFFIX)
         || desired.containers.contains_key(&c.name)
     {
         return None;
     }
     let (service, node) = (c.service()?, c.replica()?);
-    let primary_node = postgres::primaries(observed).get(service).map_or(1, |(n, _)| *n);
+    let primary_node = observed.primaries().get(service).map_or(1, |(n, _)| *n);
     if node == primary_node {
         return None;
     }
-    let primary = crate::desired::container_name(&desired.project, service, primary_node);
+    let primary = crate::spec::container_name(&desired.project, service, primary_node);
     let seen = observed.containers.get(&primary)?;
     (seen.state == RunState::Running && !removed.contains(primary.as_str())).then(|| SlotRelease {
         primary_id: seen.id.clone(),
@@ -686,7 +690,7 @@ fn slot_release(
 }
 
 /// The desired networks a running container is not attached to (cut off by hand or chaos).
-fn missing_networks(seen: &ObservedContainer, spec: &ContainerSpec) -> Vec<crate::desired::AttachmentSpec> {
+fn missing_networks(seen: &ObservedContainer, spec: &ContainerSpec) -> Vec<crate::spec::AttachmentSpec> {
     spec.networks.iter().filter(|n| !seen.networks.contains(&n.network)).cloned().collect()
 }
 

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 
-use crate::desired::{ContainerSpec, MountSourceSpec, PortSpec};
+use crate::spec::{ContainerSpec, MountSourceSpec, PortSpec};
 
 /// Whether an environment variable's value must not be printed.
 pub fn is_secret(key: &str) -> bool {
