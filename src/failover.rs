@@ -49,6 +49,37 @@ pub fn choose(nodes: &[NodeReport]) -> Option<&NodeReport> {
     })
 }
 
+/// Why no service to fail over could be picked from the project.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TargetError {
+    #[error("project {0} has no kind: postgres service")]
+    None(String),
+    #[error("project {project} has several postgres services ({}); name one", .services.join(", "))]
+    Several { project: String, services: Vec<String> },
+}
+
+/// The service to fail over: the one asked for, else the project's only `kind: postgres`
+/// service.
+pub fn target_service(observed: &ObservedState, requested: Option<&str>) -> Result<String, TargetError> {
+    if let Some(service) = requested {
+        return Ok(service.to_string());
+    }
+    // A set, not `dedup`: containers come in name order, which interleaves services whose
+    // names share a prefix (`shop-db-1`, `shop-db-1-1`, `shop-db-2`).
+    let services: std::collections::BTreeSet<String> = observed
+        .containers
+        .values()
+        .filter(|c| c.kind() == Some(crate::model::Kind::Postgres))
+        .filter_map(|c| c.service().map(str::to_string))
+        .collect();
+    let services: Vec<String> = services.into_iter().collect();
+    match services.as_slice() {
+        [only] => Ok(only.clone()),
+        [] => Err(TargetError::None(observed.project.clone())),
+        _ => Err(TargetError::Several { project: observed.project.clone(), services }),
+    }
+}
+
 /// Fails `service` over to its most advanced replica. `observed` must be fresh.
 pub async fn failover<E: Engine>(
     engine: &E,
@@ -157,6 +188,47 @@ pub async fn failover<E: Engine>(
 mod tests {
     use super::*;
     use crate::kinds::postgres::NodeStatus;
+
+    fn with_postgres_containers(names: &[(&str, &str)]) -> ObservedState {
+        let containers = names
+            .iter()
+            .map(|(name, service)| {
+                let labels = [(crate::labels::SERVICE, *service), (crate::labels::KIND, "postgres")]
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .into();
+                let c = crate::observed::ObservedContainer {
+                    id: name.to_string(),
+                    name: name.to_string(),
+                    labels,
+                    image: "pg".into(),
+                    state: RunState::Running,
+                    health: None,
+                    exit_code: None,
+                    ports: vec![],
+                    networks: vec![],
+                };
+                (name.to_string(), c)
+            })
+            .collect();
+        ObservedState { project: "shop".into(), containers, ..Default::default() }
+    }
+
+    #[test]
+    fn several_postgres_services_are_each_named_once() {
+        // Container names sort db, db-1, db: services `db` and `db-1` interleave.
+        let observed = with_postgres_containers(&[("shop-db-1", "db"), ("shop-db-1-1", "db-1"), ("shop-db-2", "db")]);
+        let err = target_service(&observed, None).unwrap_err();
+        assert_eq!(err.to_string(), "project shop has several postgres services (db, db-1); name one");
+        assert_eq!(target_service(&observed, Some("db-1")), Ok("db-1".to_string()));
+    }
+
+    #[test]
+    fn the_only_postgres_service_is_the_default_and_none_is_an_error() {
+        let one = with_postgres_containers(&[("shop-db-1", "db"), ("shop-db-2", "db")]);
+        assert_eq!(target_service(&one, None), Ok("db".to_string()));
+        let none = with_postgres_containers(&[]);
+        assert_eq!(target_service(&none, None).unwrap_err().to_string(), "project shop has no kind: postgres service");
+    }
 
     fn node(name: &str, role: &str, received: u64) -> NodeReport {
         NodeReport {

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use serde_json::json;
 
 use super::interrupt::{self, Interrupt, Wording};
@@ -61,19 +61,7 @@ async fn run_locked(
     interrupt: &mut Interrupt,
 ) -> anyhow::Result<u8> {
     let observed = observe_project(engine, project).await.context("cannot read the project's state")?;
-    let mut services: Vec<String> = observed
-        .containers
-        .values()
-        .filter(|c| c.kind() == Some(crate::model::Kind::Postgres))
-        .filter_map(|c| c.service().map(str::to_string))
-        .collect();
-    services.dedup();
-    let service = match (&args.service, services.as_slice()) {
-        (Some(s), _) => s.clone(),
-        (None, [only]) => only.clone(),
-        (None, []) => bail!("project {project} has no kind: postgres service"),
-        (None, many) => bail!("project {project} has several postgres services ({}); name one", many.join(", ")),
-    };
+    let service = crate::failover::target_service(&observed, args.service.as_deref())?;
     let say = |line: &str| {
         if !ui.is_json() {
             ui.say(line);
