@@ -29,11 +29,28 @@ const MIN_HEALTHCHECK_TIMEOUT: Duration = Duration::from_millis(1);
 const MAX_CYCLES: usize = 50;
 const MAX_CYCLE_STEPS: usize = 200_000;
 
+/// Things worth telling about a valid blueprint that are not problems: defaults that are
+/// fine to learn with and wrong in production.
+pub fn notes(bp: &Blueprint) -> Vec<String> {
+    bp.services
+        .iter()
+        .filter(|s| s.postgres.as_ref().is_some_and(|pg| pg.password_is_default))
+        .map(|s| {
+            format!(
+                "service `{}` has no `password:`; PostgreSQL uses the default password `{}` \
+                 (set `password:`, e.g. `password: ${{DB_PASSWORD}}`)",
+                s.name,
+                crate::model::DEFAULT_POSTGRES_PASSWORD
+            )
+        })
+        .collect()
+}
+
 /// Every semantic problem in the blueprint, each with file and line:col or service, in
 /// file order.
 pub fn validate(bp: &Blueprint, project_override: Option<&str>) -> Vec<Diagnostic> {
     // Names are looked up once per dependency: a set keeps that linear in the blueprint's size
-    // (`Blueprint::declares` scans every service).
+    // (a scan of every service per lookup would be quadratic).
     let declared = bp.services.iter().map(|s| s.name.as_str()).chain(bp.incomplete_services.iter().map(String::as_str));
     let mut v = Validator { bp, declared: declared.collect(), problems: Vec::new() };
     if let Err(d) = project_name(bp, project_override) {

@@ -129,3 +129,27 @@ fn destroy_needs_a_file_or_a_project() {
     assert!(run.stderr.contains("no project given"), "{}", run.stderr);
     assert!(run.stderr.contains("-p NAME"), "says how to give one:\n{}", run.stderr);
 }
+
+/// A `kind: postgres` service without `password:` runs with the default password `app`:
+/// validate and plan say so, instead of leaving it to be found in the README.
+#[test]
+fn a_postgres_service_without_password_is_noted_as_using_the_default() {
+    const NO_PASSWORD: &str = "name: shop\nservices:\n  db:\n    kind: postgres\n    image: postgres:17\n";
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = write_blueprint(dir.path(), NO_PASSWORD);
+    let run = scale(&["validate", &file]);
+    run.success();
+    assert!(run.stdout.contains("is valid"), "{}", run.stdout);
+    assert!(
+        run.stderr.contains("note: service `db` has no `password:`; PostgreSQL uses the default password `app`"),
+        "validate notes the default password:\n{}",
+        run.stderr
+    );
+    let doc = scale(&["validate", "--output", "json", &file]).json();
+    assert_eq!(doc["notes"].as_array().map(Vec::len), Some(1), "{doc}");
+
+    let with_password = write_blueprint(dir.path(), &format!("{NO_PASSWORD}    password: secret\n"));
+    let run = scale(&["validate", &with_password]);
+    run.success();
+    assert!(!run.stderr.contains("password"), "no note once a password is set:\n{}", run.stderr);
+}

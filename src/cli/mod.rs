@@ -168,6 +168,16 @@ pub fn load_desired(file: &Path, global: &Global, ui: Ui) -> anyhow::Result<Load
     Ok(Loaded { blueprint, project, desired })
 }
 
+/// Prints notes about a valid blueprint on stderr (stdout stays the command's output),
+/// unless `--quiet`.
+pub fn print_notes(ui: Ui, notes: &[String]) {
+    if !ui.quiet && !ui.is_json() {
+        for note in notes {
+            eprintln!("note: {note}");
+        }
+    }
+}
+
 /// The project a file-less command acts on: `-p`, else the file's `name`.
 pub fn project_of(file: Option<&PathBuf>, global: &Global, ui: Ui) -> anyhow::Result<String> {
     match (file, &global.project) {

@@ -29,6 +29,7 @@ pub async fn run(args: Args, global: &Global, ui: Ui) -> anyhow::Result<u8> {
     if ui.is_json() {
         ui.json(&render_json(&plan));
     } else if !ui.quiet {
+        super::print_notes(ui, &crate::validate::notes(&loaded.blueprint));
         print!("{}", render_text(&plan));
     }
     Ok(if args.detailed_exitcode && plan.has_changes() { 2 } else { 0 })

@@ -15,6 +15,7 @@ pub struct Args {
 /// Checks the file; problems are printed by `load_valid`.
 pub fn run(args: Args, global: &Global, ui: Ui) -> anyhow::Result<u8> {
     let (blueprint, project) = load_valid(&args.file, global, ui)?;
+    let notes = crate::validate::notes(&blueprint);
     if ui.is_json() {
         ui.json(&serde_json::json!({
             "file": args.file.display().to_string(),
@@ -22,6 +23,7 @@ pub fn run(args: Args, global: &Global, ui: Ui) -> anyhow::Result<u8> {
             "project": project,
             "services": blueprint.services.iter().map(|s| s.name.clone()).collect::<Vec<_>>(),
             "problems": [],
+            "notes": notes,
         }));
     } else {
         let stage = blueprint.stage.as_ref().map(|s| format!(" (stage {}: {})", s.number, s.title)).unwrap_or_default();
@@ -31,6 +33,7 @@ pub fn run(args: Args, global: &Global, ui: Ui) -> anyhow::Result<u8> {
             blueprint.services.len(),
             if blueprint.services.len() == 1 { "" } else { "s" }
         ));
+        super::print_notes(ui, &notes);
     }
     Ok(0)
 }

@@ -49,7 +49,7 @@ const SUGGESTION_LIMIT: usize = 1_000;
 /// With problems, the blueprint is partial: a service is kept only when its problems are
 /// unknown keys (nothing it has is wrong), so checks on it raise no false follow-on errors.
 pub fn decode(file: &Path, dir: &Path, root: &Node, env: &Env) -> (Option<Blueprint>, Vec<Diagnostic>) {
-    let mut d = Decoder { file, dir, env, problems: Vec::new() };
+    let mut d = Decoder { file, dir, env, problems: Vec::new(), wrong: 0 };
     let blueprint = d.blueprint(root);
     (blueprint, d.problems)
 }
@@ -59,10 +59,24 @@ struct Decoder<'a> {
     dir: &'a Path,
     env: &'a Env,
     problems: Vec<Diagnostic>,
+    /// How many of `problems` say something is wrong, as opposed to an unknown key (which
+    /// leaves everything that was decoded intact): a service is complete while this stays.
+    wrong: usize,
 }
 
 impl Decoder<'_> {
+    /// Records that something present is wrong or missing.
     fn error(&mut self, pos: Pos, message: impl Into<String>) -> &mut Diagnostic {
+        self.wrong += 1;
+        self.report(pos, message)
+    }
+
+    /// Records an unknown key: a problem, but not one that makes what was decoded wrong.
+    fn unknown_key(&mut self, pos: Pos, message: impl Into<String>) -> &mut Diagnostic {
+        self.report(pos, message)
+    }
+
+    fn report(&mut self, pos: Pos, message: impl Into<String>) -> &mut Diagnostic {
         self.problems.push(Diagnostic::at(self.file, pos, message));
         self.problems.last_mut().expect("just pushed")
     }
@@ -107,7 +121,7 @@ impl Decoder<'_> {
                 Some(best) => format!("did you mean `{best}`?"),
                 None => format!("{what} takes: {}", allowed.join(", ")),
             };
-            self.error(key.pos, format!("unknown key `{}` in {what}", key.name)).hint = Some(hint);
+            self.unknown_key(key.pos, format!("unknown key `{}` in {what}", key.name)).hint = Some(hint);
         }
     }
 
@@ -397,7 +411,7 @@ impl Decoder<'_> {
         let name = key.name.clone();
         let what = format!("service `{name}`");
         let entries = self.map(node, &what)?;
-        let before = self.problems.len();
+        let wrong_before = self.wrong;
         self.check_keys(entries, SERVICE_KEYS, &what);
         let mut s = Service {
             name: name.clone(),
@@ -449,21 +463,20 @@ impl Decoder<'_> {
             }
         }
         self.kind_settings(&mut s, entries);
-        self.problems[before..].iter().all(|p| p.message.starts_with("unknown key")).then_some(s)
+        (self.wrong == wrong_before).then_some(s)
     }
 
     /// Reads the keys that belong to a `kind:` and rejects them on other services.
     fn kind_settings(&mut self, s: &mut Service, entries: &Entries) {
         let kind = s.kind.as_ref().map(|k| k.value);
         for (k, _) in entries {
-            let (owner, keys) = if LOAD_BALANCER_KEYS.contains(&k.name.as_str()) {
-                (Kind::LoadBalancer, LOAD_BALANCER_KEYS)
+            let owner = if LOAD_BALANCER_KEYS.contains(&k.name.as_str()) {
+                Kind::LoadBalancer
             } else if POSTGRES_KEYS.contains(&k.name.as_str()) {
-                (Kind::Postgres, POSTGRES_KEYS)
+                Kind::Postgres
             } else {
                 continue;
             };
-            let _ = keys;
             if kind != Some(owner) {
                 self.error(k.pos, format!("`{}` only applies to `kind: {}`", k.name, owner.as_str())).hint =
                     Some(format!("add `kind: {}` to service `{}` or remove `{}`", owner.as_str(), s.name, k.name));
@@ -508,7 +521,8 @@ impl Decoder<'_> {
                     failover: FailoverMode::Manual,
                     database: "app".into(),
                     user: "app".into(),
-                    password: "app".into(),
+                    password: DEFAULT_POSTGRES_PASSWORD.into(),
+                    password_is_default: true,
                 };
                 if let Some(v) = get("read_replicas")
                     && let Some(n) = self.integer(v, &what("read_replicas"), 0, 16)
@@ -531,6 +545,7 @@ impl Decoder<'_> {
                         *slot = text.value;
                     }
                 }
+                pg.password_is_default = get("password").is_none();
                 s.postgres = Some(pg);
             }
             None => {}
@@ -864,4 +879,37 @@ fn normalize(path: &Path) -> PathBuf {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use crate::model::{Env, load_bytes_lenient};
+
+    fn decoded(yaml: &str) -> (Vec<String>, Vec<String>, Vec<String>) {
+        let (bp, problems) = load_bytes_lenient(Path::new("t.yaml"), yaml.as_bytes(), &Env::default());
+        let bp = bp.expect("a partial blueprint");
+        let kept = bp.services.iter().map(|s| s.name.clone()).collect();
+        (kept, bp.incomplete_services, problems.0.into_iter().map(|d| d.message).collect())
+    }
+
+    #[test]
+    fn a_service_with_only_unknown_keys_is_kept_whole() {
+        let (kept, incomplete, problems) = decoded(
+            "services:\n  web:\n    image: nginx\n    imagee: x\n    healthcheck:\n      test: [CMD, true]\n      intervall: 1s\n",
+        );
+        assert_eq!(kept, ["web"]);
+        assert!(incomplete.is_empty());
+        assert_eq!(problems.len(), 2, "{problems:?}");
+    }
+
+    #[test]
+    fn a_service_with_a_wrong_value_is_incomplete_whatever_the_wording() {
+        let (kept, incomplete, problems) =
+            decoded("services:\n  web:\n    image: nginx\n    imagee: x\n    replicas: many\n");
+        assert!(kept.is_empty(), "{kept:?}");
+        assert_eq!(incomplete, ["web"]);
+        assert_eq!(problems.len(), 2, "{problems:?}");
+    }
 }

@@ -47,11 +47,6 @@ impl Blueprint {
     pub fn service(&self, name: &str) -> Option<&Service> {
         self.services.iter().find(|s| s.name == name)
     }
-
-    /// Whether a service of this name is declared (even if it could not be decoded).
-    pub fn declares(&self, name: &str) -> bool {
-        self.service(name).is_some() || self.incomplete_services.iter().any(|s| s == name)
-    }
 }
 
 /// What a learner sees about the stage of the book this blueprint is.
@@ -279,4 +274,11 @@ pub struct PostgresDef {
     pub database: String,
     pub user: String,
     pub password: String,
+    /// No `password:` was given, so `password` is [`DEFAULT_POSTGRES_PASSWORD`] (validate and
+    /// plan say so: a default password is fine on a laptop and wrong anywhere else).
+    pub password_is_default: bool,
 }
+
+/// The password a `kind: postgres` service gets without `password:` (as `database` and
+/// `user` default to `app`).
+pub const DEFAULT_POSTGRES_PASSWORD: &str = "app";
