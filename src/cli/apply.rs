@@ -4,15 +4,16 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::Context;
 use serde_json::json;
 
 use super::interrupt::{self, Interrupt, Wording};
 use super::locking::{parse_lock_timeout, with_lock};
 use super::{Global, Loaded, connect, interactive, load_desired};
+use crate::engine::Engine;
 use crate::engine::docker::DockerEngine;
-use crate::exec::ExecOptions;
-use crate::plan::{render_json, render_text};
+use crate::exec::{ExecOptions, ExecReport};
+use crate::ops::{self, apply::Applied, apply::ApplyHooks, apply::Review};
+use crate::plan::{Plan, render_json, render_text};
 use crate::ui::Ui;
 use crate::ui::status::endpoint_lines;
 
@@ -65,7 +66,44 @@ pub async fn run(args: Args, global: &Global, ui: Ui) -> anyhow::Result<u8> {
     .await
 }
 
-/// Everything apply does while holding the project lock.
+/// The terminal's side of an apply pass: print the plan, confirm removals, run with progress.
+pub(super) struct TerminalApply<'a> {
+    pub ui: Ui,
+    pub interrupt: &'a mut Interrupt,
+    pub opts: ExecOptions,
+    pub wording: Wording<'static>,
+    /// Ask before removing or replacing anything (on a terminal, without `--yes`).
+    pub confirm: bool,
+}
+
+impl<E: Engine> ApplyHooks<E> for TerminalApply<'_> {
+    fn planned(&mut self, plan: &Plan) {
+        if self.ui.is_json() {
+            self.ui.json(&json!({"event": "plan", "plan": render_json(plan)}));
+        } else if !self.ui.quiet {
+            print!("{}", render_text(plan));
+        }
+    }
+
+    async fn review(&mut self, plan: &Plan) -> Review {
+        let destructive = plan.actions.iter().filter(|a| a.op.is_destructive()).count();
+        if destructive == 0 || !self.confirm || !interactive() || self.ui.is_json() {
+            return Review::Proceed;
+        }
+        let question = format!("{destructive} container(s) or network(s) will be removed or replaced. Apply?");
+        match self.interrupt.confirm(&question).await {
+            Some(true) => Review::Proceed,
+            Some(false) => Review::Declined,
+            None => Review::Interrupted,
+        }
+    }
+
+    async fn execute(&mut self, engine: &E, plan: &Plan) -> Option<ExecReport> {
+        interrupt::execute(engine, plan, &self.opts, self.ui, self.interrupt, self.wording).await
+    }
+}
+
+/// Everything apply does while holding the project lock: the pass, then what to say.
 async fn run_locked(
     args: &Args,
     ui: Ui,
@@ -73,72 +111,62 @@ async fn run_locked(
     engine: &DockerEngine,
     interrupt: &mut Interrupt,
 ) -> anyhow::Result<u8> {
-    let observed = crate::engine::observe_project(engine, &loaded.project)
-        .await
-        .context("cannot read the project's state from the engine")?;
-    let plan = crate::plan::plan(&loaded.desired, &observed)?;
-
-    if ui.is_json() {
-        ui.json(&json!({"event": "plan", "plan": render_json(&plan)}));
-    } else if !ui.quiet {
-        print!("{}", render_text(&plan));
-    }
-    if !plan.has_changes() {
-        print_endpoints(ui, &observed);
-        if ui.is_json() {
-            ui.json(&json!({"event": "result", "status": "ok", "changes": 0, "endpoints": observed.endpoints()}));
-        }
-        return Ok(0);
-    }
-    let destructive = plan.actions.iter().filter(|a| a.op.is_destructive()).count();
-    if destructive > 0 && !args.yes && interactive() && !ui.is_json() {
-        let question = format!("{destructive} container(s) or network(s) will be removed or replaced. Apply?");
-        match interrupt.confirm(&question).await {
-            Some(true) => {}
-            Some(false) => {
-                eprintln!("Nothing was changed.");
-                return Ok(1);
-            }
-            None => {
-                eprintln!("interrupted: nothing was changed");
-                return Ok(130);
-            }
-        }
-    }
-
     let opts = ExecOptions { parallel: args.parallel as usize, ready_timeout: args.timeout, ..Default::default() };
-    let Some(report) = interrupt::execute(engine, &plan, &opts, ui, interrupt, WORDING).await else {
-        return Ok(130);
-    };
+    let mut hooks = TerminalApply { ui, interrupt, opts, wording: WORDING, confirm: !args.yes };
+    match ops::apply::apply(engine, &loaded.desired, &mut hooks).await? {
+        Applied::InSync { observed } => {
+            print_endpoints(ui, &observed);
+            if ui.is_json() {
+                ui.json(&json!({"event": "result", "status": "ok", "changes": 0, "endpoints": observed.endpoints()}));
+            }
+            Ok(0)
+        }
+        Applied::Stopped(Review::Declined) => {
+            eprintln!("Nothing was changed.");
+            Ok(1)
+        }
+        Applied::Stopped(_) => {
+            eprintln!("interrupted: nothing was changed");
+            Ok(130)
+        }
+        Applied::ExitNow => Ok(130),
+        Applied::Incomplete { plan, report } => Ok(report_incomplete(ui, &plan, &report)),
+        Applied::Done { report, after, .. } => {
+            let after = after.unwrap_or_default();
+            let done = report.finished.len();
+            if ui.is_json() {
+                ui.json(&json!({"event": "result", "status": "ok", "changes": done, "endpoints": after.endpoints()}));
+            } else {
+                ui.say(format!(
+                    "Applied {done} change{} to project {}.",
+                    if done == 1 { "" } else { "s" },
+                    loaded.project
+                ));
+                print_endpoints(ui, &after);
+            }
+            Ok(0)
+        }
+    }
+}
 
+/// Says how far a plan got that did not finish; the exit code (130 interrupted, 1 failed).
+fn report_incomplete(ui: Ui, plan: &Plan, report: &ExecReport) -> u8 {
     let done = report.finished.len();
     let total = plan.actions.len();
-    if !report.succeeded() {
-        let status = if report.interrupted && report.failed.is_empty() { "interrupted" } else { "failed" };
-        if ui.is_json() {
-            ui.json(&json!({
-                "event": "result", "status": status, "done": done, "failed": report.failed.len(),
-                "not_started": report.not_started.len(),
-            }));
-        } else {
-            eprintln!(
-                "apply {status}: {done} of {total} actions done, {} failed, {} not started; run `scale apply` again once fixed",
-                report.failed.len(),
-                report.not_started.len()
-            );
-        }
-        return Ok(if report.interrupted && report.failed.is_empty() { 130 } else { 1 });
-    }
-    let after = crate::engine::observe_project(engine, &loaded.project)
-        .await
-        .context("cannot read the project's state after applying")?;
+    let status = if report.interrupted && report.failed.is_empty() { "interrupted" } else { "failed" };
     if ui.is_json() {
-        ui.json(&json!({"event": "result", "status": "ok", "changes": done, "endpoints": after.endpoints()}));
+        ui.json(&json!({
+            "event": "result", "status": status, "done": done, "failed": report.failed.len(),
+            "not_started": report.not_started.len(),
+        }));
     } else {
-        ui.say(format!("Applied {done} change{} to project {}.", if done == 1 { "" } else { "s" }, loaded.project));
-        print_endpoints(ui, &after);
+        eprintln!(
+            "apply {status}: {done} of {total} actions done, {} failed, {} not started; run `scale apply` again once fixed",
+            report.failed.len(),
+            report.not_started.len()
+        );
     }
-    Ok(0)
+    if report.interrupted && report.failed.is_empty() { 130 } else { 1 }
 }
 
 fn print_endpoints(ui: Ui, observed: &crate::observed::ObservedState) {

@@ -5,15 +5,16 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::Context;
 use serde_json::json;
 
 use super::interrupt::{self, Interrupt, Wording};
 use super::locking::{parse_lock_timeout, with_lock};
 use super::{Global, Loaded, connect, project_and_blueprint};
+use crate::engine::Engine;
 use crate::engine::docker::DockerEngine;
-use crate::engine::observe_project;
-use crate::exec::ExecOptions;
+use crate::exec::{ExecOptions, ExecReport};
+use crate::ops::{self, OpsError, apply::Applied, apply::ApplyHooks, apply::Review};
+use crate::plan::Plan;
 use crate::ui::Ui;
 
 /// What failover says on Ctrl-C while it reconciles; the promotion itself is never cut short
@@ -51,6 +52,33 @@ pub async fn run(args: Args, global: &Global, ui: Ui) -> anyhow::Result<u8> {
     .await
 }
 
+/// The reconcile after a promotion: the plan in words (not in JSON), no question asked,
+/// run with progress; the project is not observed again.
+struct Reconcile<'a> {
+    ui: Ui,
+    interrupt: &'a mut Interrupt,
+}
+
+impl<E: Engine> ApplyHooks<E> for Reconcile<'_> {
+    fn planned(&mut self, plan: &Plan) {
+        if !self.ui.is_json() {
+            print!("{}", crate::plan::render_text(plan));
+        }
+    }
+
+    async fn review(&mut self, _plan: &Plan) -> Review {
+        Review::Proceed
+    }
+
+    async fn execute(&mut self, engine: &E, plan: &Plan) -> Option<ExecReport> {
+        interrupt::execute(engine, plan, &ExecOptions::default(), self.ui, self.interrupt, WORDING).await
+    }
+
+    fn observe_after(&self) -> bool {
+        false
+    }
+}
+
 /// Everything failover does while holding the project lock.
 async fn run_locked(
     args: &Args,
@@ -60,14 +88,13 @@ async fn run_locked(
     engine: &DockerEngine,
     interrupt: &mut Interrupt,
 ) -> anyhow::Result<u8> {
-    let observed = observe_project(engine, project).await.context("cannot read the project's state")?;
-    let service = crate::failover::target_service(&observed, args.service.as_deref())?;
     let say = |line: &str| {
         if !ui.is_json() {
             ui.say(line);
         }
     };
-    let report = crate::failover::failover(engine, &observed, &service, &say).await?;
+    let report = ops::failover::promote(engine, project, args.service.as_deref(), &say).await?;
+    let service = report.service.clone();
     if ui.is_json() {
         ui.json(&json!({"event": "failover", "report": report}));
     }
@@ -78,22 +105,23 @@ async fn run_locked(
         ));
         return Ok(0);
     };
-    let observed = observe_project(engine, project).await.context("cannot read the project's state")?;
-    let plan = crate::plan::plan(&loaded.desired, &observed)?;
-    if !ui.is_json() {
-        print!("{}", crate::plan::render_text(&plan));
-    }
-    let Some(result) = interrupt::execute(engine, &plan, &ExecOptions::default(), ui, interrupt, WORDING).await else {
-        return Ok(130);
-    };
-    if !result.succeeded() {
-        let (what, code) =
-            if result.interrupted && result.failed.is_empty() { ("was interrupted", 130) } else { ("failed", 1) };
-        eprintln!(
-            "the failover promoted {}, but reconciling afterwards {what}; run `scale apply` again",
-            report.promoted
-        );
-        return Ok(code);
+    let mut hooks = Reconcile { ui, interrupt: &mut *interrupt };
+    let applied = ops::apply::apply(engine, &loaded.desired, &mut hooks).await.map_err(|err| match err {
+        OpsError::Observe(cause) => anyhow::Error::new(cause).context("cannot read the project's state"),
+        other => other.into(),
+    })?;
+    match applied {
+        Applied::ExitNow | Applied::Stopped(_) => return Ok(130),
+        Applied::InSync { .. } | Applied::Done { .. } => {}
+        Applied::Incomplete { report: result, .. } => {
+            let (what, code) =
+                if result.interrupted && result.failed.is_empty() { ("was interrupted", 130) } else { ("failed", 1) };
+            eprintln!(
+                "the failover promoted {}, but reconciling afterwards {what}; run `scale apply` again",
+                report.promoted
+            );
+            return Ok(code);
+        }
     }
     ui.say(format!("Failover done: {} is the primary of {service}.", report.promoted));
     Ok(0)

@@ -80,6 +80,30 @@ pub fn target_service(observed: &ObservedState, requested: Option<&str>) -> Resu
     }
 }
 
+/// Why `scale failover` could not promote anything.
+#[derive(Debug, thiserror::Error)]
+pub enum PromoteError {
+    #[error("cannot read the project's state")]
+    Observe(#[source] crate::engine::EngineError),
+    #[error(transparent)]
+    Target(#[from] TargetError),
+    #[error(transparent)]
+    Failover(#[from] FailoverError),
+}
+
+/// Observes `project`, picks the service (`requested`, else the only postgres one) and fails
+/// it over: the promotion `scale failover` runs under the project lock.
+pub async fn promote<E: Engine>(
+    engine: &E,
+    project: &str,
+    requested: Option<&str>,
+    say: &(dyn Fn(&str) + Sync),
+) -> Result<FailoverReport, PromoteError> {
+    let observed = crate::engine::observe_project(engine, project).await.map_err(PromoteError::Observe)?;
+    let service = target_service(&observed, requested)?;
+    Ok(failover(engine, &observed, &service, say).await?)
+}
+
 /// Fails `service` over to its most advanced replica. `observed` must be fresh.
 pub async fn failover<E: Engine>(
     engine: &E,
