@@ -111,7 +111,6 @@ pub async fn failover<E: Engine>(
     service: &str,
     say: &(dyn Fn(&str) + Sync),
 ) -> Result<FailoverReport, FailoverError> {
-    let project = observed.project.clone();
     let nodes: Vec<NodeReport> =
         database_nodes(engine, observed).await.into_iter().filter(|n| n.service == service).collect();
     if nodes.is_empty() {
@@ -143,6 +142,24 @@ pub async fn failover<E: Engine>(
         say(&format!("fenced the old primary {}: container removed, its data kept in its volume", c.name));
     }
 
+    promote_and_wait(engine, &candidate).await?;
+    say(&format!("{} is the primary now", candidate.container));
+
+    let others = create_slots(engine, observed, service, &candidate, candidate_node).await?;
+    record_primary(engine, observed, service, candidate_node).await?;
+    Ok(FailoverReport {
+        service: service.to_string(),
+        old_primary: old_primary.map(|o| o.container.clone()),
+        promoted: candidate.container.clone(),
+        promoted_node: candidate_node,
+        promoted_lsn: status.lsn.clone(),
+        lag_bytes: status.lag_bytes,
+        other_replicas: others,
+    })
+}
+
+/// Promotes `candidate` and waits (up to 30 s) until it has left recovery.
+async fn promote_and_wait<E: Engine>(engine: &E, candidate: &NodeReport) -> Result<(), FailoverError> {
     let promote = engine
         .exec(&candidate.id, &candidate.container, &psql("SELECT pg_promote(true, 60)"))
         .await
@@ -167,14 +184,25 @@ pub async fn failover<E: Engine>(
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    say(&format!("{} is the primary now", candidate.container));
+    Ok(())
+}
 
+/// Gives every other node of `service` its slot on the new primary (the nodes it names),
+/// and drops the primary's own former slot.
+async fn create_slots<E: Engine>(
+    engine: &E,
+    observed: &ObservedState,
+    service: &str,
+    candidate: &NodeReport,
+    candidate_node: u32,
+) -> Result<Vec<String>, FailoverError> {
+    let project = &observed.project;
     // Every other node (the old primary included, once it rejoins as a replica) streams
     // through its own slot; slots are not copied by replication, so make them here.
     let mut others = Vec::new();
     for c in observed.containers.values().filter(|c| c.service() == Some(service) && c.name != candidate.container) {
         let Some(n) = c.replica() else { continue };
-        let slot = slot_name(&project, service, n);
+        let slot = slot_name(project, service, n);
         let sql = format!(
             "SELECT count(pg_create_physical_replication_slot('{slot}')) \
              WHERE NOT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = '{slot}')"
@@ -183,29 +211,32 @@ pub async fn failover<E: Engine>(
         others.push(c.name.clone());
     }
     // The primary's own slot name must not linger on it as if it were a replica.
-    let own = slot_name(&project, service, candidate_node);
+    let own = slot_name(project, service, candidate_node);
     let drop = format!(
         "SELECT pg_drop_replication_slot('{own}') FROM pg_replication_slots WHERE slot_name = '{own}' AND NOT active"
     );
     let _ = engine.exec(&candidate.id, &candidate.container, &psql(&drop)).await;
 
+    Ok(others)
+}
+
+/// Records `node` as the primary of `service` in a marker volume, replacing older markers.
+async fn record_primary<E: Engine>(
+    engine: &E,
+    observed: &ObservedState,
+    service: &str,
+    candidate_node: u32,
+) -> Result<(), FailoverError> {
+    let project = &observed.project;
     let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let marker = marker_volume(&project, service, candidate_node, since);
+    let marker = marker_volume(project, service, candidate_node, since);
     engine.create_volume(&marker).await?;
     for v in observed.volumes.values() {
         if v.labels.get(MARKER_SERVICE_LABEL).map(String::as_str) == Some(service) && v.name != marker.name {
             engine.remove_volume(&v.name).await?;
         }
     }
-    Ok(FailoverReport {
-        service: service.to_string(),
-        old_primary: old_primary.map(|o| o.container.clone()),
-        promoted: candidate.container.clone(),
-        promoted_node: candidate_node,
-        promoted_lsn: status.lsn.clone(),
-        lag_bytes: status.lag_bytes,
-        other_replicas: others,
-    })
+    Ok(())
 }
 
 #[cfg(test)]
