@@ -63,7 +63,29 @@ pub async fn run(args: Args, global: &Global, ui: Ui) -> anyhow::Result<u8> {
         ui.say(format!("Project {project}: {} container(s)", observed.containers.len()));
         ui.say(container_table(&observed).trim_end());
     }
-    for pool in &pools {
+    say_pools(ui, &pools);
+    say_databases(ui, &nodes);
+    say_events(ui, &recent);
+    let lines = endpoint_lines(&observed.endpoints());
+    if !lines.is_empty() {
+        ui.say("Endpoints:");
+        for line in lines {
+            ui.say(format!("  {line}"));
+        }
+    }
+    if let Some(plan) = pending {
+        if plan.has_changes() {
+            ui.say(format!("Blueprint: {} change(s) pending; `scale plan` shows them.", plan.actions.len()));
+        } else {
+            ui.say("Blueprint: in sync.");
+        }
+    }
+    Ok(0)
+}
+
+/// Each load balancer's backend servers, as HAProxy reports them.
+fn say_pools(ui: Ui, pools: &[crate::engine::live::PoolReport]) {
+    for pool in pools {
         ui.say(format!("Load balancer {} → backend {}:", pool.container, pool.backend));
         if let Some(err) = &pool.error {
             ui.say(format!("  (pool unavailable: {err})"));
@@ -75,9 +97,13 @@ pub async fn run(args: Args, global: &Global, ui: Ui) -> anyhow::Result<u8> {
             ));
         }
     }
+}
+
+/// Each database node's role, position and lag.
+fn say_databases(ui: Ui, nodes: &[crate::engine::live::NodeReport]) {
     if !nodes.is_empty() {
         ui.say("Databases:");
-        for n in &nodes {
+        for n in nodes {
             let line = match &n.status {
                 Some(s) if s.role == "replica" => format!(
                     "replica  lsn {}  lag {} bytes, {:.1}s{}",
@@ -97,9 +123,13 @@ pub async fn run(args: Args, global: &Global, ui: Ui) -> anyhow::Result<u8> {
             ui.say(format!("  {:<24} {line}", n.container));
         }
     }
+}
+
+/// The project's recent engine events.
+fn say_events(ui: Ui, recent: &[crate::engine::docker_io::RecentEvent]) {
     if !recent.is_empty() {
         ui.say("Recent events (last 10 min, as far back as the engine remembers):");
-        for e in &recent {
+        for e in recent {
             let t = e.time.max(0) as u64;
             ui.say(format!(
                 "  {:02}:{:02}:{:02}  {:<24} {}",
@@ -111,19 +141,4 @@ pub async fn run(args: Args, global: &Global, ui: Ui) -> anyhow::Result<u8> {
             ));
         }
     }
-    let lines = endpoint_lines(&observed.endpoints());
-    if !lines.is_empty() {
-        ui.say("Endpoints:");
-        for line in lines {
-            ui.say(format!("  {line}"));
-        }
-    }
-    if let Some(plan) = pending {
-        if plan.has_changes() {
-            ui.say(format!("Blueprint: {} change(s) pending; `scale plan` shows them.", plan.actions.len()));
-        } else {
-            ui.say("Blueprint: in sync.");
-        }
-    }
-    Ok(0)
 }
