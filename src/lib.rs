@@ -1,8 +1,9 @@
 //! scale: reconcile declarative YAML blueprints against real Docker containers.
 //!
-//! The planning core (`model`, `validate`, `desired`, `observed`, `labels`, `plan`) is pure:
-//! no tokio, no bollard, no terminal. `engine` talks to Docker, `exec` runs a plan, `ui`
-//! renders progress, `cli` is one file per subcommand.
+//! The planning core (`model`, `validate`, `spec`, `desired`, `kinds`, `labels`, `observed`,
+//! `plan`) is pure: no tokio, no bollard, no terminal, and no import cycles. `engine` talks to
+//! Docker, `exec` runs a plan, `ops` reconciles (apply, watch, failover) over any engine, `ui`
+//! renders progress, `cli` is one file per subcommand that parses, calls `ops` and renders.
 
 pub mod build_context;
 pub mod chaos;
