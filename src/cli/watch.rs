@@ -65,7 +65,7 @@ pub async fn run(args: Args, global: &Global, ui: Ui) -> anyhow::Result<u8> {
     // (observing, planning, failing over, settling a burst of events) is honoured at the next
     // wait instead of being lost.
     let mut interrupt = Interrupt::listen()?;
-    let mut events = engine.subscribe(&loaded.project);
+    let mut events = subscribe(&engine, &loaded.project);
     let opts = ExecOptions { ready_timeout: args.timeout, ..Default::default() };
     log(
         ui,
@@ -89,7 +89,7 @@ pub async fn run(args: Args, global: &Global, ui: Ui) -> anyhow::Result<u8> {
             event = events.recv() => {
                 let Some(first) = event else {
                     // The event stream ended (engine restarted?): resubscribe and resync.
-                    events = engine.subscribe(&loaded.project);
+                    events = subscribe(&engine, &loaded.project);
                     wake_reason = "event stream reconnected".into();
                     continue;
                 };
@@ -111,6 +111,12 @@ pub async fn run(args: Args, global: &Global, ui: Ui) -> anyhow::Result<u8> {
     }
     log(ui, "stopped watching", json!({"event": "stopped"}));
     Ok(0)
+}
+
+/// The project's engine events, as short descriptions: the only place watch subscribes (the
+/// stream is the Docker engine's today, not yet an `Engine` capability).
+fn subscribe(engine: &DockerEngine, project: &str) -> tokio::sync::mpsc::UnboundedReceiver<String> {
+    engine.subscribe(project)
 }
 
 /// The terminal's side of the controller: the project lock, progress with Ctrl-C, the log.
