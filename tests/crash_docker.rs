@@ -333,7 +333,7 @@ fn sigkill_at_random_moments_then_one_apply_converges() {
     );
 
     let test_started = Instant::now();
-    Scale::new(&["apply", "--yes", &file]).envs(&[("ROUND", "0")]).run().success();
+    Scale::new(&["apply", "--yes", &file]).env("ROUND", "0").run().success();
     let containers = project_containers(&p);
     let volume = format!("{p}_data");
     let marker = read_marker(&p);
@@ -369,7 +369,7 @@ fn sigkill_at_random_moments_then_one_apply_converges() {
         }
 
         let round_text = round.to_string();
-        let again = Scale::new(&["apply", "--yes", &file]).envs(&[("ROUND", round_text.as_str())]).run();
+        let again = Scale::new(&["apply", "--yes", &file]).env("ROUND", &round_text).run();
         again.success();
         eprintln!("round {round}: the next apply ({:?}) planned:", again.elapsed);
         for line in plan_actions(&again.stdout) {

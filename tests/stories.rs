@@ -533,7 +533,12 @@ fn story_4_manual_failover_loses_no_acknowledged_write() {
     let s = turn.story();
     let port = s.port();
     let (db1, replicas) = roles(s);
-    let timeline = db_nodes(&s.status()).iter().find(|n| n.container == db1).and_then(|n| n.timeline);
+    let nodes = db_nodes(&s.status());
+    let timeline = nodes
+        .iter()
+        .find(|n| n.container == db1)
+        .and_then(|n| n.timeline)
+        .unwrap_or_else(|| panic!("the primary {db1} reports no timeline: {nodes:?}"));
     let writes = WriteLoop::start(port, 500_000, Duration::from_millis(50), 3000, Duration::from_secs(240));
     let before = Instant::now();
     std::thread::sleep(Duration::from_secs(2));
@@ -602,8 +607,8 @@ fn story_4_manual_failover_loses_no_acknowledged_write() {
     let primaries: Vec<&DbNode> = nodes.iter().filter(|n| n.role.as_deref() == Some("primary")).collect();
     assert_eq!(primaries.len(), 1, "not exactly one primary: {nodes:?}");
     assert_eq!(primaries[0].container, promoted, "{nodes:?}");
-    let next = timeline.map(|t| t + 1);
-    assert_eq!(primaries[0].timeline, next, "the new primary is not on timeline {next:?}: {nodes:?}");
+    let next = timeline + 1;
+    assert_eq!(primaries[0].timeline, Some(next), "the new primary is not on timeline {next}: {nodes:?}");
     s.plan_is_empty("story_4_manual_failover_loses_no_acknowledged_write");
 }
 
