@@ -92,10 +92,18 @@ impl DockerTest {
     pub fn new(test: &str) -> DockerTest {
         let slug: String =
             test.to_lowercase().chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '-' }).collect();
-        let project = format!("t-{}-{}", slug.trim_matches('-'), std::process::id());
-        let guard =
-            DockerTest { project, extra_containers: Mutex::new(Vec::new()), extra_volumes: Mutex::new(Vec::new()) };
-        // Leftovers of an earlier run that died with the same pid.
+        // Leftovers of an earlier run that died with the same pid go first.
+        DockerTest::with_project(&format!("t-{}-{}", slug.trim_matches('-'), std::process::id()))
+    }
+
+    /// Opens exactly `project` (no `t-…-<pid>` shaping; the caller makes it unique) without
+    /// probing the engine, after removing leftovers labelled with it.
+    pub fn with_project(project: &str) -> DockerTest {
+        let guard = DockerTest {
+            project: project.to_string(),
+            extra_containers: Mutex::new(Vec::new()),
+            extra_volumes: Mutex::new(Vec::new()),
+        };
         guard.cleanup();
         guard
     }
@@ -175,20 +183,6 @@ impl DockerTest {
 impl Drop for DockerTest {
     fn drop(&mut self) {
         self.cleanup();
-    }
-}
-
-impl DockerTest {
-    /// Opens exactly `project` (no `t-…-<pid>` shaping; the caller makes it unique) without
-    /// probing the engine, after removing leftovers labelled with it.
-    pub fn with_project(project: &str) -> DockerTest {
-        let guard = DockerTest {
-            project: project.to_string(),
-            extra_containers: Mutex::new(Vec::new()),
-            extra_volumes: Mutex::new(Vec::new()),
-        };
-        guard.cleanup();
-        guard
     }
 }
 
