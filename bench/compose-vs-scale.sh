@@ -29,7 +29,7 @@ IMAGE=debian:bookworm-slim
 die() { echo "compose-vs-scale: $*" >&2; exit 1; }
 
 docker version --format '{{.Server.Version}}' >/dev/null 2>&1 || die "no Docker engine answers"
-docker image inspect "$IMAGE" >/dev/null 2>&1 || die "$IMAGE is missing (see .ci/ensure-base-image.sh)"
+docker image inspect "$IMAGE" >/dev/null 2>&1 || die "$IMAGE is missing (see scripts/ensure-base-image.sh)"
 if docker compose version >/dev/null 2>&1; then
   COMPOSE=(docker compose)
 elif command -v docker-compose >/dev/null 2>&1; then

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use common::{
-    DockerTest, TEST_IMAGE, docker_timestamp, project_containers, project_events, project_resources, scale, scale_env,
+    DockerTest, Scale, TEST_IMAGE, docker_timestamp, project_containers, project_events, project_resources,
     write_blueprint,
 };
 use serde_json::Value;
@@ -99,7 +99,7 @@ fn ten_container_stack() {
 
     // First apply: ten running containers, and nothing left to do.
     let file = write_blueprint(dir.path(), &stack(p, "hello", 6));
-    scale(&["apply", &file]).success();
+    Scale::new(&["apply", &file]).run().success();
     let first = running_ids(p);
     let mut expected: Vec<String> = ["proxy", "db", "cache", "worker"].iter().map(|s| format!("{p}-{s}-1")).collect();
     expected.extend((1..=6).map(web));
@@ -107,11 +107,11 @@ fn ten_container_stack() {
     assert_eq!(first.keys().cloned().collect::<Vec<_>>(), expected);
     assert_eq!(project_resources("network", p), vec![format!("{p}_back"), format!("{p}_front")]);
     assert_eq!(project_resources("volume", p), vec![format!("{p}_dbdata")]);
-    scale(&["plan", "--detailed-exitcode", &file]).expect_code(0);
+    Scale::new(&["plan", "--detailed-exitcode", &file]).run().expect_code(0);
 
     // One environment variable of web changes: six recreates, one at a time.
     let file = write_blueprint(dir.path(), &stack(p, "hi", 6));
-    let plan = scale(&["plan", "--output", "json", &file]).success().json();
+    let plan = Scale::new(&["plan", "--output", "json", &file]).run().success().json();
     let actions = plan["actions"].as_array().expect("actions");
     assert_eq!(actions.len(), 6, "{plan:#}");
     let mut recreated: Vec<&str> = Vec::new();
@@ -129,7 +129,7 @@ fn ten_container_stack() {
     assert_eq!(recreated, webs);
     assert_eq!(plan["changes"], true);
 
-    let run = scale(&["apply", "--output", "json", &file]);
+    let run = Scale::new(&["apply", "--output", "json", &file]).run();
     run.success();
     let events = run.json_lines();
     assert_eq!(events.first().map(|e| &e["event"]), Some(&Value::from("plan")), "{}", run.stdout);
@@ -158,15 +158,15 @@ fn ten_container_stack() {
             assert_eq!(id, &first[name], "{name} was touched by a change to web");
         }
     }
-    scale(&["plan", "--detailed-exitcode", &file]).expect_code(0);
+    Scale::new(&["plan", "--detailed-exitcode", &file]).run().expect_code(0);
 
     // Scale down 6 → 3: the last three go, nothing else is touched.
     let file = write_blueprint(dir.path(), &stack(p, "hi", 3));
-    let plan = scale(&["plan", "--output", "json", &file]).success().json();
+    let plan = Scale::new(&["plan", "--output", "json", &file]).run().success().json();
     let removes: Vec<&str> =
         plan["actions"].as_array().expect("actions").iter().map(|a| a["action"].as_str().unwrap()).collect();
     assert_eq!(removes, vec!["remove"; 3], "{plan:#}");
-    scale(&["apply", &file]).success();
+    Scale::new(&["apply", &file]).run().success();
     let third = running_ids(p);
     let gone: Vec<&String> = second.keys().filter(|n| !third.contains_key(*n)).collect();
     assert_eq!(gone, vec![&web(4), &web(5), &web(6)]);
@@ -179,23 +179,23 @@ fn ten_container_stack() {
     let (cache, worker) = (format!("{p}-cache-1"), format!("{p}-worker-1"));
     t.docker(&["rm", "-f", &cache]);
     t.docker(&["stop", "-t", "1", &worker]);
-    let plan = scale(&["plan", &file]).success().stdout.clone();
+    let plan = Scale::new(&["plan", &file]).run().success().stdout.clone();
     assert!(plan.contains(&format!("create {cache}: missing")), "{plan}");
     assert!(plan.contains(&format!("start {worker}: stopped")), "{plan}");
-    scale(&["plan", "--detailed-exitcode", &file]).expect_code(2);
-    scale(&["apply", &file]).success();
+    Scale::new(&["plan", "--detailed-exitcode", &file]).run().expect_code(2);
+    Scale::new(&["apply", &file]).run().success();
     let repaired = running_ids(p);
     assert_eq!(repaired.keys().collect::<Vec<_>>(), third.keys().collect::<Vec<_>>());
     assert_eq!(repaired[&worker], third[&worker], "a stopped container is started, not replaced");
-    scale(&["plan", "--detailed-exitcode", &file]).expect_code(0);
+    Scale::new(&["plan", "--detailed-exitcode", &file]).run().expect_code(0);
 
     // Destroy: containers and networks go, the volume stays until --volumes.
-    scale(&["destroy", "--yes", &file]).success();
+    Scale::new(&["destroy", "--yes", &file]).run().success();
     assert_eq!(project_containers(p), BTreeMap::new());
     assert_eq!(project_resources("network", p), Vec::<String>::new());
     assert_eq!(project_resources("volume", p), vec![format!("{p}_dbdata")]);
-    scale(&["destroy", "--yes", "-p", p]).success();
-    scale(&["destroy", "--yes", "--volumes", "-p", p]).success();
+    Scale::new(&["destroy", "--yes", "-p", p]).run().success();
+    Scale::new(&["destroy", "--yes", "--volumes", "-p", p]).run().success();
     assert_eq!(project_resources("volume", p), Vec::<String>::new());
 }
 
@@ -234,12 +234,12 @@ services:
 "#
     );
     let file = write_blueprint(dir.path(), &yaml);
-    scale(&["apply", &file]).success();
+    Scale::new(&["apply", &file]).run().success();
     let before = running_ids(p);
     assert_eq!(before.len(), 3, "{before:?}");
 
     let since = docker_timestamp();
-    let again = scale(&["apply", &file]);
+    let again = Scale::new(&["apply", &file]).run();
     again.success();
     // Let a last healthcheck exec that overlapped the run finish reporting before the window
     // closes (events are only read afterwards; the window is what counts).
@@ -290,7 +290,7 @@ services:
 "#
     );
     let file = write_blueprint(dir.path(), &yaml);
-    let run = scale(&["apply", &file]);
+    let run = Scale::new(&["apply", &file]).run();
     run.expect_code(1);
     let app = format!("{p}-app-1");
     assert!(run.stderr.contains(&app), "stderr names the container:\n{}", run.stderr);
@@ -320,14 +320,14 @@ services:
         )
     };
     let file = write_blueprint(dir.path(), &blueprint("true", 3));
-    scale(&["apply", &file]).success();
+    Scale::new(&["apply", &file]).run().success();
     let before = project_containers(p);
     assert_eq!(before.len(), 3, "{before:#?}");
     assert!(before.values().all(|c| !c.spec_hash.is_empty() && c.state == "running"), "{before:#?}");
 
     // Each replica's spec (so its hash) differs by name; "old spec" is per container.
     let file = write_blueprint(dir.path(), &blueprint("false", 1));
-    let run = scale(&["apply", "--timeout", "60s", &file]);
+    let run = Scale::new(&["apply", "--timeout", "60s", &file]).run();
     run.expect_code(1);
     assert!(run.stderr.contains("unhealthy"), "stderr says why:\n{}", run.stderr);
     // The replacement started beside the old container (no fixed port, no volume): every old
@@ -344,7 +344,7 @@ services:
     assert_eq!(leftovers.len(), 1, "exactly one replacement was tried: {after:#?}");
     assert!(leftovers[0].ends_with(".next"), "{after:#?}");
     assert!(run.stderr.contains(leftovers[0].as_str()), "stderr names the failed replacement:\n{}", run.stderr);
-    let plan = scale(&["plan", &file]);
+    let plan = Scale::new(&["plan", &file]).run();
     assert!(
         plan.stdout.contains(&format!("remove {}: leftover of an interrupted replacement", leftovers[0])),
         "{}",
@@ -366,7 +366,7 @@ fn unreachable_engine() {
         [("tcp://127.0.0.1:9", "127.0.0.1:9"), ("unix:///nonexistent/docker.sock", "/nonexistent/docker.sock")]
     {
         for command in ["plan", "apply"] {
-            let run = scale_env(&[command, &file], &[("DOCKER_HOST", host), ("DOCKER_TLS_VERIFY", "")]);
+            let run = Scale::new(&[command, &file]).envs(&[("DOCKER_HOST", host), ("DOCKER_TLS_VERIFY", "")]).run();
             run.expect_code(1);
             assert!(
                 run.elapsed < Duration::from_secs(5),

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{scale, write_blueprint};
+use common::{Scale, write_blueprint};
 
 const VALID: &str = r#"name: shop
 stage:
@@ -41,7 +41,7 @@ services:
 
 #[test]
 fn help_lists_the_subcommands() {
-    let run = scale(&["--help"]);
+    let run = Scale::new(&["--help"]).run();
     run.success();
     for command in ["validate", "plan", "apply", "status", "destroy"] {
         assert!(
@@ -56,12 +56,12 @@ fn help_lists_the_subcommands() {
 fn validate_accepts_a_valid_blueprint() {
     let dir = tempfile::tempdir().expect("tempdir");
     let file = write_blueprint(dir.path(), VALID);
-    let run = scale(&["validate", &file]);
+    let run = Scale::new(&["validate", &file]).run();
     run.success();
     assert!(run.stdout.contains("is valid"), "{}", run.stdout);
     assert!(run.stdout.contains("project shop"), "{}", run.stdout);
 
-    let run = scale(&["validate", "--output", "json", &file]);
+    let run = Scale::new(&["validate", "--output", "json", &file]).run();
     run.success();
     assert!(run.stdout.contains(r#""valid":true"#), "{}", run.stdout);
     let doc = run.json();
@@ -74,7 +74,7 @@ fn validate_accepts_a_valid_blueprint() {
 fn validate_lists_every_problem_with_position_and_hint() {
     let dir = tempfile::tempdir().expect("tempdir");
     let file = write_blueprint(dir.path(), TWO_PROBLEMS);
-    let run = scale(&["validate", &file]);
+    let run = Scale::new(&["validate", &file]).run();
     run.expect_code(1);
     let err = &run.stderr;
     let line_of = |needle: &str| {
@@ -90,7 +90,7 @@ fn validate_lists_every_problem_with_position_and_hint() {
     assert!(err.contains("did you mean `command`?"), "{err}");
     assert!(err.contains("did you mean `database`?"), "{err}");
 
-    let run = scale(&["validate", "--output", "json", &file]);
+    let run = Scale::new(&["validate", "--output", "json", &file]).run();
     run.expect_code(1);
     let doc = run.json();
     assert_eq!(doc["valid"], false, "{doc}");
@@ -103,7 +103,7 @@ fn validate_lists_every_problem_with_position_and_hint() {
 fn validate_output_for_schema_errors() {
     let dir = tempfile::tempdir().expect("tempdir");
     let file = write_blueprint(dir.path(), SCHEMA_PROBLEMS);
-    let run = scale(&["validate", &file]);
+    let run = Scale::new(&["validate", &file]).run();
     run.expect_code(1);
     assert_eq!(run.stdout, "", "problems go to stderr");
     insta::assert_snapshot!("validate_schema_errors", run.stderr.replace(&file, "[BLUEPRINT]"));
@@ -114,7 +114,7 @@ fn plan_rejects_an_invalid_project_name() {
     let dir = tempfile::tempdir().expect("tempdir");
     let file = write_blueprint(dir.path(), VALID);
     // The name is checked before any engine is contacted: this needs no Docker.
-    let run = scale(&["plan", "-p", "Bad Name", &file]);
+    let run = Scale::new(&["plan", "-p", "Bad Name", &file]).run();
     run.expect_code(1);
     assert!(run.stderr.contains("\"Bad Name\""), "names the value:\n{}", run.stderr);
     assert!(run.stderr.contains("not valid"), "says what is wrong:\n{}", run.stderr);
@@ -124,7 +124,7 @@ fn plan_rejects_an_invalid_project_name() {
 
 #[test]
 fn destroy_needs_a_file_or_a_project() {
-    let run = scale(&["destroy"]);
+    let run = Scale::new(&["destroy"]).run();
     run.expect_code(1);
     assert!(run.stderr.contains("no project given"), "{}", run.stderr);
     assert!(run.stderr.contains("-p NAME"), "says how to give one:\n{}", run.stderr);

@@ -15,7 +15,7 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use common::{DockerTest, TEST_IMAGE, inspect, project_containers, scale_env, write_blueprint};
+use common::{DockerTest, Scale, TEST_IMAGE, inspect, project_containers, write_blueprint};
 use serde_json::Value;
 
 /// The replayable seed's variable.
@@ -222,7 +222,7 @@ fn read_marker(project: &str) -> String {
 fn assert_converged(project: &str, file: &str, round: u32, inv: &Invariants) {
     let round_text = round.to_string();
     let env = [("ROUND", round_text.as_str())];
-    let plan = scale_env(&["plan", "--detailed-exitcode", file], &env);
+    let plan = Scale::new(&["plan", "--detailed-exitcode", file]).envs(&env).run();
     assert_eq!(
         plan.code,
         Some(0),
@@ -333,7 +333,7 @@ fn sigkill_at_random_moments_then_one_apply_converges() {
     );
 
     let test_started = Instant::now();
-    scale_env(&["apply", "--yes", &file], &[("ROUND", "0")]).success();
+    Scale::new(&["apply", "--yes", &file]).env("ROUND", "0").run().success();
     let containers = project_containers(&p);
     let volume = format!("{p}_data");
     let marker = read_marker(&p);
@@ -369,7 +369,7 @@ fn sigkill_at_random_moments_then_one_apply_converges() {
         }
 
         let round_text = round.to_string();
-        let again = scale_env(&["apply", "--yes", &file], &[("ROUND", round_text.as_str())]);
+        let again = Scale::new(&["apply", "--yes", &file]).env("ROUND", &round_text).run();
         again.success();
         eprintln!("round {round}: the next apply ({:?}) planned:", again.elapsed);
         for line in plan_actions(&again.stdout) {
@@ -417,24 +417,24 @@ services:
         seen.id.clone()
     };
 
-    scale_env(&["apply", "--yes", &file], &env("0")).success();
+    Scale::new(&["apply", "--yes", &file]).envs(&env("0")).run().success();
     let first = only_web("after the first apply");
-    scale_env(&["apply", "--yes", &file], &env("1")).success();
+    Scale::new(&["apply", "--yes", &file]).envs(&env("1")).run().success();
     let id = only_web("after a replacement");
     assert_ne!(id, first, "ROUND 0 → 1 replaces web-1");
 
     // 1. The old container is gone, the new one still has its temporary name: finish it.
     t.docker(&["rename", &web, &next]);
-    let plan = scale_env(&["plan", "--detailed-exitcode", &file], &env("1"));
+    let plan = Scale::new(&["plan", "--detailed-exitcode", &file]).envs(&env("1")).run();
     plan.expect_code(2);
     let want = format!("~ recreate {web}: finish an interrupted replacement: rename {next} → {web}");
     assert!(plan.stdout.contains(&want), "the plan should say `{want}`:\n{}", plan.stdout);
     assert_eq!(plan_actions(&plan.stdout).len(), 1, "one action:\n{}", plan.stdout);
-    let run = scale_env(&["apply", "--yes", &file], &env("1"));
+    let run = Scale::new(&["apply", "--yes", &file]).envs(&env("1")).run();
     run.success();
     assert!(run.stdout.contains(&want), "apply shows the same plan:\n{}", run.stdout);
     assert_eq!(only_web("after finishing the replacement"), id, "finishing is a rename: the same container");
-    scale_env(&["plan", "--detailed-exitcode", &file], &env("1")).expect_code(0);
+    Scale::new(&["plan", "--detailed-exitcode", &file]).envs(&env("1")).run().expect_code(0);
 
     // 2. A stopped leftover beside the real one: removed, the real one untouched.
     let project_label = format!("io.scale.project={p}");
@@ -452,26 +452,26 @@ services:
         "sleep",
         "infinity",
     ]);
-    let plan = scale_env(&["plan", "--detailed-exitcode", &file], &env("1"));
+    let plan = Scale::new(&["plan", "--detailed-exitcode", &file]).envs(&env("1")).run();
     plan.expect_code(2);
     let want = format!("- remove {next}: leftover of an interrupted replacement");
     assert!(plan.stdout.contains(&want), "the plan should say `{want}`:\n{}", plan.stdout);
     assert_eq!(plan_actions(&plan.stdout).len(), 1, "one action:\n{}", plan.stdout);
-    scale_env(&["apply", "--yes", &file], &env("1")).success();
+    Scale::new(&["apply", "--yes", &file]).envs(&env("1")).run().success();
     assert!(!t.container_exists(&next), "{next} should be gone");
     assert_eq!(only_web("after removing the leftover"), id, "web-1 must not be touched");
-    scale_env(&["plan", "--detailed-exitcode", &file], &env("1")).expect_code(0);
+    Scale::new(&["plan", "--detailed-exitcode", &file]).envs(&env("1")).run().expect_code(0);
 
     // 3. The temporary name holds a spec that is no longer desired (the blueprint moved on
     //    since): not finished but removed, and web-1 created afresh.
     t.docker(&["rename", &web, &next]);
-    let plan = scale_env(&["plan", "--detailed-exitcode", &file], &env("2"));
+    let plan = Scale::new(&["plan", "--detailed-exitcode", &file]).envs(&env("2")).run();
     plan.expect_code(2);
     for want in [format!("- remove {next}: leftover of an interrupted replacement"), format!("+ create {web}: missing")]
     {
         assert!(plan.stdout.contains(&want), "the plan should say `{want}`:\n{}", plan.stdout);
     }
-    scale_env(&["apply", "--yes", &file], &env("2")).success();
+    Scale::new(&["apply", "--yes", &file]).envs(&env("2")).run().success();
     assert!(!t.container_exists(&next), "{next} should be gone");
     let fresh = only_web("after replacing the stale leftover");
     assert_ne!(fresh, id, "the stale leftover is not reused");
@@ -479,5 +479,5 @@ services:
         serde_json::from_str(inspect(&web)["Config"]["Labels"]["io.scale.spec"].as_str().unwrap_or_default())
             .expect("io.scale.spec is JSON");
     assert_eq!(spec["env"]["ROUND"], "2");
-    scale_env(&["plan", "--detailed-exitcode", &file], &env("2")).expect_code(0);
+    Scale::new(&["plan", "--detailed-exitcode", &file]).envs(&env("2")).run().expect_code(0);
 }

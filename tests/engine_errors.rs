@@ -8,15 +8,15 @@ mod common;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
-use common::{DockerTest, TEST_IMAGE, code_and_output, scale_command};
+use common::{DockerTest, Scale, TEST_IMAGE};
 
 /// Runs it and returns (exit code, stdout + stderr), checking that it did not panic.
-fn run(command: Command) -> (Option<i32>, String) {
-    let (code, all) = code_and_output(command);
+fn run(scale: Scale) -> (Option<i32>, String) {
+    let run = scale.run();
+    let all = run.all();
     assert!(!all.contains("panicked"), "scale panicked:\n{all}");
-    (code, all)
+    (run.code, all)
 }
 
 fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
@@ -48,9 +48,7 @@ fn an_unreachable_engine_is_named_with_a_hint() {
         vec!["status", "-p", "errors"],
         vec!["destroy", "--yes", "-p", "errors"],
     ] {
-        let mut command = scale_command(&args);
-        command.env("DOCKER_HOST", "tcp://127.0.0.1:9");
-        let (code, out) = run(command);
+        let (code, out) = run(Scale::new(&args).env("DOCKER_HOST", "tcp://127.0.0.1:9"));
         assert_eq!(code, Some(1), "{args:?}:\n{out}");
         assert!(
             out.contains("cannot reach the Docker engine at tcp://127.0.0.1:9: connection refused"),
@@ -109,9 +107,7 @@ fn an_engine_too_old_is_refused_with_a_hint() {
     let file = sleeper_blueprint(dir.path(), "");
     let address = format!("tcp://127.0.0.1:{port}");
     for args in [vec!["apply", "--yes", file.to_str().expect("utf-8")], vec!["status", "-p", "errors"]] {
-        let mut command = scale_command(&args);
-        command.env("DOCKER_HOST", &address);
-        let (code, out) = run(command);
+        let (code, out) = run(Scale::new(&args).env("DOCKER_HOST", &address));
         assert_eq!(code, Some(1), "{args:?}:\n{out}");
         assert!(
             out.contains(&format!("the Docker engine at {address} speaks API 1.24, older than the 1.40 scale needs")),
@@ -147,14 +143,11 @@ fn permission_denied_on_the_socket_says_how_to_get_access() {
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
     }
     let file = sleeper_blueprint(dir.path(), "");
-    let mut command = Command::new("setpriv");
-    command
-        .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups", env!("CARGO_BIN_EXE_scale"), "apply", "--yes"])
-        .arg(&file)
-        .arg("--no-color")
-        .env_remove("DOCKER_HOST")
-        .stdin(Stdio::null());
-    let (code, out) = run(command);
+    let file = file.to_str().expect("utf-8 path");
+    let scale = Scale::new(&["apply", "--yes", file])
+        .wrapped_in(&["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"])
+        .env_remove("DOCKER_HOST");
+    let (code, out) = run(scale);
     assert_eq!(code, Some(1), "{out}");
     assert!(out.contains(&format!("permission denied talking to the Docker engine at unix://{socket}")), "{out}");
     assert!(out.contains("hint: add your user to the `docker` group"), "{out}");
@@ -166,7 +159,7 @@ fn a_missing_image_without_a_registry_says_build_or_load_it() {
     let dir = tempfile::tempdir().expect("tempdir");
     let file =
         write(dir.path(), "img.yaml", "name: errors\nservices:\n  app:\n    image: nonexistent.invalid/nope:1\n");
-    let (code, out) = run(scale_command(&["apply", "--yes", "-p", t.project(), file.to_str().expect("utf-8")]));
+    let (code, out) = run(Scale::new(&["apply", "--yes", "-p", t.project(), file.to_str().expect("utf-8")]));
     assert_eq!(code, Some(1), "{out}");
     assert!(out.contains("cannot pull nonexistent.invalid/nope:1"), "{out}");
     assert!(out.contains("build it or load it"), "{out}");
@@ -180,7 +173,7 @@ fn a_failed_build_shows_the_build_output() {
     std::fs::create_dir(dir.path().join("broken")).expect("mkdir");
     write(&dir.path().join("broken"), "Dockerfile", &format!("FROM {TEST_IMAGE}\nRUN echo marker-xyz && false\n"));
     let file = write(dir.path(), "build.yaml", "name: errors\nservices:\n  app:\n    build: broken\n");
-    let (code, out) = run(scale_command(&["apply", "--yes", "-p", t.project(), file.to_str().expect("utf-8")]));
+    let (code, out) = run(Scale::new(&["apply", "--yes", "-p", t.project(), file.to_str().expect("utf-8")]));
     assert_eq!(code, Some(1), "{out}");
     assert!(out.contains(&format!("build of {}/app", t.project())), "{out}");
     assert!(out.contains("returned a non-zero code: 1"), "{out}");
@@ -195,7 +188,7 @@ fn a_host_port_already_in_use_is_named_with_a_hint() {
     let port = taken.local_addr().expect("local addr").port();
     let dir = tempfile::tempdir().expect("tempdir");
     let file = sleeper_blueprint(dir.path(), &format!("    ports: [\"127.0.0.1:{port}:80\"]\n"));
-    let (code, out) = run(scale_command(&["apply", "--yes", "-p", t.project(), file.to_str().expect("utf-8")]));
+    let (code, out) = run(Scale::new(&["apply", "--yes", "-p", t.project(), file.to_str().expect("utf-8")]));
     assert_eq!(code, Some(1), "{out}");
     assert!(out.contains(&format!("host port {port} is already in use")), "{out}");
     assert!(out.contains(&format!("hint: free host port {port}")), "{out}");

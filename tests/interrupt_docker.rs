@@ -8,7 +8,7 @@ mod common;
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Command, Stdio};
 
-use common::{DockerTest, TEST_IMAGE, docker, scale_output};
+use common::{DockerTest, Scale, TEST_IMAGE, docker};
 use scale::engine::lock::lock_name;
 
 const REPLICAS: usize = 30;
@@ -80,9 +80,9 @@ fn ctrl_c_stops_starting_new_work_exits_130_and_the_next_apply_finishes() {
     let created = t.docker(&["ps", "-aq", "--filter", &format!("label={}", t.label())]).lines().count();
     assert!(created < REPLICAS, "an interrupted apply must leave work undone, yet {created} containers exist");
 
-    let (code, out) = scale_output(&["apply", "--yes", "--lock-timeout", "0", "-p", &p, file]);
+    let (code, out) = Scale::new(&["apply", "--yes", "--lock-timeout", "0", "-p", &p, file]).run().code_and_output();
     assert_eq!(code, Some(0), "the next apply must finish the job:\n{out}");
-    let (code, out) = scale_output(&["plan", "--detailed-exitcode", "-p", &p, file]);
+    let (code, out) = Scale::new(&["plan", "--detailed-exitcode", "-p", &p, file]).run().code_and_output();
     assert_eq!(code, Some(0), "nothing may be left to do:\n{out}");
     let running = t.docker(&["ps", "-q", "--filter", &format!("label={}", t.label()), "--filter", "status=running"]);
     assert_eq!(running.lines().count(), REPLICAS);

@@ -17,8 +17,8 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use common::{
-    BuildGuard, ClientLoop, DockerTest, HttpResponse, LoopEnd, LoopReport, ScaleRun, header, http, http_get, inspect,
-    poll, project_containers, psql_ok, published_bindings, scale_isolated, stage_copy,
+    BuildGuard, ClientLoop, DockerTest, HttpResponse, LoopEnd, LoopReport, Scale, ScaleRun, header, http, http_get,
+    inspect, poll, project_containers, psql_ok, published_bindings, stage_copy,
 };
 
 /// The chapter's user 12, byte for byte.
@@ -43,7 +43,7 @@ impl Ladder {
     /// `scale apply --yes` of stage `stage`, with only `env` setting the stage variables;
     /// then `plan --detailed-exitcode` with the same environment must answer 0.
     fn apply(&self, stage: usize, env: &[(&str, &str)]) -> ScaleRun {
-        let run = scale_isolated(&["apply", "--yes", "-p", &self.p, self.file(stage)], env);
+        let run = Scale::new(&["apply", "--yes", "-p", &self.p, self.file(stage)]).envs(env).isolated().run();
         run.success();
         self.log(&format!("apply stage {stage} {env:?}: {:.1}s", run.elapsed.as_secs_f64()));
         self.plan_is_empty(stage, env);
@@ -51,7 +51,8 @@ impl Ladder {
     }
 
     fn plan_is_empty(&self, stage: usize, env: &[(&str, &str)]) {
-        let plan = scale_isolated(&["plan", "--detailed-exitcode", "-p", &self.p, self.file(stage)], env);
+        let plan =
+            Scale::new(&["plan", "--detailed-exitcode", "-p", &self.p, self.file(stage)]).envs(env).isolated().run();
         assert_eq!(
             plan.code,
             Some(0),
@@ -64,7 +65,8 @@ impl Ladder {
 
     /// The host port of `service`'s TCP endpoint, from `status --output json`.
     fn port(&self, stage: usize, service: &str, env: &[(&str, &str)]) -> u16 {
-        let status = scale_isolated(&["status", self.file(stage), "-p", &self.p, "--output", "json"], env);
+        let status =
+            Scale::new(&["status", self.file(stage), "-p", &self.p, "--output", "json"]).envs(env).isolated().run();
         let status = status.success().json();
         let endpoints = status["endpoints"].as_array().unwrap_or_else(|| panic!("no endpoints[] in {status:#}"));
         let ports: BTreeSet<u64> = endpoints
@@ -212,7 +214,7 @@ fn ladder_up_and_down() {
     let db1_id = l.container_id("db", 1);
 
     // ---- 2 → 3: a load balancer in front of two web servers on the private network.
-    let plan = scale_isolated(&["plan", "-p", &p, l.file(3)], &[]);
+    let plan = Scale::new(&["plan", "-p", &p, l.file(3)]).isolated().run();
     assert_eq!(plan.code, Some(0), "plan of 2 → 3: {}\n{}", plan.stdout, plan.stderr);
     assert!(
         !plan.stdout.contains(&db1) && !plan.stderr.contains(&db1),
@@ -326,7 +328,7 @@ fn ladder_up_and_down() {
         (0..20).map(|_| header(&http_get(port, "/users/12"), "X-Served-By").to_string()).collect();
     let all_four: BTreeSet<String> = (1..=4).map(|n| l.container("web", n)).collect();
     assert_eq!(served, all_four, "20 requests after the scale-up");
-    let status = scale_isolated(&["status", l.file(4), "-p", &p, "--output", "json"], four);
+    let status = Scale::new(&["status", l.file(4), "-p", &p, "--output", "json"]).envs(four).isolated().run();
     let status = status.success().json();
     assert_eq!(status["in_sync"], true, "{status:#}");
     let names: BTreeSet<&str> =
@@ -382,7 +384,7 @@ fn ladder_up_and_down() {
     assert_ne!(l.container_id("db", 1), db1_id, "stage 1 should have removed {db1}");
 
     // ---- destroy --volumes leaves nothing labelled with the project.
-    scale_isolated(&["destroy", "--yes", "--volumes", "-p", &p], &[]).success();
+    Scale::new(&["destroy", "--yes", "--volumes", "-p", &p]).isolated().run().success();
     assert!(project_containers(&p).is_empty(), "containers left: {:?}", project_containers(&p));
     assert_eq!(common::project_resources("network", &p), Vec::<String>::new());
     assert_eq!(common::project_resources("volume", &p), Vec::<String>::new());

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use common::{DockerTest, ScaleChild, TEST_IMAGE, docker, scale_command};
+use common::{DockerTest, Scale, ScaleChild, TEST_IMAGE, docker};
 use scale::engine::lock::{self, LockError, lock_name};
 
 /// Removes the project's lock container on drop, whatever the test left.
@@ -70,8 +70,8 @@ fn concurrent_applies_of_one_project_take_turns() {
     let file = file.to_str().expect("utf-8 path");
 
     let args = ["apply", "--yes", "-p", t.project(), file];
-    let first = scale_command(&args).spawn().expect("spawn first apply");
-    let second = scale_command(&args).spawn().expect("spawn second apply");
+    let first = Scale::new(&args).command().spawn().expect("spawn first apply");
+    let second = Scale::new(&args).command().spawn().expect("spawn second apply");
     let pids = [first.id(), second.id()];
     let outputs = [first.wait_with_output().expect("first apply"), second.wait_with_output().expect("second apply")];
 
@@ -130,10 +130,10 @@ fn a_stale_lock_of_a_dead_process_on_this_host_is_broken() {
     );
 
     // --lock-timeout 0: it must break the lock, not wait it out.
-    let out =
-        scale_command(&["apply", "--yes", "--lock-timeout", "0", "-p", t.project(), file.to_str().expect("utf-8")])
-            .output()
-            .expect("run apply");
+    let out = Scale::new(&["apply", "--yes", "--lock-timeout", "0", "-p", t.project(), file.to_str().expect("utf-8")])
+        .command()
+        .output()
+        .expect("run apply");
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{:?}\nstdout:\n{stdout}\nstderr:\n{stderr}", out.status);
     assert!(
@@ -166,8 +166,10 @@ fn a_live_lock_is_waited_for_then_named_and_plan_does_not_wait() {
         ],
     );
 
-    let out =
-        scale_command(&["apply", "--yes", "--lock-timeout", "1s", "-p", t.project(), file]).output().expect("apply");
+    let out = Scale::new(&["apply", "--yes", "--lock-timeout", "1s", "-p", t.project(), file])
+        .command()
+        .output()
+        .expect("apply");
     let (stdout, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(1), "stdout:\n{stdout}\nstderr:\n{stderr}");
     assert!(
@@ -185,14 +187,17 @@ fn a_live_lock_is_waited_for_then_named_and_plan_does_not_wait() {
     assert!(project_containers(&t).is_empty(), "nothing may change without the lock");
 
     // Timeout 0: no waiting message, the same error at once; destroy takes the lock too.
-    let out = scale_command(&["destroy", "--yes", "--lock-timeout", "0", "-p", t.project()]).output().expect("destroy");
+    let out = Scale::new(&["destroy", "--yes", "--lock-timeout", "0", "-p", t.project()])
+        .command()
+        .output()
+        .expect("destroy");
     let (_, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(!stderr.contains("waiting for the lock"), "{stderr}");
     assert!(stderr.contains("is locked by ci@elsewhere.invalid"), "{stderr}");
 
     // plan reads only: it does not take the lock.
-    let out = scale_command(&["plan", "--detailed-exitcode", "-p", t.project(), file]).output().expect("plan");
+    let out = Scale::new(&["plan", "--detailed-exitcode", "-p", t.project(), file]).command().output().expect("plan");
     assert_eq!(out.status.code(), Some(2), "{:?}", text(&out));
     assert!(lock_exists(&t), "a lock from another host is never broken automatically");
 }
@@ -267,7 +272,7 @@ fn a_watch_pass_waits_for_a_held_lock_then_repairs_and_holds_nothing_while_idle(
     plant_foreign_lock(&t);
 
     // Its first pass has everything to create, so it needs the lock.
-    let mut watch = ScaleChild::spawn(&["watch", file, "-p", &p, "--resync", "1s"], &[]);
+    let mut watch = Scale::new(&["watch", file, "-p", &p, "--resync", "1s"]).isolated().spawn();
     let waiting = format!("project {p} is locked by ci@elsewhere.invalid pid 1 (apply); waiting");
     assert!(wait_line(&watch, Duration::from_secs(30), &waiting), "no waiting line:\n{}", watch.transcript());
     // Several resyncs later: still waiting, said once, and nothing changed without the lock.
@@ -283,7 +288,7 @@ fn a_watch_pass_waits_for_a_held_lock_then_repairs_and_holds_nothing_while_idle(
     assert_eq!(project_containers(&t), vec![format!("{p}-app-1")]);
 
     // Idle, it holds nothing: an apply that won't wait at all gets the lock and finds nothing to do.
-    let out = scale_command(&["apply", "--yes", "--lock-timeout", "0", "-p", &p, file]).output().expect("apply");
+    let out = Scale::new(&["apply", "--yes", "--lock-timeout", "0", "-p", &p, file]).command().output().expect("apply");
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "apply next to an idle watcher:\n{stdout}\n{stderr}\n{}", watch.transcript());
     assert!(stdout.contains("No changes"), "{stdout}");
@@ -302,12 +307,12 @@ fn failover_waits_for_a_held_lock_then_proceeds_and_releases_it_on_error() {
     plant_foreign_lock(&t);
 
     // Timeout 0: fails at once, naming the holder, before even looking at the project.
-    let out = scale_command(&["failover", "--lock-timeout", "0", "-p", &p]).output().expect("failover");
+    let out = Scale::new(&["failover", "--lock-timeout", "0", "-p", &p]).command().output().expect("failover");
     let (_, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains(&format!("project {p} is locked by ci@elsewhere.invalid pid 1")), "{stderr}");
 
-    let mut failover = ScaleChild::spawn(&["failover", "--lock-timeout", "60s", "-p", &p, "--no-color"], &[]);
+    let mut failover = Scale::new(&["failover", "--lock-timeout", "60s", "-p", &p, "--no-color"]).isolated().spawn();
     let waiting = format!("waiting for the lock on project {p} held by ci@elsewhere.invalid pid 1 (apply)");
     assert!(wait_line(&failover, Duration::from_secs(30), &waiting), "no waiting line:\n{}", failover.transcript());
     assert!(failover.wait_exit(Duration::from_secs(2)).is_none(), "it must wait:\n{}", failover.transcript());

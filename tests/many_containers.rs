@@ -6,7 +6,9 @@
 
 mod common;
 
-use common::{DockerTest, TEST_IMAGE, scale_output};
+use std::time::Duration;
+
+use common::{DockerTest, Scale, TEST_IMAGE};
 
 const SERVICES: [&str; 4] = ["alpha", "bravo", "charlie", "delta"];
 const REPLICAS: usize = 50;
@@ -34,15 +36,18 @@ fn two_hundred_containers_come_up_plan_empty_and_go_away() {
     let file = file.to_str().expect("utf-8 path");
     let p = t.project();
 
-    let (code, out) = scale_output(&["apply", "--yes", "--parallel", "8", "--timeout", "300s", "-p", p, file]);
+    let (code, out) = Scale::new(&["apply", "--yes", "--parallel", "8", "--timeout", "300s", "-p", p, file])
+        .timeout(Duration::from_secs(900))
+        .run()
+        .code_and_output();
     assert_eq!(code, Some(0), "apply:\n{out}");
     assert_eq!(count(&t, &["--filter", "status=running"]), SERVICES.len() * REPLICAS, "running containers");
     assert_eq!(count(&t, &["-a"]), SERVICES.len() * REPLICAS, "containers in any state");
 
-    let (code, out) = scale_output(&["plan", "--detailed-exitcode", "-p", p, file]);
+    let (code, out) = Scale::new(&["plan", "--detailed-exitcode", "-p", p, file]).run().code_and_output();
     assert_eq!(code, Some(0), "the plan after apply must be empty:\n{out}");
 
-    let (code, out) = scale_output(&["destroy", "--yes", "-p", p]);
+    let (code, out) = Scale::new(&["destroy", "--yes", "-p", p]).run().code_and_output();
     assert_eq!(code, Some(0), "destroy:\n{out}");
     assert_eq!(count(&t, &["-a"]), 0, "destroy must remove every container");
     let networks = t.docker(&["network", "ls", "-q", "--filter", &format!("label={}", t.label())]);

@@ -7,7 +7,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{DockerTest, HttpResponse, http, http_get_ok, project_containers, remove_built_images, scale};
+use common::{DockerTest, HttpResponse, Scale, http, http_get_ok, project_containers, remove_built_images};
 
 /// The chapter's user 12, byte for byte.
 const USER_12: &str = r#"{"id":12,"firstName":"John","lastName":"Smith","address":{"streetAddress":"21 2nd Street","city":"New York","state":"NY","postalCode":10021},"phoneNumbers":["212 555-1234","646 555-4567"]}"#;
@@ -27,7 +27,7 @@ impl Drop for BuiltImages<'_> {
 
 /// The host port of the project's first endpoint, from `status --output json`.
 fn endpoint_port(file: &str) -> (u16, String) {
-    let status = scale(&["status", "--output", "json", file]).success().json();
+    let status = Scale::new(&["status", "--output", "json", file]).run().success().json();
     let endpoint = &status["endpoints"][0];
     let port = endpoint["host_port"].as_u64().unwrap_or_else(|| panic!("no endpoint in {status:#}"));
     let container = endpoint["container"].as_str().expect("endpoint container").to_string();
@@ -59,7 +59,7 @@ fn stage01_single_server() {
     let dir = tempfile::tempdir().expect("tempdir");
     let file = common::write_blueprint(dir.path(), &yaml);
 
-    scale(&["apply", &file]).success();
+    Scale::new(&["apply", &file]).run().success();
     let (port, container) = endpoint_port(&file);
     assert_eq!(container, format!("{p}-web-1"));
 
@@ -83,11 +83,11 @@ fn stage01_single_server() {
     let again = http_get_ok(port, &path, 40);
     assert_eq!(again.body, fetched.body, "the user survived a restart");
 
-    let second = scale(&["apply", &file]);
+    let second = Scale::new(&["apply", &file]).run();
     second.success();
     assert!(second.stdout.contains("No changes"), "{}", second.stdout);
 
-    scale(&["destroy", "--yes", "--volumes", &file]).success();
+    Scale::new(&["destroy", "--yes", "--volumes", &file]).run().success();
     assert!(project_containers(p).is_empty());
     assert_eq!(common::project_resources("network", p), Vec::<String>::new());
     assert_eq!(common::project_resources("volume", p), Vec::<String>::new());
@@ -124,11 +124,11 @@ fn readme_stage01_on_port_8080() {
     let file = repo_file("blueprints/01-single-server.yaml");
     let file = file.to_str().expect("UTF-8 path");
 
-    scale(&["apply", "-p", p, file]).success();
+    Scale::new(&["apply", "-p", p, file]).run().success();
     let user = http_get_ok(8080, "/users/12", 20);
     assert_user_12(&user, &format!("{p}-web-1"));
 
-    scale(&["destroy", "--yes", "--volumes", "-p", p]).success();
+    Scale::new(&["destroy", "--yes", "--volumes", "-p", p]).run().success();
     assert!(project_containers(p).is_empty());
     assert_eq!(common::project_resources("volume", p), Vec::<String>::new());
 }

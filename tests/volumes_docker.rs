@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{DockerTest, TEST_IMAGE, inspect, project_resources, scale, write_blueprint};
+use common::{DockerTest, Scale, TEST_IMAGE, inspect, project_resources, write_blueprint};
 
 /// The anonymous volume mounted at `target` in `container`.
 fn anonymous_volume(container: &str, target: &str) -> String {
@@ -37,19 +37,19 @@ fn destroy_keeps_volumes_and_destroy_volumes_deletes_named_and_anonymous_ones() 
     let named = format!("{p}_data");
 
     // Plain destroy: nothing is deleted, the anonymous volume included.
-    scale(&["apply", "--yes", &file]).success();
+    Scale::new(&["apply", "--yes", &file]).run().success();
     let first = anonymous_volume(&container, "/scratch");
     t.remove_volume_on_drop(&first);
-    scale(&["destroy", "--yes", &file]).success();
+    Scale::new(&["destroy", "--yes", &file]).run().success();
     assert!(volume_exists(&t, &first), "plain destroy deleted the anonymous volume {first}");
     assert_eq!(project_resources("volume", &p), vec![named.clone()]);
 
     // destroy --volumes: the named volume and the running container's anonymous one go.
-    scale(&["apply", "--yes", &file]).success();
+    Scale::new(&["apply", "--yes", &file]).run().success();
     let second = anonymous_volume(&container, "/scratch");
     t.remove_volume_on_drop(&second);
     assert_ne!(first, second, "a new container gets a new anonymous volume");
-    scale(&["destroy", "--yes", "--volumes", &file]).success();
+    Scale::new(&["destroy", "--yes", "--volumes", &file]).run().success();
     assert!(!volume_exists(&t, &second), "destroy --volumes left the anonymous volume {second}");
     assert_eq!(project_resources("volume", &p), Vec::<String>::new());
     // The first one belonged to a container that is long gone: nothing ties it to the
