@@ -24,6 +24,7 @@ use serde_json::json;
 use super::interrupt::{self, Interrupt, Wording};
 use super::locking::{release_lock, wait_for_lock};
 use super::{Global, Loaded, connect, load_desired};
+use crate::engine::Engine as _;
 use crate::engine::docker::DockerEngine;
 use crate::engine::lock::LockEvent;
 use crate::exec::ExecOptions;
