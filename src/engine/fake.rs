@@ -602,3 +602,130 @@ impl Engine for FakeEngine {
         rx
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+    use std::time::Duration;
+
+    use super::*;
+
+    fn run<F: Future>(f: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread().enable_time().build().expect("a runtime").block_on(f)
+    }
+
+    /// A running container of `project`, as if `apply` had made it.
+    fn add_container(engine: &FakeEngine, project: &str, name: &str) -> String {
+        let mut w = engine.world();
+        let id = w.new_id();
+        let container = FakeContainer {
+            id: id.clone(),
+            name: name.into(),
+            labels: BTreeMap::from([(labels::PROJECT.to_string(), project.to_string())]),
+            image: "shop/app:1".into(),
+            state: RunState::Running,
+            health: None,
+            exit_code: None,
+            ports: Vec::new(),
+            has_healthcheck: false,
+            networks: vec![format!("{project}_private")],
+        };
+        w.containers.insert(id.clone(), container);
+        id
+    }
+
+    #[test]
+    fn a_second_acquirer_fails_at_once_or_waits_for_the_release() {
+        let engine = FakeEngine::new();
+        let quiet = |_: LockEvent<'_>| {};
+        run(async {
+            let mut first = engine.lock("shop", "apply", Duration::ZERO, &quiet).await.expect("a free lock");
+            assert_eq!(engine.lock_holder("shop").map(|h| h.command), Some("apply".into()));
+            let busy = engine.lock("shop", "destroy", Duration::ZERO, &quiet).await.expect_err("held");
+            assert!(
+                matches!(&busy, LockError::Held { project, timeout_zero: true, .. } if project == "shop"),
+                "{busy}"
+            );
+            // Another project's lock is another lock.
+            let mut other = engine.lock("blog", "apply", Duration::ZERO, &quiet).await.expect("blog is free");
+
+            let waits = Mutex::new(Vec::new());
+            let on_event = |e: LockEvent<'_>| {
+                if let LockEvent::Waiting { holder, .. } = e {
+                    waits.lock().unwrap().push(holder.command.clone());
+                }
+            };
+            let second = engine.lock("shop", "destroy", Duration::from_secs(60), &on_event);
+            let release = async {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                first.release().await.expect("released");
+            };
+            let (second, ()) = tokio::join!(second, release);
+            let mut second = second.expect("taken once the first let go");
+            assert_eq!(waits.into_inner().unwrap(), ["apply"], "the waiter said once whom it waited for");
+            assert_eq!(engine.lock_holder("shop").map(|h| h.command), Some("destroy".into()));
+            second.release().await.expect("released");
+            second.release().await.expect("releasing twice is fine");
+            other.release().await.expect("released");
+            assert_eq!(engine.lock_holder("shop"), None);
+        });
+    }
+
+    #[test]
+    fn an_interrupted_acquire_is_undone_by_unlock_if_mine() {
+        let engine = FakeEngine::new();
+        run(async {
+            let taken = engine.lock("shop", "apply", Duration::ZERO, &|_| {}).await.expect("free");
+            drop(taken); // as if the answer never arrived
+            engine.unlock_if_mine("shop").await;
+            assert_eq!(engine.lock_holder("shop"), None);
+        });
+    }
+
+    #[test]
+    fn drift_is_delivered_to_the_projects_subscribers_only() {
+        let engine = FakeEngine::new();
+        let web = add_container(&engine, "shop", "shop-web-1");
+        add_container(&engine, "shop", "shop-web-2");
+        add_container(&engine, "blog", "blog-web-1");
+        let mut shop = engine.subscribe("shop");
+        let mut blog = engine.subscribe("blog");
+        run(async {
+            engine.stop_by_hand("shop-web-2");
+            engine.pause_container(&web, "shop-web-1").await.expect("paused");
+            engine.disconnect(&web, "shop-web-1", "shop_private").await.expect("disconnected");
+            engine.remove_by_hand("shop-web-1");
+        });
+        let mut seen = Vec::new();
+        while let Ok(event) = shop.try_recv() {
+            seen.push(event);
+        }
+        assert_eq!(
+            seen,
+            ["shop-web-2: die", "shop-web-1: pause", "a container left network shop_private", "shop-web-1: destroy"]
+        );
+        assert!(blog.try_recv().is_err(), "another project's subscriber hears nothing");
+        // A subscriber that went away is forgotten, not an error.
+        drop(shop);
+        engine.stop_by_hand("shop-web-2");
+    }
+
+    #[test]
+    fn exec_answers_what_was_scripted_and_fails_loudly_otherwise() {
+        let engine = FakeEngine::new();
+        let id = add_container(&engine, "shop", "shop-lb-1");
+        let cmd = |words: &str| words.split(' ').map(String::from).collect::<Vec<_>>();
+        run(async {
+            let err = engine.exec(&id, "shop-lb-1", &cmd("haproxy -c")).await.expect_err("nothing scripted");
+            assert!(err.to_string().contains("no answer scripted"), "{err}");
+            engine
+                .on_exec(|name, command| (name == "shop-lb-1" && command.starts_with("haproxy")).then(|| reply("ok")));
+            engine.on_exec(|_, command| command.ends_with("-c").then(|| reply("newer")));
+            let out = engine.exec(&id, "shop-lb-1", &cmd("haproxy -c")).await.expect("scripted");
+            assert_eq!(out.output, "newer", "the script added last answers first");
+            let out = engine.exec(&id, "shop-lb-1", &cmd("haproxy -v")).await.expect("scripted");
+            assert_eq!(out.output, "ok");
+        });
+        assert_eq!(engine.commands_in("shop-lb-1"), ["haproxy -c", "haproxy -c", "haproxy -v"]);
+    }
+}
