@@ -145,6 +145,7 @@ fn answer(
     }
     if command.contains("'show stat'") {
         m.stat_polls += 1;
+        m.log.push("stat".into());
         if m.empty_stats > 0 {
             m.empty_stats -= 1;
             return Some(reply(""));
@@ -234,16 +235,27 @@ fn a_third_web_replica_reloads_the_load_balancer_instead_of_recreating_it() {
     assert!(lines.iter().any(|l| l == "reloaded"), "{lines:#?}");
 }
 
-#[test]
-fn a_replaced_server_is_drained_first_and_rejoins_on_probation() {
+/// A rolling replacement (APP_VERSION 1 → 2) with `vars` on both sides: each server is
+/// drained while its old container still runs, taken out (maint) only once its requests in
+/// flight ended, and put back on probation at its new address, ready only once the checks
+/// passed there.
+fn replaced_servers_are_drained_then_rejoin_on_probation(vars: &[(&str, &str)], start_first: bool) {
     let h = Harness::new();
-    h.apply(&desired(&[]));
+    h.apply(&desired(vars));
     h.clear_log();
     h.haproxy.lock().unwrap().busy.insert("shop-web-1".into(), 2);
-    let (plan, _, lines) = h.apply(&desired(&[("APP_VERSION", "2")]));
-    let recreated: Vec<String> =
-        plan.actions.iter().filter(|a| matches!(a.op, Op::RecreateContainer { .. })).map(|a| a.op.target()).collect();
-    assert_eq!(recreated, ["shop-web-1", "shop-web-2"], "{}", render_text(&plan));
+    let after: Vec<(&str, &str)> = vars.iter().copied().chain([("APP_VERSION", "2")]).collect();
+    let (plan, _, lines) = h.apply(&desired(&after));
+    let recreated: Vec<(String, bool)> = plan
+        .actions
+        .iter()
+        .filter_map(|a| match &a.op {
+            Op::RecreateContainer { start_first, .. } => Some((a.op.target(), *start_first)),
+            _ => None,
+        })
+        .collect();
+    let expected = [("shop-web-1".to_string(), start_first), ("shop-web-2".to_string(), start_first)];
+    assert_eq!(recreated, expected, "{}", render_text(&plan));
     let log = h.log();
     for server in ["shop-web-1", "shop-web-2"] {
         let at = |entry: &str| {
@@ -261,5 +273,20 @@ fn a_replaced_server_is_drained_first_and_rejoins_on_probation() {
         assert!(checks.last().is_some_and(|l| l.contains(&passed)), "ready before the checks passed: {log:#?}");
         assert!(checks.len() >= 3, "two failing answers, then passing: {checks:#?}");
     }
+    // shop-web-1 had requests in flight for two answers: taken out only after those ended.
+    let drain = log.iter().position(|l| l.starts_with("drain shop-web-1")).unwrap();
+    let maint = log.iter().position(|l| l == "maint shop-web-1").unwrap();
+    let asked = log[drain..maint].iter().filter(|l| *l == "stat").count();
+    assert!(asked >= 3, "maint while requests were in flight: {:#?}", &log[drain..=maint]);
     assert!(!lines.iter().any(|l| l.contains("putting it back")), "{lines:#?}");
+}
+
+#[test]
+fn a_replacement_started_first_drains_the_old_server_and_rejoins_on_probation() {
+    replaced_servers_are_drained_then_rejoin_on_probation(&[], true);
+}
+
+#[test]
+fn a_replacement_stopping_the_old_one_first_drains_it_and_rejoins_on_probation() {
+    replaced_servers_are_drained_then_rejoin_on_probation(&[("WEB_MOUNT", "uploads:/data")], false);
 }
