@@ -25,6 +25,7 @@ use super::interrupt::{self, Interrupt, Wording};
 use super::locking::{release_lock, wait_for_lock};
 use super::{Global, Loaded, connect, load_desired};
 use crate::engine::Engine as _;
+use crate::engine::classify::{Retry, retry_policy};
 use crate::engine::docker::DockerEngine;
 use crate::engine::lock::LockEvent;
 use crate::exec::ExecOptions;
@@ -55,18 +56,23 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
     crate::model::duration::parse(text)
 }
 
-/// How long to wait before trying again after `failures` failed passes in a row: a pure
-/// function of the failure count (as kube-rs's retry policies are of the error), doubling from
-/// 2 s up to 60 s, so a broken blueprint is not hammered against the engine.
-pub fn retry_delay(failures: u32) -> Duration {
-    Duration::from_secs((1u64 << failures.min(6)).clamp(2, 60))
+/// How long to wait before trying again after `failures` failed passes in a row, the last
+/// one failing as `retry` ([`retry_policy`] of its engine error) says: doubling from 2 s up to
+/// 60 s for trouble that may pass, 60 s at once for what only a person can fix, so a broken
+/// blueprint is not hammered against the engine.
+pub fn retry_delay(failures: u32, retry: Retry) -> Duration {
+    match retry {
+        Retry::Backoff => Duration::from_secs((1u64 << failures.min(6)).clamp(2, 60)),
+        Retry::AfterFix => Duration::from_secs(60),
+    }
 }
 
 /// How a pass ended.
 enum Pass {
     InSync,
     Repaired,
-    Failed,
+    /// Try again later, as soon as the failure's retry policy says.
+    Failed(Retry),
     /// Ctrl-C: stop watching once this pass is over.
     Interrupted,
     /// Ctrl-C twice: exit 130 now.
@@ -89,15 +95,19 @@ pub async fn run(args: Args, global: &Global, ui: Ui) -> anyhow::Result<u8> {
         json!({"event": "watching", "project": loaded.project}),
     );
     let mut failures = 0u32;
+    let mut retry = Retry::Backoff;
     let mut wake_reason = String::from("start");
     loop {
         match pass(&engine, &loaded, &opts, ui, &wake_reason, &mut interrupt).await? {
             Pass::Interrupted => break,
             Pass::ExitNow => return Ok(130),
-            Pass::Failed => failures += 1,
+            Pass::Failed(policy) => {
+                failures += 1;
+                retry = policy;
+            }
             Pass::InSync | Pass::Repaired => failures = 0,
         }
-        let wait = if failures > 0 { retry_delay(failures) } else { args.resync };
+        let wait = if failures > 0 { retry_delay(failures, retry) } else { args.resync };
         tokio::select! {
             event = events.recv() => {
                 let Some(first) = event else {
@@ -136,7 +146,10 @@ async fn pass(
     why: &str,
     interrupt: &mut Interrupt,
 ) -> anyhow::Result<Pass> {
-    let Some(observed) = observe(engine, loaded, ui).await else { return Ok(Pass::Failed) };
+    let observed = match observe(engine, loaded, ui).await {
+        Ok(observed) => observed,
+        Err(retry) => return Ok(Pass::Failed(retry)),
+    };
     let plan = crate::plan::plan(&super::desired_for(loaded, &observed), &observed).context("cannot plan")?;
     if primaries_lost(loaded, &observed).is_empty() && !plan.has_changes() {
         return Ok(Pass::InSync);
@@ -162,7 +175,7 @@ async fn pass(
         }
         Err(err) => {
             log(ui, &format!("{err}; trying again later"), json!({"event": "error", "error": err.to_string()}));
-            return Ok(Pass::Failed);
+            return Ok(Pass::Failed(Retry::Backoff));
         }
     };
     let result = repair(engine, loaded, opts, ui, why, interrupt).await;
@@ -180,7 +193,10 @@ async fn repair(
     why: &str,
     interrupt: &mut Interrupt,
 ) -> anyhow::Result<Pass> {
-    let Some(mut observed) = observe(engine, loaded, ui).await else { return Ok(Pass::Failed) };
+    let mut observed = match observe(engine, loaded, ui).await {
+        Ok(observed) => observed,
+        Err(retry) => return Ok(Pass::Failed(retry)),
+    };
     for service in primaries_lost(loaded, &observed) {
         log(
             ui,
@@ -200,11 +216,17 @@ async fn repair(
                     &format!("failover of {service} failed: {err}"),
                     json!({"event": "failover_failed", "error": err.to_string()}),
                 );
-                return Ok(Pass::Failed);
+                let retry = match &err {
+                    crate::failover::FailoverError::Engine(err) => retry_policy(err),
+                    _ => Retry::Backoff,
+                };
+                return Ok(Pass::Failed(retry));
             }
         }
-        let Some(after) = observe(engine, loaded, ui).await else { return Ok(Pass::Failed) };
-        observed = after;
+        observed = match observe(engine, loaded, ui).await {
+            Ok(after) => after,
+            Err(retry) => return Ok(Pass::Failed(retry)),
+        };
     }
     let plan = crate::plan::plan(&super::desired_for(loaded, &observed), &observed).context("cannot plan")?;
     if !plan.has_changes() {
@@ -235,18 +257,18 @@ async fn repair(
             &format!("{} repair failed; trying again later", clock()),
             json!({"event": "repair_failed", "failed": report.failed.len()}),
         );
-        Ok(Pass::Failed)
+        Ok(Pass::Failed(Retry::Backoff))
     }
 }
 
 /// Observes the project; an engine error is logged and fails the pass (tried again later),
 /// not the watcher.
-async fn observe(engine: &DockerEngine, loaded: &Loaded, ui: Ui) -> Option<ObservedState> {
+async fn observe(engine: &DockerEngine, loaded: &Loaded, ui: Ui) -> Result<ObservedState, Retry> {
     match crate::engine::observe_project(engine, &loaded.project).await {
-        Ok(observed) => Some(observed),
+        Ok(observed) => Ok(observed),
         Err(err) => {
             log(ui, &format!("cannot observe the project: {err}"), json!({"event": "error", "error": err.to_string()}));
-            None
+            Err(retry_policy(&err))
         }
     }
 }
@@ -289,13 +311,15 @@ fn clock() -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::retry_delay;
+    use super::{Retry, retry_delay};
     use std::time::Duration;
 
     #[test]
     fn retry_delay_doubles_and_is_bounded() {
-        let delays: Vec<u64> = (1..=8).map(|n| retry_delay(n).as_secs()).collect();
+        let delays: Vec<u64> = (1..=8).map(|n| retry_delay(n, Retry::Backoff).as_secs()).collect();
         assert_eq!(delays, vec![2, 4, 8, 16, 32, 60, 60, 60]);
-        assert_eq!(retry_delay(u32::MAX), Duration::from_secs(60));
+        assert_eq!(retry_delay(u32::MAX, Retry::Backoff), Duration::from_secs(60));
+        // What only a person can fix (a taken port, a missing image) is not retried sooner.
+        assert_eq!(retry_delay(1, Retry::AfterFix), Duration::from_secs(60));
     }
 }
