@@ -43,6 +43,17 @@ pub enum FailoverError {
     Promote { name: String, reason: String },
 }
 
+impl FailoverError {
+    /// What the user should do about it: an engine error's own hint (the error is
+    /// transparent, so callers looking for an `EngineError` in the chain would not find it).
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            FailoverError::Engine(err) => err.hint(),
+            _ => None,
+        }
+    }
+}
+
 /// The replica to promote: the one that received the most WAL (ties: the lowest node).
 pub fn choose(nodes: &[NodeReport]) -> Option<&NodeReport> {
     nodes.iter().filter(|n| n.status.as_ref().is_some_and(|s| s.role == "replica")).max_by_key(|n| {
@@ -209,5 +220,14 @@ mod error_tests {
         let printed = format!("{:#}", anyhow::Error::from(FailoverError::from(engine)));
         assert_eq!(printed.matches("container is not running").count(), 1, "{printed}");
         assert_eq!(printed, "cannot run `pg_ctl promote` in shop-db-2: container is not running");
+    }
+
+    #[test]
+    fn an_engine_errors_hint_survives_the_wrapping() {
+        let engine = EngineError::PortInUse { name: "shop-db-2".into(), port: "5432".into() };
+        let hint = engine.hint();
+        assert!(hint.is_some());
+        assert_eq!(FailoverError::from(engine).hint(), hint);
+        assert_eq!(FailoverError::NoCandidate("db".into()).hint(), None);
     }
 }

@@ -238,10 +238,11 @@ fn pull_hint(reference: &str, failure: PullFailure) -> String {
 /// What to do about a build whose `FROM` image is missing: for the ladder's base, the exact
 /// command that makes it offline.
 fn base_image_hint(base: &str, failure: PullFailure) -> String {
-    if base == LADDER_BASE_IMAGE && failure == PullFailure::NoRegistry {
+    if base == LADDER_BASE_IMAGE {
         format!(
-            "no registry answered for {base}, the base of every image of the ladder: make it here without one \
-             with `{BASE_IMAGE_OFFLINE_COMMAND}` (from the scale checkout), then run the command again"
+            "{} for {base}, the base of every image of the ladder: make it here without a registry \
+             with `{BASE_IMAGE_OFFLINE_COMMAND}` (from the scale checkout), then run the command again",
+            failure.describe()
         )
     } else {
         pull_hint(base, failure)
@@ -359,7 +360,12 @@ mod tests {
         let text = err.to_string();
         assert!(text.contains("debian:bookworm-slim") && text.contains("no registry answered"), "{text}");
         let hint = err.hint().unwrap_or_default();
+        assert!(hint.starts_with("no registry answered for debian:bookworm-slim"), "{hint}");
         assert!(hint.contains(&format!("`{}`", super::BASE_IMAGE_OFFLINE_COMMAND)), "{hint}");
+        // Whatever the registry said, the ladder's base can be made offline.
+        let refused = missing_base(super::LADDER_BASE_IMAGE, PullFailure::Credentials).hint().unwrap_or_default();
+        assert!(refused.starts_with("the registry wants credentials for debian:bookworm-slim"), "{refused}");
+        assert!(refused.contains(super::BASE_IMAGE_OFFLINE_COMMAND), "{refused}");
 
         let other = missing_base("acme/base:7", PullFailure::NoSuchImage);
         assert!(other.to_string().contains("acme/base:7"), "{other}");
