@@ -85,8 +85,8 @@ impl fmt::Display for Cause {
     }
 }
 
-/// Readable words for a client error (also what the project lock reports).
-pub fn describe(e: &ClientError) -> String {
+/// Readable words for a client error.
+fn describe(e: &ClientError) -> String {
     match e {
         ClientError::DockerResponseServerError { message, status_code } => {
             let message = message.trim();
@@ -117,7 +117,7 @@ pub fn describe(e: &ClientError) -> String {
 }
 
 /// The I/O error under a client error, if any (refused, no socket, permission denied).
-pub fn io_error(e: &ClientError) -> Option<&std::io::Error> {
+fn io_error(e: &ClientError) -> Option<&std::io::Error> {
     let mut current: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(err) = current {
         if let Some(io) = err.downcast_ref::<std::io::Error>() {

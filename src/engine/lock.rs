@@ -42,7 +42,7 @@ use bollard::query_parameters::{
 use futures_util::StreamExt;
 
 use super::Engine;
-use super::classify::{describe, status_code};
+use super::classify::{Cause, status_code};
 use super::docker::DockerEngine;
 
 /// Label naming the project a lock is for. Never `io.scale.project` (see the module docs).
@@ -221,10 +221,12 @@ pub enum LockEvent<'a> {
 pub enum LockError {
     #[error("project {project} is locked by {holder}; gave up after waiting {waited}")]
     Held { project: String, name: String, holder: String, waited: String, timeout_zero: bool },
-    #[error("cannot take the lock on project {project} (container {name}): {reason}")]
-    Acquire { project: String, name: String, reason: String },
-    #[error("cannot release the lock on project {project} (container {name}): {reason}")]
-    Release { project: String, name: String, reason: String },
+    #[error("cannot take the lock on project {project} (container {name}): {cause}")]
+    Acquire { project: String, name: String, cause: Cause },
+    #[error("cannot take the lock on project {project}: cannot import its image {LOCK_IMAGE}: {cause}")]
+    ImportImage { project: String, name: String, cause: Cause },
+    #[error("cannot release the lock on project {project} (container {name}): {cause}")]
+    Release { project: String, name: String, cause: Cause },
 }
 
 impl LockError {
@@ -242,7 +244,7 @@ impl LockError {
                      (another host, a killed CI job), remove the lock by hand: `docker rm {name}`"
                 ))
             }
-            LockError::Acquire { .. } => Some(
+            LockError::Acquire { .. } | LockError::ImportImage { .. } => Some(
                 "scale takes its lock by creating a container that never runs (image scale-lock:1, imported \
                  locally); check that the engine lets you create containers and import images"
                     .into(),
@@ -255,7 +257,7 @@ impl LockError {
 }
 
 /// How a held lock is given back, whichever engine holds it: removes the lock, or says why not.
-pub type Release = Arc<dyn Fn() -> Pin<Box<dyn Future<Output = Result<(), String>> + Send>> + Send + Sync>;
+pub type Release = Arc<dyn Fn() -> Pin<Box<dyn Future<Output = Result<(), Cause>> + Send>> + Send + Sync>;
 
 /// A held lock. Release it explicitly with [`ProjectLock::release`] on every path (there is
 /// no async drop); releasing twice is fine. It carries its own way back to the engine that
@@ -294,10 +296,10 @@ impl ProjectLock {
         if self.released {
             return Ok(());
         }
-        (self.release)().await.map_err(|reason| LockError::Release {
+        (self.release)().await.map_err(|cause| LockError::Release {
             project: self.project.clone(),
             name: self.name.clone(),
-            reason,
+            cause,
         })?;
         self.released = true;
         Ok(())
@@ -333,7 +335,7 @@ pub(super) async fn acquire_in_docker(
     let docker = engine.client().clone();
     let name = lock_name(project);
     let me = Holder::me(command);
-    let failed = |reason: String| LockError::Acquire { project: project.into(), name: name.clone(), reason };
+    let failed = |cause: Cause| LockError::Acquire { project: project.into(), name: name.clone(), cause };
     let start = Instant::now();
     let mut announced = false;
     let mut imported = false;
@@ -341,18 +343,22 @@ pub(super) async fn acquire_in_docker(
         match create_lock(&docker, &name, &me.labels(project)).await {
             Ok(id) => return Ok(ProjectLock::new(project, &name, docker_release(docker, id))),
             Err(e) if status_code(&e) == Some(404) && !imported => {
-                import_lock_image(&docker).await.map_err(|e| failed(format!("cannot import {LOCK_IMAGE}: {e}")))?;
+                import_lock_image(&docker).await.map_err(|e| LockError::ImportImage {
+                    project: project.into(),
+                    name: name.clone(),
+                    cause: e.into(),
+                })?;
                 imported = true;
                 continue;
             }
             Err(e) if status_code(&e) == Some(409) => {}
-            Err(e) => return Err(failed(describe(&e))),
+            Err(e) => return Err(failed(e.into())),
         }
         // Held: by whom?
         let current = match docker.inspect_container(&name, None::<InspectContainerOptions>).await {
             Ok(c) => c,
             Err(e) if status_code(&e) == Some(404) => continue, // released in between
-            Err(e) => return Err(failed(describe(&e))),
+            Err(e) => return Err(failed(e.into())),
         };
         let labels = current.config.and_then(|c| c.labels).unwrap_or_default();
         let holder = Holder::from_labels(&labels);
@@ -360,7 +366,7 @@ pub(super) async fn acquire_in_docker(
             on_event(LockEvent::BrokeStale { project, holder: &holder });
             if let Some(id) = current.id {
                 // By ID: if another waiter broke it and took a new one, that one stays.
-                remove_lock(&docker, &id).await.map_err(|e| failed(describe(&e)))?;
+                remove_lock(&docker, &id).await.map_err(|e| failed(e.into()))?;
             }
             continue;
         }
@@ -386,7 +392,7 @@ pub(super) async fn acquire_in_docker(
 fn docker_release(docker: Docker, id: String) -> Release {
     Arc::new(move || {
         let (docker, id) = (docker.clone(), id.clone());
-        Box::pin(async move { remove_lock(&docker, &id).await.map_err(|e| describe(&e)) })
+        Box::pin(async move { remove_lock(&docker, &id).await.map_err(Cause::from) })
     })
 }
 
@@ -427,7 +433,7 @@ async fn remove_lock(docker: &Docker, id: &str) -> Result<(), BollardError> {
 }
 
 /// Imports [`LOCK_IMAGE`] from an empty tar archive (two zero blocks): no registry needed.
-async fn import_lock_image(docker: &Docker) -> Result<(), String> {
+async fn import_lock_image(docker: &Docker) -> Result<(), BollardError> {
     let (repo, tag) = LOCK_IMAGE.split_once(':').unwrap_or((LOCK_IMAGE, "latest"));
     let options = CreateImageOptionsBuilder::new()
         .from_src("-")
@@ -438,7 +444,7 @@ async fn import_lock_image(docker: &Docker) -> Result<(), String> {
     let empty_tar = vec![0u8; 1024];
     let mut stream = docker.create_image(Some(options), Some(bollard::body_full(empty_tar.into())), None);
     while let Some(item) = stream.next().await {
-        item.map_err(|e| describe(&e))?;
+        item?;
     }
     Ok(())
 }
