@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use scale::cli::{Cli, Reported, run};
 use scale::engine::EngineError;
+use scale::ops::failover::FailoverError;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -20,7 +21,11 @@ fn main() -> ExitCode {
         Err(err) if err.is::<Reported>() => ExitCode::from(1),
         Err(err) => {
             eprintln!("error: {err:#}");
-            if let Some(hint) = err.chain().find_map(|e| e.downcast_ref::<EngineError>()).and_then(EngineError::hint) {
+            let hint = err.chain().find_map(|e| match e.downcast_ref::<EngineError>() {
+                Some(engine) => Some(engine.hint()),
+                None => e.downcast_ref::<FailoverError>().map(FailoverError::hint),
+            });
+            if let Some(hint) = hint.flatten() {
                 eprintln!("  hint: {hint}");
             }
             ExitCode::from(1)

@@ -23,6 +23,10 @@ pub struct ObservedState {
     pub images: BTreeSet<String>,
     /// The pool each running load balancer was last given, keyed by container name.
     pub load_balancers: BTreeMap<String, crate::spec::Pool>,
+    /// Where ports published on every address are reached, when that is not this machine:
+    /// the host of a `tcp://HOST:PORT` engine. `None`: 127.0.0.1.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub published_host: Option<String>,
 }
 
 /// The lifecycle state the engine reports for a container.
@@ -175,7 +179,8 @@ pub struct Endpoint {
     pub protocol: Protocol,
     pub host_ip: String,
     pub host_port: u16,
-    /// `http://127.0.0.1:PORT` for TCP ports (what a user pastes into curl).
+    /// `http://127.0.0.1:PORT` for TCP ports (what a user pastes into curl), the engine's
+    /// host instead of 127.0.0.1 for a remote engine.
     pub url: Option<String>,
 }
 
@@ -206,7 +211,7 @@ impl ObservedState {
         for c in self.containers.values() {
             for p in &c.ports {
                 let host_ip = match p.host_ip.as_str() {
-                    "" | "0.0.0.0" | "::" => "127.0.0.1".to_string(),
+                    "" | "0.0.0.0" | "::" => self.published_host.clone().unwrap_or_else(|| "127.0.0.1".to_string()),
                     ip => ip.to_string(),
                 };
                 let url = (p.protocol == Protocol::Tcp).then(|| {
@@ -232,5 +237,50 @@ impl ObservedState {
             a.container == b.container && a.host_port == b.host_port && a.container_port == b.container_port
         });
         out
+    }
+}
+
+#[cfg(test)]
+mod endpoint_tests {
+    use super::*;
+
+    fn state(published_host: Option<&str>) -> ObservedState {
+        let port = |host_ip: &str, host_port| PublishedPort {
+            container_port: 80,
+            protocol: Protocol::Tcp,
+            host_ip: host_ip.into(),
+            host_port,
+        };
+        let container = ObservedContainer {
+            id: "1".into(),
+            name: "shop-lb-1".into(),
+            labels: BTreeMap::from([(crate::labels::SERVICE.to_string(), "lb".to_string())]),
+            image: "shop/lb:1".into(),
+            state: RunState::Running,
+            health: None,
+            exit_code: None,
+            ports: vec![port("0.0.0.0", 8080), port("127.0.0.1", 9090)],
+            networks: Vec::new(),
+        };
+        ObservedState {
+            project: "shop".into(),
+            containers: BTreeMap::from([(container.name.clone(), container)]),
+            published_host: published_host.map(str::to_string),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn ports_on_every_address_are_reached_at_the_engines_host() {
+        let urls = |s: &ObservedState| {
+            let mut urls: Vec<String> = s.endpoints().into_iter().filter_map(|e| e.url).collect();
+            urls.sort();
+            urls
+        };
+        assert_eq!(urls(&state(None)), ["http://127.0.0.1:8080", "http://127.0.0.1:9090"]);
+        // A remote engine (DOCKER_HOST=tcp://10.1.2.3:2375): 0.0.0.0 means its address, while
+        // a port bound to its loopback stays on its loopback.
+        assert_eq!(urls(&state(Some("10.1.2.3"))), ["http://10.1.2.3:8080", "http://127.0.0.1:9090"]);
+        assert_eq!(urls(&state(Some("fd00::7"))), ["http://127.0.0.1:9090", "http://[fd00::7]:8080"]);
     }
 }

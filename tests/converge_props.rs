@@ -20,7 +20,8 @@ use proptest::test_runner::{Config, TestCaseError, TestError, TestRunner};
 use scale::desired::{ContainerSpec, DesiredState, ImageSpec, NetworkSpec, VolumeSpec, desired_state};
 use scale::diag::Diagnostic;
 use scale::engine::fake::FakeEngine;
-use scale::engine::{ContainerStatus, Engine, EngineError, Progress};
+use scale::engine::lock::{LockError, LockEvent, ProjectLock};
+use scale::engine::{ContainerStatus, Engine, EngineError, EventStream, Progress};
 use scale::exec::{ExecOptions, ExecReport, execute};
 use scale::model::{Build, Env, load_bytes};
 use scale::observed::{ObservedState, RunState};
@@ -315,6 +316,24 @@ impl Engine for PortChecked<'_> {
 
     async fn connect(&self, id: &str, name: &str, network: &str, aliases: &[String]) -> Result<(), EngineError> {
         self.inner.connect(id, name, network, aliases).await
+    }
+
+    async fn lock(
+        &self,
+        project: &str,
+        command: &str,
+        timeout: Duration,
+        on_event: &(dyn Fn(LockEvent<'_>) + Sync),
+    ) -> Result<ProjectLock, LockError> {
+        self.inner.lock(project, command, timeout, on_event).await
+    }
+
+    async fn unlock_if_mine(&self, project: &str) {
+        self.inner.unlock_if_mine(project).await
+    }
+
+    fn subscribe(&self, project: &str) -> EventStream {
+        self.inner.subscribe(project)
     }
 }
 

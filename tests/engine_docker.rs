@@ -14,6 +14,7 @@ use scale::desired::{
     AttachmentSpec, ContainerSpec, HealthSpec, ImageSource, ImageSpec, MountSourceSpec, MountSpec, NetworkSpec,
     PortSpec, VolumeSpec,
 };
+use scale::engine::classify::{Retry, retry_policy};
 use scale::engine::docker::DockerEngine;
 use scale::engine::{Engine, EngineError};
 use scale::labels;
@@ -314,9 +315,9 @@ async fn images_build_from_a_context_honouring_dockerignore() {
     let failing = build_spec(t.project(), dir.path(), "broken");
     let err = engine.build_image(&failing, t.project(), &no_progress).await.expect_err("RUN false fails");
     match &err {
-        EngineError::Build { image, reason, output } => {
+        EngineError::Build { image, cause, output } => {
             assert_eq!(image, &failing.reference);
-            assert!(reason.contains("non-zero code"), "reason: {reason}");
+            assert!(cause.to_string().contains("non-zero code"), "cause: {cause}");
             assert!(output.iter().any(|l| l.contains("about to fail")), "output: {output:?}");
             assert!(output.len() <= 30);
         }
@@ -332,6 +333,33 @@ async fn images_build_from_a_context_honouring_dockerignore() {
     assert!(matches!(err, EngineError::BuildContext { .. }), "{err:?}");
 }
 
+/// A build whose `FROM` image is neither here nor pullable names that image and says what to
+/// do (issue 17), instead of passing on the registry's raw words alone.
+#[tokio::test]
+async fn a_build_whose_base_image_cannot_be_pulled_names_it_and_says_what_to_do() {
+    let Some(t) = DockerTest::start("base") else {
+        return;
+    };
+    let engine = DockerEngine::connect().await.expect("connect");
+    let dir = tempfile::tempdir().unwrap();
+    let base = format!("scale-test-missing-base-{}:1", std::process::id());
+    std::fs::write(dir.path().join("Dockerfile"), format!("FROM {base}\nRUN true\n")).unwrap();
+    let image = build_spec(t.project(), dir.path(), "orphan");
+    let err = engine.build_image(&image, t.project(), &no_progress).await.expect_err("the base does not exist");
+    match &err {
+        EngineError::BaseImageMissing { image: built, base: named, .. } => {
+            assert_eq!(built, &image.reference);
+            assert_eq!(named, &base);
+        }
+        other => panic!("expected BaseImageMissing, got {other:?}"),
+    }
+    let text = err.to_string();
+    assert!(text.contains(&base) && text.contains("cannot be pulled"), "{text}");
+    let hint = err.hint().expect("a hint");
+    assert!(hint.contains(&base) && hint.contains("build it or load it (`docker load`)"), "{hint}");
+    assert!(!hint.contains(scale::engine::BASE_IMAGE_OFFLINE_COMMAND), "not the ladder's base: {hint}");
+}
+
 #[tokio::test]
 async fn pulling_from_a_registry_that_does_not_exist_fails_as_pull() {
     let Some(_t) = DockerTest::start("pull") else {
@@ -342,8 +370,9 @@ async fn pulling_from_a_registry_that_does_not_exist_fails_as_pull() {
     let err = engine.pull_image("nonexistent.invalid/nope:1", &no_progress).await.expect_err("no such registry");
     eprintln!("failed pull took {:?}: {err}", started.elapsed());
     match &err {
-        EngineError::Pull { reference, reason } => {
+        EngineError::Pull { reference, cause, .. } => {
             assert_eq!(reference, "nonexistent.invalid/nope:1");
+            let reason = cause.to_string();
             assert!(!reason.is_empty() && !reason.contains("DockerResponseServerError"), "reason: {reason}");
         }
         other => panic!("expected Pull, got {other:?}"),
@@ -361,14 +390,14 @@ async fn unreachable_engines_fail_fast() {
         let took = started.elapsed();
         assert!(took < Duration::from_secs(5), "{address} took {took:?}");
         match &err {
-            EngineError::Unreachable { address: a, reason } => {
+            EngineError::Unreachable { address: a, cause } => {
                 assert_eq!(a, address);
-                assert!(!reason.is_empty());
+                assert!(!cause.to_string().is_empty());
                 eprintln!("{err}");
             }
             other => panic!("{address}: expected Unreachable, got {other:?}"),
         }
-        assert!(err.hint().is_some() && err.is_transient());
+        assert!(err.hint().is_some() && retry_policy(&err) == Retry::Backoff);
     }
 }
 

@@ -180,6 +180,22 @@ fn a_failed_build_shows_the_build_output() {
     assert!(out.contains("marker-xyz"), "the build's own output must be shown:\n{out}");
 }
 
+/// Issue 17: a build whose `FROM` image is neither here nor pullable fails with a message
+/// naming that image and a hint saying what to do, not the registry's raw words alone.
+#[test]
+fn a_build_whose_base_image_is_missing_names_it_with_a_hint() {
+    let Some(t) = DockerTest::start("errors-base") else { return };
+    let base = format!("scale-test-missing-base-{}:1", std::process::id());
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir(dir.path().join("orphan")).expect("mkdir");
+    write(&dir.path().join("orphan"), "Dockerfile", &format!("FROM {base}\nRUN true\n"));
+    let file = write(dir.path(), "build.yaml", "name: errors\nservices:\n  app:\n    build: orphan\n");
+    let (code, out) = run(Scale::new(&["apply", "--yes", "-p", t.project(), file.to_str().expect("utf-8")]));
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains(&format!("its base image {base} is not here and cannot be pulled")), "{out}");
+    assert!(out.contains(&format!("for {base}: build it or load it (`docker load`)")), "the hint is missing:\n{out}");
+}
+
 #[test]
 fn a_host_port_already_in_use_is_named_with_a_hint() {
     let Some(t) = DockerTest::start("errors-port") else { return };

@@ -152,6 +152,9 @@ fn a_pass_that_cannot_lock_fails_without_changing_anything() {
     }
     let (bp, desired) = loaded();
     let engine = FakeEngine::new();
-    assert_eq!(runtime().block_on(pass(&engine, &bp, &desired, &mut NoLock, "start")), Ok(Pass::Failed));
+    assert_eq!(
+        runtime().block_on(pass(&engine, &bp, &desired, &mut NoLock, "start")),
+        Ok(Pass::Failed(scale::engine::classify::Retry::Backoff))
+    );
     assert_eq!(engine.write_count(), 0);
 }

@@ -113,10 +113,9 @@ pub async fn run(args: Args, global: &Global, ui: Ui) -> anyhow::Result<u8> {
     Ok(0)
 }
 
-/// The project's engine events, as short descriptions: the only place watch subscribes (the
-/// stream is the Docker engine's today, not yet an `Engine` capability).
-fn subscribe(engine: &DockerEngine, project: &str) -> tokio::sync::mpsc::UnboundedReceiver<String> {
-    engine.subscribe(project)
+/// The project's engine events, as short descriptions: the only place watch subscribes.
+fn subscribe(engine: &DockerEngine, project: &str) -> crate::engine::EventStream {
+    crate::engine::Engine::subscribe(engine, project)
 }
 
 /// The terminal's side of the controller: the project lock, progress with Ctrl-C, the log.

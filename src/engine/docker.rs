@@ -1,8 +1,8 @@
 //! The Docker engine over bollard.
 //!
 //! Everything here translates between scale's types and the Engine API, and turns bollard's
-//! errors into [`EngineError`] variants whose `reason` is the engine's own message (never
-//! bollard's `Debug`). Notes on the engine that shaped the code:
+//! errors into [`EngineError`] variants that keep the engine's answer as a [`Cause`] (status
+//! and message apart); what an answer *means* is decided in [`super::classify`] only. Notes on the engine that shaped the code:
 //!
 //! - bollard 0.21 speaks API 1.53 by default and an engine older than that rejects every
 //!   versioned request ("client version 1.53 is too new"), `/version` included. So
@@ -35,6 +35,8 @@ use bollard::query_parameters::{
 use bollard::{API_DEFAULT_VERSION, BollardRequest, ClientVersion, Docker};
 use futures_util::StreamExt;
 
+use super::classify::{self, Cause};
+use super::lock::{LockError, LockEvent, ProjectLock};
 use super::{ContainerStatus, Engine, EngineError, Progress};
 use crate::build_context;
 use crate::desired::{ContainerSpec, HealthSpec, ImageSource, ImageSpec, MountSourceSpec, NetworkSpec, VolumeSpec};
@@ -77,9 +79,10 @@ impl DockerEngine {
         if tls && !address.starts_with("unix://") {
             return Err(EngineError::Unreachable {
                 address: address.to_string(),
-                reason: "DOCKER_TLS_VERIFY is set, and scale does not speak TLS to the engine; \
-                         use an SSH tunnel or a unix socket"
-                    .into(),
+                cause: Cause::local(
+                    "DOCKER_TLS_VERIFY is set, and scale does not speak TLS to the engine; \
+                         use an SSH tunnel or a unix socket",
+                ),
             });
         }
         Self::connect_to(address).await
@@ -93,18 +96,18 @@ impl DockerEngine {
             Ok(result) => result,
             Err(_) => Err(EngineError::Unreachable {
                 address,
-                reason: format!("no answer within {} s", CONNECT_TIMEOUT.as_secs()),
+                cause: Cause::local(format!("no answer within {} s", CONNECT_TIMEOUT.as_secs())),
             }),
         }
     }
 
     async fn connect_inner(address: &str) -> Result<DockerEngine, EngineError> {
-        let unreachable = |reason: String| EngineError::Unreachable { address: address.to_string(), reason };
-        let connect_error = |e: BollardError| match io_kind(&e) {
-            Some(std::io::ErrorKind::PermissionDenied) => {
+        let connect_error = |e: BollardError| {
+            if classify::is_permission_denied(&e) {
                 EngineError::PermissionDenied { address: address.to_string() }
+            } else {
+                EngineError::Unreachable { address: address.to_string(), cause: e.into() }
             }
-            _ => unreachable(reason(&e)),
         };
 
         // Probe with the unversioned `/version`: an engine older than bollard's default API
@@ -144,10 +147,10 @@ impl DockerEngine {
     /// volumes when `anonymous_volumes`.
     async fn remove(&self, id: &str, name: &str, anonymous_volumes: bool) -> Result<(), EngineError> {
         let options = RemoveContainerOptionsBuilder::new().force(true).v(anonymous_volumes).build();
-        match self.docker.remove_container(id, Some(options)).await {
+        match self.docker.remove_container(id, Some(options)).await.map_err(Cause::from) {
             Ok(()) => Ok(()),
-            Err(e) if status_code(&e) == Some(404) || removal_in_progress(&e) => Ok(()),
-            Err(e) => Err(EngineError::Remove { name: name.into(), reason: reason(&e) }),
+            Err(cause) if cause.is_not_found() || classify::removal_in_progress(&cause) => Ok(()),
+            Err(cause) => Err(EngineError::Remove { name: name.into(), cause }),
         }
     }
 }
@@ -155,18 +158,18 @@ impl DockerEngine {
 /// A bollard client for `address` speaking API `version`; nothing is sent yet.
 fn client(address: &str, version: &ClientVersion, timeout: Duration) -> Result<Docker, EngineError> {
     let secs = timeout.as_secs();
-    let unreachable = |reason: String| EngineError::Unreachable { address: address.to_string(), reason };
+    let unreachable = |cause: Cause| EngineError::Unreachable { address: address.to_string(), cause };
     let docker = if let Some(path) = address.strip_prefix("unix://") {
         Docker::connect_with_unix(path, secs, version)
     } else if address.starts_with("tcp://") || address.starts_with("http://") {
         Docker::connect_with_http(&with_default_port(address), secs, version)
     } else {
         let scheme = address.split_once("://").map_or(address, |(s, _)| s);
-        return Err(unreachable(format!(
+        return Err(unreachable(Cause::local(format!(
             "unsupported DOCKER_HOST scheme `{scheme}` (scale speaks unix://, tcp:// and http://)"
-        )));
+        ))));
     };
-    docker.map_err(|e| unreachable(reason(&e)))
+    docker.map_err(|e| unreachable(e.into()))
 }
 
 /// `tcp://host` → `tcp://host:2375`, Docker's default for plain-TCP engines.
@@ -185,6 +188,21 @@ fn with_default_port(address: &str) -> String {
     }
 }
 
+/// Where ports the engine publishes on every address are reached from here: the host of a
+/// `tcp://` or `http://` engine, unless that is this machine. `None` means 127.0.0.1.
+pub fn published_host(address: &str) -> Option<String> {
+    let rest = address.strip_prefix("tcp://").or_else(|| address.strip_prefix("http://"))?;
+    let authority = rest.split('/').next().unwrap_or_default();
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => authority.rsplit_once(':').map_or(authority, |(host, _)| host),
+    };
+    let local = host.is_empty()
+        || host.eq_ignore_ascii_case("localhost")
+        || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback() || ip.is_unspecified());
+    (!local).then(|| host.to_string())
+}
+
 /// Request modifier for the version probe: `/v1.53/version` → `/version`.
 fn unversioned(mut req: BollardRequest) -> BollardRequest {
     if let Some(parsed) = strip_api_version(&req.uri().to_string()).and_then(|u| u.parse().ok()) {
@@ -199,66 +217,6 @@ fn strip_api_version(uri: &str) -> Option<String> {
     let rest = &uri[i + 1..];
     let slash = rest.find('/')?;
     Some(format!("{}{}", &uri[..i], &rest[slash..]))
-}
-
-/// The engine's own words for a failed call, without bollard's wrapping (also used by
-/// [`super::lock`]).
-pub(crate) fn reason(e: &BollardError) -> String {
-    match e {
-        BollardError::DockerResponseServerError { message, status_code } => {
-            let message = message.trim();
-            if message.is_empty() { format!("the engine answered HTTP {status_code}") } else { message.to_string() }
-        }
-        BollardError::DockerStreamError { error } => error.trim().to_string(),
-        BollardError::RequestTimeoutError => "the engine did not answer in time".to_string(),
-        BollardError::SocketNotFoundError(path) => format!("no socket at {path}"),
-        BollardError::UnsupportedURISchemeError { uri } => format!("unsupported address {uri}"),
-        other => {
-            if let Some(io) = io_error(other) {
-                return match io.kind() {
-                    std::io::ErrorKind::ConnectionRefused => "connection refused".to_string(),
-                    std::io::ErrorKind::NotFound => "no such socket".to_string(),
-                    std::io::ErrorKind::PermissionDenied => "permission denied".to_string(),
-                    _ => io.to_string(),
-                };
-            }
-            // The innermost cause is usually the readable one ("connection closed before
-            // message completed").
-            let mut current: &dyn std::error::Error = other;
-            while let Some(next) = current.source() {
-                current = next;
-            }
-            current.to_string()
-        }
-    }
-}
-
-fn io_error(e: &BollardError) -> Option<&std::io::Error> {
-    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(err) = current {
-        if let Some(io) = err.downcast_ref::<std::io::Error>() {
-            return Some(io);
-        }
-        current = err.source();
-    }
-    None
-}
-
-fn io_kind(e: &BollardError) -> Option<std::io::ErrorKind> {
-    io_error(e).map(|io| io.kind())
-}
-
-/// 409 "removal of container … is already in progress": another client (`docker rm -f`, a
-/// cleanup script) is removing it. It is going away, which is all a removal wants.
-fn removal_in_progress(e: &BollardError) -> bool {
-    status_code(e) == Some(409) && reason(e).contains("is already in progress")
-}
-
-fn status_code(e: &BollardError) -> Option<u16> {
-    match e {
-        BollardError::DockerResponseServerError { status_code, .. } => Some(*status_code),
-        _ => None,
-    }
 }
 
 fn label_filter(project: &str) -> HashMap<&'static str, Vec<String>> {
@@ -358,25 +316,6 @@ pub fn create_body(spec: &ContainerSpec, project: &str) -> ContainerCreateBody {
     }
 }
 
-/// The port in a "port is already allocated" / "address already in use" message.
-fn port_in_message(message: &str) -> Option<String> {
-    let mut found = None;
-    let bytes = message.as_bytes();
-    for (i, b) in bytes.iter().enumerate() {
-        if *b == b':' {
-            let digits: String = message[i + 1..].chars().take_while(char::is_ascii_digit).collect();
-            if !digits.is_empty() && digits.parse::<u16>().is_ok() {
-                found = Some(digits);
-            }
-        }
-    }
-    found
-}
-
-fn is_port_conflict(message: &str) -> bool {
-    message.contains("port is already allocated") || message.contains("address already in use")
-}
-
 /// A `name:tag` or `name@digest` reference split the way the pull API wants it.
 fn split_reference(reference: &str) -> (String, String) {
     if let Some((name, digest)) = reference.split_once('@') {
@@ -452,12 +391,11 @@ fn health_from_engine(status: &str) -> Option<Health> {
 struct OutputTail<'a> {
     lines: VecDeque<String>,
     progress: Progress<'a>,
-    no_space: bool,
 }
 
 impl<'a> OutputTail<'a> {
     fn new(progress: Progress<'a>) -> Self {
-        OutputTail { lines: VecDeque::new(), progress, no_space: false }
+        OutputTail { lines: VecDeque::new(), progress }
     }
 
     fn push(&mut self, text: &str) {
@@ -467,7 +405,6 @@ impl<'a> OutputTail<'a> {
                 continue;
             }
             (self.progress)(line);
-            self.no_space |= line.contains("no space left on device");
             if self.lines.len() == BUILD_OUTPUT_LINES {
                 self.lines.pop_front();
             }
@@ -497,13 +434,14 @@ impl Engine for DockerEngine {
         let (containers, networks, volumes, images) =
             futures_util::future::try_join4(containers, networks, volumes, images)
                 .await
-                .map_err(|e| EngineError::Observe(reason(&e)))?;
+                .map_err(|e| EngineError::Observe(e.into()))?;
 
         let owned = |l: Option<&HashMap<String, String>>| {
             l.and_then(|l| l.get(labels::PROJECT)).map(String::as_str) == Some(project)
         };
         Ok(ObservedState {
             load_balancers: Default::default(),
+            published_host: published_host(&self.address),
             project: project.to_string(),
             containers: containers
                 .into_iter()
@@ -534,7 +472,7 @@ impl Engine for DockerEngine {
     }
 
     async fn create_network(&self, spec: &NetworkSpec) -> Result<(), EngineError> {
-        let err = |reason: String| EngineError::CreateNetwork { name: spec.name.clone(), reason };
+        let err = |cause: Cause| EngineError::CreateNetwork { name: spec.name.clone(), cause };
         let request = NetworkCreateRequest {
             name: spec.name.clone(),
             driver: Some("bridge".into()),
@@ -544,21 +482,21 @@ impl Engine for DockerEngine {
         };
         // bollard's request type has no `CheckDuplicate` (removed in API 1.44, where names are
         // unique anyway); older engines need it or they create a second network of that name.
-        let mut body = serde_json::to_value(&request).map_err(|e| err(e.to_string()))?;
+        let mut body = serde_json::to_value(&request).map_err(|e| err(Cause::local(e.to_string())))?;
         body["CheckDuplicate"] = serde_json::Value::Bool(true);
-        let bytes = serde_json::to_vec(&body).map_err(|e| err(e.to_string()))?;
+        let bytes = serde_json::to_vec(&body).map_err(|e| err(Cause::local(e.to_string())))?;
         let docker = self.docker.clone().with_request_modifier(move |req: BollardRequest| {
             let (parts, _) = req.into_parts();
             BollardRequest::from_parts(parts, bollard::body_full(bytes.clone().into()))
         });
-        docker.create_network(request).await.map(|_| ()).map_err(|e| err(reason(&e)))
+        docker.create_network(request).await.map(|_| ()).map_err(|e| err(e.into()))
     }
 
     async fn remove_network(&self, name: &str) -> Result<(), EngineError> {
-        match self.docker.remove_network(name).await {
+        match self.docker.remove_network(name).await.map_err(Cause::from) {
             Ok(()) => Ok(()),
-            Err(e) if status_code(&e) == Some(404) => Ok(()),
-            Err(e) => Err(EngineError::RemoveNetwork { name: name.into(), reason: reason(&e) }),
+            Err(cause) if cause.is_not_found() => Ok(()),
+            Err(cause) => Err(EngineError::RemoveNetwork { name: name.into(), cause }),
         }
     }
 
@@ -572,34 +510,35 @@ impl Engine for DockerEngine {
             .create_volume(request)
             .await
             .map(|_| ())
-            .map_err(|e| EngineError::CreateVolume { name: spec.name.clone(), reason: reason(&e) })
+            .map_err(|e| EngineError::CreateVolume { name: spec.name.clone(), cause: e.into() })
     }
 
     async fn remove_volume(&self, name: &str) -> Result<(), EngineError> {
-        match self.docker.remove_volume(name, Some(RemoveVolumeOptionsBuilder::new().force(false).build())).await {
+        let options = RemoveVolumeOptionsBuilder::new().force(false).build();
+        match self.docker.remove_volume(name, Some(options)).await.map_err(Cause::from) {
             Ok(()) => Ok(()),
-            Err(e) if status_code(&e) == Some(404) => Ok(()),
-            Err(e) => Err(EngineError::RemoveVolume { name: name.into(), reason: reason(&e) }),
+            Err(cause) if cause.is_not_found() => Ok(()),
+            Err(cause) => Err(EngineError::RemoveVolume { name: name.into(), cause }),
         }
     }
 
     async fn build_image(&self, image: &ImageSpec, project: &str, progress: Progress<'_>) -> Result<(), EngineError> {
         let failed =
-            |reason: String, output: Vec<String>| EngineError::Build { image: image.reference.clone(), reason, output };
+            |cause: Cause, output: Vec<String>| EngineError::Build { image: image.reference.clone(), cause, output };
         let ImageSource::Build { context, dockerfile, args, .. } = &image.source else {
-            return Err(failed("the image has no build context (it is pulled, not built)".into(), Vec::new()));
+            return Err(failed(Cause::local("the image has no build context (it is pulled, not built)"), Vec::new()));
         };
         let build = Build { context: context.clone(), dockerfile: dockerfile.clone(), args: args.clone() };
         let context_error = |e: build_context::ContextError| EngineError::BuildContext {
             context: e.context().display().to_string(),
-            reason: e.to_string(),
+            cause: Cause::local(e.to_string()),
         };
         let dockerfile = build_context::dockerfile_path(&build).map_err(context_error)?;
         let tar = {
             let build = build.clone();
             tokio::task::spawn_blocking(move || build_context::tar(&build))
                 .await
-                .map_err(|e| failed(format!("packing the context failed: {e}"), Vec::new()))?
+                .map_err(|e| failed(Cause::local(format!("packing the context failed: {e}")), Vec::new()))?
                 .map_err(context_error)?
         };
 
@@ -627,25 +566,29 @@ impl Engine for DockerEngine {
                         }
                     }
                     if let Some(message) = info.error_detail.and_then(|d| d.message) {
-                        return Err(build_failure(failed, message, output));
+                        return Err(build_failure(&image.reference, Cause::Stream { message }, output));
                     }
                 }
-                Err(e) => return Err(build_failure(failed, reason(&e), output)),
+                Err(e) => return Err(build_failure(&image.reference, e.into(), output)),
             }
         }
         Ok(())
     }
 
     async fn pull_image(&self, reference: &str, progress: Progress<'_>) -> Result<(), EngineError> {
-        let failed = |reason: String| EngineError::Pull { reference: reference.to_string(), reason };
+        let failed = |cause: Cause| EngineError::Pull {
+            reference: reference.to_string(),
+            failure: classify::pull_failure(&cause),
+            cause,
+        };
         let (name, tag) = split_reference(reference);
         let options = CreateImageOptionsBuilder::new().from_image(&name).tag(&tag).build();
         let docker = self.with_timeout(STREAM_TIMEOUT);
         let mut stream = docker.create_image(Some(options), None, None);
         while let Some(item) = stream.next().await {
-            let info = item.map_err(|e| failed(reason(&e)))?;
+            let info = item.map_err(|e| failed(e.into()))?;
             if let Some(message) = info.error_detail.and_then(|d| d.message) {
-                return Err(failed(message));
+                return Err(failed(Cause::Stream { message }));
             }
             if let Some(status) = info.status {
                 match info.id {
@@ -658,20 +601,20 @@ impl Engine for DockerEngine {
     }
 
     async fn create_named(&self, name: &str, spec: &ContainerSpec, project: &str) -> Result<String, EngineError> {
-        let failed = |reason: String| EngineError::CreateContainer { name: name.to_string(), reason };
+        let failed = |cause: Cause| EngineError::CreateContainer { name: name.to_string(), cause };
         let options = CreateContainerOptionsBuilder::new().name(name).build();
         let created = match self.docker.create_container(Some(options), create_body(spec, project)).await {
             Ok(created) => created,
-            Err(e) if status_code(&e) == Some(409) => {
+            Err(e) if classify::status_code(&e) == Some(409) => {
                 let holder = self.docker.inspect_container(name, None::<InspectContainerOptions>).await;
                 let owner = holder.ok().and_then(|c| c.config?.labels?.remove(labels::PROJECT));
                 return Err(if owner.as_deref() == Some(project) {
-                    failed(reason(&e))
+                    failed(e.into())
                 } else {
                     EngineError::NameTaken { name: name.to_string() }
                 });
             }
-            Err(e) => return Err(failed(reason(&e))),
+            Err(e) => return Err(failed(e.into())),
         };
         for attachment in spec.networks.iter().skip(1) {
             let request = NetworkConnectRequest {
@@ -690,7 +633,11 @@ impl Engine for DockerEngine {
                         Some(RemoveContainerOptionsBuilder::new().force(true).v(false).build()),
                     )
                     .await;
-                return Err(failed(format!("cannot connect it to network {}: {}", attachment.network, reason(&e))));
+                return Err(EngineError::Connect {
+                    name: name.to_string(),
+                    network: attachment.network.clone(),
+                    cause: e.into(),
+                });
             }
         }
         Ok(created.id)
@@ -701,22 +648,18 @@ impl Engine for DockerEngine {
         self.docker
             .rename_container(id, options)
             .await
-            .map_err(|e| EngineError::Rename { name: name.to_string(), reason: reason(&e) })
+            .map_err(|e| EngineError::Rename { name: name.to_string(), cause: e.into() })
     }
 
     async fn start_container(&self, id: &str, name: &str) -> Result<(), EngineError> {
-        match self.docker.start_container(id, None).await {
-            Ok(()) => Ok(()),
-            Err(e) => {
-                let message = reason(&e);
-                if is_port_conflict(&message)
-                    && let Some(port) = port_in_message(&message)
-                {
-                    return Err(EngineError::PortInUse { name: name.into(), port });
-                }
-                Err(EngineError::Start { name: name.into(), reason: message })
-            }
-        }
+        let cause = match self.docker.start_container(id, None).await {
+            Ok(()) => return Ok(()),
+            Err(e) => Cause::from(e),
+        };
+        Err(match classify::port_taken(&cause) {
+            Some(port) => EngineError::PortInUse { name: name.into(), port },
+            None => EngineError::Start { name: name.into(), cause },
+        })
     }
 
     async fn stop_container(&self, id: &str, name: &str, grace: Duration) -> Result<(), EngineError> {
@@ -726,7 +669,7 @@ impl Engine for DockerEngine {
         docker
             .stop_container(id, Some(StopContainerOptionsBuilder::new().t(secs).build()))
             .await
-            .map_err(|e| EngineError::Stop { name: name.into(), reason: reason(&e) })
+            .map_err(|e| EngineError::Stop { name: name.into(), cause: e.into() })
     }
 
     async fn remove_container(&self, id: &str, name: &str) -> Result<(), EngineError> {
@@ -739,10 +682,10 @@ impl Engine for DockerEngine {
     }
 
     async fn unpause_container(&self, id: &str, name: &str) -> Result<(), EngineError> {
-        match self.docker.unpause_container(id).await {
+        match self.docker.unpause_container(id).await.map_err(Cause::from) {
             Ok(()) => Ok(()),
-            Err(e) if status_code(&e) == Some(409) && reason(&e).contains("is not paused") => Ok(()),
-            Err(e) => Err(EngineError::Unpause { name: name.into(), reason: reason(&e) }),
+            Err(cause) if classify::not_paused(&cause) => Ok(()),
+            Err(cause) => Err(EngineError::Unpause { name: name.into(), cause }),
         }
     }
 
@@ -751,7 +694,7 @@ impl Engine for DockerEngine {
             .docker
             .inspect_container(id, None::<InspectContainerOptions>)
             .await
-            .map_err(|e| EngineError::Inspect { name: name.into(), reason: reason(&e) })?;
+            .map_err(|e| EngineError::Inspect { name: name.into(), cause: e.into() })?;
         let state = inspect.state.unwrap_or_default();
         let run_state = RunState::from_engine(&state.status.map(|s| s.to_string()).unwrap_or_default());
         let finished = matches!(run_state, RunState::Exited | RunState::Dead);
@@ -780,7 +723,7 @@ impl Engine for DockerEngine {
     }
 
     async fn pause_container(&self, id: &str, name: &str) -> Result<(), EngineError> {
-        self.docker.pause_container(id).await.map_err(|e| EngineError::Pause { name: name.into(), reason: reason(&e) })
+        self.docker.pause_container(id).await.map_err(|e| EngineError::Pause { name: name.into(), cause: e.into() })
     }
 
     async fn disconnect(&self, id: &str, name: &str, network: &str) -> Result<(), EngineError> {
@@ -791,13 +734,31 @@ impl Engine for DockerEngine {
         self.connect_network(id, name, network, aliases).await
     }
 
+    async fn lock(
+        &self,
+        project: &str,
+        command: &str,
+        timeout: Duration,
+        on_event: &(dyn Fn(LockEvent<'_>) + Sync),
+    ) -> Result<ProjectLock, LockError> {
+        super::lock::acquire_in_docker(self, project, command, timeout, on_event).await
+    }
+
+    async fn unlock_if_mine(&self, project: &str) {
+        super::lock::release_if_mine_in_docker(self, project).await;
+    }
+
+    fn subscribe(&self, project: &str) -> super::EventStream {
+        self.follow_events(project)
+    }
+
     async fn logs_tail(&self, id: &str, lines: usize) -> Result<Vec<String>, EngineError> {
         let options = LogsOptionsBuilder::new().stdout(true).stderr(true).tail(&lines.to_string()).build();
         let mut stream = self.docker.logs(id, Some(options));
         let mut out: Vec<String> = Vec::new();
         let deadline = Instant::now() + REQUEST_TIMEOUT;
         while let Some(item) = stream.next().await {
-            let chunk = item.map_err(|e| EngineError::Logs { id: id.into(), reason: reason(&e) })?;
+            let chunk = item.map_err(|e| EngineError::Logs { id: id.into(), cause: e.into() })?;
             let text = String::from_utf8_lossy(&chunk.into_bytes()).into_owned();
             out.extend(text.lines().map(|l| l.trim_end_matches('\r').to_string()));
             if Instant::now() > deadline {
@@ -809,16 +770,22 @@ impl Engine for DockerEngine {
     }
 }
 
-fn build_failure(
-    failed: impl Fn(String, Vec<String>) -> EngineError,
-    message: String,
-    output: OutputTail<'_>,
-) -> EngineError {
-    let mut reason = message.trim().to_string();
-    if output.no_space && !reason.contains("no space left on device") {
-        reason.push_str(" (no space left on device)");
+/// A failed build, classified: a `FROM` image the engine could not pull becomes
+/// [`EngineError::BaseImageMissing`] (naming that image); otherwise [`EngineError::Build`],
+/// with "no space left on device" added when only the output said so.
+fn build_failure(image: &str, cause: Cause, output: OutputTail<'_>) -> EngineError {
+    let lines = output.into_lines();
+    let text = cause.to_string();
+    if let Some((base, failure)) = classify::missing_base(&text, &lines) {
+        return EngineError::BaseImageMissing { image: image.to_string(), base, failure, cause };
     }
-    failed(reason, output.into_lines())
+    let cause = match cause {
+        Cause::Stream { message } if !classify::disk_full(&message) && lines.iter().any(|l| classify::disk_full(l)) => {
+            Cause::Stream { message: format!("{} (no space left on device)", message.trim()) }
+        }
+        cause => cause,
+    };
+    EngineError::Build { image: image.to_string(), cause, output: lines }
 }
 
 #[cfg(test)]
@@ -829,14 +796,12 @@ mod tests {
     /// checked here instead, both when the error itself says so and when only the output did.
     #[test]
     fn a_full_disk_during_a_build_says_the_disk_is_full() {
-        let failed =
-            |reason: String, output: Vec<String>| EngineError::Build { image: "shop/web:1".into(), reason, output };
         let quiet = |_: &str| {};
         let engine_said = BollardError::DockerStreamError {
             error: "failed to register layer: write /var/lib/docker/overlay2/x/diff/big: no space left on device"
                 .into(),
         };
-        let err = build_failure(failed, reason(&engine_said), OutputTail::new(&quiet));
+        let err = build_failure("shop/web:1", engine_said.into(), OutputTail::new(&quiet));
         assert!(matches!(err, EngineError::Build { .. }), "{err:?}");
         assert!(err.to_string().contains("no space left on device"), "{err}");
         assert!(err.hint().is_some_and(|h| h.contains("the disk is full")), "{:?}", err.hint());
@@ -847,41 +812,30 @@ mod tests {
 write /tmp/obj.o: no space left on device
 ",
         );
-        let err = build_failure(failed, "The command '/bin/sh -c make' returned a non-zero code: 2".into(), output);
+        let message = "The command '/bin/sh -c make' returned a non-zero code: 2".to_string();
+        let err = build_failure("shop/web:1", Cause::Stream { message }, output);
         assert!(err.to_string().contains("(no space left on device)"), "{err}");
         assert!(err.hint().is_some_and(|h| h.contains("the disk is full")), "{:?}", err.hint());
         let EngineError::Build { output, .. } = &err else { unreachable!() };
         assert_eq!(output.last().map(String::as_str), Some("write /tmp/obj.o: no space left on device"));
 
-        let plain = build_failure(failed, "returned a non-zero code: 1".into(), OutputTail::new(&quiet));
+        let plain = Cause::Stream { message: "returned a non-zero code: 1".into() };
+        let plain = build_failure("shop/web:1", plain, OutputTail::new(&quiet));
         assert_eq!(plain.hint(), None, "an ordinary failure must not blame the disk");
     }
 
     #[test]
-    fn a_removal_already_under_way_counts_as_removed() {
-        let busy = BollardError::DockerResponseServerError {
-            status_code: 409,
-            message: "removal of container 30771e58b8d5 is already in progress".into(),
-        };
-        assert!(removal_in_progress(&busy));
-        let other = BollardError::DockerResponseServerError {
-            status_code: 409,
-            message: "You cannot remove a running container 30771e58b8d5".into(),
-        };
-        assert!(!removal_in_progress(&other));
-        let not_found =
-            BollardError::DockerResponseServerError { status_code: 404, message: "No such container".into() };
-        assert!(!removal_in_progress(&not_found));
-    }
-
-    #[test]
-    fn port_conflicts_name_the_port() {
-        let m = "driver failed programming external connectivity on endpoint web (abc): Bind for 0.0.0.0:8080 failed: port is already allocated";
-        assert!(is_port_conflict(m));
-        assert_eq!(port_in_message(m).as_deref(), Some("8080"));
-        let m = "Error starting userland proxy: listen tcp4 0.0.0.0:18080: bind: address already in use";
-        assert_eq!(port_in_message(m).as_deref(), Some("18080"));
-        assert_eq!(port_in_message("[::]:9090: bind: address already in use").as_deref(), Some("9090"));
+    fn a_base_image_that_cannot_be_pulled_is_named() {
+        let quiet = |_: &str| {};
+        let mut output = OutputTail::new(&quiet);
+        output.push("Step 1/3 : FROM debian:bookworm-slim\n");
+        let message = "Get \"https://registry-1.docker.io/v2/\": dial tcp: lookup registry-1.docker.io: no such host";
+        let err = build_failure("shop/web:1", Cause::Stream { message: message.into() }, output);
+        let EngineError::BaseImageMissing { image, base, failure, .. } = &err else { panic!("{err:?}") };
+        assert_eq!((image.as_str(), base.as_str()), ("shop/web:1", "debian:bookworm-slim"));
+        assert_eq!(*failure, crate::engine::PullFailure::NoRegistry);
+        let hint = err.hint().unwrap_or_default();
+        assert!(hint.contains(crate::engine::BASE_IMAGE_OFFLINE_COMMAND), "{hint}");
     }
 
     #[test]
@@ -917,6 +871,17 @@ write /tmp/obj.o: no space left on device
         assert_eq!(with_default_port("tcp://[::1]"), "tcp://[::1]:2375");
         assert_eq!(with_default_port("tcp://[::1]:9"), "tcp://[::1]:9");
         assert_eq!(with_default_port("http://127.0.0.1:9"), "http://127.0.0.1:9");
+    }
+
+    #[test]
+    fn published_ports_of_a_remote_engine_are_on_its_host() {
+        assert_eq!(published_host("tcp://10.1.2.3:2375").as_deref(), Some("10.1.2.3"));
+        assert_eq!(published_host("tcp://docker.internal").as_deref(), Some("docker.internal"));
+        assert_eq!(published_host("http://[fd00::7]:2375/").as_deref(), Some("fd00::7"));
+        for here in ["unix:///var/run/docker.sock", "tcp://127.0.0.1:2375", "tcp://localhost:2375", "tcp://[::1]:2375"]
+        {
+            assert_eq!(published_host(here), None, "{here}");
+        }
     }
 
     #[test]

@@ -8,6 +8,7 @@ use bollard::exec::{CreateExecOptions, StartExecOptions, StartExecResults};
 use bollard::query_parameters::{DownloadFromContainerOptions, KillContainerOptions, UploadToContainerOptions};
 use futures_util::StreamExt;
 
+use super::classify::Cause;
 use super::docker::DockerEngine;
 use super::{EngineError, ExecOutput};
 
@@ -16,7 +17,7 @@ const MAX_EXEC_OUTPUT: usize = 1024 * 1024;
 
 impl DockerEngine {
     pub(super) async fn exec_command(&self, id: &str, name: &str, cmd: &[String]) -> Result<ExecOutput, EngineError> {
-        let fail = |reason: String| EngineError::Exec { name: name.into(), command: cmd.join(" "), reason };
+        let fail = |cause: Cause| EngineError::Exec { name: name.into(), command: cmd.join(" "), cause };
         let docker = self.client();
         let options = CreateExecOptions {
             cmd: Some(cmd.to_vec()),
@@ -24,15 +25,15 @@ impl DockerEngine {
             attach_stderr: Some(true),
             ..Default::default()
         };
-        let created = docker.create_exec(id, options).await.map_err(|e| fail(e.to_string()))?;
+        let created = docker.create_exec(id, options).await.map_err(|e| fail(e.into()))?;
         let started = docker
             .start_exec(&created.id, Some(StartExecOptions { detach: false, tty: false, output_capacity: None }))
             .await
-            .map_err(|e| fail(e.to_string()))?;
+            .map_err(|e| fail(e.into()))?;
         let mut output = String::new();
         if let StartExecResults::Attached { output: mut stream, .. } = started {
             while let Some(chunk) = stream.next().await {
-                let chunk = chunk.map_err(|e| fail(e.to_string()))?;
+                let chunk = chunk.map_err(|e| fail(e.into()))?;
                 let bytes = match &chunk {
                     LogOutput::StdOut { message } | LogOutput::StdErr { message } | LogOutput::Console { message } => {
                         message
@@ -44,29 +45,29 @@ impl DockerEngine {
                 }
             }
         }
-        let inspect = docker.inspect_exec(&created.id).await.map_err(|e| fail(e.to_string()))?;
+        let inspect = docker.inspect_exec(&created.id).await.map_err(|e| fail(e.into()))?;
         Ok(ExecOutput { exit_code: inspect.exit_code.unwrap_or(-1), output })
     }
 
     pub(super) async fn download_file(&self, id: &str, name: &str, path: &str) -> Result<Option<Vec<u8>>, EngineError> {
-        let fail = |reason: String| EngineError::ReadFile { name: name.into(), path: path.into(), reason };
+        let fail = |cause: Cause| EngineError::ReadFile { name: name.into(), path: path.into(), cause };
         let options = DownloadFromContainerOptions { path: path.to_string() };
         let mut stream = self.client().download_from_container(id, Some(options));
         let mut archive = Vec::new();
         while let Some(chunk) = stream.next().await {
-            match chunk {
+            match chunk.map_err(Cause::from) {
                 Ok(bytes) => archive.extend_from_slice(&bytes),
-                Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => return Ok(None),
-                Err(e) => return Err(fail(e.to_string())),
+                Err(cause) if cause.is_not_found() => return Ok(None),
+                Err(cause) => return Err(fail(cause)),
             }
         }
         let mut tar = tar::Archive::new(archive.as_slice());
-        let entries = tar.entries().map_err(|e| fail(e.to_string()))?;
+        let entries = tar.entries().map_err(|e| fail(Cause::local(e.to_string())))?;
         for entry in entries {
-            let mut entry = entry.map_err(|e| fail(e.to_string()))?;
+            let mut entry = entry.map_err(|e| fail(Cause::local(e.to_string())))?;
             if entry.header().entry_type().is_file() {
                 let mut contents = Vec::new();
-                entry.read_to_end(&mut contents).map_err(|e| fail(e.to_string()))?;
+                entry.read_to_end(&mut contents).map_err(|e| fail(Cause::local(e.to_string())))?;
                 return Ok(Some(contents));
             }
         }
@@ -80,11 +81,11 @@ impl DockerEngine {
         path: &str,
         contents: &[u8],
     ) -> Result<(), EngineError> {
-        let fail = |reason: String| EngineError::WriteFile { name: name.into(), path: path.into(), reason };
+        let fail = |cause: Cause| EngineError::WriteFile { name: name.into(), path: path.into(), cause };
         let (dir, file) = match path.rsplit_once('/') {
             Some(("", file)) => ("/", file),
             Some((dir, file)) => (dir, file),
-            None => return Err(fail("the path must be absolute".into())),
+            None => return Err(fail(Cause::local("the path must be absolute"))),
         };
         let mut header = tar::Header::new_gnu();
         header.set_size(contents.len() as u64);
@@ -93,13 +94,13 @@ impl DockerEngine {
         header.set_uid(0);
         header.set_gid(0);
         let mut builder = tar::Builder::new(Vec::new());
-        builder.append_data(&mut header, file, contents).map_err(|e| fail(e.to_string()))?;
-        let archive = builder.into_inner().map_err(|e| fail(e.to_string()))?;
+        builder.append_data(&mut header, file, contents).map_err(|e| fail(Cause::local(e.to_string())))?;
+        let archive = builder.into_inner().map_err(|e| fail(Cause::local(e.to_string())))?;
         let options = UploadToContainerOptions { path: dir.to_string(), ..Default::default() };
         self.client()
             .upload_to_container(id, Some(options), bollard::body_full(archive.into()))
             .await
-            .map_err(|e| fail(e.to_string()))
+            .map_err(|e| fail(e.into()))
     }
 
     pub(super) async fn send_signal(&self, id: &str, name: &str, signal: &str) -> Result<(), EngineError> {
@@ -107,16 +108,17 @@ impl DockerEngine {
         self.client().kill_container(id, Some(options)).await.map_err(|e| EngineError::Signal {
             name: name.into(),
             signal: signal.into(),
-            reason: e.to_string(),
+            cause: e.into(),
         })
     }
 
     pub(super) async fn disconnect_network(&self, id: &str, name: &str, network: &str) -> Result<(), EngineError> {
         let request = bollard::models::NetworkDisconnectRequest { container: id.to_string(), force: Some(true) };
-        self.client()
-            .disconnect_network(network, request)
-            .await
-            .map_err(|e| EngineError::Network { name: name.into(), reason: format!("leaving {network}: {e}") })
+        self.client().disconnect_network(network, request).await.map_err(|e| EngineError::Disconnect {
+            name: name.into(),
+            network: network.into(),
+            cause: e.into(),
+        })
     }
 
     pub(super) async fn connect_network(
@@ -133,10 +135,11 @@ impl DockerEngine {
                 ..Default::default()
             }),
         };
-        self.client()
-            .connect_network(network, request)
-            .await
-            .map_err(|e| EngineError::Network { name: name.into(), reason: format!("joining {network}: {e}") })
+        self.client().connect_network(network, request).await.map_err(|e| EngineError::Connect {
+            name: name.into(),
+            network: network.into(),
+            cause: e.into(),
+        })
     }
 }
 
@@ -154,16 +157,14 @@ fn is_drift(kind: &str, action: &str) -> bool {
 }
 
 impl DockerEngine {
-    /// Follows the engine's event stream and sends a short description of every event that
-    /// may mean drift in `project`. Level-triggered: an event only wakes the controller, which
-    /// then observes everything afresh, so a lost or repeated event does no harm.
-    pub fn subscribe(&self, project: &str) -> tokio::sync::mpsc::UnboundedReceiver<String> {
+    /// The Docker engine's [`super::Engine::subscribe`]: its event stream, filtered to drift
+    /// in `project`.
+    pub(super) fn follow_events(&self, project: &str) -> super::EventStream {
         use std::collections::HashMap;
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         let docker = self.client().clone();
         let project = project.to_string();
         let network_prefix = format!("{project}_");
-        let container_prefix = format!("{project}-");
         tokio::spawn(async move {
             let filters = HashMap::from([("type", vec!["container", "network"])]);
             let options = bollard::query_parameters::EventsOptionsBuilder::new().filters(&filters).build();
@@ -185,7 +186,6 @@ impl DockerEngine {
                 let subject = attributes.get("name").cloned().unwrap_or_default();
                 let text = match kind.as_str() {
                     "network" => format!("a container left network {subject}"),
-                    _ if subject.starts_with(&container_prefix) => format!("{subject}: {action}"),
                     _ => format!("{subject}: {action}"),
                 };
                 if tx.send(text).is_err() {

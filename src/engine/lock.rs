@@ -28,6 +28,9 @@
 //! be judged from here: the timeout error says how to remove it by hand.
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bollard::Docker;
@@ -38,6 +41,8 @@ use bollard::query_parameters::{
 };
 use futures_util::StreamExt;
 
+use super::Engine;
+use super::classify::{Cause, status_code};
 use super::docker::DockerEngine;
 
 /// Label naming the project a lock is for. Never `io.scale.project` (see the module docs).
@@ -216,10 +221,12 @@ pub enum LockEvent<'a> {
 pub enum LockError {
     #[error("project {project} is locked by {holder}; gave up after waiting {waited}")]
     Held { project: String, name: String, holder: String, waited: String, timeout_zero: bool },
-    #[error("cannot take the lock on project {project} (container {name}): {reason}")]
-    Acquire { project: String, name: String, reason: String },
-    #[error("cannot release the lock on project {project} (container {name}): {reason}")]
-    Release { project: String, name: String, reason: String },
+    #[error("cannot take the lock on project {project} (container {name}): {cause}")]
+    Acquire { project: String, name: String, cause: Cause },
+    #[error("cannot take the lock on project {project}: cannot import its image {LOCK_IMAGE}: {cause}")]
+    ImportImage { project: String, name: String, cause: Cause },
+    #[error("cannot release the lock on project {project} (container {name}): {cause}")]
+    Release { project: String, name: String, cause: Cause },
 }
 
 impl LockError {
@@ -237,7 +244,7 @@ impl LockError {
                      (another host, a killed CI job), remove the lock by hand: `docker rm {name}`"
                 ))
             }
-            LockError::Acquire { .. } => Some(
+            LockError::Acquire { .. } | LockError::ImportImage { .. } => Some(
                 "scale takes its lock by creating a container that never runs (image scale-lock:1, imported \
                  locally); check that the engine lets you create containers and import images"
                     .into(),
@@ -249,18 +256,36 @@ impl LockError {
     }
 }
 
+/// How a held lock is given back, whichever engine holds it: removes the lock, or says why not.
+pub type Release = Arc<dyn Fn() -> Pin<Box<dyn Future<Output = Result<(), Cause>> + Send>> + Send + Sync>;
+
 /// A held lock. Release it explicitly with [`ProjectLock::release`] on every path (there is
-/// no async drop); releasing twice is fine.
-#[derive(Debug)]
+/// no async drop); releasing twice is fine. It carries its own way back to the engine that
+/// holds it, so the code that gives it back needs no engine at hand.
 pub struct ProjectLock {
-    docker: Docker,
     project: String,
     name: String,
-    id: String,
+    release: Release,
     released: bool,
 }
 
+impl std::fmt::Debug for ProjectLock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProjectLock")
+            .field("project", &self.project)
+            .field("name", &self.name)
+            .field("released", &self.released)
+            .finish()
+    }
+}
+
 impl ProjectLock {
+    /// A lock just taken on `project` under `name`, given back by `release` (for engines
+    /// implementing [`Engine::lock`]).
+    pub fn new(project: &str, name: &str, release: Release) -> ProjectLock {
+        ProjectLock { project: project.to_string(), name: name.to_string(), release, released: false }
+    }
+
     /// The lock container's name.
     pub fn name(&self) -> &str {
         &self.name
@@ -271,10 +296,10 @@ impl ProjectLock {
         if self.released {
             return Ok(());
         }
-        remove_lock(&self.docker, &self.id).await.map_err(|e| LockError::Release {
+        (self.release)().await.map_err(|cause| LockError::Release {
             project: self.project.clone(),
             name: self.name.clone(),
-            reason: super::docker::reason(&e),
+            cause,
         })?;
         self.released = true;
         Ok(())
@@ -282,8 +307,25 @@ impl ProjectLock {
 }
 
 /// Takes the lock of `project` for `command` (`apply`, `destroy`), waiting up to `timeout`
-/// for its holder (zero: fail at once). Locks left by dead processes of this host are broken.
-pub async fn acquire(
+/// for its holder (zero: fail at once): [`Engine::lock`], for callers that name the module.
+pub async fn acquire<E: Engine>(
+    engine: &E,
+    project: &str,
+    command: &str,
+    timeout: Duration,
+    on_event: &(dyn Fn(LockEvent<'_>) + Sync),
+) -> Result<ProjectLock, LockError> {
+    engine.lock(project, command, timeout, on_event).await
+}
+
+/// Removes the lock of `project` if this very process holds it: [`Engine::unlock_if_mine`].
+pub async fn release_if_mine<E: Engine>(engine: &E, project: &str) {
+    engine.unlock_if_mine(project).await;
+}
+
+/// The Docker engine's [`Engine::lock`]: a lock container (see the module docs). Locks left
+/// by dead processes of this host are broken.
+pub(super) async fn acquire_in_docker(
     engine: &DockerEngine,
     project: &str,
     command: &str,
@@ -293,26 +335,30 @@ pub async fn acquire(
     let docker = engine.client().clone();
     let name = lock_name(project);
     let me = Holder::me(command);
-    let failed = |reason: String| LockError::Acquire { project: project.into(), name: name.clone(), reason };
+    let failed = |cause: Cause| LockError::Acquire { project: project.into(), name: name.clone(), cause };
     let start = Instant::now();
     let mut announced = false;
     let mut imported = false;
     loop {
         match create_lock(&docker, &name, &me.labels(project)).await {
-            Ok(id) => return Ok(ProjectLock { docker, project: project.into(), name, id, released: false }),
+            Ok(id) => return Ok(ProjectLock::new(project, &name, docker_release(docker, id))),
             Err(e) if status_code(&e) == Some(404) && !imported => {
-                import_lock_image(&docker).await.map_err(|e| failed(format!("cannot import {LOCK_IMAGE}: {e}")))?;
+                import_lock_image(&docker).await.map_err(|e| LockError::ImportImage {
+                    project: project.into(),
+                    name: name.clone(),
+                    cause: e.into(),
+                })?;
                 imported = true;
                 continue;
             }
             Err(e) if status_code(&e) == Some(409) => {}
-            Err(e) => return Err(failed(super::docker::reason(&e))),
+            Err(e) => return Err(failed(e.into())),
         }
         // Held: by whom?
         let current = match docker.inspect_container(&name, None::<InspectContainerOptions>).await {
             Ok(c) => c,
             Err(e) if status_code(&e) == Some(404) => continue, // released in between
-            Err(e) => return Err(failed(super::docker::reason(&e))),
+            Err(e) => return Err(failed(e.into())),
         };
         let labels = current.config.and_then(|c| c.labels).unwrap_or_default();
         let holder = Holder::from_labels(&labels);
@@ -320,7 +366,7 @@ pub async fn acquire(
             on_event(LockEvent::BrokeStale { project, holder: &holder });
             if let Some(id) = current.id {
                 // By ID: if another waiter broke it and took a new one, that one stays.
-                remove_lock(&docker, &id).await.map_err(|e| failed(super::docker::reason(&e)))?;
+                remove_lock(&docker, &id).await.map_err(|e| failed(e.into()))?;
             }
             continue;
         }
@@ -342,9 +388,18 @@ pub async fn acquire(
     }
 }
 
-/// Removes the lock of `project` if this very process holds it: for an acquire that was
-/// interrupted after the engine created the lock but before we learnt its ID.
-pub async fn release_if_mine(engine: &DockerEngine, project: &str) {
+/// Gives back a lock container by ID (a lock another waiter took since stays).
+fn docker_release(docker: Docker, id: String) -> Release {
+    Arc::new(move || {
+        let (docker, id) = (docker.clone(), id.clone());
+        Box::pin(async move { remove_lock(&docker, &id).await.map_err(Cause::from) })
+    })
+}
+
+/// The Docker engine's [`Engine::unlock_if_mine`]: removes the lock of `project` if this
+/// very process holds it, for an acquire that was interrupted after the engine created the
+/// lock but before we learnt its ID.
+pub(super) async fn release_if_mine_in_docker(engine: &DockerEngine, project: &str) {
     let docker = engine.client();
     let name = lock_name(project);
     let Ok(current) = docker.inspect_container(&name, None::<InspectContainerOptions>).await else { return };
@@ -378,7 +433,7 @@ async fn remove_lock(docker: &Docker, id: &str) -> Result<(), BollardError> {
 }
 
 /// Imports [`LOCK_IMAGE`] from an empty tar archive (two zero blocks): no registry needed.
-async fn import_lock_image(docker: &Docker) -> Result<(), String> {
+async fn import_lock_image(docker: &Docker) -> Result<(), BollardError> {
     let (repo, tag) = LOCK_IMAGE.split_once(':').unwrap_or((LOCK_IMAGE, "latest"));
     let options = CreateImageOptionsBuilder::new()
         .from_src("-")
@@ -389,16 +444,9 @@ async fn import_lock_image(docker: &Docker) -> Result<(), String> {
     let empty_tar = vec![0u8; 1024];
     let mut stream = docker.create_image(Some(options), Some(bollard::body_full(empty_tar.into())), None);
     while let Some(item) = stream.next().await {
-        item.map_err(|e| super::docker::reason(&e))?;
+        item?;
     }
     Ok(())
-}
-
-fn status_code(e: &BollardError) -> Option<u16> {
-    match e {
-        BollardError::DockerResponseServerError { status_code, .. } => Some(*status_code),
-        _ => None,
-    }
 }
 
 fn read_trimmed(path: &str) -> Option<String> {

@@ -1,12 +1,18 @@
-//! The one place that talks to a container engine: a narrow trait, its Docker implementation
-//! over bollard, and an in-memory fake for planner and executor tests. Engine errors are our
-//! own, one variant per operation, so bollard's never leak to users.
+//! The one place that talks to a container engine: a narrow trait (containers, networks,
+//! volumes, exec, the project lock, the event stream), its Docker implementation over
+//! bollard, and an in-memory fake for planner and executor tests. Engine errors are our own,
+//! one variant per operation, each keeping the engine's answer ([`Cause`]); what an answer
+//! means is decided in [`classify`] alone.
 
 use std::time::Duration;
 
 use crate::desired::{ContainerSpec, ImageSpec, NetworkSpec, VolumeSpec};
 use crate::observed::{Health, ObservedState, RunState};
 
+pub use classify::{Cause, PullFailure};
+use lock::{LockError, LockEvent, ProjectLock};
+
+pub mod classify;
 pub mod docker;
 pub mod docker_io;
 pub mod fake;
@@ -76,7 +82,29 @@ pub trait Engine {
     async fn disconnect(&self, id: &str, name: &str, network: &str) -> Result<(), EngineError>;
     /// Attaches a container to a network under extra DNS names.
     async fn connect(&self, id: &str, name: &str, network: &str, aliases: &[String]) -> Result<(), EngineError>;
+    /// Takes the project lock for `command` (`apply`, `destroy` …), waiting up to `timeout`
+    /// for its holder (zero: fail at once), so two commands never change one project at
+    /// once. The lock lives in the engine, where every client sees it (see [`lock`]).
+    async fn lock(
+        &self,
+        project: &str,
+        command: &str,
+        timeout: Duration,
+        on_event: &(dyn Fn(LockEvent<'_>) + Sync),
+    ) -> Result<ProjectLock, LockError>;
+    /// Gives back the lock of `project` if this very process holds it: for an acquire that
+    /// was interrupted after the engine took the lock but before its answer arrived.
+    async fn unlock_if_mine(&self, project: &str);
+    /// Follows the engine's events and sends a short description of each one that may mean
+    /// drift in `project` (a container died, stopped, was removed or paused, a network lost a
+    /// container). Level-triggered use only: an event wakes a controller, which then observes
+    /// afresh, so a lost or repeated event does no harm.
+    fn subscribe(&self, project: &str) -> EventStream;
 }
+
+/// What [`Engine::subscribe`] delivers: one line per event; it ends when the engine's stream
+/// does (a restarted engine), and the caller subscribes again.
+pub type EventStream = tokio::sync::mpsc::UnboundedReceiver<String>;
 
 /// The full snapshot a plan needs: the labelled resources, plus the pool each running load
 /// balancer holds (one small file read per load balancer; nothing else is inspected).
@@ -108,77 +136,116 @@ pub struct ExecOutput {
     pub output: String,
 }
 
-/// A failed engine operation, in words a user can act on.
+/// The ladder's base image, which every image of `blueprints/images/` starts `FROM`.
+pub const LADDER_BASE_IMAGE: &str = "debian:bookworm-slim";
+/// The command that makes [`LADDER_BASE_IMAGE`] on a machine that reaches no registry (it
+/// pulls when it can and bootstraps the image with debootstrap when it cannot).
+pub const BASE_IMAGE_OFFLINE_COMMAND: &str = "bash scripts/ensure-base-image.sh";
+
+/// A failed engine operation, in words a user can act on. Each variant names the operation
+/// and what it was about, and keeps the engine's answer as a [`Cause`] (status and message,
+/// or the client's error) so that callers ask [`classify`] instead of reading text.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
-    #[error("cannot reach the Docker engine at {address}: {reason}")]
-    Unreachable { address: String, reason: String },
+    #[error("cannot reach the Docker engine at {address}: {cause}")]
+    Unreachable { address: String, cause: Cause },
     #[error("permission denied talking to the Docker engine at {address}")]
     PermissionDenied { address: String },
     #[error("the Docker engine at {address} speaks API {version}, older than the {minimum} scale needs")]
     ApiTooOld { address: String, version: String, minimum: String },
     #[error("cannot list the project's resources: {0}")]
-    Observe(String),
-    #[error("cannot create network {name}: {reason}")]
-    CreateNetwork { name: String, reason: String },
-    #[error("cannot remove network {name}: {reason}")]
-    RemoveNetwork { name: String, reason: String },
-    #[error("cannot create volume {name}: {reason}")]
-    CreateVolume { name: String, reason: String },
-    #[error("cannot remove volume {name}: {reason}")]
-    RemoveVolume { name: String, reason: String },
-    #[error("cannot read build context {context}: {reason}")]
-    BuildContext { context: String, reason: String },
-    #[error("build of {image} failed: {reason}")]
-    Build { image: String, reason: String, output: Vec<String> },
-    #[error("cannot pull {reference}: {reason}")]
-    Pull { reference: String, reason: String },
+    Observe(Cause),
+    #[error("cannot create network {name}: {cause}")]
+    CreateNetwork { name: String, cause: Cause },
+    #[error("cannot remove network {name}: {cause}")]
+    RemoveNetwork { name: String, cause: Cause },
+    #[error("cannot create volume {name}: {cause}")]
+    CreateVolume { name: String, cause: Cause },
+    #[error("cannot remove volume {name}: {cause}")]
+    RemoveVolume { name: String, cause: Cause },
+    #[error("cannot read build context {context}: {cause}")]
+    BuildContext { context: String, cause: Cause },
+    #[error("build of {image} failed: {cause}")]
+    Build { image: String, cause: Cause, output: Vec<String> },
+    #[error("build of {image} failed: its base image {base} is not here and cannot be pulled ({}): {cause}", failure.describe())]
+    BaseImageMissing { image: String, base: String, failure: PullFailure, cause: Cause },
+    #[error("cannot pull {reference}: {cause}")]
+    Pull { reference: String, failure: PullFailure, cause: Cause },
     #[error("cannot create container {name}: the name is taken by a container scale does not manage")]
     NameTaken { name: String },
-    #[error("cannot create container {name}: {reason}")]
-    CreateContainer { name: String, reason: String },
+    #[error("cannot create container {name}: {cause}")]
+    CreateContainer { name: String, cause: Cause },
     #[error("cannot start container {name}: host port {port} is already in use")]
     PortInUse { name: String, port: String },
-    #[error("cannot start container {name}: {reason}")]
-    Start { name: String, reason: String },
-    #[error("cannot stop container {name}: {reason}")]
-    Stop { name: String, reason: String },
-    #[error("cannot remove container {name}: {reason}")]
-    Remove { name: String, reason: String },
-    #[error("cannot rename container {name}: {reason}")]
-    Rename { name: String, reason: String },
-    #[error("cannot unpause container {name}: {reason}")]
-    Unpause { name: String, reason: String },
-    #[error("cannot inspect container {name}: {reason}")]
-    Inspect { name: String, reason: String },
-    #[error("cannot read logs of {id}: {reason}")]
-    Logs { id: String, reason: String },
-    #[error("cannot run `{command}` in {name}: {reason}")]
-    Exec { name: String, command: String, reason: String },
-    #[error("cannot read {path} in {name}: {reason}")]
-    ReadFile { name: String, path: String, reason: String },
-    #[error("cannot write {path} in {name}: {reason}")]
-    WriteFile { name: String, path: String, reason: String },
-    #[error("cannot pause container {name}: {reason}")]
-    Pause { name: String, reason: String },
-    #[error("cannot change the networks of {name}: {reason}")]
-    Network { name: String, reason: String },
-    #[error("cannot send {signal} to {name}: {reason}")]
-    Signal { name: String, signal: String, reason: String },
+    #[error("cannot start container {name}: {cause}")]
+    Start { name: String, cause: Cause },
+    #[error("cannot stop container {name}: {cause}")]
+    Stop { name: String, cause: Cause },
+    #[error("cannot remove container {name}: {cause}")]
+    Remove { name: String, cause: Cause },
+    #[error("cannot rename container {name}: {cause}")]
+    Rename { name: String, cause: Cause },
+    #[error("cannot unpause container {name}: {cause}")]
+    Unpause { name: String, cause: Cause },
+    #[error("cannot inspect container {name}: {cause}")]
+    Inspect { name: String, cause: Cause },
+    #[error("cannot read logs of {id}: {cause}")]
+    Logs { id: String, cause: Cause },
+    #[error("cannot run `{command}` in {name}: {cause}")]
+    Exec { name: String, command: String, cause: Cause },
+    #[error("cannot read {path} in {name}: {cause}")]
+    ReadFile { name: String, path: String, cause: Cause },
+    #[error("cannot write {path} in {name}: {cause}")]
+    WriteFile { name: String, path: String, cause: Cause },
+    #[error("cannot pause container {name}: {cause}")]
+    Pause { name: String, cause: Cause },
+    #[error("cannot connect {name} to network {network}: {cause}")]
+    Connect { name: String, network: String, cause: Cause },
+    #[error("cannot disconnect {name} from network {network}: {cause}")]
+    Disconnect { name: String, network: String, cause: Cause },
+    #[error("cannot send {signal} to {name}: {cause}")]
+    Signal { name: String, signal: String, cause: Cause },
 }
 
-/// What to do about a failed pull, by what the registry (or the lack of one) said.
-fn pull_hint(reference: &str, reason: &str) -> String {
-    let reason = reason.to_ascii_lowercase();
-    let said = |words: &[&str]| words.iter().any(|w| reason.contains(w));
-    if said(&["unauthorized", "authentication required", "denied: requested access"]) {
-        format!(
+impl PullFailure {
+    /// A few words for messages.
+    pub fn describe(self) -> &'static str {
+        match self {
+            PullFailure::NoRegistry => "no registry answered",
+            PullFailure::NoSuchImage => "the registry has no such image",
+            PullFailure::Credentials => "the registry wants credentials",
+        }
+    }
+}
+
+/// What to do about an image that could not be pulled, by why it could not.
+fn pull_hint(reference: &str, failure: PullFailure) -> String {
+    match failure {
+        PullFailure::Credentials => format!(
             "the registry wants credentials for {reference}: `docker login`, or build it or load it (`docker load`)"
+        ),
+        PullFailure::NoSuchImage => {
+            format!(
+                "the registry has no {reference}: fix the image name or tag, or build it or load it (`docker load`)"
+            )
+        }
+        PullFailure::NoRegistry => {
+            format!("no registry answered for {reference}: build it or load it (`docker load`), or fix the image name")
+        }
+    }
+}
+
+/// What to do about a build whose `FROM` image is missing: for the ladder's base, the exact
+/// command that makes it offline.
+fn base_image_hint(base: &str, failure: PullFailure) -> String {
+    if base == LADDER_BASE_IMAGE {
+        format!(
+            "{} for {base}, the base of every image of the ladder: make it here without a registry \
+             with `{BASE_IMAGE_OFFLINE_COMMAND}` (from the scale checkout), then run the command again",
+            failure.describe()
         )
-    } else if said(&["manifest unknown", "not found", "does not exist", "pull access denied"]) {
-        format!("the registry has no {reference}: fix the image name or tag, or build it or load it (`docker load`)")
     } else {
-        format!("no registry answered for {reference}: build it or load it (`docker load`), or fix the image name")
+        pull_hint(base, failure)
     }
 }
 
@@ -194,7 +261,8 @@ impl EngineError {
                 "add your user to the `docker` group (then log in again), or run with sudo".into()
             }
             EngineError::ApiTooOld { .. } => "upgrade the Docker engine".into(),
-            EngineError::Pull { reference, reason } => pull_hint(reference, reason),
+            EngineError::Pull { reference, failure, .. } => pull_hint(reference, *failure),
+            EngineError::BaseImageMissing { base, failure, .. } => base_image_hint(base, *failure),
             EngineError::NameTaken { name } => {
                 format!(
                     "remove or rename the other container (`docker rm -f {name}`) if it is not needed; scale never touches containers it does not own"
@@ -205,26 +273,62 @@ impl EngineError {
                     "free host port {port}, or publish another one in the blueprint (\"{port}\" → another number, or the container port alone for a random one)"
                 )
             }
-            EngineError::Build { reason, .. } if reason.contains("no space left") => {
+            EngineError::Build { cause, output, .. }
+                if classify::disk_full(&cause.to_string()) || output.iter().any(|l| classify::disk_full(l)) =>
+            {
                 "the disk is full: free space (`docker system prune`) and apply again".into()
             }
             _ => return None,
         })
     }
 
-    /// Whether retrying the same call may succeed (a pure function of the error, as in
-    /// kube-rs's retry policies).
-    pub fn is_transient(&self) -> bool {
-        matches!(self, EngineError::Unreachable { .. } | EngineError::Observe(_) | EngineError::Inspect { .. })
+    /// The engine's answer behind this error, for the operations that have one.
+    pub fn cause(&self) -> Option<&Cause> {
+        use EngineError as E;
+        match self {
+            E::PermissionDenied { .. } | E::ApiTooOld { .. } | E::NameTaken { .. } | E::PortInUse { .. } => None,
+            E::Observe(cause)
+            | E::Unreachable { cause, .. }
+            | E::CreateNetwork { cause, .. }
+            | E::RemoveNetwork { cause, .. }
+            | E::CreateVolume { cause, .. }
+            | E::RemoveVolume { cause, .. }
+            | E::BuildContext { cause, .. }
+            | E::Build { cause, .. }
+            | E::BaseImageMissing { cause, .. }
+            | E::Pull { cause, .. }
+            | E::CreateContainer { cause, .. }
+            | E::Start { cause, .. }
+            | E::Stop { cause, .. }
+            | E::Remove { cause, .. }
+            | E::Rename { cause, .. }
+            | E::Unpause { cause, .. }
+            | E::Inspect { cause, .. }
+            | E::Logs { cause, .. }
+            | E::Exec { cause, .. }
+            | E::ReadFile { cause, .. }
+            | E::WriteFile { cause, .. }
+            | E::Pause { cause, .. }
+            | E::Connect { cause, .. }
+            | E::Disconnect { cause, .. }
+            | E::Signal { cause, .. } => Some(cause),
+        }
+    }
+
+    /// The HTTP status the engine answered with, when it answered with one.
+    pub fn status(&self) -> Option<u16> {
+        self.cause().and_then(Cause::status)
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::EngineError;
+    use super::{Cause, EngineError, PullFailure};
 
     fn pull_hint(reason: &str) -> String {
-        EngineError::Pull { reference: "shop/web:1".into(), reason: reason.into() }.hint().unwrap_or_default()
+        let cause = Cause::Status { code: 500, message: reason.into() };
+        let failure = super::classify::pull_failure(&cause);
+        EngineError::Pull { reference: "shop/web:1".into(), failure, cause }.hint().unwrap_or_default()
     }
 
     #[test]
@@ -239,5 +343,34 @@ mod tests {
         for hint in [offline, missing, private] {
             assert!(hint.contains("build it or load it"), "{hint}");
         }
+    }
+
+    fn missing_base(base: &str, failure: PullFailure) -> EngineError {
+        EngineError::BaseImageMissing {
+            image: "shop/web:1".into(),
+            base: base.into(),
+            failure,
+            cause: Cause::Stream { message: "dial tcp: lookup registry-1.docker.io: no such host".into() },
+        }
+    }
+
+    #[test]
+    fn a_missing_ladder_base_gives_the_offline_command() {
+        let err = missing_base(super::LADDER_BASE_IMAGE, PullFailure::NoRegistry);
+        let text = err.to_string();
+        assert!(text.contains("debian:bookworm-slim") && text.contains("no registry answered"), "{text}");
+        let hint = err.hint().unwrap_or_default();
+        assert!(hint.starts_with("no registry answered for debian:bookworm-slim"), "{hint}");
+        assert!(hint.contains(&format!("`{}`", super::BASE_IMAGE_OFFLINE_COMMAND)), "{hint}");
+        // Whatever the registry said, the ladder's base can be made offline.
+        let refused = missing_base(super::LADDER_BASE_IMAGE, PullFailure::Credentials).hint().unwrap_or_default();
+        assert!(refused.starts_with("the registry wants credentials for debian:bookworm-slim"), "{refused}");
+        assert!(refused.contains(super::BASE_IMAGE_OFFLINE_COMMAND), "{refused}");
+
+        let other = missing_base("acme/base:7", PullFailure::NoSuchImage);
+        assert!(other.to_string().contains("acme/base:7"), "{other}");
+        let hint = other.hint().unwrap_or_default();
+        assert!(hint.starts_with("the registry has no acme/base:7"), "{hint}");
+        assert!(!hint.contains(super::BASE_IMAGE_OFFLINE_COMMAND), "{hint}");
     }
 }

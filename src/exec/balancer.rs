@@ -172,8 +172,11 @@ pub async fn await_pool_up<E: Engine>(engine: &E, id: &str, name: &str, pool: &P
     say(&format!("waiting until {name} has {} UP", pool.servers.join(", ")));
     let all_up = poll(POOL_UP_LIMIT, Duration::from_millis(200), async || {
         let states = match engine.exec(id, name, &show_stat()).await {
-            // Not HAProxy's runtime API (an image of the user's own): nothing to wait on.
-            Ok(out) if out.exit_code == 0 && !out.output.starts_with("# pxname") => return Ok(()),
+            // Not HAProxy's runtime API (an image of the user's own, answering something
+            // else): nothing to wait on. An empty answer says nothing, so the wait goes on.
+            Ok(out) if out.exit_code == 0 && !out.output.trim().is_empty() && !out.output.starts_with("# pxname") => {
+                return Ok(());
+            }
             Ok(out) => parse_stat(&out.output, &pool.backend),
             Err(_) => Vec::new(),
         };

@@ -75,10 +75,6 @@ impl DependencyQueue {
     pub fn running_count(&self) -> usize {
         self.running.len()
     }
-
-    pub fn is_idle(&self) -> bool {
-        self.running.is_empty()
-    }
 }
 
 #[cfg(test)]
@@ -115,7 +111,7 @@ mod tests {
         q.finish(2);
         assert_eq!(q.take_ready(5), vec![3]);
         q.finish(3);
-        assert!(q.is_idle());
+        assert_eq!(q.running_count(), 0);
         assert!(q.drain_pending().is_empty());
     }
 
@@ -126,7 +122,7 @@ mod tests {
         q.fail(0);
         q.finish(2);
         assert!(q.take_ready(5).is_empty());
-        assert!(q.is_idle());
+        assert_eq!(q.running_count(), 0);
         assert_eq!(q.drain_pending(), vec![1, 3]);
     }
 }

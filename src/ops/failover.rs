@@ -35,10 +35,23 @@ pub enum FailoverError {
     NoSuchService(String),
     #[error("no running replica of {0} to promote")]
     NoCandidate(String),
-    #[error("{0}")]
+    /// The engine's own error, as it is: `transparent`, so that printing the chain does not
+    /// repeat it (it is both this error's text and its source otherwise).
+    #[error(transparent)]
     Engine(#[from] crate::engine::EngineError),
     #[error("promoting {name} failed: {reason}")]
     Promote { name: String, reason: String },
+}
+
+impl FailoverError {
+    /// What the user should do about it: an engine error's own hint (the error is
+    /// transparent, so callers looking for an `EngineError` in the chain would not find it).
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            FailoverError::Engine(err) => err.hint(),
+            _ => None,
+        }
+    }
 }
 
 /// The replica to promote: the one that received the most WAL (ties: the lowest node).
@@ -314,5 +327,34 @@ mod tests {
         let tie = vec![node("shop-db-2", "replica", 700), node("shop-db-3", "replica", 700)];
         assert_eq!(choose(&tie).unwrap().container, "shop-db-2");
         assert!(choose(&[node("shop-db-1", "primary", 1)]).is_none());
+    }
+}
+
+#[cfg(test)]
+mod error_tests {
+    use super::FailoverError;
+    use crate::engine::{Cause, EngineError};
+
+    /// `main` prints errors with `{:#}` (each cause after a colon): an engine error inside a
+    /// failover error must appear once, not once as the failover's text and again as its cause.
+    #[test]
+    fn an_engine_error_is_printed_once() {
+        let engine = EngineError::Exec {
+            name: "shop-db-2".into(),
+            command: "pg_ctl promote".into(),
+            cause: Cause::Status { code: 409, message: "container is not running".into() },
+        };
+        let printed = format!("{:#}", anyhow::Error::from(FailoverError::from(engine)));
+        assert_eq!(printed.matches("container is not running").count(), 1, "{printed}");
+        assert_eq!(printed, "cannot run `pg_ctl promote` in shop-db-2: container is not running");
+    }
+
+    #[test]
+    fn an_engine_errors_hint_survives_the_wrapping() {
+        let engine = EngineError::PortInUse { name: "shop-db-2".into(), port: "5432".into() };
+        let hint = engine.hint();
+        assert!(hint.is_some());
+        assert_eq!(FailoverError::from(engine).hint(), hint);
+        assert_eq!(FailoverError::NoCandidate("db".into()).hint(), None);
     }
 }

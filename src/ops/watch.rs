@@ -1,13 +1,15 @@
 //! The watch controller's decisions, generic over the engine: one pass observes, decides
 //! whether anything needs doing, and only then takes the project lock, observes again, fails
 //! over where `failover: auto` says so, plans and repairs. Failed passes back off by a pure
-//! function of how many failed in a row. `cli/watch.rs` owns the terminal, the event stream
+//! function of how many failed in a row and of the last failure's retry policy
+//! ([`retry_policy`], a pure function of the engine error, as in kube-rs). `cli/watch.rs` owns the terminal, the event stream
 //! and Ctrl-C, and calls [`pass`] each time it wakes.
 
 use std::time::Duration;
 
 use serde_json::json;
 
+use crate::engine::classify::{Retry, retry_policy};
 use crate::engine::{Engine, observe_project};
 use crate::exec::ExecReport;
 use crate::model::{Blueprint, FailoverMode};
@@ -15,11 +17,15 @@ use crate::observed::{ObservedContainer, ObservedState, RunState};
 use crate::plan::Plan;
 use crate::spec::DesiredState;
 
-/// How long to wait before trying again after `failures` failed passes in a row: a pure
-/// function of the failure count (as kube-rs's retry policies are of the error), doubling from
-/// 2 s up to 60 s, so a broken blueprint is not hammered against the engine.
-pub fn retry_delay(failures: u32) -> Duration {
-    Duration::from_secs((1u64 << failures.min(6)).clamp(2, 60))
+/// How long to wait before trying again after `failures` failed passes in a row, the last
+/// one failing as `retry` ([`retry_policy`] of its engine error) says: doubling from 2 s up to
+/// 60 s for trouble that may pass, 60 s at once for what only a person can fix, so a broken
+/// blueprint is not hammered against the engine.
+pub fn retry_delay(failures: u32, retry: Retry) -> Duration {
+    match retry {
+        Retry::Backoff => Duration::from_secs((1u64 << failures.min(6)).clamp(2, 60)),
+        Retry::AfterFix => Duration::from_secs(60),
+    }
 }
 
 /// How a pass ended.
@@ -27,7 +33,8 @@ pub fn retry_delay(failures: u32) -> Duration {
 pub enum Pass {
     InSync,
     Repaired,
-    Failed,
+    /// Try again later, as soon as the failure's retry policy says.
+    Failed(Retry),
     /// Ctrl-C: stop watching once this pass is over.
     Interrupted,
     /// Ctrl-C twice: exit 130 now.
@@ -38,21 +45,29 @@ pub enum Pass {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Backoff {
     pub failures: u32,
+    /// The retry policy of the last failure.
+    pub retry: Option<Retry>,
 }
 
 impl Backoff {
     /// Counts a pass: a failure backs off further, anything else resets.
     pub fn record(&mut self, pass: Pass) {
         match pass {
-            Pass::Failed => self.failures += 1,
-            Pass::InSync | Pass::Repaired => self.failures = 0,
+            Pass::Failed(retry) => {
+                self.failures += 1;
+                self.retry = Some(retry);
+            }
+            Pass::InSync | Pass::Repaired => *self = Backoff::default(),
             Pass::Interrupted | Pass::ExitNow => {}
         }
     }
 
     /// How long to sleep before the next pass when no event comes.
     pub fn wait(&self, resync: Duration) -> Duration {
-        if self.failures > 0 { retry_delay(self.failures) } else { resync }
+        match self.retry {
+            Some(retry) if self.failures > 0 => retry_delay(self.failures, retry),
+            _ => resync,
+        }
     }
 
     /// Why the next pass runs when the wait ran out.
@@ -70,8 +85,8 @@ pub enum Locked<L> {
     Failed(String),
 }
 
-/// The caller's part of a pass: the lock (not an engine capability yet), running a plan with
-/// progress and Ctrl-C, and the log.
+/// The caller's part of a pass: waiting for the lock (the engine's, with the terminal's
+/// messages and Ctrl-C), running a plan with progress and Ctrl-C, and the log.
 #[allow(async_fn_in_trait)]
 pub trait Controller<E: Engine>: Sync {
     type Lock;
@@ -96,7 +111,10 @@ pub async fn pass<E: Engine, C: Controller<E>>(
     ctl: &mut C,
     why: &str,
 ) -> Result<Pass, crate::plan::PlanError> {
-    let Some(observed) = observe(engine, &desired.project, ctl).await else { return Ok(Pass::Failed) };
+    let observed = match observe(engine, &desired.project, ctl).await {
+        Ok(observed) => observed,
+        Err(retry) => return Ok(Pass::Failed(retry)),
+    };
     let plan = crate::plan::plan(desired, &observed)?;
     if primaries_lost(blueprint, &desired.project, &observed).is_empty() && !plan.has_changes() {
         return Ok(Pass::InSync);
@@ -110,7 +128,7 @@ pub async fn pass<E: Engine, C: Controller<E>>(
         }
         Locked::Failed(err) => {
             ctl.log(&format!("{err}; trying again later"), json!({"event": "error", "error": err}));
-            return Ok(Pass::Failed);
+            return Ok(Pass::Failed(Retry::Backoff));
         }
     };
     let result = repair(engine, blueprint, desired, ctl, why).await;
@@ -128,13 +146,18 @@ async fn repair<E: Engine, C: Controller<E>>(
     why: &str,
 ) -> Result<Pass, crate::plan::PlanError> {
     let project = desired.project.as_str();
-    let Some(mut observed) = observe(engine, project, ctl).await else { return Ok(Pass::Failed) };
+    let mut observed = match observe(engine, project, ctl).await {
+        Ok(observed) => observed,
+        Err(retry) => return Ok(Pass::Failed(retry)),
+    };
     for service in primaries_lost(blueprint, project, &observed) {
-        if !fail_over(engine, &observed, &service, ctl).await {
-            return Ok(Pass::Failed);
+        if let Err(retry) = fail_over(engine, &observed, &service, ctl).await {
+            return Ok(Pass::Failed(retry));
         }
-        let Some(after) = observe(engine, project, ctl).await else { return Ok(Pass::Failed) };
-        observed = after;
+        observed = match observe(engine, project, ctl).await {
+            Ok(after) => after,
+            Err(retry) => return Ok(Pass::Failed(retry)),
+        };
     }
     let plan = crate::plan::plan(desired, &observed)?;
     if !plan.has_changes() {
@@ -156,12 +179,17 @@ async fn repair<E: Engine, C: Controller<E>>(
             &format!("{} repair failed; trying again later", clock()),
             json!({"event": "repair_failed", "failed": report.failed.len()}),
         );
-        Ok(Pass::Failed)
+        Ok(Pass::Failed(Retry::Backoff))
     }
 }
 
-/// Promotes a replica of `service`, logging each step; whether it worked.
-async fn fail_over<E: Engine, C: Controller<E>>(engine: &E, observed: &ObservedState, service: &str, ctl: &C) -> bool {
+/// Promotes a replica of `service`, logging each step; on failure, when to try again.
+async fn fail_over<E: Engine, C: Controller<E>>(
+    engine: &E,
+    observed: &ObservedState,
+    service: &str,
+    ctl: &C,
+) -> Result<(), Retry> {
     ctl.log(
         &format!("{} the primary of {service} is down: failing over", clock()),
         json!({"event": "primary_lost", "service": service}),
@@ -173,26 +201,29 @@ async fn fail_over<E: Engine, C: Controller<E>>(engine: &E, observed: &ObservedS
                 &format!("{} {} promoted", clock(), report.promoted),
                 json!({"event": "failover", "report": report}),
             );
-            true
+            Ok(())
         }
         Err(err) => {
             ctl.log(
                 &format!("failover of {service} failed: {err}"),
                 json!({"event": "failover_failed", "error": err.to_string()}),
             );
-            false
+            Err(match &err {
+                super::failover::FailoverError::Engine(err) => retry_policy(err),
+                _ => Retry::Backoff,
+            })
         }
     }
 }
 
-/// Observes the project; an engine error is logged and fails the pass (tried again later),
-/// not the watcher.
-async fn observe<E: Engine, C: Controller<E>>(engine: &E, project: &str, ctl: &C) -> Option<ObservedState> {
+/// Observes the project; an engine error is logged and fails the pass (tried again when its
+/// retry policy says), not the watcher.
+async fn observe<E: Engine, C: Controller<E>>(engine: &E, project: &str, ctl: &C) -> Result<ObservedState, Retry> {
     match observe_project(engine, project).await {
-        Ok(observed) => Some(observed),
+        Ok(observed) => Ok(observed),
         Err(err) => {
             ctl.log(&format!("cannot observe the project: {err}"), json!({"event": "error", "error": err.to_string()}));
-            None
+            Err(retry_policy(&err))
         }
     }
 }
@@ -226,14 +257,26 @@ pub fn clock() -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{Backoff, Pass, retry_delay};
+    use super::{Backoff, Pass, Retry, retry_delay};
     use std::time::Duration;
 
     #[test]
     fn retry_delay_doubles_and_is_bounded() {
-        let delays: Vec<u64> = (1..=8).map(|n| retry_delay(n).as_secs()).collect();
+        let delays: Vec<u64> = (1..=8).map(|n| retry_delay(n, Retry::Backoff).as_secs()).collect();
         assert_eq!(delays, vec![2, 4, 8, 16, 32, 60, 60, 60]);
-        assert_eq!(retry_delay(u32::MAX), Duration::from_secs(60));
+        assert_eq!(retry_delay(u32::MAX, Retry::Backoff), Duration::from_secs(60));
+        // What only a person can fix (a taken port, a missing image) is not retried sooner.
+        assert_eq!(retry_delay(1, Retry::AfterFix), Duration::from_secs(60));
+    }
+
+    #[test]
+    fn the_last_failure_decides_the_wait() {
+        let resync = Duration::from_secs(10);
+        let mut b = Backoff::default();
+        b.record(Pass::Failed(Retry::AfterFix));
+        assert_eq!(b.wait(resync), Duration::from_secs(60));
+        b.record(Pass::Failed(Retry::Backoff));
+        assert_eq!(b.wait(resync), retry_delay(2, Retry::Backoff));
     }
 
     #[test]
@@ -241,9 +284,12 @@ mod tests {
         let resync = Duration::from_secs(10);
         let mut b = Backoff::default();
         assert_eq!((b.wait(resync), b.timeout_reason().as_str()), (resync, "resync"));
-        b.record(Pass::Failed);
-        b.record(Pass::Failed);
-        assert_eq!((b.wait(resync), b.timeout_reason().as_str()), (retry_delay(2), "retry after 2 failed pass(es)"));
+        b.record(Pass::Failed(Retry::Backoff));
+        b.record(Pass::Failed(Retry::Backoff));
+        assert_eq!(
+            (b.wait(resync), b.timeout_reason().as_str()),
+            (retry_delay(2, Retry::Backoff), "retry after 2 failed pass(es)")
+        );
         b.record(Pass::Interrupted);
         assert_eq!(b.failures, 2, "an interrupted pass neither fails nor succeeds");
         b.record(Pass::Repaired);

@@ -1,0 +1,292 @@
+//! The executor's load-balancer paths over the in-memory engine, with HAProxy's answers
+//! scripted (`FakeEngine::on_exec`): a pool change reloads instead of recreating, a replaced
+//! server is drained first and rejoins on probation, and a new or reloaded load balancer
+//! counts as ready only once its whole pool is UP. No Docker needed.
+//!
+//! The script is a small model of HAProxy's runtime API: it answers `show stat` and
+//! `show servers state` from the pool scale last wrote into the container, and records the
+//! runtime commands in order, so each test asserts *when* something happened relative to
+//! the rest (a drain while the old server still ran, "ready" only after the checks passed).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use scale::desired::{DesiredState, desired_state};
+use scale::diag::Diagnostic;
+use scale::engine::fake::{FakeEngine, reply};
+use scale::engine::observe_project;
+use scale::exec::{ExecEvent, ExecOptions, ExecReport, execute};
+use scale::kinds::load_balancer::{POOL_PATH, Pool, RELOAD_SIGNAL};
+use scale::model::{Build, Env, load_bytes};
+use scale::observed::{ObservedState, RunState};
+use scale::plan::{Op, Plan, plan, render_text};
+use scale::validate::{project_name, validate};
+
+const LB: &str = "shop-lb-1";
+
+fn desired(vars: &[(&str, &str)]) -> DesiredState {
+    let path: PathBuf = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/plan/lb.yaml");
+    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let bp = load_bytes(&path, &bytes, &Env::from_pairs(vars.iter().copied())).unwrap_or_else(|d| panic!("{d}"));
+    let problems = validate(&bp, None);
+    assert!(problems.is_empty(), "lb.yaml is not valid: {problems:?}");
+    let project = project_name(&bp, None).expect("the fixture names its project");
+    let hasher = |_: &Build| Ok::<String, Diagnostic>("0123456789abcdef0123".into());
+    desired_state(&bp, &project, &hasher).unwrap_or_else(|d| panic!("{d:?}"))
+}
+
+/// What the scripted HAProxy does and was told.
+#[derive(Debug, Default)]
+struct Haproxy {
+    /// Runtime commands and notable answers, in order ("drain shop-web-1 (old running)").
+    log: Vec<String>,
+    /// Per server: how many more `show stat` answers report it MAINT before UP.
+    not_up_yet: BTreeMap<String, usize>,
+    /// Per server: how many more `show stat` answers report requests in flight.
+    busy: BTreeMap<String, u64>,
+    /// Per server: the address it was pointed at and how many more `show servers state`
+    /// answers report its checks failing.
+    probation: BTreeMap<String, (String, usize)>,
+    /// Answer `show stat` with an empty success this many times first.
+    empty_stats: usize,
+    stat_polls: usize,
+}
+
+struct Harness {
+    engine: Arc<FakeEngine>,
+    haproxy: Arc<Mutex<Haproxy>>,
+    rt: tokio::runtime::Runtime,
+}
+
+/// The address `getent hosts` gives every replacement.
+const NEW_ADDR: &str = "10.0.0.7";
+
+impl Harness {
+    fn new() -> Self {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().expect("a runtime");
+        let engine = Arc::new(FakeEngine::new());
+        for image in ["shop/lb:1.0", "shop/app:1.0"] {
+            engine.add_image(image);
+        }
+        let haproxy = Arc::new(Mutex::new(Haproxy::default()));
+        let (weak, model) = (Arc::downgrade(&engine), haproxy.clone());
+        engine.on_exec(move |name, command| answer(&weak, &model, name, command));
+        Harness { engine, haproxy, rt }
+    }
+
+    fn observe(&self) -> ObservedState {
+        self.rt.block_on(observe_project(self.engine.as_ref(), "shop")).expect("the fake observes")
+    }
+
+    fn plan(&self, desired: &DesiredState) -> Plan {
+        plan(desired, &self.observe()).expect("a plan")
+    }
+
+    /// Plans and runs; returns the plan, the report and every output line.
+    fn apply(&self, desired: &DesiredState) -> (Plan, ExecReport, Vec<String>) {
+        let plan = self.plan(desired);
+        let events = Mutex::new(Vec::new());
+        let sink = |e: ExecEvent| events.lock().unwrap().push(e);
+        let opts =
+            ExecOptions { parallel: 8, ready_timeout: Duration::from_secs(5), log_lines: 5, settle: Duration::ZERO };
+        let report = self.rt.block_on(execute(self.engine.as_ref(), &plan, &opts, &sink, &AtomicBool::new(false)));
+        let lines = events
+            .into_inner()
+            .unwrap()
+            .into_iter()
+            .filter_map(|e| match e {
+                ExecEvent::Output { line, .. } => Some(line),
+                ExecEvent::Failed { failure, .. } => Some(format!("FAILED {}", failure.message)),
+                _ => None,
+            })
+            .collect();
+        assert!(report.succeeded(), "apply failed: {lines:#?}\n{}", render_text(&plan));
+        let again = self.plan(desired);
+        assert!(!again.has_changes(), "not converged:\n{}", render_text(&again));
+        (plan, report, lines)
+    }
+
+    fn log(&self) -> Vec<String> {
+        self.haproxy.lock().unwrap().log.clone()
+    }
+
+    fn clear_log(&self) {
+        self.haproxy.lock().unwrap().log.clear();
+    }
+
+    fn lb_id(&self) -> String {
+        self.observe().containers[LB].id.clone()
+    }
+}
+
+/// The scripted HAProxy: answers the load balancer's runtime-API commands (and `getent` for
+/// the resolver), leaving anything else unanswered (the fake then fails loudly).
+fn answer(
+    engine: &Weak<FakeEngine>,
+    model: &Mutex<Haproxy>,
+    name: &str,
+    command: &str,
+) -> Option<scale::engine::ExecOutput> {
+    if name != LB {
+        return None;
+    }
+    let engine = engine.upgrade()?;
+    let mut m = model.lock().unwrap();
+    let server_in = |cmd: &str| cmd.split("web/").nth(1)?.split_whitespace().next().map(str::to_string);
+    if command.starts_with("haproxy -c -f") {
+        m.log.push("check config".into());
+        return Some(reply("Configuration file is valid"));
+    }
+    if let Some(server) = command.strip_prefix("getent hosts ") {
+        return Some(reply(&format!("{NEW_ADDR}      {server}")));
+    }
+    if command.contains("'show stat'") {
+        m.stat_polls += 1;
+        m.log.push("stat".into());
+        if m.empty_stats > 0 {
+            m.empty_stats -= 1;
+            return Some(reply(""));
+        }
+        let pool: Pool = serde_json::from_slice(&engine.file(LB, POOL_PATH)?).ok()?;
+        let mut csv = String::from("# pxname,svname,scur,stot,status\n");
+        for server in &pool.servers {
+            let not_up = m.not_up_yet.get_mut(server).filter(|n| **n > 0).map(|n| *n -= 1).is_some();
+            let busy = m.busy.get_mut(server).filter(|n| **n > 0).map(|n| *n -= 1).is_some();
+            let status = if not_up { "MAINT" } else { "UP" };
+            csv.push_str(&format!("web,{server},{},10,{status}\n", u64::from(busy)));
+        }
+        return Some(reply(&csv));
+    }
+    if command.contains("show servers state web") {
+        let mut out = String::from("1\n# be_id be_name srv_id srv_name srv_addr srv_op_state\n");
+        for (server, (addr, failing)) in m.probation.iter_mut() {
+            let op = if *failing > 0 { 0 } else { 2 };
+            *failing = failing.saturating_sub(1);
+            out.push_str(&format!("3 web 1 {server} {addr} {op}\n"));
+        }
+        let states: Vec<String> = out.lines().skip(2).map(str::to_string).collect();
+        m.log.push(format!("servers state {}", states.join(" | ")));
+        return Some(reply(&out));
+    }
+    let server = server_in(command)?;
+    let running = engine.containers().iter().any(|c| c.name == server && c.state == RunState::Running);
+    let entry = if command.contains(" addr ") {
+        let addr = command.split(" addr ").nth(1)?.split(';').next()?.trim().to_string();
+        m.probation.insert(server.clone(), (addr.clone(), 2));
+        format!("probation {server} at {addr}")
+    } else if command.contains("state drain") {
+        format!("drain {server} ({})", if running { "old running" } else { "old gone" })
+    } else if command.contains("state maint") {
+        format!("maint {server}")
+    } else if command.contains("state ready") {
+        format!("ready {server}")
+    } else {
+        return None;
+    };
+    m.log.push(entry);
+    Some(reply(""))
+}
+
+#[test]
+fn a_new_load_balancer_counts_as_ready_only_once_its_whole_pool_is_up() {
+    let h = Harness::new();
+    h.haproxy.lock().unwrap().not_up_yet.insert("shop-web-2".into(), 3);
+    let (plan, _, lines) = h.apply(&desired(&[]));
+    assert!(plan.actions.iter().any(|a| matches!(&a.op, Op::CreateContainer { spec, .. } if spec.name == LB)));
+    let polls = h.haproxy.lock().unwrap().stat_polls;
+    assert!(polls >= 4, "shop-web-2 was MAINT for 3 answers, yet the wait asked only {polls} times");
+    assert!(lines.iter().any(|l| l == "waiting until shop-lb-1 has shop-web-1, shop-web-2 UP"), "{lines:#?}");
+    assert!(!lines.iter().any(|l| l.contains("not all of")), "{lines:#?}");
+}
+
+#[test]
+fn an_empty_answer_does_not_end_the_pool_wait() {
+    let h = Harness::new();
+    h.haproxy.lock().unwrap().empty_stats = 2;
+    h.apply(&desired(&[]));
+    let polls = h.haproxy.lock().unwrap().stat_polls;
+    assert!(polls >= 3, "two empty answers, then the pool: the wait asked only {polls} times");
+}
+
+#[test]
+fn a_third_web_replica_reloads_the_load_balancer_instead_of_recreating_it() {
+    let h = Harness::new();
+    h.apply(&desired(&[]));
+    let before = h.lb_id();
+    h.clear_log();
+    h.haproxy.lock().unwrap().not_up_yet.insert("shop-web-3".into(), 2);
+    let polls_before = h.haproxy.lock().unwrap().stat_polls;
+
+    let (plan, _, lines) = h.apply(&desired(&[("WEB_REPLICAS", "3")]));
+    let lb_ops: Vec<&str> = plan.actions.iter().filter(|a| a.op.target() == LB).map(|a| a.op.verb()).collect();
+    assert_eq!(lb_ops, ["reload"], "{}", render_text(&plan));
+    assert_eq!(h.lb_id(), before, "the load balancer is the same container");
+    let sent: Vec<String> = h.engine.commands_in(LB);
+    let check = sent.iter().position(|c| c.starts_with("haproxy -c")).expect("the new configuration was checked");
+    let signal = sent.iter().position(|c| c == RELOAD_SIGNAL).expect("HAProxy was told to reload");
+    assert!(check < signal, "checked before reloading: {sent:#?}");
+    let pool: Pool = serde_json::from_slice(&h.engine.file(LB, POOL_PATH).expect("a pool record")).unwrap();
+    assert_eq!(pool.servers, ["shop-web-1", "shop-web-2", "shop-web-3"]);
+    let polls = h.haproxy.lock().unwrap().stat_polls - polls_before;
+    assert!(polls >= 3, "the reload waited for shop-web-3 to be UP: {polls} answers");
+    assert!(lines.iter().any(|l| l == "reloaded"), "{lines:#?}");
+}
+
+/// A rolling replacement (APP_VERSION 1 → 2) with `vars` on both sides: each server is
+/// drained while its old container still runs, taken out (maint) only once its requests in
+/// flight ended, and put back on probation at its new address, ready only once the checks
+/// passed there.
+fn replaced_servers_are_drained_then_rejoin_on_probation(vars: &[(&str, &str)], start_first: bool) {
+    let h = Harness::new();
+    h.apply(&desired(vars));
+    h.clear_log();
+    h.haproxy.lock().unwrap().busy.insert("shop-web-1".into(), 2);
+    let after: Vec<(&str, &str)> = vars.iter().copied().chain([("APP_VERSION", "2")]).collect();
+    let (plan, _, lines) = h.apply(&desired(&after));
+    let recreated: Vec<(String, bool)> = plan
+        .actions
+        .iter()
+        .filter_map(|a| match &a.op {
+            Op::RecreateContainer { start_first, .. } => Some((a.op.target(), *start_first)),
+            _ => None,
+        })
+        .collect();
+    let expected = [("shop-web-1".to_string(), start_first), ("shop-web-2".to_string(), start_first)];
+    assert_eq!(recreated, expected, "{}", render_text(&plan));
+    let log = h.log();
+    for server in ["shop-web-1", "shop-web-2"] {
+        let at = |entry: &str| {
+            log.iter().position(|l| l.starts_with(entry)).unwrap_or_else(|| panic!("no `{entry}` in {log:#?}"))
+        };
+        let drain = at(&format!("drain {server}"));
+        assert_eq!(log[drain], format!("drain {server} (old running)"), "drained before the old one stopped");
+        let maint = at(&format!("maint {server}"));
+        let probation = at(&format!("probation {server} at {NEW_ADDR}"));
+        let ready = at(&format!("ready {server}"));
+        assert!(drain < maint && maint < probation && probation < ready, "{log:#?}");
+        // "ready" only once HAProxy's own checks passed against the new address.
+        let passed = format!("{server} {NEW_ADDR} 2");
+        let checks: Vec<&String> = log[probation..ready].iter().filter(|l| l.starts_with("servers state")).collect();
+        assert!(checks.last().is_some_and(|l| l.contains(&passed)), "ready before the checks passed: {log:#?}");
+        assert!(checks.len() >= 3, "two failing answers, then passing: {checks:#?}");
+    }
+    // shop-web-1 had requests in flight for two answers: taken out only after those ended.
+    let drain = log.iter().position(|l| l.starts_with("drain shop-web-1")).unwrap();
+    let maint = log.iter().position(|l| l == "maint shop-web-1").unwrap();
+    let asked = log[drain..maint].iter().filter(|l| *l == "stat").count();
+    assert!(asked >= 3, "maint while requests were in flight: {:#?}", &log[drain..=maint]);
+    assert!(!lines.iter().any(|l| l.contains("putting it back")), "{lines:#?}");
+}
+
+#[test]
+fn a_replacement_started_first_drains_the_old_server_and_rejoins_on_probation() {
+    replaced_servers_are_drained_then_rejoin_on_probation(&[], true);
+}
+
+#[test]
+fn a_replacement_stopping_the_old_one_first_drains_it_and_rejoins_on_probation() {
+    replaced_servers_are_drained_then_rejoin_on_probation(&[("WEB_MOUNT", "uploads:/data")], false);
+}
