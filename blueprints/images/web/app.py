@@ -431,6 +431,20 @@ CACHE_RETRY_AFTER = 1.0        # after a failure, requests skip the cache (BYPAS
 
 # Fill the cache only if no write happened since the read began (compare-and-set on the
 # user's write marker; see Cache).
+# One round trip per read: the document (a hit) or the user's write marker (a miss), and the
+# outcome counted in scale:cache:hits / scale:cache:misses, which `scale status` reports as the
+# hit ratio (Redis's own keyspace counters would also count the marker lookups of misses).
+LOOKUP_AND_COUNT = """
+local doc = redis.call('GET', KEYS[1])
+if doc then
+  redis.call('INCR', KEYS[3])
+  return {1, doc}
+end
+redis.call('INCR', KEYS[4])
+return {0, redis.call('GET', KEYS[2]) or ''}
+"""
+STAT_KEYS = ("scale:cache:hits", "scale:cache:misses")  # no expiry: never evicted (volatile-ttl)
+
 FILL_IF_UNCHANGED = """
 local marker = redis.call('GET', KEYS[1])
 local token = ''
@@ -560,9 +574,11 @@ class Cache:
     def lookup(self, uid):
         """(cached document or None, write token, WAL position of the last write or 0)."""
         data_key, marker_key = self._keys(uid)
-        doc, marker = self._call(lambda c: c.mget(data_key, marker_key))
-        token, _, lsn = (marker or "").partition(" ")
-        return doc, token, int(lsn or 0)
+        hit, value = self._call(lambda c: c.eval(LOOKUP_AND_COUNT, 4, data_key, marker_key, *STAT_KEYS))
+        if hit == 1:
+            return value, "", 0
+        token, _, lsn = (value or "").partition(" ")
+        return None, token, int(lsn or 0)
 
     def fill(self, uid, token, doc):
         """Stores doc unless a write changed the user's token since lookup; True if stored."""
