@@ -9,7 +9,7 @@
 //! Stage 6: at the edge an asset's `Age` grows and it stays a HIT while the origin logs one
 //! fetch of it; a new asset version is a new URL; with the origin (the load balancer) killed
 //! the edge still serves what it holds, and with the edge killed the page loads from the
-//! origin.
+//! origin. `scale status` reports the cache's and the edge's hit counters.
 //!
 //! The stage files are copied into a scratch directory with two kinds of edits only: fixed
 //! public ports become random ones (`"8080:80"`/`"8081:80"` → `"80"`) and `build: images/…`
@@ -110,6 +110,24 @@ impl Walk {
         u16::try_from(*ports.first().expect("one port")).expect("a port number")
     }
 
+    /// `status --output json`'s counters of `service`'s one cache container: (hits, misses,
+    /// hit ratio).
+    fn cache_counters(&self, name: &str, service: &str, env: &[(&str, &str)]) -> (u64, u64, f64) {
+        let status = scale_isolated(&["status", &self.file(name), "-p", &self.p, "--output", "json"], env);
+        let status = status.success().json();
+        let caches: Vec<&serde_json::Value> = status["caches"]
+            .as_array()
+            .unwrap_or_else(|| panic!("no caches[] in {status:#}"))
+            .iter()
+            .filter(|c| c["service"] == service)
+            .collect();
+        assert_eq!(caches.len(), 1, "expected the counters of one {service} container: {status:#}");
+        let c = caches[0];
+        let number = |key: &str| c[key].as_u64().unwrap_or_else(|| panic!("no {key} in {c:#}"));
+        let ratio = c["hit_ratio"].as_f64().unwrap_or_else(|| panic!("no hit_ratio in {c:#}"));
+        (number("hits"), number("misses"), ratio)
+    }
+
     fn container(&self, service: &str, n: u32) -> String {
         format!("{}-{service}-{n}", self.p)
     }
@@ -180,6 +198,10 @@ fn cache_proofs(w: &Walk, lb: u16) -> (String, String) {
         assert_cached(&http_get(lb, &path), "HIT", &body);
     }
     w.log("cache: MISS → HIT, 1 POST + 5 PUTs each followed by a MISS with the new document");
+    // `scale status` counts exactly these reads: 4 + 1 + 5 hits, 1 + 1 + 5 misses.
+    let (hits, misses, ratio) = w.cache_counters("05-cache.yaml", "cache", ENV);
+    assert_eq!((hits, misses), (10, 7), "the cache's counters in `scale status`");
+    assert!((ratio - 10.0 / 17.0).abs() < 1e-9, "hit ratio {ratio}");
 
     // The cache goes down: every request still answers, from the database.
     w.kill("cache");
@@ -247,6 +269,11 @@ fn cdn_proofs(w: &Walk, lb: u16, cdn: u16) -> u16 {
     assert_eq!(api.status, 200, "{api:?}");
     assert!(matches!(header(&api, "X-Cache"), "HIT" | "MISS"), "{api:?}");
     w.log("edge: Age grows, HIT, one origin fetch");
+    // `scale status` shows the edge's counters: the page and the stylesheet missed once, the
+    // stylesheet hit three times; the API passed through and counts as neither.
+    let (hits, misses, ratio) = w.cache_counters("06-cdn.yaml", "cdn", ENV);
+    assert_eq!((hits, misses), (3, 2), "the edge's counters in `scale status`");
+    assert!((ratio - 0.6).abs() < 1e-9, "hit ratio {ratio}");
 
     // A release: new asset version, new URLs; the page (max-age 5 s) links them soon after.
     w.apply("06-cdn.yaml", ENV_V2);
