@@ -18,6 +18,10 @@ pub const SPEC_HASH: &str = "io.scale.spec-hash";
 pub const KIND: &str = "io.scale.kind";
 /// The container's full spec as JSON, so a plan can say what changed and why.
 pub const SPEC: &str = "io.scale.spec";
+/// Set by an *image* (Dockerfile `LABEL`, inherited by its containers): the command inside it
+/// that prints a cache's counters as one JSON line, `{"hits":…,"misses":…}`; `status` runs
+/// it to show the hit ratio (the stage-5 cache and the stage-6 CDN edge carry it).
+pub const STATS: &str = "io.scale.stats";
 
 /// Label on a primary marker volume: the service whose primary it names.
 pub const MARKER_SERVICE_LABEL: &str = "io.scale.primary-of";

@@ -26,6 +26,7 @@ pub async fn run(args: Args, global: &Global, ui: Ui) -> anyhow::Result<u8> {
         .context("cannot read the project's state from the engine")?;
     let pools = crate::engine::live::balancer_pools(&engine, &observed).await;
     let nodes = crate::engine::live::database_nodes(&engine, &observed).await;
+    let caches = crate::engine::live::cache_stats(&engine, &observed).await;
     let mut events = engine.recent_events(&project, std::time::Duration::from_secs(600)).await;
     let recent: Vec<_> = events.drain(events.len().saturating_sub(10)..).collect();
     let pending = match &loaded {
@@ -52,6 +53,14 @@ pub async fn run(args: Args, global: &Global, ui: Ui) -> anyhow::Result<u8> {
             "load_balancers": pools,
             "recent_events": recent,
             "databases": nodes,
+            "caches": caches.iter().map(|c| json!({
+                "container": c.container,
+                "service": c.service,
+                "hits": c.stats.map(|s| s.hits),
+                "misses": c.stats.map(|s| s.misses),
+                "hit_ratio": c.stats.and_then(|s| s.hit_ratio()),
+                "error": c.error,
+            })).collect::<Vec<_>>(),
             "in_sync": pending.as_ref().map(|p| !p.has_changes()),
             "pending_changes": pending.as_ref().map(|p| p.actions.len()),
         }));
@@ -65,6 +74,7 @@ pub async fn run(args: Args, global: &Global, ui: Ui) -> anyhow::Result<u8> {
     }
     say_pools(ui, &pools);
     say_databases(ui, &nodes);
+    say_caches(ui, &caches);
     say_events(ui, &recent);
     let lines = endpoint_lines(&observed.endpoints());
     if !lines.is_empty() {
@@ -121,6 +131,26 @@ fn say_databases(ui: Ui, nodes: &[crate::engine::live::NodeReport]) {
                 None => "down".to_string(),
             };
             ui.say(format!("  {:<24} {line}", n.container));
+        }
+    }
+}
+
+/// Each cache's hit ratio, from its own counters.
+fn say_caches(ui: Ui, caches: &[crate::engine::live::CacheReport]) {
+    if !caches.is_empty() {
+        ui.say("Caches:");
+        for c in caches {
+            let line = match (&c.stats, &c.error) {
+                (Some(s), _) => format!(
+                    "hit ratio {}  ({} hits, {} misses)",
+                    s.hit_ratio().map_or("-".to_string(), |r| format!("{:.0}%", r * 100.0)),
+                    s.hits,
+                    s.misses
+                ),
+                (None, Some(err)) => format!("(counters unavailable: {err})"),
+                (None, None) => "(counters unavailable)".to_string(),
+            };
+            ui.say(format!("  {:<24} {line}", c.container));
         }
     }
 }

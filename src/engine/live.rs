@@ -1,5 +1,6 @@
-//! Asking running kinds how they are: each load balancer's pool (HAProxy's runtime API) and
-//! each PostgreSQL node's role and replication position. Used by `status` and failover.
+//! Asking running kinds how they are: each load balancer's pool (HAProxy's runtime API), each
+//! PostgreSQL node's role and replication position, and each cache's hit counters. Used by
+//! `status` and failover.
 
 use serde::Serialize;
 
@@ -70,4 +71,79 @@ pub async fn database_nodes<E: Engine>(engine: &E, observed: &ObservedState) -> 
         });
     }
     out
+}
+
+/// A cache (or CDN edge) and its hit counters, as its image's stats command reports them.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CacheReport {
+    pub container: String,
+    pub service: String,
+    /// `None` when the counters could not be read (then `error` says why).
+    pub stats: Option<CacheStats>,
+    pub error: Option<String>,
+}
+
+/// Lookups answered from the cache and lookups that were not, since the cache started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct CacheStats {
+    pub hits: u64,
+    pub misses: u64,
+}
+
+impl CacheStats {
+    /// Hits over all lookups; `None` before the first lookup.
+    pub fn hit_ratio(&self) -> Option<f64> {
+        let total = self.hits + self.misses;
+        (total > 0).then(|| self.hits as f64 / total as f64)
+    }
+}
+
+/// The last line of a stats command's output that is a `{"hits":…,"misses":…}` object
+/// (other fields are ignored).
+pub fn parse_cache_stats(output: &str) -> Option<CacheStats> {
+    output.lines().rev().find_map(|line| serde_json::from_str(line.trim()).ok())
+}
+
+/// The counters of every running container whose image names a stats command
+/// ([`labels::STATS`]): a bare command name or path, run without a shell.
+pub async fn cache_stats<E: Engine>(engine: &E, observed: &ObservedState) -> Vec<CacheReport> {
+    let mut out = Vec::new();
+    for c in observed.containers.values().filter(|c| c.state == RunState::Running) {
+        let Some(command) = c.labels.get(labels::STATS) else { continue };
+        let plain = !command.is_empty() && command.chars().all(|ch| ch.is_ascii_alphanumeric() || "/_.-".contains(ch));
+        let (stats, error) = if !plain {
+            (None, Some(format!("the image's {} label is not a command name: {command:?}", labels::STATS)))
+        } else {
+            match engine.exec(&c.id, &c.name, std::slice::from_ref(command)).await {
+                Ok(run) if run.exit_code == 0 => match parse_cache_stats(&run.output) {
+                    Some(stats) => (Some(stats), None),
+                    None => (None, Some(format!("{command} printed no counters: {}", run.output.trim()))),
+                },
+                Ok(run) => (None, Some(format!("{command} exited {}: {}", run.exit_code, run.output.trim()))),
+                Err(err) => (None, Some(err.to_string())),
+            }
+        };
+        out.push(CacheReport {
+            container: c.name.clone(),
+            service: c.service().unwrap_or_default().to_string(),
+            stats,
+            error,
+        });
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cache_counters_are_read_from_the_last_json_line() {
+        let out = "warning: something\n{\"hits\":3,\"grace_hits\":1,\"misses\":1,\"objects\":2}\n";
+        let stats = parse_cache_stats(out).expect("counters");
+        assert_eq!(stats, CacheStats { hits: 3, misses: 1 });
+        assert_eq!(stats.hit_ratio(), Some(0.75));
+        assert_eq!(parse_cache_stats("Could not connect to Redis\n"), None);
+        assert_eq!(CacheStats { hits: 0, misses: 0 }.hit_ratio(), None, "no lookups yet: no ratio");
+    }
 }

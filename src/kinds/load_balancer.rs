@@ -185,6 +185,9 @@ global\n\
     h1-case-adjust x-app-version X-App-Version\n\
     h1-case-adjust x-db-node X-Db-Node\n\
     h1-case-adjust x-db-role X-Db-Role\n\
+    h1-case-adjust x-cache X-Cache\n\
+    h1-case-adjust cache-control Cache-Control\n\
+    h1-case-adjust location Location\n\
 \n\
 defaults\n\
     mode http\n\

@@ -12,7 +12,14 @@ Storage:
                            reads go to DATABASE_READ_URL when set, and fall back to
                            DATABASE_URL when no replica answers.
 
-Only the Python standard library and psycopg2 are used.
+Cache (stage 5): with CACHE_URL set (redis://cache:6379/0), users are read through Redis
+(X-Cache: HIT / MISS / BYPASS when the cache is down) and a POST or PUT evicts the user
+before it answers; see class Cache for why a read never stores a stale document.
+
+Static content (stage 6, what the CDN edge caches): /index.html links a stylesheet, a script
+and an image under versioned URLs, /static/v<ASSET_VERSION>/..., with Cache-Control max-age.
+
+Only the Python standard library, psycopg2 and (with CACHE_URL) redis-py are used.
 """
 
 import json
@@ -33,6 +40,8 @@ PORT = int(os.environ.get("PORT", "8000"))
 DATA_DIR = os.environ.get("DATA_DIR", "/data") or "/data"
 DATABASE_URL = os.environ.get("DATABASE_URL", "").strip()
 DATABASE_READ_URL = os.environ.get("DATABASE_READ_URL", "").strip()
+CACHE_URL = os.environ.get("CACHE_URL", "").strip()        # redis://cache:6379/0 from stage 5 on
+CACHE_TTL = int(os.environ.get("CACHE_TTL", "30") or 30)   # seconds a cached user lives
 
 REQUEST_BUDGET = 2.8       # seconds of database work one request may spend, in total
 REPLICA_BUDGET = 1.0       # of which at most this much on the read replica
@@ -135,12 +144,26 @@ class SqliteStore:
                     (uid, text),
                 )
                 if cur.rowcount == 1:
-                    return text, HOSTNAME, "embedded"
+                    return text, HOSTNAME, "embedded", None
                 if explicit_id is not None:
                     raise Conflict("user %d already exists" % uid)
             raise DbUnavailable("could not allocate an id")
         finally:
             conn.close()
+
+    def update(self, uid, doc_obj):
+        """Replaces user uid's document: (text, node, role, None), or None if there is no such user."""
+        text = compact(with_id(uid, doc_obj))
+        conn = self._connect()
+        try:
+            cur = conn.execute("UPDATE users SET doc = ? WHERE id = ?", (text, uid))
+            return (text, HOSTNAME, "embedded", None) if cur.rowcount == 1 else None
+        finally:
+            conn.close()
+
+    def get_fresh(self, uid, min_lsn):
+        # one file, no replicas: every read sees every write that returned
+        return self.get(uid)
 
 
 # --------------------------------------------------------------------------- PostgreSQL
@@ -206,6 +229,27 @@ def _pg_wait(conn):
             select.select([], [conn.fileno()], [], remaining)
         else:
             raise psycopg2.OperationalError("bad poll state %r" % state)
+
+
+# Where a node's WAL is: the replayed position on a replica, the written one on a primary.
+LSN_SQL = (
+    "(CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END)::text"
+)
+
+
+def parse_lsn(text):
+    """'16/B374D848' -> an integer that orders like the LSN; None stays None."""
+    if not text:
+        return None
+    hi, lo = text.split("/")
+    return (int(hi, 16) << 32) | int(lo, 16)
+
+
+def with_id(uid, doc_obj):
+    """doc_obj with "id": uid first (the order POST /users stores too)."""
+    obj = {"id": uid}
+    obj.update((k, v) for k, v in doc_obj.items() if k != "id")
+    return obj
 
 
 NODE_SQL = (
@@ -323,12 +367,241 @@ class PostgresStore:
                     (uid, text),
                 )
                 if cur.rowcount == 1:
-                    return text, node, self._role(rec)
+                    return text, node, self._role(rec), self._written_lsn(cur)
                 if explicit_id is not None:
                     raise Conflict("user %d already exists" % uid)
             raise DbUnavailable("could not allocate an id")
 
         return self._run(self.url, REQUEST_BUDGET, fn)
+
+    @staticmethod
+    def _written_lsn(cur):
+        """The primary's WAL position just after a write committed (autocommit): a replica
+        that has replayed this far sees the write."""
+        cur.execute("SELECT pg_current_wal_lsn()::text")
+        return parse_lsn(cur.fetchone()[0])
+
+    def update(self, uid, doc_obj):
+        """Replaces user uid's document on the primary: (text, node, role, lsn), or None if
+        there is no such user."""
+        text = compact(with_id(uid, doc_obj))
+
+        def fn(cur):
+            cur.execute("UPDATE users SET doc = %s WHERE id = %s", (text, uid))
+            if cur.rowcount != 1:
+                return None
+            cur.execute("SELECT " + NODE_SQL)
+            node, rec = cur.fetchone()
+            return text, node, self._role(rec), self._written_lsn(cur)
+
+        return self._run(self.url, REQUEST_BUDGET, fn)
+
+    def get_fresh(self, uid, min_lsn):
+        """Like get, but the answer includes every write up to min_lsn (the position of the
+        last write to this user that went through the cache): a replica that has not replayed
+        that far yet is passed over for the primary, so a cache miss right after a write never
+        reads (and caches) the old document from a lagging replica."""
+        if not min_lsn:
+            return self.get(uid)
+
+        def fn(cur):
+            cur.execute("SELECT (SELECT doc FROM users WHERE id = %s), " + NODE_SQL + ", " + LSN_SQL, (uid,))
+            doc, node, rec, lsn = cur.fetchone()
+            return doc, node, self._role(rec), parse_lsn(lsn)
+
+        start = time.monotonic()
+        if self.read_url:
+            try:
+                doc, node, role, lsn = self._run(self.read_url, REPLICA_BUDGET, fn)
+                if lsn is not None and lsn >= min_lsn:
+                    return doc, node, role
+                log("%s has not replayed a recent write to user %d yet; reading from the primary" % (node, uid))
+            except DbUnavailable as e:
+                log("read replica did not answer (%s); reading from the primary" % e)
+        remaining = max(REQUEST_BUDGET - (time.monotonic() - start), 1.0)
+        doc, node, role, _ = self._run(self.url, remaining, fn)
+        return doc, node, role
+
+
+# --------------------------------------------------------------------------- cache (stage 5)
+
+CACHE_CONNECT_TIMEOUT = 0.25   # seconds to open a connection to the cache
+CACHE_OP_TIMEOUT = 0.5         # seconds one cache command may take
+CACHE_RETRY_AFTER = 1.0        # after a failure, requests skip the cache (BYPASS) this long
+
+# Fill the cache only if no write happened since the read began (compare-and-set on the
+# user's write marker; see Cache).
+# One round trip per read: the document (a hit) or the user's write marker (a miss), and the
+# outcome counted in scale:cache:hits / scale:cache:misses, which `scale status` reports as the
+# hit ratio (Redis's own keyspace counters would also count the marker lookups of misses).
+LOOKUP_AND_COUNT = """
+local doc = redis.call('GET', KEYS[1])
+if doc then
+  redis.call('INCR', KEYS[3])
+  return {1, doc}
+end
+redis.call('INCR', KEYS[4])
+return {0, redis.call('GET', KEYS[2]) or ''}
+"""
+STAT_KEYS = ("scale:cache:hits", "scale:cache:misses")  # no expiry: never evicted (volatile-ttl)
+
+FILL_IF_UNCHANGED = """
+local marker = redis.call('GET', KEYS[1])
+local token = ''
+if marker then token = string.match(marker, '^(%S+)') or '' end
+if token == ARGV[1] then
+  redis.call('SET', KEYS[2], ARGV[2], 'EX', tonumber(ARGV[3]))
+  return 1
+end
+return 0
+"""
+
+
+class CacheDown(Exception):
+    """The cache did not answer in time (or was skipped because it just failed)."""
+
+
+class Cache:
+    """A read-through cache of user documents in Redis (CACHE_URL=redis://cache:6379/0).
+
+    Reads: GET user:<id>; on a miss, read the database and store the answer for CACHE_TTL s.
+    Writes: the database first, then *before the response*: evict user:<id>.
+
+    Eviction alone leaves a race: a read that began before the write can read the old row,
+    then store it in the cache *after* the write evicted the entry, and the old document
+    would be served until its TTL ends. So every write also replaces the user's write marker
+    user:<id>:w with a fresh random token (and the primary's WAL position after the commit).
+    A read notes the token before it reads the database, and fills the cache only if the
+    token is still the same (one Lua script: compare-and-set). Any write in between changes
+    the token, and the stale fill is dropped. Tokens are random, never reused, so an expired
+    and re-created marker cannot look unchanged.
+
+    The marker's WAL position also covers replica lag: a miss just after a write reads a
+    replica only if it has replayed that far, else the primary (PostgresStore.get_fresh).
+
+    If the cache is down the request goes to the database (X-Cache: BYPASS), after at most
+    one bounded attempt (name lookup 0.5 s, connect 0.25 s, command 0.5 s); after a failure
+    the cache is skipped for 1 s. An eviction that failed is remembered and done before this
+    server uses the cache again. Left uncovered (bounded by the TTL): a cache that another
+    web server can still reach while this one cannot evict in it.
+    """
+
+    def __init__(self, url, ttl):
+        import redis
+
+        self.redis = redis
+        m = re.match(r"^redis://(?:[^@/]*@)?([^:/]+)(?::([0-9]+))?(?:/([0-9]+))?/?$", url)
+        if not m:
+            raise ValueError("CACHE_URL must look like redis://host:6379/0, not %r" % url)
+        self.host, self.port, self.db = m.group(1), int(m.group(2) or 6379), int(m.group(3) or 0)
+        self.url = url
+        self.ttl = ttl
+        self.marker_ttl = ttl + 60  # outlives every entry filled under it
+        self.clients = {}
+        self.lock = threading.Lock()
+        self.down_until = 0.0
+        self.down = False
+        self.pending = {}  # uid -> lsn of evictions that failed
+
+    def describe(self):
+        return "redis %s:%d/%d ttl=%ds" % (self.host, self.port, self.db, self.ttl)
+
+    def _client(self):
+        with self.lock:
+            if time.monotonic() < self.down_until:
+                raise CacheDown("skipped for a moment after a failure")
+        try:
+            addr = resolve(self.host)
+        except DbUnavailable as e:
+            self._failed(e)
+        with self.lock:
+            client = self.clients.get(addr)
+            if client is None:
+                client = self.redis.Redis(
+                    host=addr,
+                    port=self.port,
+                    db=self.db,
+                    socket_connect_timeout=CACHE_CONNECT_TIMEOUT,
+                    socket_timeout=CACHE_OP_TIMEOUT,
+                    decode_responses=True,
+                )
+                self.clients = {addr: client}  # a new address: the old one's pool is dropped
+        return client
+
+    def _flush_pending(self, client):
+        """Does the evictions that failed earlier, before anything is read from the cache."""
+        with self.lock:
+            pending, self.pending = self.pending, {}
+        try:
+            for uid, lsn in list(pending.items()):
+                self._evict(client, uid, lsn)
+                del pending[uid]
+        finally:
+            if pending:
+                with self.lock:
+                    for uid, lsn in pending.items():
+                        self.pending[uid] = max(lsn, self.pending.get(uid, 0))
+
+    def _failed(self, e):
+        with self.lock:
+            self.down_until = time.monotonic() + CACHE_RETRY_AFTER
+            was_down, self.down = self.down, True
+        if not was_down:
+            log("cache %s is not answering (%s): reading from the database (X-Cache: BYPASS)" % (self.url, e))
+        raise CacheDown(str(e))
+
+    def _ok(self):
+        if self.down:
+            with self.lock:
+                was_down, self.down = self.down, False
+            if was_down:
+                log("cache %s answers again" % self.url)
+
+    def _call(self, fn):
+        client = self._client()
+        try:
+            self._flush_pending(client)
+            result = fn(client)
+        except self.redis.RedisError as e:
+            self._failed(e)
+        self._ok()
+        return result
+
+    @staticmethod
+    def _keys(uid):
+        return "user:%d" % uid, "user:%d:w" % uid
+
+    def lookup(self, uid):
+        """(cached document or None, write token, WAL position of the last write or 0)."""
+        data_key, marker_key = self._keys(uid)
+        hit, value = self._call(lambda c: c.eval(LOOKUP_AND_COUNT, 4, data_key, marker_key, *STAT_KEYS))
+        if hit == 1:
+            return value, "", 0
+        token, _, lsn = (value or "").partition(" ")
+        return None, token, int(lsn or 0)
+
+    def fill(self, uid, token, doc):
+        """Stores doc unless a write changed the user's token since lookup; True if stored."""
+        data_key, marker_key = self._keys(uid)
+        stored = self._call(lambda c: c.eval(FILL_IF_UNCHANGED, 2, marker_key, data_key, token, doc, self.ttl))
+        return stored == 1
+
+    def _evict(self, client, uid, lsn):
+        data_key, marker_key = self._keys(uid)
+        pipe = client.pipeline(transaction=True)
+        pipe.set(marker_key, "%s %d" % (os.urandom(8).hex(), lsn or 0), ex=self.marker_ttl)
+        pipe.delete(data_key)
+        pipe.execute()
+
+    def evict(self, uid, lsn):
+        """After a write to uid committed: new token, and the entry deleted. If the cache does
+        not answer, the eviction is remembered and raised as CacheDown."""
+        try:
+            self._call(lambda c: self._evict(c, uid, lsn))
+        except CacheDown:
+            with self.lock:
+                self.pending[uid] = max(lsn or 0, self.pending.get(uid, 0))
+            raise
 
 
 # --------------------------------------------------------------------------- HTTP
@@ -336,10 +609,56 @@ class PostgresStore:
 
 class State:
     store = None
+    cache = None  # a Cache when CACHE_URL is set (stage 5 on)
     ready = threading.Event()
 
 
 USER_PATH = re.compile(r"^/users/([^/]+)/?$")
+
+# ---- the static part of the site (stage 6: what the CDN edge caches)
+
+ASSET_VERSION = os.environ.get("ASSET_VERSION", "1") or "1"
+ASSET_MAX_AGE = int(os.environ.get("ASSET_MAX_AGE", "86400") or 86400)  # a versioned URL never changes
+PAGE_MAX_AGE = int(os.environ.get("PAGE_MAX_AGE", "5") or 5)            # the page names the current version
+STATIC_PATH = re.compile(r"^/static/v([0-9]{1,9})/(app\.css|app\.js|logo\.svg)$")
+STATIC_TYPES = {
+    "app.css": "text/css; charset=utf-8",
+    "app.js": "text/javascript; charset=utf-8",
+    "logo.svg": "image/svg+xml",
+}
+
+
+def static_asset(version, name):
+    """The content of asset `name` at `version`: each version looks a little different, so a
+    browser shows which one it got."""
+    hue = (int(version) * 67) % 360
+    if name == "app.css":
+        return (
+            "/* scale demo, asset version %s */\n"
+            "body { font-family: sans-serif; margin: 2em; }\n"
+            "h1 { color: hsl(%d, 60%%, 35%%); }\n" % (version, hue)
+        )
+    if name == "app.js":
+        return (
+            "// scale demo, asset version %s\n"
+            "document.getElementById('version').textContent = 'assets v%s';\n" % (version, version)
+        )
+    return (
+        '<svg xmlns="http://www.w3.org/2000/svg" width="120" height="40">'
+        '<rect width="120" height="40" rx="6" fill="hsl(%d, 60%%, 45%%)"/>'
+        '<text x="60" y="26" font-size="16" text-anchor="middle" fill="white">v%s</text></svg>\n' % (hue, version)
+    )
+
+
+def index_page():
+    base = "/static/v%s" % ASSET_VERSION
+    return (
+        "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>shop</title>\n"
+        '<link rel="stylesheet" href="%s/app.css"></head>\n'
+        '<body><h1>shop</h1><img src="%s/logo.svg" alt="logo">\n'
+        '<p>served by %s, <span id="version">assets v%s</span></p>\n'
+        '<script src="%s/app.js"></script></body></html>\n' % (base, base, HOSTNAME, ASSET_VERSION, base)
+    )
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -350,14 +669,14 @@ class Handler(BaseHTTPRequestHandler):
     def version_string(self):
         return "scale-web/" + APP_VERSION
 
-    def _reply(self, code, body, db=("none", "none"), extra=None):
+    def _reply(self, code, body, db=("none", "none"), extra=None, content_type="application/json"):
         if not isinstance(body, (bytes, str)):
             body = compact(body)
         if isinstance(body, str):
             body = body.encode("utf-8")
         self._db = db
         self.send_response(code)
-        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
         self.send_header("X-Served-By", HOSTNAME)
         self.send_header("X-App-Version", APP_VERSION)
@@ -420,12 +739,13 @@ class Handler(BaseHTTPRequestHandler):
             )
         m = USER_PATH.match(path)
         if m:
-            raw = m.group(1)
-            if not re.fullmatch(r"[0-9]{1,18}", raw):
-                return self._reply(400, {"error": "invalid user id %r" % raw})
-            uid = int(raw)
+            uid = self._user_id(m.group(1))
+            if uid is None:
+                return
             if not State.ready.is_set():
                 return self._not_ready()
+            if State.cache is not None:
+                return self._get_user_cached(uid)
             try:
                 doc, node, role = store.get(uid)
             except Exception as e:
@@ -433,28 +753,95 @@ class Handler(BaseHTTPRequestHandler):
             if doc is None:
                 return self._reply(404, {"error": "user %d not found" % uid}, (node, role))
             return self._reply(200, doc, (node, role))
+        if path == "/index.html":
+            cache_control = {"Cache-Control": "public, max-age=%d" % PAGE_MAX_AGE}
+            return self._reply(200, index_page(), extra=cache_control, content_type="text/html; charset=utf-8")
+        m = STATIC_PATH.match(path)
+        if m:
+            version, name = m.group(1), m.group(2)
+            cache_control = {"Cache-Control": "public, max-age=%d, immutable" % ASSET_MAX_AGE}
+            return self._reply(200, static_asset(version, name), extra=cache_control, content_type=STATIC_TYPES[name])
         return self._reply(404, {"error": "no route for %s" % path})
 
+    def _user_id(self, raw):
+        """The user id in the path, or None after answering 400."""
+        if not re.fullmatch(r"[0-9]{1,18}", raw):
+            self._reply(400, {"error": "invalid user id %r" % raw})
+            return None
+        return int(raw)
+
+    def _get_user_cached(self, uid):
+        """GET /users/{id} through the cache: X-Cache HIT (no database asked), MISS (read
+        from the database and stored unless a write came in between) or BYPASS (the cache
+        is down: straight from the database)."""
+        cache = State.cache
+        try:
+            doc, token, min_lsn = cache.lookup(uid)
+        except CacheDown:
+            doc, outcome = None, "BYPASS"
+        else:
+            if doc is not None:
+                return self._reply(200, doc, extra={"X-Cache": "HIT"})
+            outcome = "MISS"
+        try:
+            if outcome == "MISS":
+                doc, node, role = State.store.get_fresh(uid, min_lsn)
+            else:
+                doc, node, role = State.store.get(uid)
+        except Exception as e:
+            return self._reply(503, {"error": "database unavailable: %s" % e}, extra={"X-Cache": outcome})
+        if doc is None:  # not cached: a user created later must not be hidden by a stored 404
+            return self._reply(404, {"error": "user %d not found" % uid}, (node, role), {"X-Cache": outcome})
+        if outcome == "MISS":
+            try:
+                cache.fill(uid, token, doc)
+            except CacheDown:
+                pass
+        return self._reply(200, doc, (node, role), {"X-Cache": outcome})
+
+    def _evict(self, uid, lsn):
+        """After a committed write: the cache forgets the user before the response goes out.
+        The X-Cache header of the write: EVICTED, or BYPASS (the cache did not answer; the
+        eviction is retried before this server reads the cache again)."""
+        if State.cache is None:
+            return {}
+        try:
+            State.cache.evict(uid, lsn)
+            return {"X-Cache": "EVICTED"}
+        except CacheDown:
+            return {"X-Cache": "BYPASS"}
+
     do_HEAD = do_GET
+
+    def _json_body(self):
+        """The request's JSON object, or None after answering 400/413."""
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            self._reply(400, {"error": "bad Content-Length"})
+            return None
+        if length > MAX_BODY:
+            self._reply(413, {"error": "body larger than %d bytes" % MAX_BODY})
+            return None
+        raw = self.rfile.read(length) if length > 0 else b""
+        try:
+            obj = json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError) as e:
+            self._reply(400, {"error": "invalid JSON: %s" % e})
+            return None
+        if not isinstance(obj, dict):
+            self._reply(400, {"error": "body must be a JSON object"})
+            return None
+        return obj
 
     def do_POST(self):
         self._t0 = time.monotonic()
         path = self.path.split("?", 1)[0]
         if path.rstrip("/") != "/users":
             return self._reply(404, {"error": "no route for POST %s" % path})
-        try:
-            length = int(self.headers.get("Content-Length") or 0)
-        except ValueError:
-            return self._reply(400, {"error": "bad Content-Length"})
-        if length > MAX_BODY:
-            return self._reply(413, {"error": "body larger than %d bytes" % MAX_BODY})
-        raw = self.rfile.read(length) if length > 0 else b""
-        try:
-            obj = json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError) as e:
-            return self._reply(400, {"error": "invalid JSON: %s" % e})
-        if not isinstance(obj, dict):
-            return self._reply(400, {"error": "body must be a JSON object"})
+        obj = self._json_body()
+        if obj is None:
+            return
         explicit = None
         if "id" in obj:
             uid = obj["id"]
@@ -464,18 +851,48 @@ class Handler(BaseHTTPRequestHandler):
         if not State.ready.is_set():
             return self._not_ready()
         try:
-            text, node, role = State.store.insert(obj, explicit)
+            text, node, role, lsn = State.store.insert(obj, explicit)
         except Conflict as e:
             return self._reply(409, {"error": str(e)})
         except Exception as e:
             return self._reply(503, {"error": "database unavailable: %s" % e})
-        return self._reply(201, text, (node, role), {"Location": "/users/%d" % json.loads(text)["id"]})
+        uid = json.loads(text)["id"]
+        extra = {"Location": "/users/%d" % uid}
+        extra.update(self._evict(uid, lsn))
+        return self._reply(201, text, (node, role), extra)
+
+    def do_PUT(self):
+        """PUT /users/{id}: replaces an existing user's document (404 if there is none)."""
+        self._t0 = time.monotonic()
+        path = self.path.split("?", 1)[0]
+        m = USER_PATH.match(path)
+        if not m:
+            return self._method_not_allowed()
+        uid = self._user_id(m.group(1))
+        if uid is None:
+            return
+        obj = self._json_body()
+        if obj is None:
+            return
+        if "id" in obj and obj["id"] != uid:
+            return self._reply(400, {"error": "the body's id %r is not the path's %d" % (obj["id"], uid)})
+        if not State.ready.is_set():
+            return self._not_ready()
+        try:
+            written = State.store.update(uid, obj)
+        except Exception as e:
+            return self._reply(503, {"error": "database unavailable: %s" % e})
+        if written is None:
+            return self._reply(404, {"error": "user %d not found" % uid})
+        text, node, role, lsn = written
+        return self._reply(200, text, (node, role), self._evict(uid, lsn))
 
     def _method_not_allowed(self):
         self._t0 = time.monotonic()
-        self._reply(405, {"error": "method %s not allowed" % self.command}, extra={"Allow": "GET, HEAD, POST"})
+        allow = "GET, HEAD, POST" if self.command != "PUT" else "GET, HEAD, PUT"
+        self._reply(405, {"error": "method %s not allowed" % self.command}, extra={"Allow": allow})
 
-    do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _method_not_allowed
+    do_DELETE = do_PATCH = do_OPTIONS = _method_not_allowed
 
 
 class Server(ThreadingHTTPServer):
@@ -517,6 +934,8 @@ def main():
         State.store = PostgresStore(DATABASE_URL, DATABASE_READ_URL)
     else:
         State.store = SqliteStore(DATA_DIR)
+    if CACHE_URL:
+        State.cache = Cache(CACHE_URL, CACHE_TTL)
 
     server = Server(("0.0.0.0", PORT), Handler)
 
@@ -535,6 +954,7 @@ def main():
     log(
         "scale demo web %s listening on 0.0.0.0:%d as %s, storage: %s"
         % (APP_VERSION, PORT, HOSTNAME, State.store.describe())
+        + (", cache: %s" % State.cache.describe() if State.cache else "")
     )
     server.serve_forever(poll_interval=0.2)
     server.server_close()  # closes the listening socket, joins request threads
