@@ -14,7 +14,7 @@
 //! The stage files are copied into a scratch directory with two kinds of edits only: fixed
 //! public ports become random ones (`"8080:80"`/`"8081:80"` → `"80"`) and `build: images/…`
 //! becomes the repository's absolute image directory. The stage variables this test relies
-//! on (CACHE_TTL, ASSET_VERSION, and the ones `scale_isolated` clears) are always set
+//! on (CACHE_TTL, ASSET_VERSION, and the ones `Scale::isolated` clears) are always set
 //! explicitly, so the caller's shell cannot change what a stage means.
 
 mod common;
@@ -22,7 +22,7 @@ mod common;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use common::{BuildGuard, DockerTest, HttpResponse, header, http, http_get, poll, project_containers, scale_isolated};
+use common::{BuildGuard, DockerTest, HttpResponse, Scale, header, http, http_get, poll, project_containers};
 
 /// The chapter's user 12, byte for byte.
 const USER_12: &str = r#"{"id":12,"firstName":"John","lastName":"Smith","address":{"streetAddress":"21 2nd Street","city":"New York","state":"NY","postalCode":10021},"phoneNumbers":["212 555-1234","646 555-4567"]}"#;
@@ -75,10 +75,10 @@ impl Walk {
     /// `scale apply --yes`, then `plan --detailed-exitcode` must find nothing left to do.
     fn apply(&self, name: &str, env: &[(&str, &str)]) {
         let file = self.file(name);
-        let run = scale_isolated(&["apply", "--yes", "-p", &self.p, &file], env);
+        let run = Scale::new(&["apply", "--yes", "-p", &self.p, &file]).envs(env).isolated().run();
         run.success();
         self.log(&format!("apply {name} {env:?}: {:.1}s", run.elapsed.as_secs_f64()));
-        let plan = scale_isolated(&["plan", "--detailed-exitcode", "-p", &self.p, &file], env);
+        let plan = Scale::new(&["plan", "--detailed-exitcode", "-p", &self.p, &file]).envs(env).isolated().run();
         assert_eq!(
             plan.code,
             Some(0),
@@ -91,7 +91,8 @@ impl Walk {
     /// The container actions of `scale plan` for stage `name` must be exactly `expected`
     /// (verb, service-replica): stepping touches only what differs.
     fn plan_touches(&self, name: &str, env: &[(&str, &str)], expected: &[(&str, &str)]) {
-        let plan = scale_isolated(&["plan", "-p", &self.p, &self.file(name), "--output", "json"], env);
+        let plan =
+            Scale::new(&["plan", "-p", &self.p, &self.file(name), "--output", "json"]).envs(env).isolated().run();
         let plan = plan.success().json();
         let touched: BTreeSet<(String, String)> = plan["actions"]
             .as_array()
@@ -107,14 +108,15 @@ impl Walk {
 
     /// `scale chaos kill TARGET`.
     fn kill(&self, target: &str) {
-        let run = scale_isolated(&["chaos", "kill", target, "-p", &self.p], &[]);
+        let run = Scale::new(&["chaos", "kill", target, "-p", &self.p]).envs(&[]).isolated().run();
         run.success();
         self.log(&format!("chaos kill {target}: {}", run.stdout.trim()));
     }
 
     /// The host port `service` publishes, from `status --output json`.
     fn port(&self, name: &str, service: &str, env: &[(&str, &str)]) -> u16 {
-        let status = scale_isolated(&["status", &self.file(name), "-p", &self.p, "--output", "json"], env);
+        let status =
+            Scale::new(&["status", &self.file(name), "-p", &self.p, "--output", "json"]).envs(env).isolated().run();
         let status = status.success().json();
         let ports: BTreeSet<u64> = status["endpoints"]
             .as_array()
@@ -130,7 +132,8 @@ impl Walk {
     /// `status --output json`'s counters of `service`'s one cache container: (hits, misses,
     /// hit ratio).
     fn cache_counters(&self, name: &str, service: &str, env: &[(&str, &str)]) -> (u64, u64, f64) {
-        let status = scale_isolated(&["status", &self.file(name), "-p", &self.p, "--output", "json"], env);
+        let status =
+            Scale::new(&["status", &self.file(name), "-p", &self.p, "--output", "json"]).envs(env).isolated().run();
         let status = status.success().json();
         let caches: Vec<&serde_json::Value> = status["caches"]
             .as_array()
@@ -367,7 +370,7 @@ fn cache_and_cdn_stages() {
     cache_is_back(lb, &path, &latest);
     w.log("cache back after apply: MISS, then HIT");
 
-    let human = scale_isolated(&["status", &w.file("05-cache.yaml"), "-p", &w.p], ENV);
+    let human = Scale::new(&["status", &w.file("05-cache.yaml"), "-p", &w.p]).envs(ENV).isolated().run();
     let cache1 = w.container("cache", 1);
     assert!(
         human.success().stdout.lines().any(|l| l.contains(&cache1) && l.contains("hit ratio")),
@@ -398,6 +401,6 @@ fn cache_and_cdn_stages() {
         if r.status == 200 && r.body == latest { Ok(r) } else { Err(format!("{r:?}")) }
     });
     assert_eq!(r.header("X-Cache"), None, "no cache at stage 4: {r:?}");
-    scale_isolated(&["destroy", "--yes", "--volumes", "-p", &w.p], &[]).success();
+    Scale::new(&["destroy", "--yes", "--volumes", "-p", &w.p]).envs(&[]).isolated().run().success();
     w.log("done");
 }

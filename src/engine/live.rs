@@ -109,10 +109,10 @@ pub fn parse_cache_stats(output: &str) -> Option<CacheStats> {
 pub async fn cache_stats<E: Engine>(engine: &E, observed: &ObservedState) -> Vec<CacheReport> {
     let mut out = Vec::new();
     for c in observed.containers.values().filter(|c| c.state == RunState::Running) {
-        let Some(command) = c.labels.get(labels::STATS) else { continue };
+        let Some(command) = c.labels.get(crate::labels::STATS) else { continue };
         let plain = !command.is_empty() && command.chars().all(|ch| ch.is_ascii_alphanumeric() || "/_.-".contains(ch));
         let (stats, error) = if !plain {
-            (None, Some(format!("the image's {} label is not a command name: {command:?}", labels::STATS)))
+            (None, Some(format!("the image's {} label is not a command name: {command:?}", crate::labels::STATS)))
         } else {
             match engine.exec(&c.id, &c.name, std::slice::from_ref(command)).await {
                 Ok(run) if run.exit_code == 0 => match parse_cache_stats(&run.output) {
