@@ -12,9 +12,12 @@ use super::node::{Key, Node, Value};
 use super::types::*;
 use crate::diag::{Diagnostic, Pos, did_you_mean};
 
+mod compose;
+
 type Entries = [(Key, Node)];
 
-const TOP_KEYS: &[&str] = &["name", "stage", "networks", "volumes", "services"];
+const TOP_KEYS: &[&str] =
+    &["name", "stage", "networks", "volumes", "services", "version", "include", "secrets", "configs", "models"];
 const SERVICE_KEYS: &[&str] = &[
     "kind",
     "image",
@@ -49,16 +52,36 @@ const SUGGESTION_LIMIT: usize = 1_000;
 /// With problems, the blueprint is partial: a service is kept only when its problems are
 /// unknown keys (nothing it has is wrong), so checks on it raise no false follow-on errors.
 pub fn decode(file: &Path, dir: &Path, root: &Node, env: &Env) -> (Option<Blueprint>, Vec<Diagnostic>) {
-    let mut d = Decoder { file, dir, env, problems: Vec::new() };
-    let blueprint = d.blueprint(root);
+    decode_project(&[file.to_path_buf()], &[dir.to_path_buf()], root, env)
+}
+
+/// [`decode`] for a tree merged from several files: `sources[i]` is file number `i` of the
+/// positions, and `dirs[i]` the directory its relative paths are resolved against.
+pub fn decode_project(
+    sources: &[PathBuf],
+    dirs: &[PathBuf],
+    root: &Node,
+    env: &Env,
+) -> (Option<Blueprint>, Vec<Diagnostic>) {
+    let mut d = Decoder { file: &sources[0], dir: &dirs[0], dirs, env, problems: Vec::new(), warnings: Vec::new() };
+    let mut blueprint = d.blueprint(root);
+    if let Some(bp) = &mut blueprint {
+        bp.sources = sources.to_vec();
+        d.grants_to_mounts(bp);
+        bp.warnings = std::mem::take(&mut d.warnings);
+    }
     (blueprint, d.problems)
 }
 
 struct Decoder<'a> {
     file: &'a Path,
     dir: &'a Path,
+    /// The directory relative paths are resolved against, by the file index of a position.
+    dirs: &'a [PathBuf],
     env: &'a Env,
     problems: Vec<Diagnostic>,
+    /// Keys read but not acted on (see `compose.rs`).
+    warnings: Vec<Diagnostic>,
 }
 
 impl Decoder<'_> {
@@ -288,12 +311,14 @@ impl Decoder<'_> {
         self.string_map(node, what).into_iter().map(|(k, v)| (k, v.value)).collect()
     }
 
-    fn path(&self, text: &str) -> PathBuf {
+    /// A path written at `pos`, made absolute against the directory of the file it is in.
+    fn path(&self, text: &str, pos: Pos) -> PathBuf {
         let expanded = match text.strip_prefix("~/") {
             Some(rest) => std::env::var_os("HOME").map_or_else(|| PathBuf::from(text), |h| PathBuf::from(h).join(rest)),
             None => PathBuf::from(text),
         };
-        normalize(&self.dir.join(expanded))
+        let dir = self.dirs.get(usize::from(pos.file)).map_or(self.dir, PathBuf::as_path);
+        normalize(&dir.join(expanded))
     }
 
     fn blueprint(&mut self, root: &Node) -> Option<Blueprint> {
@@ -320,6 +345,12 @@ impl Decoder<'_> {
             volumes: BTreeMap::new(),
             services: Vec::new(),
             incomplete_services: Vec::new(),
+            sources: Vec::new(),
+            implicit_name: None,
+            secrets: BTreeMap::new(),
+            configs: BTreeMap::new(),
+            inactive_services: Vec::new(),
+            warnings: Vec::new(),
         };
         let mut saw_services = false;
         for (key, value) in entries {
@@ -337,13 +368,17 @@ impl Decoder<'_> {
                     for (k, v) in self.optional_map(value, "volumes").unwrap_or(&[]) {
                         let what = format!("volume `{}`", k.name);
                         if let Some(entries) = self.optional_map(v, &what) {
-                            self.check_keys(entries, &["labels"], &what);
+                            self.check_keys(entries, compose::VOLUME_KEYS, &what);
+                            self.volume_extras(entries, &what);
                             let labels = entries.iter().find(|(k, _)| k.name == "labels");
                             let labels = labels.map(|(_, v)| self.plain_map(v, "labels")).unwrap_or_default();
                             bp.volumes.insert(k.name.clone(), VolumeDef { pos: k.pos, labels });
                         }
                     }
                 }
+                "version" => self.obsolete_version(key),
+                "secrets" | "configs" => self.file_objects(&mut bp, key, value),
+                "models" => self.not_supported(key.pos, "models", "no AI model is pulled or served"),
                 "services" => {
                     saw_services = true;
                     for (k, v) in self.optional_map(value, "services").unwrap_or(&[]) {
@@ -381,7 +416,8 @@ impl Decoder<'_> {
     fn network(&mut self, key: &Key, node: &Node) -> Option<NetworkDef> {
         let what = format!("network `{}`", key.name);
         let entries = self.optional_map(node, &what)?;
-        self.check_keys(entries, &["internal", "labels"], &what);
+        self.check_keys(entries, compose::NETWORK_KEYS, &what);
+        self.network_extras(entries, &what);
         let mut net = NetworkDef { pos: key.pos, ..Default::default() };
         for (k, v) in entries {
             match k.name.as_str() {
@@ -398,7 +434,7 @@ impl Decoder<'_> {
         let what = format!("service `{name}`");
         let entries = self.map(node, &what)?;
         let before = self.problems.len();
-        self.check_keys(entries, SERVICE_KEYS, &what);
+        self.service_keys(entries, &what);
         let mut s = Service {
             name: name.clone(),
             pos: key.pos,
@@ -419,6 +455,7 @@ impl Decoder<'_> {
             labels: BTreeMap::new(),
             load_balancer: None,
             postgres: None,
+            compose: ComposeSettings::default(),
         };
         let field = |k: &str| format!("services.{name}.{k}");
         for (k, v) in entries {
@@ -445,9 +482,11 @@ impl Decoder<'_> {
                 "restart" => s.restart = self.choice(v, &f, &RestartPolicy::ALL).unwrap_or_default(),
                 "stop_grace_period" => s.stop_grace_period = self.duration(v, &f),
                 "labels" => s.labels = self.plain_map(v, &f),
-                _ => {}
+                _ => self.compose_key(&mut s, k, v, &f),
             }
         }
+        self.env_files(&mut s, entries);
+        self.deploy(&mut s, entries);
         self.kind_settings(&mut s, entries);
         self.problems[before..].iter().all(|p| p.message.starts_with("unknown key")).then_some(s)
     }
@@ -464,6 +503,11 @@ impl Decoder<'_> {
                 continue;
             };
             let _ = keys;
+            // `user` is also Compose's "run as": only a postgres service reads it as the
+            // database user.
+            if k.name == "user" && kind != Some(Kind::Postgres) {
+                continue;
+            }
             if kind != Some(owner) {
                 self.error(k.pos, format!("`{}` only applies to `kind: {}`", k.name, owner.as_str())).hint =
                     Some(format!("add `kind: {}` to service `{}` or remove `{}`", owner.as_str(), s.name, k.name));
@@ -541,20 +585,21 @@ impl Decoder<'_> {
         if let Some(text) = node.value.scalar_text() {
             let context = self.interpolate(&text, node.pos, what)?;
             return Some(Build {
-                context: self.path(&context),
+                context: self.path(&context, node.pos),
                 dockerfile: "Dockerfile".into(),
                 args: BTreeMap::new(),
             });
         }
         let entries = self.map(node, what)?;
-        self.check_keys(entries, &["context", "dockerfile", "args"], what);
+        self.check_keys(entries, compose::BUILD_KEYS, what);
+        self.build_extras(entries, what);
         let mut build =
-            Build { context: self.dir.to_path_buf(), dockerfile: "Dockerfile".into(), args: BTreeMap::new() };
+            Build { context: self.path(".", node.pos), dockerfile: "Dockerfile".into(), args: BTreeMap::new() };
         for (k, v) in entries {
             match k.name.as_str() {
                 "context" => {
                     let context = self.string(v, &format!("{what}.context"))?;
-                    build.context = self.path(&context.value);
+                    build.context = self.path(&context.value, context.pos);
                 }
                 "dockerfile" => build.dockerfile = self.string(v, &format!("{what}.dockerfile"))?.value,
                 "args" => build.args = self.plain_map(v, &format!("{what}.args")),
@@ -595,7 +640,9 @@ impl Decoder<'_> {
     }
 
     fn long_port(&mut self, entries: &Entries, pos: Pos, what: &str) -> Option<PortMapping> {
-        self.check_keys(entries, &["target", "published", "protocol", "host_ip"], what);
+        // `mode` (host or ingress) changes nothing on one engine; `name` and `app_protocol`
+        // are labels for tools.
+        self.check_keys(entries, &["target", "published", "protocol", "host_ip", "mode", "name", "app_protocol"], what);
         let mut port = PortMapping { host_ip: None, host_port: None, container_port: 0, protocol: Protocol::Tcp };
         for (k, v) in entries {
             let f = format!("{what}.{}", k.name);
@@ -628,7 +675,8 @@ impl Decoder<'_> {
                 for (k, v) in entries {
                     let f = format!("{what}.{}", k.name);
                     let Some(settings) = self.optional_map(v, &f) else { continue };
-                    self.check_keys(settings, &["aliases"], &f);
+                    self.check_keys(settings, compose::ATTACHMENT_KEYS, &f);
+                    self.attachment_extras(settings, &f);
                     let aliases = settings
                         .iter()
                         .find(|(k, _)| k.name == "aliases")
@@ -651,7 +699,7 @@ impl Decoder<'_> {
         for item in items {
             let mount = match &item.value {
                 Value::Map(entries) => self.long_mount(entries, item.pos, what),
-                _ => self.string(item, what).and_then(|text| match self.short_mount(&text.value) {
+                _ => self.string(item, what).and_then(|text| match self.short_mount(&text.value, item.pos) {
                     Ok(m) => Some(m),
                     Err(why) => {
                         self.error(item.pos, format!("{what}: {why}")).hint =
@@ -667,7 +715,7 @@ impl Decoder<'_> {
         out
     }
 
-    fn short_mount(&self, text: &str) -> Result<Mount, String> {
+    fn short_mount(&mut self, text: &str, pos: Pos) -> Result<Mount, String> {
         let parts: Vec<&str> = text.split(':').collect();
         let (source, target, mode) = match parts.as_slice() {
             [target] => (None, *target, None),
@@ -676,9 +724,8 @@ impl Decoder<'_> {
             _ => return Err(format!("{text:?} has too many `:`")),
         };
         let read_only = match mode {
-            None | Some("rw") => false,
-            Some("ro") => true,
-            Some(other) => return Err(format!("unknown mount mode {other:?} (use ro or rw)")),
+            None => false,
+            Some(mode) => self.mount_mode(mode, pos)?,
         };
         if !target.starts_with('/') {
             return Err(format!("the container path {target:?} must be absolute"));
@@ -687,7 +734,7 @@ impl Decoder<'_> {
             None => MountSource::Anonymous,
             Some("") => return Err(format!("{text:?} has an empty source")),
             Some(s) if s.starts_with('/') || s.starts_with('.') || s.starts_with('~') => {
-                MountSource::Bind(self.path(s))
+                MountSource::Bind(self.path(s, pos))
             }
             Some(s) => MountSource::Volume(s.to_string()),
         };
@@ -695,12 +742,20 @@ impl Decoder<'_> {
     }
 
     fn long_mount(&mut self, entries: &Entries, pos: Pos, what: &str) -> Option<Mount> {
-        self.check_keys(entries, &["type", "source", "target", "read_only"], what);
+        self.check_keys(entries, compose::MOUNT_KEYS, what);
+        self.mount_extras(entries, what);
         let get = |name: &str| entries.iter().find(|(k, _)| k.name == name).map(|(_, v)| v);
+        let kinds =
+            [("volume", "volume"), ("bind", "bind"), ("tmpfs", "tmpfs"), ("npipe", "npipe"), ("image", "image")];
         let kind = match get("type") {
-            Some(v) => self.choice(v, &format!("{what}.type"), &[("volume", "volume"), ("bind", "bind")])?,
+            Some(v) => self.choice(v, &format!("{what}.type"), &kinds)?,
             None => "volume",
         };
+        if matches!(kind, "tmpfs" | "npipe" | "image") {
+            let type_pos = get("type").map_or(pos, |v| v.pos);
+            self.not_supported(type_pos, &format!("{what}.type: {kind}"), "nothing is mounted there");
+            return None;
+        }
         let Some(target) = get("target") else {
             self.error(pos, format!("{what}: a mount needs `target`"));
             return None;
@@ -719,7 +774,7 @@ impl Decoder<'_> {
             None => false,
         };
         let source = match (kind, source) {
-            ("bind", Some(s)) => MountSource::Bind(self.path(&s)),
+            ("bind", Some(s)) => MountSource::Bind(self.path(&s, pos)),
             ("bind", None) => {
                 self.error(pos, format!("{what}: a bind mount needs `source`"));
                 return None;
@@ -744,7 +799,8 @@ impl Decoder<'_> {
                 for (k, v) in entries {
                     let f = format!("{what}.{}", k.name);
                     let Some(settings) = self.optional_map(v, &f) else { continue };
-                    self.check_keys(settings, &["condition"], &f);
+                    self.check_keys(settings, &["condition", "restart", "required"], &f);
+                    self.dependency_extras(settings, &k.name, &f);
                     let mut condition = Condition::ServiceStarted;
                     if let Some((_, c)) = settings.iter().find(|(k, _)| k.name == "condition") {
                         // Accept the short words DESIGN.md uses (healthy, started, completed_successfully).
@@ -769,7 +825,18 @@ impl Decoder<'_> {
 
     fn healthcheck(&mut self, node: &Node, what: &str) -> Option<Healthcheck> {
         let entries = self.map(node, what)?;
-        self.check_keys(entries, &["test", "interval", "timeout", "retries", "start_period", "disable"], what);
+        self.check_keys(
+            entries,
+            &["test", "interval", "timeout", "retries", "start_period", "disable", "start_interval"],
+            what,
+        );
+        if let Some((k, _)) = entries.iter().find(|(k, _)| k.name == "start_interval") {
+            self.not_supported(
+                k.pos,
+                &format!("{what}.start_interval"),
+                "the engine (API below 1.44) probes at `interval` during `start_period` too",
+            );
+        }
         // Docker's own defaults, so a Compose user gets what they expect.
         let mut hc = Healthcheck {
             pos: node.pos,

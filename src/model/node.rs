@@ -19,6 +19,31 @@ pub struct Node {
     pub pos: Pos,
 }
 
+impl Node {
+    /// Marks every position in the tree as belonging to file number `file` of a project.
+    pub fn set_file(&mut self, file: u16) {
+        self.pos = self.pos.in_file(file);
+        match &mut self.value {
+            Value::Seq(items) => items.iter_mut().for_each(|n| n.set_file(file)),
+            Value::Map(entries) => {
+                for (k, v) in entries {
+                    k.pos = k.pos.in_file(file);
+                    v.set_file(file);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// The value under `key` when this node is a mapping.
+    pub fn get(&self, key: &str) -> Option<&Node> {
+        match &self.value {
+            Value::Map(entries) => entries.iter().find(|(k, _)| k.name == key).map(|(_, v)| v),
+            _ => None,
+        }
+    }
+}
+
 /// A mapping key: always a scalar, kept as text, with its own position.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Key {
