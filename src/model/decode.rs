@@ -730,6 +730,7 @@ impl Decoder<'_> {
         if !target.starts_with('/') {
             return Err(format!("the container path {target:?} must be absolute"));
         }
+        let target = clean_target(target);
         let source = match source {
             None => MountSource::Anonymous,
             Some("") => return Err(format!("{text:?} has an empty source")),
@@ -738,7 +739,7 @@ impl Decoder<'_> {
             }
             Some(s) => MountSource::Volume(s.to_string()),
         };
-        Ok(Mount { source, target: target.to_string(), read_only })
+        Ok(Mount { source, target, read_only })
     }
 
     fn long_mount(&mut self, entries: &Entries, pos: Pos, what: &str) -> Option<Mount> {
@@ -782,7 +783,7 @@ impl Decoder<'_> {
             (_, Some(s)) => MountSource::Volume(s),
             (_, None) => MountSource::Anonymous,
         };
-        Some(Mount { source, target: target.value, read_only })
+        Some(Mount { source, target: clean_target(&target.value), read_only })
     }
 
     fn dependencies(&mut self, node: &Node, what: &str) -> Vec<Dependency> {
@@ -916,6 +917,14 @@ pub fn parse_port(text: &str) -> Result<PortMapping, String> {
         container_port: number(container)?,
         protocol,
     })
+}
+
+/// A container path without a trailing `/` (as Docker and Compose clean it).
+fn clean_target(target: &str) -> String {
+    match target.trim_end_matches('/') {
+        "" => "/".to_string(),
+        t => t.to_string(),
+    }
 }
 
 /// Removes `.` and `..` components without touching the filesystem.

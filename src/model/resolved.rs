@@ -52,7 +52,19 @@ pub fn document(bp: &Blueprint, project: &str) -> Value {
             doc[key] = Value::Object(map);
         }
     }
+    escape_dollars(&mut doc);
     doc
+}
+
+/// `$` becomes `$$`, as Compose writes it, so the output reads back as the same model (the
+/// loader interpolates again).
+fn escape_dollars(value: &mut Value) {
+    match value {
+        Value::String(text) if text.contains('$') => *text = text.replace('$', "$$"),
+        Value::Array(items) => items.iter_mut().for_each(escape_dollars),
+        Value::Object(map) => map.values_mut().for_each(escape_dollars),
+        _ => {}
+    }
 }
 
 fn service(s: &Service) -> Value {
