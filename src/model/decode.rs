@@ -63,7 +63,15 @@ pub fn decode_project(
     root: &Node,
     env: &Env,
 ) -> (Option<Blueprint>, Vec<Diagnostic>) {
-    let mut d = Decoder { file: &sources[0], dir: &dirs[0], dirs, env, problems: Vec::new(), warnings: Vec::new() };
+    let mut d = Decoder {
+        file: &sources[0],
+        dir: &dirs[0],
+        dirs,
+        env,
+        problems: Vec::new(),
+        warnings: Vec::new(),
+        start_interval: None,
+    };
     let mut blueprint = d.blueprint(root);
     if let Some(bp) = &mut blueprint {
         bp.sources = sources.to_vec();
@@ -82,6 +90,8 @@ struct Decoder<'a> {
     problems: Vec<Diagnostic>,
     /// Keys read but not acted on (see `compose.rs`).
     warnings: Vec<Diagnostic>,
+    /// The last healthcheck's `start_interval`, moved into the service's Compose settings.
+    start_interval: Option<Duration>,
 }
 
 impl Decoder<'_> {
@@ -473,7 +483,10 @@ impl Decoder<'_> {
                 "networks" => s.networks = self.attachments(v, &f),
                 "volumes" => s.volumes = self.mounts(v, &f),
                 "depends_on" => s.depends_on = self.dependencies(v, &f),
-                "healthcheck" => s.healthcheck = self.healthcheck(v, &f),
+                "healthcheck" => {
+                    s.healthcheck = self.healthcheck(v, &f);
+                    s.compose.start_interval = self.start_interval.take();
+                }
                 "replicas" => {
                     if let Some(n) = self.integer(v, &f, 0, 10_000) {
                         s.replicas = At::new(n as u32, v.pos);
@@ -831,7 +844,8 @@ impl Decoder<'_> {
             &["test", "interval", "timeout", "retries", "start_period", "disable", "start_interval"],
             what,
         );
-        if let Some((k, _)) = entries.iter().find(|(k, _)| k.name == "start_interval") {
+        if let Some((k, v)) = entries.iter().find(|(k, _)| k.name == "start_interval") {
+            self.start_interval = self.duration(v, &format!("{what}.start_interval"));
             self.not_supported(
                 k.pos,
                 &format!("{what}.start_interval"),

@@ -40,12 +40,13 @@ fn merge(base: Node, over: Node, path: &[&str]) -> Node {
         return base;
     }
     let build_args = path.len() == 4 && path[2] == "build" && key == "args";
-    let (base, over) =
-        if build_args || in_service && (AS_MAPPING.contains(&key) || matches!(key, "networks" | "depends_on")) {
-            (as_mapping(base, key), as_mapping(over, key))
-        } else {
-            (base, over)
-        };
+    let (base, over) = if in_service && UNIQUE_VALUES.contains(&key) {
+        (as_list(base), as_list(over))
+    } else if build_args || in_service && (AS_MAPPING.contains(&key) || matches!(key, "networks" | "depends_on")) {
+        (as_mapping(base, key), as_mapping(over, key))
+    } else {
+        (base, over)
+    };
     match (base.value, over.value) {
         (Value::Map(mut entries), Value::Map(over_entries)) => {
             for (k, v) in over_entries {
@@ -81,6 +82,14 @@ fn merge(base: Node, over: Node, path: &[&str]) -> Node {
             Node { value: Value::Seq(items), pos: base.pos }
         }
         (_, value) => Node { value, pos: over.pos },
+    }
+}
+
+/// A scalar written where a list may be (`env_file: a.env`, `dns: 1.1.1.1`) as a list of it.
+fn as_list(node: Node) -> Node {
+    match node.value {
+        Value::Seq(_) | Value::Map(_) | Value::Null => node,
+        _ => Node { pos: node.pos, value: Value::Seq(vec![node]) },
     }
 }
 
@@ -198,6 +207,8 @@ mod tests {
         );
         assert_eq!(texts(service(&n, "command")), ["c"]);
         assert_eq!(texts(service(&n, "dns")), ["1.1.1.1", "8.8.8.8"]);
+        let n = merged("services:\n  web:\n    env_file: a.env\n", "services:\n  web:\n    env_file: [b.env]\n");
+        assert_eq!(texts(service(&n, "env_file")), ["a.env", "b.env"], "a single file merges like a list of one");
         assert_eq!(texts(service(&n, "environment")), ["A=1", "B=3", "C=4"]);
         let hc = service(&n, "healthcheck");
         assert_eq!(texts(hc.get("test").unwrap()), ["CMD", "probe"]);

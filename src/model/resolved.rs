@@ -108,9 +108,18 @@ fn service(s: &Service) -> Value {
     }
     put("networks", networks(s));
     if let Some(hc) = &s.healthcheck {
-        put("healthcheck", healthcheck(hc));
+        let mut v = healthcheck(hc);
+        if let Some(d) = s.compose.start_interval {
+            v["start_interval"] = json!(go_duration(d));
+        }
+        put("healthcheck", v);
     }
-    put("restart", json!(s.restart.as_str()));
+    // A policy from `deploy.restart_policy` is shown where Compose shows it.
+    let mut deploy = json!({ "replicas": s.replicas.value });
+    match &s.compose.restart_condition {
+        Some(condition) => deploy["restart_policy"] = json!({ "condition": condition }),
+        None => put("restart", json!(s.restart.as_str())),
+    }
     if !s.labels.is_empty() {
         put("labels", json!(s.labels));
     }
@@ -139,7 +148,7 @@ fn service(s: &Service) -> Value {
             .collect();
         put("depends_on", Value::Object(deps));
     }
-    put("deploy", json!({ "replicas": s.replicas.value }));
+    put("deploy", deploy);
     if let Some(name) = &s.compose.container_name {
         put("container_name", json!(name.value));
     }

@@ -182,6 +182,10 @@ pub struct ComposeSettings {
     pub configs: Vec<Grant>,
     /// `depends_on` entries with `required: false`: dropped when the service is not there.
     pub optional_dependencies: Vec<String>,
+    /// `deploy.restart_policy.condition` as written, when it (not `restart`) set the policy.
+    pub restart_condition: Option<String>,
+    /// `healthcheck.start_interval` (read, not acted on: the engine's API is below 1.44).
+    pub start_interval: Option<Duration>,
 }
 
 /// A service's use of a top-level secret or config.

@@ -478,6 +478,7 @@ impl Decoder<'_> {
                     && !has_restart
                 {
                     s.restart = policy;
+                    s.compose.restart_condition = v.value.scalar_text();
                 }
             } else {
                 self.not_supported(k.pos, &format!("{what}.{}", k.name), "the engine's restart timing applies");
