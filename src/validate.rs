@@ -1019,7 +1019,7 @@ services:
       - ./x:/other
       - b:/data/
 ";
-        only(&check(yaml), 9, "mounts two things at /data/ (line 7)");
+        only(&check(yaml), 9, "mounts two things at /data (line 7)");
     }
 
     #[test]

@@ -76,6 +76,7 @@ pub fn decode_project(
     if let Some(bp) = &mut blueprint {
         bp.sources = sources.to_vec();
         d.grants_to_mounts(bp);
+        d.implicit_default_network(bp);
         bp.warnings = std::mem::take(&mut d.warnings);
     }
     (blueprint, d.problems)
@@ -379,7 +380,7 @@ impl Decoder<'_> {
                         let what = format!("volume `{}`", k.name);
                         if let Some(entries) = self.optional_map(v, &what) {
                             self.check_keys(entries, compose::VOLUME_KEYS, &what);
-                            self.volume_extras(entries, &what);
+                            self.volume_extras(entries, &format!("volumes.{}", k.name));
                             let labels = entries.iter().find(|(k, _)| k.name == "labels");
                             let labels = labels.map(|(_, v)| self.plain_map(v, "labels")).unwrap_or_default();
                             bp.volumes.insert(k.name.clone(), VolumeDef { pos: k.pos, labels });
@@ -427,7 +428,7 @@ impl Decoder<'_> {
         let what = format!("network `{}`", key.name);
         let entries = self.optional_map(node, &what)?;
         self.check_keys(entries, compose::NETWORK_KEYS, &what);
-        self.network_extras(entries, &what);
+        self.network_extras(entries, &format!("networks.{}", key.name));
         let mut net = NetworkDef { pos: key.pos, ..Default::default() };
         for (k, v) in entries {
             match k.name.as_str() {
@@ -492,7 +493,7 @@ impl Decoder<'_> {
                         s.replicas = At::new(n as u32, v.pos);
                     }
                 }
-                "restart" => s.restart = self.choice(v, &f, &RestartPolicy::ALL).unwrap_or_default(),
+                "restart" => s.restart = self.restart(v, &f),
                 "stop_grace_period" => s.stop_grace_period = self.duration(v, &f),
                 "labels" => s.labels = self.plain_map(v, &f),
                 _ => self.compose_key(&mut s, k, v, &f),
@@ -633,8 +634,12 @@ impl Decoder<'_> {
                 Value::Map(entries) => self.long_port(entries, item.pos, what),
                 _ => {
                     let Some(text) = self.string(item, what) else { continue };
-                    match parse_port(&text.value) {
-                        Ok(p) => Some(p),
+                    match parse_ports(&text.value) {
+                        Ok(mut ports) => {
+                            let last = ports.pop();
+                            out.extend(ports.into_iter().map(|p| At::new(p, item.pos)));
+                            last
+                        }
                         Err(why) => {
                             self.error(item.pos, format!("{what}: {why}")).hint = Some(
                                 "write \"HOST:CONTAINER\" like \"8080:80\", or \"80\" alone for a random host port"
@@ -895,6 +900,53 @@ impl Decoder<'_> {
             }
         }
     }
+}
+
+/// The most ports one range (`"8000-8100:8000-8100"`) may expand to.
+const MAX_PORT_RANGE: u32 = 1024;
+
+/// Parses the short port syntax, ranges included: `"8000-8002:8000-8002"` is three
+/// mappings, `"9000-9001"` two with random host ports, as in Compose.
+pub fn parse_ports(text: &str) -> Result<Vec<PortMapping>, String> {
+    if !text.contains('-') {
+        return parse_port(text).map(|p| vec![p]);
+    }
+    let (spec, proto) = match text.rsplit_once('/') {
+        Some((spec, proto)) => (spec, format!("/{proto}")),
+        None => (text, String::new()),
+    };
+    let (front, container) = spec.rsplit_once(':').map_or(("", spec), |(f, c)| (f, c));
+    let (ip, host) = match front.rsplit_once(':') {
+        Some((ip, host)) => (format!("{ip}:"), host),
+        None => (String::new(), front),
+    };
+    let range = |r: &str| -> Result<(u32, u32), String> {
+        let (a, b) = r.split_once('-').unwrap_or((r, r));
+        let parse = |n: &str| n.trim().parse::<u32>().map_err(|_| format!("{r:?} is not a port or a port range"));
+        let (a, b) = (parse(a)?, parse(b)?);
+        if b < a || b - a >= MAX_PORT_RANGE {
+            return Err(format!("port range {r:?} is backwards or longer than {MAX_PORT_RANGE} ports"));
+        }
+        Ok((a, b))
+    };
+    let (c0, c1) = range(container)?;
+    let host_range = if host.is_empty() { None } else { Some(range(host)?) };
+    if let Some((h0, h1)) = host_range
+        && h1 - h0 != c1 - c0
+    {
+        return Err(format!("{text:?} maps {} host ports to {} container ports", h1 - h0 + 1, c1 - c0 + 1));
+    }
+    (0..=c1 - c0)
+        .map(|i| {
+            let host = host_range.map(|(h0, _)| (h0 + i).to_string()).unwrap_or_default();
+            let one = if host.is_empty() && ip.is_empty() {
+                format!("{}{proto}", c0 + i)
+            } else {
+                format!("{ip}{host}:{}{proto}", c0 + i)
+            };
+            parse_port(&one)
+        })
+        .collect()
 }
 
 /// Parses the short port syntax: `"80"`, `"8080:80"`, `"127.0.0.1:8080:80"`, with `/udp`.

@@ -207,8 +207,8 @@ mod tests {
         );
         assert_eq!(texts(service(&n, "command")), ["c"]);
         assert_eq!(texts(service(&n, "dns")), ["1.1.1.1", "8.8.8.8"]);
-        let n = merged("services:\n  web:\n    env_file: a.env\n", "services:\n  web:\n    env_file: [b.env]\n");
-        assert_eq!(texts(service(&n, "env_file")), ["a.env", "b.env"], "a single file merges like a list of one");
+        let files = merged("services:\n  web:\n    env_file: a.env\n", "services:\n  web:\n    env_file: [b.env]\n");
+        assert_eq!(texts(service(&files, "env_file")), ["a.env", "b.env"], "a single file merges like a list of one");
         assert_eq!(texts(service(&n, "environment")), ["A=1", "B=3", "C=4"]);
         let hc = service(&n, "healthcheck");
         assert_eq!(texts(hc.get("test").unwrap()), ["CMD", "probe"]);

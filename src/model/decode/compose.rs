@@ -227,6 +227,17 @@ impl Decoder<'_> {
         }
     }
 
+    /// `restart:`, with Compose's `on-failure:N` (the retry count is not supported yet).
+    pub(super) fn restart(&mut self, node: &Node, what: &str) -> RestartPolicy {
+        if let Value::Str(text) = &node.value
+            && let Some(count) = text.strip_prefix("on-failure:")
+        {
+            self.not_supported(node.pos, &format!("{what}: on-failure:{count}"), "the engine retries without a limit");
+            return RestartPolicy::OnFailure;
+        }
+        self.choice(node, what, &RestartPolicy::ALL).unwrap_or_default()
+    }
+
     /// Scalars of a list as text (`expose: [80, "443"]`).
     fn scalars(&mut self, node: &Node, what: &str) -> Vec<String> {
         let Value::Seq(items) = &node.value else {
@@ -299,6 +310,17 @@ impl Decoder<'_> {
             }
             let map = if what == "secrets" { &mut bp.secrets } else { &mut bp.configs };
             map.insert(name.name.clone(), object);
+        }
+    }
+
+    /// Compose's implicit `default` network, when a service names it without declaring it.
+    pub(super) fn implicit_default_network(&mut self, bp: &mut Blueprint) {
+        let named = bp.services.iter().flat_map(|s| &s.networks).find(|n| n.name.value == "default");
+        if let Some(attachment) = named
+            && !bp.networks.contains_key("default")
+        {
+            let def = NetworkDef { pos: attachment.name.pos, ..Default::default() };
+            bp.networks.insert("default".into(), def);
         }
     }
 
@@ -519,7 +541,7 @@ impl Decoder<'_> {
                 "driver" if self.string(v, &f).is_some_and(|d| d.value != "bridge") => {
                     self.not_supported(k.pos, &f, "a bridge network is created");
                 }
-                "external" if self.boolean(v, &f) == Some(true) => {
+                "external" if self.external(v, &f) => {
                     self.not_supported(k.pos, &f, "scale creates its own <project>_<network> instead of joining it");
                 }
                 "driver_opts" | "ipam" | "name" | "enable_ipv6" | "enable_ipv4" | "attachable" => {
@@ -530,6 +552,14 @@ impl Decoder<'_> {
         }
     }
 
+    /// `external: true`, or the older `external: { name: ... }`.
+    fn external(&mut self, node: &Node, what: &str) -> bool {
+        match &node.value {
+            Value::Map(_) => true,
+            _ => self.boolean(node, what) == Some(true),
+        }
+    }
+
     pub(super) fn volume_extras(&mut self, entries: &Entries, what: &str) {
         for (k, v) in entries {
             let f = format!("{what}.{}", k.name);
@@ -537,7 +567,7 @@ impl Decoder<'_> {
                 "driver" if self.string(v, &f).is_some_and(|d| d.value != "local") => {
                     self.not_supported(k.pos, &f, "a local volume is created");
                 }
-                "external" if self.boolean(v, &f) == Some(true) => {
+                "external" if self.external(v, &f) => {
                     self.not_supported(k.pos, &f, "scale creates its own <project>_<volume> instead of using it");
                 }
                 "driver_opts" | "name" => {
@@ -588,5 +618,102 @@ impl Decoder<'_> {
             }
         }
         Ok(read_only)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use crate::model::{Blueprint, Env, MountSource, RestartPolicy, load_bytes};
+
+    fn load(yaml: &str) -> Blueprint {
+        load_bytes(Path::new("compose.yaml"), yaml.as_bytes(), &Env::default()).unwrap_or_else(|d| panic!("{d}"))
+    }
+
+    fn warnings(bp: &Blueprint) -> String {
+        bp.warnings.iter().map(|w| w.as_warning()).collect::<Vec<_>>().join("\n")
+    }
+
+    #[test]
+    fn compose_keys_are_not_typos_of_other_keys() {
+        // Each of these was "unknown key … did you mean" a different real key.
+        let bp = load(
+            "services:\n  db:\n    image: postgres\n    user: postgres\n    network_mode: host\n    \
+             healthcheck: { test: [CMD, pg_isready], start_interval: 1s }\n    secrets: [pw]\n\
+             secrets:\n  pw:\n    file: ./pw.txt\n",
+        );
+        let text = warnings(&bp);
+        for key in ["services.db.user", "services.db.network_mode", "services.db.healthcheck.start_interval"] {
+            assert!(text.contains(&format!("not supported yet: `{key}`")), "{key}:\n{text}");
+        }
+        assert!(!text.contains("did you mean") && !text.contains("kind: postgres"), "{text}");
+        let db = bp.service("db").unwrap();
+        assert_eq!(db.compose.user.as_deref(), Some("postgres"));
+        let secret = db.volumes.iter().find(|m| m.value.target == "/run/secrets/pw").expect("the secret is mounted");
+        assert!(
+            secret.value.read_only && matches!(&secret.value.source, MountSource::Bind(p) if p.ends_with("pw.txt"))
+        );
+    }
+
+    #[test]
+    fn typos_of_compose_keys_still_get_a_did_you_mean() {
+        let err = load_bytes(
+            Path::new("compose.yaml"),
+            b"services:\n  web:\n    image: x\n    contaner_name: web\n",
+            &Env::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("unknown key `contaner_name`") && err.contains("did you mean `container_name`?"), "{err}");
+    }
+
+    #[test]
+    fn deploy_replicas_scale_and_restart_policy_are_honoured() {
+        let bp = load(
+            "services:\n  a:\n    image: x\n    deploy: { replicas: 3, restart_policy: { condition: any } }\n  \
+             b:\n    image: x\n    scale: 2\n    restart: on-failure:5\n",
+        );
+        let (a, b) = (bp.service("a").unwrap(), bp.service("b").unwrap());
+        assert_eq!((a.replicas.value, a.restart), (3, RestartPolicy::Always));
+        assert_eq!((b.replicas.value, b.restart), (2, RestartPolicy::OnFailure));
+        assert!(warnings(&bp).contains("on-failure:5"), "the retry count is reported");
+    }
+
+    #[test]
+    fn container_name_with_replicas_is_an_error_with_a_reason() {
+        let err = load_bytes(
+            Path::new("compose.yaml"),
+            b"services:\n  web:\n    image: x\n    container_name: web\n    deploy: { replicas: 2 }\n",
+            &Env::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("compose.yaml:4:21") && err.contains("runs 2 replicas"), "{err}");
+    }
+
+    #[test]
+    fn port_ranges_expand_and_the_default_network_is_implicit() {
+        let bp = load(
+            "services:\n  web:\n    image: x\n    ports: [\"8000-8002:9000-9002/udp\", \"7000-7001\"]\n    networks: [default]\n",
+        );
+        let ports: Vec<(Option<u16>, u16)> =
+            bp.services[0].ports.iter().map(|p| (p.value.host_port, p.value.container_port)).collect();
+        assert_eq!(ports, [(Some(8000), 9000), (Some(8001), 9001), (Some(8002), 9002), (None, 7000), (None, 7001)]);
+        assert!(bp.networks.contains_key("default"));
+        let err = super::super::parse_ports("8000-8001:80").unwrap_err();
+        assert!(err.contains("maps 2 host ports to 1 container ports"), "{err}");
+    }
+
+    #[test]
+    fn swarm_only_keys_are_ignored_with_a_warning_and_version_is_obsolete() {
+        let bp = load(
+            "version: '3.8'\nservices:\n  web:\n    image: x\n    deploy: { placement: { constraints: [a] } }\n\
+             networks:\n  shared:\n    external: { name: shared }\n",
+        );
+        let text = warnings(&bp);
+        assert!(text.contains("compose.yaml:1:1: warning: `version` is obsolete"), "{text}");
+        assert!(text.contains("ignored on a single engine: `services.web.deploy.placement` (Swarm only)"), "{text}");
+        assert!(text.contains("not supported yet: `networks.shared.external`"), "{text}");
     }
 }
