@@ -887,6 +887,17 @@ impl Decoder<'_> {
         if disabled {
             hc.test = vec!["NONE".into()];
         }
+        if hc.test.is_empty() && !entries.iter().any(|(k, _)| k.name == "test") {
+            // Compose keeps the image's own healthcheck then (`disable: false` alone says so).
+            if entries.iter().any(|(k, _)| k.name != "disable") {
+                self.not_supported(
+                    node.pos,
+                    &format!("{what} without `test`"),
+                    "the image's own healthcheck runs, with its own timings",
+                );
+            }
+            return None;
+        }
         match hc.test.first().map(String::as_str) {
             Some("CMD" | "CMD-SHELL") if hc.test.len() > 1 => Some(hc),
             Some("NONE") => Some(hc),

@@ -241,6 +241,10 @@ fn options(max_events: usize) -> serde_saphyr::Options {
     budget.max_events = max_events;
     budget.max_aliases = 1_000;
     budget.max_anchors = 1_000;
+    // Compose files define a few anchors (`x-defaults: &defaults`) and use each many times
+    // (getsentry/self-hosted: 10 anchors, 142 aliases): the ratio heuristic would refuse
+    // them, while the alias count and replay limits above already stop alias bombs.
+    budget.enforce_alias_anchor_ratio = false;
     budget.max_depth = 64;
     // Scalars, lists and mappings: never more than the events, so the event limit decides.
     budget.max_nodes = max_events;
