@@ -11,13 +11,14 @@ use crate::ui::Ui;
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Files to merge in order, after any -f (default: compose.yaml here and its override).
-    pub files: Vec<PathBuf>,
+    #[arg(value_name = "FILE")]
+    pub paths: Vec<PathBuf>,
 }
 
 /// Loads, merges and checks the project, then prints it (YAML, or JSON with --output json).
 pub fn run(args: Args, global: &Global, ui: Ui) -> anyhow::Result<u8> {
     let mut with_files = global.clone();
-    with_files.files.extend(args.files);
+    with_files.files.extend(args.paths);
     let (blueprint, project) = load_valid(None, &with_files, ui)?;
     let doc = document(&blueprint, &project);
     match global.output {
