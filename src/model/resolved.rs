@@ -123,6 +123,13 @@ fn service(s: &Service) -> Value {
     if !s.labels.is_empty() {
         put("labels", json!(s.labels));
     }
+    put("deploy", deploy);
+    compose_fields(s, &mut put);
+    Value::Object(out)
+}
+
+/// The Compose attributes beyond scale's own schema, as Compose prints them.
+fn compose_fields(s: &Service, put: &mut impl FnMut(&str, Value)) {
     if let Some(user) = &s.compose.user {
         put("user", json!(user));
     }
@@ -148,7 +155,6 @@ fn service(s: &Service) -> Value {
             .collect();
         put("depends_on", Value::Object(deps));
     }
-    put("deploy", deploy);
     if let Some(name) = &s.compose.container_name {
         put("container_name", json!(name.value));
     }
@@ -158,7 +164,6 @@ fn service(s: &Service) -> Value {
     if let Some(d) = s.stop_grace_period {
         put("stop_grace_period", json!(go_duration(d)));
     }
-    Value::Object(out)
 }
 
 fn port(p: &PortMapping) -> Value {
