@@ -253,6 +253,13 @@ impl<'a> Validator<'a> {
                     "depends on itself",
                     format!("remove `{target}` from its `depends_on:`"),
                 );
+            } else if self.bp.inactive_services.contains(target) {
+                self.service_error(
+                    s,
+                    dep.service.pos,
+                    format!("depends on `{target}`, whose profiles are not active"),
+                    "enable its profile with --profile (or COMPOSE_PROFILES), or mark the dependency `required: false`",
+                );
             } else if !self.declared.contains(target.as_str()) {
                 let hint = suggestion(
                     target,

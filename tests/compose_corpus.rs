@@ -98,6 +98,7 @@ fn the_binary_validates_each_project_with_no_file_and_no_project_name() {
             .current_dir(&dir)
             .env_remove("COMPOSE_PROJECT_NAME")
             .env_remove("COMPOSE_PROFILES")
+            .env_remove("COMPOSE_FILE")
             .timeout(Duration::from_secs(20))
             .output()
             .expect("run scale");

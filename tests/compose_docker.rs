@@ -59,6 +59,7 @@ fn scale_in(dir: &Path, args: &[&str]) -> (Option<i32>, String, String) {
         .env("NO_COLOR", "1")
         .env_remove("COMPOSE_PROJECT_NAME")
         .env_remove("COMPOSE_PROFILES")
+        .env_remove("COMPOSE_FILE")
         .timeout(Duration::from_secs(300))
         .output()
         .expect("run scale");

@@ -94,7 +94,9 @@ pub fn normalize_project_name(name: &str) -> String {
 /// Loads a whole project as far as it goes: the blueprint (partial when there are problems)
 /// and every problem, each naming the file it is in.
 pub fn load_project(opts: &Options) -> (Option<Blueprint>, Diagnostics) {
-    let (files, mut warnings) = if opts.files.is_empty() {
+    let (files, mut warnings) = if let Some(files) = compose_file_variable(opts) {
+        (files, Vec::new())
+    } else if opts.files.is_empty() {
         match discover(&opts.workdir) {
             Ok(found) => found,
             Err(d) => return (None, Diagnostics(vec![d])),
@@ -107,8 +109,14 @@ pub fn load_project(opts: &Options) -> (Option<Blueprint>, Diagnostics) {
         Ok(env) => env,
         Err(problems) => return (None, problems),
     };
-    let mut loader =
-        Loader { sources: Vec::new(), dirs: Vec::new(), problems: Vec::new(), env: &env, extended: Default::default() };
+    let mut loader = Loader {
+        sources: Vec::new(),
+        dirs: Vec::new(),
+        problems: Vec::new(),
+        warnings: Vec::new(),
+        env: &env,
+        extended: Default::default(),
+    };
     let mut root: Option<Node> = None;
     for file in &files {
         let Some(tree) = loader.read(file, &project_dir, 0) else { continue };
@@ -124,12 +132,26 @@ pub fn load_project(opts: &Options) -> (Option<Blueprint>, Diagnostics) {
     let Some(mut bp) = blueprint else { return (None, problems) };
     apply_profiles(&mut bp, &profiles(opts, &env));
     bp.implicit_name = implicit_name(&env, &project_dir);
+    warnings.append(&mut loader.warnings);
     warnings.append(&mut bp.warnings);
     let mut warnings = Diagnostics(warnings);
     warnings.resolve_files(&bp.sources);
     bp.warnings = warnings.sorted().0;
     problems.resolve_files(&bp.sources);
     (Some(bp), problems.sorted())
+}
+
+/// With no file named, `COMPOSE_FILE` (from the shell, or the `.env` of the current
+/// directory) lists the files, separated by `COMPOSE_PATH_SEPARATOR` (default `:`).
+fn compose_file_variable(opts: &Options) -> Option<Vec<PathBuf>> {
+    if !opts.files.is_empty() {
+        return None;
+    }
+    let dotenv = read_dotenv(&opts.workdir.join(".env")).unwrap_or_default();
+    let env = dotenv.overlay(opts.env.clone());
+    let list = env.get("COMPOSE_FILE").filter(|l| !l.trim().is_empty())?;
+    let separator = env.get("COMPOSE_PATH_SEPARATOR").unwrap_or(":");
+    Some(list.split(separator).filter(|f| !f.is_empty()).map(|f| tidy(&opts.workdir.join(f))).collect())
 }
 
 /// `--env-file`s, else the `.env` in the project directory, under the shell's environment.
@@ -193,6 +215,8 @@ struct Loader<'a> {
     sources: Vec<PathBuf>,
     dirs: Vec<PathBuf>,
     problems: Vec<Diagnostic>,
+    /// Keys of `include` entries that are read but not acted on.
+    warnings: Vec<Diagnostic>,
     env: &'a Env,
     /// Files read for `extends: { file: }`, each read once however many services use it.
     extended: std::collections::HashMap<PathBuf, Option<Node>>,
@@ -273,6 +297,15 @@ impl Loader<'_> {
             }
         };
         for item in items {
+            if let Value::Map(keys) = &item.value {
+                for (k, _) in keys.iter().filter(|(k, _)| k.name != "path") {
+                    let file = self.sources.get(usize::from(k.pos.file)).cloned().unwrap_or_default();
+                    self.warnings.push(
+                        Diagnostic::at(&file, k.pos, format!("not supported yet: `include.{}` (the included file's own directory and the project's .env are used)", k.name))
+                            .hint("scale reads this Compose key but does not act on it yet (README: \"Coming from Compose\")"),
+                    );
+                }
+            }
             let paths: Vec<Node> = match &item.value {
                 Value::Map(_) => match item.get("path").map(|p| p.value.clone()) {
                     Some(Value::Seq(ps)) => ps,
@@ -447,6 +480,17 @@ mod tests {
     }
 
     #[test]
+    fn compose_file_names_the_files_when_none_is_given() {
+        let tmp = tempfile::tempdir().unwrap();
+        write(tmp.path(), "a.yaml", "services:\n  web:\n    image: a\n");
+        write(tmp.path(), "b.yaml", "services:\n  web:\n    image: b\n");
+        write(tmp.path(), ".env", "COMPOSE_FILE=a.yaml:b.yaml\n");
+        let (bp, problems) = load_project(&options(tmp.path()));
+        assert!(problems.is_empty(), "{problems}");
+        assert_eq!(bp.unwrap().services[0].image.as_ref().unwrap().value, "b");
+    }
+
+    #[test]
     fn no_file_found_says_what_was_looked_for() {
         let tmp = tempfile::tempdir().unwrap();
         let (bp, problems) = load_project(&options(tmp.path()));
@@ -488,6 +532,21 @@ mod tests {
         assert_eq!(bp.implicit_name.unwrap().source, NameSource::Environment);
         opts.profiles = vec!["debug".into()];
         assert!(load_project(&opts).0.unwrap().service("tool").is_some());
+    }
+
+    #[test]
+    fn a_dependency_on_a_service_of_an_inactive_profile_says_so() {
+        let tmp = tempfile::tempdir().unwrap();
+        write(
+            tmp.path(),
+            "compose.yaml",
+            "name: p\nservices:\n  web:\n    image: a\n    depends_on: [tool]\n  tool:\n    image: t\n    profiles: [dev]\n",
+        );
+        let (bp, problems) = load_project(&options(tmp.path()));
+        assert!(problems.is_empty(), "{problems}");
+        let problems = crate::validate::validate(&bp.unwrap(), None);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(problems[0].message.contains("depends on `tool`, whose profiles are not active"), "{problems:?}");
     }
 
     #[test]
