@@ -176,20 +176,6 @@ fn shown(options: &crate::model::LoadOptions) -> PathBuf {
     options.files.first().cloned().unwrap_or_else(|| PathBuf::from("."))
 }
 
-/// Loads a project (merged, interpolated, profiles applied) without the semantic checks;
-/// problems are printed and become `Reported`, warnings go to stderr.
-pub fn load_model(file: Option<&Path>, global: &Global, ui: Ui) -> anyhow::Result<Blueprint> {
-    let options = load_options(file, global);
-    let (blueprint, problems) = crate::model::load_project(&options);
-    match blueprint {
-        Some(bp) if problems.is_empty() => {
-            warn(ui, &bp);
-            Ok(bp)
-        }
-        _ => Err(report(ui, &shown(&options), problems)),
-    }
-}
-
 /// Prints what was read but is not acted on (on stderr, so JSON on stdout stays clean).
 pub fn warn(ui: Ui, bp: &Blueprint) {
     if ui.quiet || bp.warnings.is_empty() {
