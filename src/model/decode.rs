@@ -598,6 +598,7 @@ impl Decoder<'_> {
     fn build(&mut self, node: &Node, what: &str) -> Option<Build> {
         if let Some(text) = node.value.scalar_text() {
             let context = self.interpolate(&text, node.pos, what)?;
+            self.local_context(&context, node.pos, what)?;
             return Some(Build {
                 context: self.path(&context, node.pos),
                 dockerfile: "Dockerfile".into(),
@@ -613,6 +614,7 @@ impl Decoder<'_> {
             match k.name.as_str() {
                 "context" => {
                     let context = self.string(v, &format!("{what}.context"))?;
+                    self.local_context(&context.value, context.pos, what)?;
                     build.context = self.path(&context.value, context.pos);
                 }
                 "dockerfile" => build.dockerfile = self.string(v, &format!("{what}.dockerfile"))?.value,

@@ -238,6 +238,17 @@ impl Decoder<'_> {
         self.choice(node, what, &RestartPolicy::ALL).unwrap_or_default()
     }
 
+    /// A build context that is a Git or HTTP URL cannot be built yet: an error that says so,
+    /// not "the directory does not exist".
+    pub(super) fn local_context(&mut self, context: &str, pos: Pos, what: &str) -> Option<()> {
+        if context.contains("://") || context.starts_with("git@") {
+            self.error(pos, format!("{what}: not supported yet: a remote build context ({context})")).hint =
+                Some("clone it and name the local directory, or use the image it builds".into());
+            return None;
+        }
+        Some(())
+    }
+
     /// Scalars of a list as text (`expose: [80, "443"]`).
     fn scalars(&mut self, node: &Node, what: &str) -> Vec<String> {
         let Value::Seq(items) = &node.value else {
@@ -703,6 +714,21 @@ mod tests {
         assert!(bp.networks.contains_key("default"));
         let err = super::super::parse_ports("8000-8001:80").unwrap_err();
         assert!(err.contains("maps 2 host ports to 1 container ports"), "{err}");
+    }
+
+    #[test]
+    fn a_remote_build_context_is_named_as_not_supported() {
+        let err = load_bytes(
+            Path::new("compose.yaml"),
+            b"services:\n  web:\n    build: https://github.com/docker/example.git#main\n",
+            &Env::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("compose.yaml:3:12") && err.contains("not supported yet: a remote build context"),
+            "{err}"
+        );
     }
 
     #[test]
