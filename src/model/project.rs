@@ -114,6 +114,7 @@ pub fn load_project(opts: &Options) -> (Option<Blueprint>, Diagnostics) {
         dirs: Vec::new(),
         problems: Vec::new(),
         warnings: Vec::new(),
+        including: Vec::new(),
         env: &env,
         extended: Default::default(),
     };
@@ -151,7 +152,9 @@ fn compose_file_variable(opts: &Options) -> Option<Vec<PathBuf>> {
     let env = dotenv.overlay(opts.env.clone());
     let list = env.get("COMPOSE_FILE").filter(|l| !l.trim().is_empty())?;
     let separator = env.get("COMPOSE_PATH_SEPARATOR").unwrap_or(":");
-    Some(list.split(separator).filter(|f| !f.is_empty()).map(|f| tidy(&opts.workdir.join(f))).collect())
+    let files: Vec<PathBuf> =
+        list.split(separator).filter(|f| !f.trim().is_empty()).map(|f| tidy(&opts.workdir.join(f))).collect();
+    (!files.is_empty()).then_some(files)
 }
 
 /// `--env-file`s, else the `.env` in the project directory, under the shell's environment.
@@ -208,7 +211,8 @@ fn implicit_name(env: &Env, project_dir: &Path) -> Option<ImplicitName> {
 
 /// Removes `.` components so file names in messages read as the user wrote them.
 fn tidy(path: &Path) -> PathBuf {
-    path.components().filter(|c| !matches!(c, std::path::Component::CurDir)).collect::<PathBuf>()
+    let tidied: PathBuf = path.components().filter(|c| !matches!(c, std::path::Component::CurDir)).collect();
+    if tidied.as_os_str().is_empty() { PathBuf::from(".") } else { tidied }
 }
 
 struct Loader<'a> {
@@ -217,6 +221,8 @@ struct Loader<'a> {
     problems: Vec<Diagnostic>,
     /// Keys of `include` entries that are read but not acted on.
     warnings: Vec<Diagnostic>,
+    /// The files whose `include:` is being resolved, outermost first (to stop cycles).
+    including: Vec<PathBuf>,
     env: &'a Env,
     /// Files read for `extends: { file: }`, each read once however many services use it.
     extended: std::collections::HashMap<PathBuf, Option<Node>>,
@@ -323,8 +329,17 @@ impl Loader<'_> {
             };
             for p in paths {
                 let Some(file) = self.path_at(&p, "include") else { continue };
+                let same = |a: &Path| std::fs::canonicalize(a).ok() == std::fs::canonicalize(&file).ok();
+                if same(path) || self.including.iter().any(|f| same(f)) {
+                    let message = format!("`include` of {} goes round in a circle", file.display());
+                    self.error(p.pos, message, "a file must not include itself, directly or through others");
+                    continue;
+                }
                 let dir = blueprint_dir(&file);
-                if let Some(part) = self.read(&file, &dir, depth + 1) {
+                self.including.push(path.to_path_buf());
+                let part = self.read(&file, &dir, depth + 1);
+                self.including.pop();
+                if let Some(part) = part {
                     self.add_included(tree, part, path);
                 }
             }
@@ -547,6 +562,17 @@ mod tests {
         let problems = crate::validate::validate(&bp.unwrap(), None);
         assert_eq!(problems.len(), 1, "{problems:?}");
         assert!(problems[0].message.contains("depends on `tool`, whose profiles are not active"), "{problems:?}");
+    }
+
+    #[test]
+    fn an_include_cycle_is_one_error_at_the_include() {
+        let tmp = tempfile::tempdir().unwrap();
+        write(tmp.path(), "compose.yaml", "include: [lib/a.yaml]\nservices:\n  web:\n    image: x\n");
+        write(tmp.path(), "lib/a.yaml", "include: [../compose.yaml]\nservices:\n  a:\n    image: x\n");
+        let (_, problems) = load_project(&options(tmp.path()));
+        assert_eq!(problems.len(), 1, "{problems}");
+        let d = &problems.0[0];
+        assert!(d.message.contains("goes round in a circle") && d.file.ends_with("lib/a.yaml"), "{problems}");
     }
 
     #[test]
