@@ -247,6 +247,11 @@ impl Loader<'_> {
             }
         };
         tree.set_file(index);
+        if !matches!(tree.value, Value::Map(_)) {
+            let message = format!("the blueprint must be a mapping, found {}", tree.value.kind_name());
+            self.error(tree.pos, message, "start with `name: myproject` and `services:`");
+            return None;
+        }
         self.includes(&mut tree, path, depth);
         Some(tree)
     }
