@@ -6,17 +6,27 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-/// A 1-based line and column in the blueprint file.
+/// A 1-based line and column in one of the files a project was read from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Pos {
+    /// Which file (an index into the loaded project's files; 0 is the first, the one named
+    /// in diagnostics unless [`Diagnostics::resolve_files`] says otherwise). Merged Compose
+    /// files keep their own positions this way, so an error in an override file names it.
+    pub file: u16,
     pub line: u32,
     pub col: u32,
 }
 
 impl Pos {
-    /// A position; `line == 0` means "unknown" and is rendered without line:col.
+    /// A position in the first file; `line == 0` means "unknown" and is rendered without
+    /// line:col.
     pub fn new(line: u32, col: u32) -> Self {
-        Pos { line, col }
+        Pos { file: 0, line, col }
+    }
+
+    /// The same line and column in file number `file`.
+    pub fn in_file(self, file: u16) -> Self {
+        Pos { file, ..self }
     }
 
     /// Whether this position points somewhere real in the file.
@@ -66,6 +76,13 @@ impl Diagnostic {
     }
 }
 
+impl Diagnostic {
+    /// The same text as `Display`, labelled a warning: something read but not acted on.
+    pub fn as_warning(&self) -> String {
+        self.to_string().replacen(": error: ", ": warning: ", 1)
+    }
+}
+
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.file.display())?;
@@ -104,6 +121,18 @@ impl Diagnostics {
 
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
+    }
+
+    /// Points each problem at the file its position belongs to (`files[pos.file]`): the
+    /// decoder and the checks name the project's first file, positions know better.
+    pub fn resolve_files(&mut self, files: &[PathBuf]) {
+        for d in &mut self.0 {
+            if let Some(file) =
+                d.pos.and_then(|p| files.get(usize::from(p.file))).filter(|_| d.pos.is_some_and(|p| p.file > 0))
+            {
+                d.file = file.clone();
+            }
+        }
     }
 
     pub fn len(&self) -> usize {

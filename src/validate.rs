@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 
 use crate::diag::{Diagnostic, Diagnostics, Pos, did_you_mean};
-use crate::model::{At, Blueprint, Kind, MountSource, Service, duration};
+use crate::model::{At, Blueprint, Kind, MountSource, NameSource, Service, duration};
 
 /// Project names become label values, container, network and volume name prefixes and DNS
 /// labels, so they are kept to what all of those accept.
@@ -74,13 +74,21 @@ pub fn validate(bp: &Blueprint, project_override: Option<&str>) -> Vec<Diagnosti
     Diagnostics(v.problems).sorted().0
 }
 
-/// The project name to use: `-p` wins, else the blueprint's `name:`; it must be a valid
-/// project name because every resource name and label is derived from it.
+/// The project name to use, as Compose picks it: `-p`, else the blueprint's `name:`, else
+/// `COMPOSE_PROJECT_NAME`, else the project directory's name (already normalised); it must be
+/// a valid project name because every resource name and label is derived from it.
 pub fn project_name(bp: &Blueprint, project_override: Option<&str>) -> Result<String, Diagnostic> {
-    let (name, pos, source) = match (project_override, &bp.name) {
-        (Some(p), _) => (p, Pos::default(), " (from -p)"),
-        (None, Some(name)) => (name.value.as_str(), name.pos, ""),
-        (None, None) => {
+    let (name, pos, source) = match (project_override, &bp.name, &bp.implicit_name) {
+        (Some(p), _, _) => (p, Pos::default(), " (from -p)"),
+        (None, Some(name), _) => (name.value.as_str(), name.pos, ""),
+        (None, None, Some(implicit)) => {
+            let source = match implicit.source {
+                NameSource::Environment => " (from COMPOSE_PROJECT_NAME)",
+                NameSource::Directory => " (from the directory's name)",
+            };
+            (implicit.value.as_str(), Pos::default(), source)
+        }
+        (None, None, None) => {
             return Err(Diagnostic::file(&bp.file, "the blueprint has no project name")
                 .hint("add `name: myproject` at the top of the blueprint, or pass `-p myproject`"));
         }
@@ -110,6 +118,9 @@ pub fn check_project_name(name: &str) -> Result<(), String> {
 }
 
 fn project_name_problem(name: &str) -> Option<String> {
+    if name.chars().any(|c| c.is_ascii_uppercase()) {
+        return Some(format!("it must be lowercase ({:?})", name.to_ascii_lowercase()));
+    }
     name_problem(name, is_lower_alnum, |c| is_lower_alnum(c) || c == '_' || c == '-', MAX_PROJECT_NAME)
 }
 
@@ -213,21 +224,15 @@ impl<'a> Validator<'a> {
     }
 
     fn image_or_build(&mut self, s: &Service) {
-        match (&s.image, &s.build) {
-            (None, None) => self.service_error(
+        // Both: Compose tags the build with `image`; the decoder warns that scale tags it
+        // <project>/<service>:<hash> instead.
+        if s.image.is_none() && s.build.is_none() {
+            self.service_error(
                 s,
                 s.pos,
                 "has neither `image:` nor `build:`",
                 format!("add `image: nginx:1.27` to run an existing image, or `build: images/{}` to build one", s.name),
-            ),
-            (Some(image), Some(build)) => self.service_error(
-                s,
-                build.pos,
-                format!("has both `image:` (line {}) and `build:`", image.pos.line),
-                "pick one: scale tags the images it builds itself (<project>/<service>), \
-                 so remove `image:` to build, or remove `build:` to pull the image",
-            ),
-            _ => {}
+            );
         }
     }
 
@@ -264,6 +269,13 @@ impl<'a> Validator<'a> {
                     dep.service.pos,
                     "depends on itself",
                     format!("remove `{target}` from its `depends_on:`"),
+                );
+            } else if self.bp.inactive_services.contains(target) {
+                self.service_error(
+                    s,
+                    dep.service.pos,
+                    format!("depends on `{target}`, whose profiles are not active"),
+                    "enable its profile with --profile (or COMPOSE_PROFILES), or mark the dependency `required: false`",
                 );
             } else if !self.declared.contains(target.as_str()) {
                 let hint = suggestion(
@@ -643,6 +655,31 @@ mod tests {
             .unwrap_or_else(|d| panic!("the test blueprint should load:\n{d}"))
     }
 
+    /// A profile's service left out by `--profile` is named as such when another depends on
+    /// it (validate's check, over a project the loader resolved).
+    #[test]
+    fn a_dependency_on_a_service_of_an_inactive_profile_says_so() {
+        use crate::model::project::{Options, load_project};
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::write(
+            tmp.path().join("compose.yaml"),
+            "name: p\nservices:\n  web:\n    image: a\n    depends_on: [tool]\n  tool:\n    image: t\n    profiles: [dev]\n",
+        )
+        .unwrap();
+        let opts = Options {
+            files: Vec::new(),
+            workdir: tmp.path().to_path_buf(),
+            env_files: Vec::new(),
+            profiles: Vec::new(),
+            env: Env::default(),
+        };
+        let (bp, problems) = load_project(&opts);
+        assert!(problems.is_empty(), "{problems}");
+        let problems = validate(&bp.unwrap(), None);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(problems[0].message.contains("depends on `tool`, whose profiles are not active"), "{problems:?}");
+    }
+
     fn check(yaml: &str) -> Vec<Diagnostic> {
         validate(&load(yaml), None)
     }
@@ -715,7 +752,8 @@ services:
     #[test]
     fn bad_project_names_point_at_name_with_a_suggestion() {
         for (name, why, suggested) in [
-            ("\"My App\"", "is not valid: it starts with 'M'", Some("my-app")),
+            ("\"My App\"", "is not valid: it must be lowercase (\"my app\")", Some("my-app")),
+            ("Web", "is not valid: it must be lowercase (\"web\")", Some("web")),
             ("-x", "it starts with '-'", Some("x")),
             ("_x", "it starts with '_'", Some("x")),
             ("shop.v2", "it contains '.'", Some("shop-v2")),
@@ -738,7 +776,9 @@ services:
     fn check_project_name_without_a_blueprint() {
         assert_eq!(check_project_name("ci-123"), Ok(()));
         let why = check_project_name("CI 123").unwrap_err();
-        assert!(why.starts_with("it starts with 'C'") && why.contains("lowercase"), "{why}");
+        assert!(why.starts_with("it must be lowercase"), "{why}");
+        let why = check_project_name("ci 123").unwrap_err();
+        assert!(why.starts_with("it contains ' '"), "{why}");
         assert!(check_project_name("").is_err());
         assert!(check_project_name(&"x".repeat(64)).is_err());
     }
@@ -788,8 +828,10 @@ services:
         std::fs::write(dir.path().join("web/Dockerfile"), "FROM scratch\n").unwrap();
         let yaml = "name: p\nservices:\n  web:\n    image: x\n    build: web\n";
         let bp = load_bytes(&dir.path().join("t.yaml"), yaml.as_bytes(), &Env::default()).unwrap();
-        let diags = validate(&bp, None);
-        assert_eq!(lines(&diags), vec![(5, "has both `image:` (line 4) and `build:`".to_string())]);
+        // Compose tags the build with `image`; scale accepts both and says what it does.
+        assert!(validate(&bp, None).is_empty());
+        let warning = &bp.warnings[0];
+        assert!(warning.message.contains("not supported yet: `services.web.image together with build`"), "{warning}");
     }
 
     #[test]
@@ -1026,7 +1068,7 @@ services:
       - ./x:/other
       - b:/data/
 ";
-        only(&check(yaml), 9, "mounts two things at /data/ (line 7)");
+        only(&check(yaml), 9, "mounts two things at /data (line 7)");
     }
 
     #[test]

@@ -124,9 +124,10 @@ fn plan_rejects_an_invalid_project_name() {
 
 #[test]
 fn destroy_needs_a_file_or_a_project() {
+    // Run from the crate's root, which holds no compose.yaml: nothing to discover.
     let run = Scale::new(&["destroy"]).run();
     run.expect_code(1);
-    assert!(run.stderr.contains("no project given"), "{}", run.stderr);
+    assert!(run.stderr.contains("no Compose file here (looked for compose.yaml"), "{}", run.stderr);
     assert!(run.stderr.contains("-p NAME"), "says how to give one:\n{}", run.stderr);
 }
 
@@ -152,4 +153,63 @@ fn a_postgres_service_without_password_is_noted_as_using_the_default() {
     let run = Scale::new(&["validate", &with_password]).run();
     run.success();
     assert!(!run.stderr.contains("password"), "no note once a password is set:\n{}", run.stderr);
+}
+
+#[test]
+fn compose_keys_scale_does_not_act_on_are_warnings_in_text_and_json() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = write_blueprint(
+        dir.path(),
+        "services:\n  db:\n    image: postgres:16\n    user: postgres\n    network_mode: host\n",
+    );
+    let run = Scale::new(&["validate", &file]).run();
+    run.expect_code(0);
+    assert!(
+        run.stderr.contains(&format!("{file}:4:5: warning: not supported yet: `services.db.user`")),
+        "names the key, the file and the line:\n{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("did you mean") && !run.stderr.contains("kind: postgres"), "{}", run.stderr);
+    let run = Scale::new(&["validate", &file, "--output", "json"]).run();
+    run.expect_code(0);
+    let doc = run.json();
+    assert_eq!(doc["valid"], true);
+    let warnings = doc["warnings"].as_array().expect("a list of warnings");
+    assert_eq!(warnings.len(), 2, "{doc:#}");
+    assert_eq!(warnings[1]["line"], 5);
+    assert!(warnings[1]["message"].as_str().unwrap().contains("network_mode"), "{doc:#}");
+}
+
+#[test]
+fn a_capital_letter_in_a_project_name_is_named_as_the_problem() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = write_blueprint(dir.path(), VALID);
+    let run = Scale::new(&["validate", "-p", "Web", &file]).run();
+    run.expect_code(1);
+    assert!(
+        run.stderr.contains("project name \"Web\" (from -p) is not valid: it must be lowercase (\"web\")"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn several_files_merge_in_order_and_errors_name_the_file_they_are_in() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let base = dir.path().join("base.yaml");
+    let over = dir.path().join("prod.yaml");
+    std::fs::write(&base, "name: shop\nservices:\n  web:\n    image: nginx\n    ports: [\"8080:80\"]\n").unwrap();
+    std::fs::write(&over, "services:\n  web:\n    replicas: two\n").unwrap();
+    let (base, over) = (base.to_str().unwrap(), over.to_str().unwrap());
+    let run = Scale::new(&["validate", "-f", base, "-f", over]).run();
+    run.expect_code(1);
+    assert!(run.stderr.contains(&format!("{over}:3:15: error: services.web.replicas")), "{}", run.stderr);
+    std::fs::write(over, "services:\n  web:\n    image: nginx:1.27\n    ports: [\"8443:443\"]\n").unwrap();
+    let run = Scale::new(&["config", "-f", base, "-f", over, "--output", "json"]).run();
+    run.expect_code(0);
+    let doc = run.json();
+    assert_eq!(doc["services"]["web"]["image"], "nginx:1.27");
+    let published: Vec<&str> =
+        doc["services"]["web"]["ports"].as_array().unwrap().iter().map(|p| p["published"].as_str().unwrap()).collect();
+    assert_eq!(published, ["8080", "8443"]);
 }

@@ -26,8 +26,8 @@ const WORDING: Wording<'static> = Wording {
 /// Arguments of `scale apply`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The blueprint file.
-    pub file: PathBuf,
+    /// The blueprint or Compose file (default: compose.yaml here, see -f).
+    pub file: Option<PathBuf>,
     /// Don't ask before removing or replacing anything.
     #[arg(short = 'y', long)]
     pub yes: bool,
@@ -56,7 +56,7 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 
 /// Plans and executes; exit 1 when any action failed, 130 when interrupted.
 pub async fn run(args: Args, global: &Global, ui: Ui) -> anyhow::Result<u8> {
-    let loaded = load_desired(&args.file, global, ui)?;
+    let loaded = load_desired(args.file.as_deref(), global, ui)?;
     let engine = connect().await?;
     let mut interrupt = Interrupt::listen()?;
     // Locked before observing, so an apply that waited plans against the converged state.

@@ -2,7 +2,6 @@
 //! purpose, and say which. `--for 30s` restores a pause or a disconnect afterwards.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -22,9 +21,6 @@ pub struct Args {
     /// A container (`web-2`, `shop-web-2`), a service (`web`: one running replica is
     /// picked), or a database role (`db-primary`, `db-replica`).
     pub target: String,
-    /// The blueprint, to take the project name from (or use -p).
-    #[arg(short = 'f', long)]
-    pub file: Option<PathBuf>,
     /// Restore a pause or a disconnect after this long (e.g. 30s).
     #[arg(long = "for", value_name = "DURATION", value_parser = parse_duration)]
     pub duration: Option<Duration>,
@@ -39,7 +35,7 @@ pub async fn run(args: Args, global: &Global, ui: Ui) -> anyhow::Result<u8> {
     if args.duration.is_some() && !args.fault.is_reversible() {
         bail!("--for restores a pause or a disconnect; a {:?} cannot be undone (`scale apply` repairs it)", args.fault);
     }
-    let project = project_of(args.file.as_ref(), global, ui)?;
+    let project = project_of(None, global, ui)?;
     let engine = connect().await?;
     let observed =
         crate::engine::observe_project(&engine, &project).await.context("cannot read the project's state")?;

@@ -2,7 +2,6 @@
 //! service. With the blueprint (`-f FILE`) it then reconciles at once: the new primary gets
 //! the `<svc>-primary` alias and the old primary's node rejoins as a fresh replica.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use serde_json::json;
@@ -29,10 +28,6 @@ const WORDING: Wording<'static> = Wording {
 pub struct Args {
     /// The `kind: postgres` service (default: the project's only one).
     pub service: Option<String>,
-    /// The blueprint: reconcile right after promoting (moves the alias, rebuilds the old
-    /// primary as a replica). Without it, run `scale apply FILE` afterwards.
-    #[arg(short = 'f', long)]
-    pub file: Option<PathBuf>,
     /// How long to wait while another scale command (apply, destroy, failover, a watch pass)
     /// changes the project (0: don't wait).
     #[arg(long, default_value = "5m", value_name = "DURATION", value_parser = parse_lock_timeout)]
@@ -42,7 +37,7 @@ pub struct Args {
 /// Promotes, then (with a blueprint) reconciles, holding the project lock throughout so that
 /// no apply or watch pass interleaves with the promotion.
 pub async fn run(args: Args, global: &Global, ui: Ui) -> anyhow::Result<u8> {
-    let (project, loaded) = project_and_blueprint(args.file.as_ref(), global, ui)?;
+    let (project, loaded) = project_and_blueprint(None, global, ui)?;
     let engine = connect().await?;
     let mut interrupt = Interrupt::listen()?;
     // Locked before observing: a failover that waited promotes from the state the holder left.

@@ -14,6 +14,7 @@ use crate::ui::Ui;
 
 pub mod apply;
 pub mod chaos;
+pub mod config;
 pub mod destroy;
 pub mod failover;
 mod interrupt;
@@ -34,11 +35,22 @@ pub struct Cli {
 }
 
 /// Flags every subcommand takes.
-#[derive(Debug, clap::Args)]
+#[derive(Debug, Clone, clap::Args)]
 pub struct Global {
-    /// Project name (default: the blueprint's `name`).
+    /// Project name (default: the blueprint's `name`, then COMPOSE_PROJECT_NAME, then the
+    /// directory's name).
     #[arg(short = 'p', long, global = true, value_name = "NAME")]
     pub project: Option<String>,
+    /// A Compose file or blueprint; repeat to merge several in order (default: compose.yaml
+    /// and compose.override.yaml in the current directory).
+    #[arg(short = 'f', long = "file", global = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// Read variables from this file instead of the project directory's .env (repeatable).
+    #[arg(long = "env-file", global = true, value_name = "FILE")]
+    pub env_files: Vec<PathBuf>,
+    /// Enable services of this profile (repeatable; default: COMPOSE_PROFILES).
+    #[arg(long = "profile", global = true, value_name = "NAME")]
+    pub profiles: Vec<String>,
     /// Output format.
     #[arg(long, global = true, value_enum, default_value_t = OutputFormat::Human)]
     pub output: OutputFormat,
@@ -76,6 +88,9 @@ pub enum Command {
     Watch(watch::Args),
     /// Promote the most advanced replica of a kind: postgres service.
     Failover(failover::Args),
+    /// Print the fully resolved model (merged, interpolated, defaults filled), like
+    /// `docker compose config`.
+    Config(config::Args),
 }
 
 /// Problems were already printed; exit 1 without printing more.
@@ -102,6 +117,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Chaos(args) => chaos::run(args, &cli.global, ui).await,
         Command::Watch(args) => watch::run(args, &cli.global, ui).await,
         Command::Failover(args) => failover::run(args, &cli.global, ui).await,
+        Command::Config(args) => config::run(args, &cli.global, ui),
     }
 }
 
@@ -141,30 +157,64 @@ pub fn diagnostic_json(d: &Diagnostic) -> serde_json::Value {
     })
 }
 
+/// What to load: `-f` files then the positional FILE, or (neither) discovery in the current
+/// directory; with `--env-file` and `--profile`.
+pub fn load_options(file: Option<&Path>, global: &Global) -> crate::model::LoadOptions {
+    let mut files = global.files.clone();
+    files.extend(file.map(Path::to_path_buf));
+    crate::model::LoadOptions {
+        files,
+        workdir: PathBuf::from("."),
+        env_files: global.env_files.clone(),
+        profiles: global.profiles.clone(),
+        env: crate::model::Env::from_process(),
+    }
+}
+
+/// The name messages use for what was loaded: the first file, or the current directory.
+fn shown(options: &crate::model::LoadOptions) -> PathBuf {
+    options.files.first().cloned().unwrap_or_else(|| PathBuf::from("."))
+}
+
+/// Prints what was read but is not acted on (on stderr, so JSON on stdout stays clean).
+pub fn warn(ui: Ui, bp: &Blueprint) {
+    if ui.quiet || bp.warnings.is_empty() {
+        return;
+    }
+    let text: Vec<String> = bp.warnings.iter().map(Diagnostic::as_warning).collect();
+    eprintln!("{}", text.join("\n"));
+}
+
 /// Loads and validates a blueprint; problems are printed and become `Reported`.
-pub fn load_valid(file: &Path, global: &Global, ui: Ui) -> anyhow::Result<(Blueprint, String)> {
-    let (blueprint, mut problems) = crate::model::load_lenient(file);
+pub fn load_valid(file: Option<&Path>, global: &Global, ui: Ui) -> anyhow::Result<(Blueprint, String)> {
+    let options = load_options(file, global);
+    let (blueprint, mut problems) = crate::model::load_project(&options);
     if let Some(bp) = &blueprint {
         problems.0.extend(crate::validate::validate(bp, global.project.as_deref()));
+        problems.resolve_files(&bp.sources);
     }
+    let file = shown(&options);
     let blueprint = match blueprint {
         Some(bp) if problems.is_empty() => bp,
-        _ => return Err(report(ui, file, problems)),
+        _ => return Err(report(ui, &file, problems)),
     };
+    warn(ui, &blueprint);
     let project = crate::validate::project_name(&blueprint, global.project.as_deref())
-        .map_err(|d| report(ui, file, Diagnostics(vec![d])))?;
+        .map_err(|d| report(ui, &file, Diagnostics(vec![d])))?;
     Ok((blueprint, project))
 }
 
 /// Loads, validates and expands a blueprint into its desired state.
-pub fn load_desired(file: &Path, global: &Global, ui: Ui) -> anyhow::Result<Loaded> {
+pub fn load_desired(file: Option<&Path>, global: &Global, ui: Ui) -> anyhow::Result<Loaded> {
     let (blueprint, project) = load_valid(file, global, ui)?;
     let hasher = |build: &crate::model::Build| {
         crate::build_context::fingerprint(build).map_err(|err| {
-            Diagnostic::file(file, err.to_string()).hint("check the service's `build:` path and its Dockerfile")
+            Diagnostic::file(&blueprint.file, err.to_string())
+                .hint("check the service's `build:` path and its Dockerfile")
         })
     };
-    let desired = desired_state(&blueprint, &project, &hasher).map_err(|d| report(ui, file, Diagnostics(d)))?;
+    let shown = file.map_or_else(|| shown(&load_options(None, global)), Path::to_path_buf);
+    let desired = desired_state(&blueprint, &project, &hasher).map_err(|d| report(ui, &shown, Diagnostics(d)))?;
     Ok(Loaded { blueprint, project, desired })
 }
 
@@ -178,16 +228,16 @@ pub fn print_notes(ui: Ui, notes: &[String]) {
     }
 }
 
-/// The project a file-less command acts on: `-p`, else the file's `name`.
+/// The project a file-less command acts on: `-p`, else the name the blueprint (the file,
+/// `-f`, or the Compose file found in the current directory) gives it.
 pub fn project_of(file: Option<&PathBuf>, global: &Global, ui: Ui) -> anyhow::Result<String> {
-    match (file, &global.project) {
-        (_, Some(p)) => {
+    match &global.project {
+        Some(p) => {
             crate::validate::check_project_name(p)
                 .map_err(|why| anyhow::anyhow!("invalid project name {p:?}: {why}"))?;
             Ok(p.clone())
         }
-        (Some(file), None) => Ok(load_valid(file, global, ui)?.1),
-        (None, None) => anyhow::bail!("no project given: pass a blueprint file or -p NAME"),
+        None => Ok(load_valid(file.map(PathBuf::as_path), global, ui)?.1),
     }
 }
 
@@ -198,13 +248,11 @@ pub fn project_and_blueprint(
     global: &Global,
     ui: Ui,
 ) -> anyhow::Result<(String, Option<Loaded>)> {
-    match file {
-        Some(file) => {
-            let loaded = load_desired(file, global, ui)?;
-            Ok((loaded.project.clone(), Some(loaded)))
-        }
-        None => Ok((project_of(None, global, ui)?, None)),
+    if file.is_none() && global.files.is_empty() && global.project.is_some() {
+        return Ok((project_of(None, global, ui)?, None));
     }
+    let loaded = load_desired(file.map(PathBuf::as_path), global, ui)?;
+    Ok((loaded.project.clone(), Some(loaded)))
 }
 
 /// Connects to the engine named by DOCKER_HOST (or the default socket).

@@ -11,8 +11,8 @@ use crate::ui::Ui;
 /// Arguments of `scale plan`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The blueprint file.
-    pub file: PathBuf,
+    /// The blueprint or Compose file (default: compose.yaml here, see -f).
+    pub file: Option<PathBuf>,
     /// Exit 0 when there is nothing to do, 2 when there are changes, 1 on error.
     #[arg(long)]
     pub detailed_exitcode: bool,
@@ -20,7 +20,7 @@ pub struct Args {
 
 /// Observes, diffs and prints the plan.
 pub async fn run(args: Args, global: &Global, ui: Ui) -> anyhow::Result<u8> {
-    let loaded = load_desired(&args.file, global, ui)?;
+    let loaded = load_desired(args.file.as_deref(), global, ui)?;
     let engine = connect().await?;
     let observed = crate::engine::observe_project(&engine, &loaded.project)
         .await

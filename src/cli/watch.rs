@@ -43,8 +43,8 @@ const WORDING: Wording<'static> = Wording {
 /// Arguments of `scale watch`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The blueprint file.
-    pub file: PathBuf,
+    /// The blueprint or Compose file (default: compose.yaml here, see -f).
+    pub file: Option<PathBuf>,
     /// Observe and repair at least this often, even without an engine event.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub resync: Duration,
@@ -59,7 +59,7 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 
 /// Runs the controller until Ctrl-C.
 pub async fn run(args: Args, global: &Global, ui: Ui) -> anyhow::Result<u8> {
-    let loaded = load_desired(&args.file, global, ui)?;
+    let loaded = load_desired(args.file.as_deref(), global, ui)?;
     let engine = connect().await?;
     // One listener for the whole run: a Ctrl-C that arrives while no `select!` is waiting
     // (observing, planning, failing over, settling a burst of events) is honoured at the next

@@ -12,9 +12,12 @@ use super::node::{Key, Node, Value};
 use super::types::*;
 use crate::diag::{Diagnostic, Pos, did_you_mean};
 
+mod compose;
+
 type Entries = [(Key, Node)];
 
-const TOP_KEYS: &[&str] = &["name", "stage", "networks", "volumes", "services"];
+const TOP_KEYS: &[&str] =
+    &["name", "stage", "networks", "volumes", "services", "version", "include", "secrets", "configs", "models"];
 const SERVICE_KEYS: &[&str] = &[
     "kind",
     "image",
@@ -49,19 +52,51 @@ const SUGGESTION_LIMIT: usize = 1_000;
 /// With problems, the blueprint is partial: a service is kept only when its problems are
 /// unknown keys (nothing it has is wrong), so checks on it raise no false follow-on errors.
 pub fn decode(file: &Path, dir: &Path, root: &Node, env: &Env) -> (Option<Blueprint>, Vec<Diagnostic>) {
-    let mut d = Decoder { file, dir, env, problems: Vec::new(), wrong: 0 };
-    let blueprint = d.blueprint(root);
+    decode_project(&[file.to_path_buf()], &[dir.to_path_buf()], root, env)
+}
+
+/// [`decode`] for a tree merged from several files: `sources[i]` is file number `i` of the
+/// positions, and `dirs[i]` the directory its relative paths are resolved against.
+pub fn decode_project(
+    sources: &[PathBuf],
+    dirs: &[PathBuf],
+    root: &Node,
+    env: &Env,
+) -> (Option<Blueprint>, Vec<Diagnostic>) {
+    let mut d = Decoder {
+        file: &sources[0],
+        dir: &dirs[0],
+        dirs,
+        env,
+        problems: Vec::new(),
+        wrong: 0,
+        warnings: Vec::new(),
+        start_interval: None,
+    };
+    let mut blueprint = d.blueprint(root);
+    if let Some(bp) = &mut blueprint {
+        bp.sources = sources.to_vec();
+        d.grants_to_mounts(bp);
+        d.implicit_default_network(bp);
+        bp.warnings = std::mem::take(&mut d.warnings);
+    }
     (blueprint, d.problems)
 }
 
 struct Decoder<'a> {
     file: &'a Path,
     dir: &'a Path,
+    /// The directory relative paths are resolved against, by the file index of a position.
+    dirs: &'a [PathBuf],
     env: &'a Env,
     problems: Vec<Diagnostic>,
     /// How many of `problems` say something is wrong, as opposed to an unknown key (which
     /// leaves everything that was decoded intact): a service is complete while this stays.
     wrong: usize,
+    /// Keys read but not acted on (see `compose.rs`).
+    warnings: Vec<Diagnostic>,
+    /// The last healthcheck's `start_interval`, moved into the service's Compose settings.
+    start_interval: Option<Duration>,
 }
 
 impl Decoder<'_> {
@@ -302,12 +337,14 @@ impl Decoder<'_> {
         self.string_map(node, what).into_iter().map(|(k, v)| (k, v.value)).collect()
     }
 
-    fn path(&self, text: &str) -> PathBuf {
+    /// A path written at `pos`, made absolute against the directory of the file it is in.
+    fn path(&self, text: &str, pos: Pos) -> PathBuf {
         let expanded = match text.strip_prefix("~/") {
             Some(rest) => std::env::var_os("HOME").map_or_else(|| PathBuf::from(text), |h| PathBuf::from(h).join(rest)),
             None => PathBuf::from(text),
         };
-        normalize(&self.dir.join(expanded))
+        let dir = self.dirs.get(usize::from(pos.file)).map_or(self.dir, PathBuf::as_path);
+        normalize(&dir.join(expanded))
     }
 
     fn blueprint(&mut self, root: &Node) -> Option<Blueprint> {
@@ -334,6 +371,12 @@ impl Decoder<'_> {
             volumes: BTreeMap::new(),
             services: Vec::new(),
             incomplete_services: Vec::new(),
+            sources: Vec::new(),
+            implicit_name: None,
+            secrets: BTreeMap::new(),
+            configs: BTreeMap::new(),
+            inactive_services: Vec::new(),
+            warnings: Vec::new(),
         };
         let mut saw_services = false;
         for (key, value) in entries {
@@ -351,13 +394,17 @@ impl Decoder<'_> {
                     for (k, v) in self.optional_map(value, "volumes").unwrap_or(&[]) {
                         let what = format!("volume `{}`", k.name);
                         if let Some(entries) = self.optional_map(v, &what) {
-                            self.check_keys(entries, &["labels"], &what);
+                            self.check_keys(entries, compose::VOLUME_KEYS, &what);
+                            self.volume_extras(entries, &format!("volumes.{}", k.name));
                             let labels = entries.iter().find(|(k, _)| k.name == "labels");
                             let labels = labels.map(|(_, v)| self.plain_map(v, "labels")).unwrap_or_default();
                             bp.volumes.insert(k.name.clone(), VolumeDef { pos: k.pos, labels });
                         }
                     }
                 }
+                "version" => self.obsolete_version(key),
+                "secrets" | "configs" => self.file_objects(&mut bp, key, value),
+                "models" => self.not_supported(key.pos, "models", "no AI model is pulled or served"),
                 "services" => {
                     saw_services = true;
                     for (k, v) in self.optional_map(value, "services").unwrap_or(&[]) {
@@ -395,7 +442,8 @@ impl Decoder<'_> {
     fn network(&mut self, key: &Key, node: &Node) -> Option<NetworkDef> {
         let what = format!("network `{}`", key.name);
         let entries = self.optional_map(node, &what)?;
-        self.check_keys(entries, &["internal", "labels"], &what);
+        self.check_keys(entries, compose::NETWORK_KEYS, &what);
+        self.network_extras(entries, &format!("networks.{}", key.name));
         let mut net = NetworkDef { pos: key.pos, ..Default::default() };
         for (k, v) in entries {
             match k.name.as_str() {
@@ -412,7 +460,7 @@ impl Decoder<'_> {
         let what = format!("service `{name}`");
         let entries = self.map(node, &what)?;
         let wrong_before = self.wrong;
-        self.check_keys(entries, SERVICE_KEYS, &what);
+        self.service_keys(entries, &what);
         let mut s = Service {
             name: name.clone(),
             pos: key.pos,
@@ -433,6 +481,7 @@ impl Decoder<'_> {
             labels: BTreeMap::new(),
             load_balancer: None,
             postgres: None,
+            compose: ComposeSettings::default(),
         };
         let field = |k: &str| format!("services.{name}.{k}");
         for (k, v) in entries {
@@ -450,18 +499,23 @@ impl Decoder<'_> {
                 "networks" => s.networks = self.attachments(v, &f),
                 "volumes" => s.volumes = self.mounts(v, &f),
                 "depends_on" => s.depends_on = self.dependencies(v, &f),
-                "healthcheck" => s.healthcheck = self.healthcheck(v, &f),
+                "healthcheck" => {
+                    s.healthcheck = self.healthcheck(v, &f);
+                    s.compose.start_interval = self.start_interval.take();
+                }
                 "replicas" => {
                     if let Some(n) = self.integer(v, &f, 0, 10_000) {
                         s.replicas = At::new(n as u32, v.pos);
                     }
                 }
-                "restart" => s.restart = self.choice(v, &f, &RestartPolicy::ALL).unwrap_or_default(),
+                "restart" => s.restart = self.restart(v, &f),
                 "stop_grace_period" => s.stop_grace_period = self.duration(v, &f),
                 "labels" => s.labels = self.plain_map(v, &f),
-                _ => {}
+                _ => self.compose_key(&mut s, k, v, &f),
             }
         }
+        self.env_files(&mut s, entries);
+        self.deploy(&mut s, entries);
         self.kind_settings(&mut s, entries);
         (self.wrong == wrong_before).then_some(s)
     }
@@ -477,6 +531,11 @@ impl Decoder<'_> {
             } else {
                 continue;
             };
+            // `user` is also Compose's "run as": only a postgres service reads it as the
+            // database user.
+            if k.name == "user" && kind != Some(Kind::Postgres) {
+                continue;
+            }
             if kind != Some(owner) {
                 self.error(k.pos, format!("`{}` only applies to `kind: {}`", k.name, owner.as_str())).hint =
                     Some(format!("add `kind: {}` to service `{}` or remove `{}`", owner.as_str(), s.name, k.name));
@@ -555,21 +614,24 @@ impl Decoder<'_> {
     fn build(&mut self, node: &Node, what: &str) -> Option<Build> {
         if let Some(text) = node.value.scalar_text() {
             let context = self.interpolate(&text, node.pos, what)?;
+            self.local_context(&context, node.pos, what)?;
             return Some(Build {
-                context: self.path(&context),
+                context: self.path(&context, node.pos),
                 dockerfile: "Dockerfile".into(),
                 args: BTreeMap::new(),
             });
         }
         let entries = self.map(node, what)?;
-        self.check_keys(entries, &["context", "dockerfile", "args"], what);
+        self.check_keys(entries, compose::BUILD_KEYS, what);
+        self.build_extras(entries, what);
         let mut build =
-            Build { context: self.dir.to_path_buf(), dockerfile: "Dockerfile".into(), args: BTreeMap::new() };
+            Build { context: self.path(".", node.pos), dockerfile: "Dockerfile".into(), args: BTreeMap::new() };
         for (k, v) in entries {
             match k.name.as_str() {
                 "context" => {
                     let context = self.string(v, &format!("{what}.context"))?;
-                    build.context = self.path(&context.value);
+                    self.local_context(&context.value, context.pos, what)?;
+                    build.context = self.path(&context.value, context.pos);
                 }
                 "dockerfile" => build.dockerfile = self.string(v, &format!("{what}.dockerfile"))?.value,
                 "args" => build.args = self.plain_map(v, &format!("{what}.args")),
@@ -590,8 +652,12 @@ impl Decoder<'_> {
                 Value::Map(entries) => self.long_port(entries, item.pos, what),
                 _ => {
                     let Some(text) = self.string(item, what) else { continue };
-                    match parse_port(&text.value) {
-                        Ok(p) => Some(p),
+                    match parse_ports(&text.value) {
+                        Ok(mut ports) => {
+                            let last = ports.pop();
+                            out.extend(ports.into_iter().map(|p| At::new(p, item.pos)));
+                            last
+                        }
                         Err(why) => {
                             self.error(item.pos, format!("{what}: {why}")).hint = Some(
                                 "write \"HOST:CONTAINER\" like \"8080:80\", or \"80\" alone for a random host port"
@@ -610,7 +676,9 @@ impl Decoder<'_> {
     }
 
     fn long_port(&mut self, entries: &Entries, pos: Pos, what: &str) -> Option<PortMapping> {
-        self.check_keys(entries, &["target", "published", "protocol", "host_ip"], what);
+        // `mode` (host or ingress) changes nothing on one engine; `name` and `app_protocol`
+        // are labels for tools.
+        self.check_keys(entries, &["target", "published", "protocol", "host_ip", "mode", "name", "app_protocol"], what);
         let mut port = PortMapping { host_ip: None, host_port: None, container_port: 0, protocol: Protocol::Tcp };
         for (k, v) in entries {
             let f = format!("{what}.{}", k.name);
@@ -643,7 +711,8 @@ impl Decoder<'_> {
                 for (k, v) in entries {
                     let f = format!("{what}.{}", k.name);
                     let Some(settings) = self.optional_map(v, &f) else { continue };
-                    self.check_keys(settings, &["aliases"], &f);
+                    self.check_keys(settings, compose::ATTACHMENT_KEYS, &f);
+                    self.attachment_extras(settings, &f);
                     let aliases = settings
                         .iter()
                         .find(|(k, _)| k.name == "aliases")
@@ -666,7 +735,7 @@ impl Decoder<'_> {
         for item in items {
             let mount = match &item.value {
                 Value::Map(entries) => self.long_mount(entries, item.pos, what),
-                _ => self.string(item, what).and_then(|text| match self.short_mount(&text.value) {
+                _ => self.string(item, what).and_then(|text| match self.short_mount(&text.value, item.pos) {
                     Ok(m) => Some(m),
                     Err(why) => {
                         self.error(item.pos, format!("{what}: {why}")).hint =
@@ -682,7 +751,7 @@ impl Decoder<'_> {
         out
     }
 
-    fn short_mount(&self, text: &str) -> Result<Mount, String> {
+    fn short_mount(&mut self, text: &str, pos: Pos) -> Result<Mount, String> {
         let parts: Vec<&str> = text.split(':').collect();
         let (source, target, mode) = match parts.as_slice() {
             [target] => (None, *target, None),
@@ -691,31 +760,39 @@ impl Decoder<'_> {
             _ => return Err(format!("{text:?} has too many `:`")),
         };
         let read_only = match mode {
-            None | Some("rw") => false,
-            Some("ro") => true,
-            Some(other) => return Err(format!("unknown mount mode {other:?} (use ro or rw)")),
+            None => false,
+            Some(mode) => self.mount_mode(mode, pos)?,
         };
         if !target.starts_with('/') {
             return Err(format!("the container path {target:?} must be absolute"));
         }
+        let target = clean_target(target);
         let source = match source {
             None => MountSource::Anonymous,
             Some("") => return Err(format!("{text:?} has an empty source")),
             Some(s) if s.starts_with('/') || s.starts_with('.') || s.starts_with('~') => {
-                MountSource::Bind(self.path(s))
+                MountSource::Bind(self.path(s, pos))
             }
             Some(s) => MountSource::Volume(s.to_string()),
         };
-        Ok(Mount { source, target: target.to_string(), read_only })
+        Ok(Mount { source, target, read_only })
     }
 
     fn long_mount(&mut self, entries: &Entries, pos: Pos, what: &str) -> Option<Mount> {
-        self.check_keys(entries, &["type", "source", "target", "read_only"], what);
+        self.check_keys(entries, compose::MOUNT_KEYS, what);
+        self.mount_extras(entries, what);
         let get = |name: &str| entries.iter().find(|(k, _)| k.name == name).map(|(_, v)| v);
+        let kinds =
+            [("volume", "volume"), ("bind", "bind"), ("tmpfs", "tmpfs"), ("npipe", "npipe"), ("image", "image")];
         let kind = match get("type") {
-            Some(v) => self.choice(v, &format!("{what}.type"), &[("volume", "volume"), ("bind", "bind")])?,
+            Some(v) => self.choice(v, &format!("{what}.type"), &kinds)?,
             None => "volume",
         };
+        if matches!(kind, "tmpfs" | "npipe" | "image") {
+            let type_pos = get("type").map_or(pos, |v| v.pos);
+            self.not_supported(type_pos, &format!("{what}.type: {kind}"), "nothing is mounted there");
+            return None;
+        }
         let Some(target) = get("target") else {
             self.error(pos, format!("{what}: a mount needs `target`"));
             return None;
@@ -734,7 +811,7 @@ impl Decoder<'_> {
             None => false,
         };
         let source = match (kind, source) {
-            ("bind", Some(s)) => MountSource::Bind(self.path(&s)),
+            ("bind", Some(s)) => MountSource::Bind(self.path(&s, pos)),
             ("bind", None) => {
                 self.error(pos, format!("{what}: a bind mount needs `source`"));
                 return None;
@@ -742,7 +819,7 @@ impl Decoder<'_> {
             (_, Some(s)) => MountSource::Volume(s),
             (_, None) => MountSource::Anonymous,
         };
-        Some(Mount { source, target: target.value, read_only })
+        Some(Mount { source, target: clean_target(&target.value), read_only })
     }
 
     fn dependencies(&mut self, node: &Node, what: &str) -> Vec<Dependency> {
@@ -759,7 +836,8 @@ impl Decoder<'_> {
                 for (k, v) in entries {
                     let f = format!("{what}.{}", k.name);
                     let Some(settings) = self.optional_map(v, &f) else { continue };
-                    self.check_keys(settings, &["condition"], &f);
+                    self.check_keys(settings, &["condition", "restart", "required"], &f);
+                    self.dependency_extras(settings, &k.name, &f);
                     let mut condition = Condition::ServiceStarted;
                     if let Some((_, c)) = settings.iter().find(|(k, _)| k.name == "condition") {
                         // Accept the short words DESIGN.md uses (healthy, started, completed_successfully).
@@ -784,7 +862,19 @@ impl Decoder<'_> {
 
     fn healthcheck(&mut self, node: &Node, what: &str) -> Option<Healthcheck> {
         let entries = self.map(node, what)?;
-        self.check_keys(entries, &["test", "interval", "timeout", "retries", "start_period", "disable"], what);
+        self.check_keys(
+            entries,
+            &["test", "interval", "timeout", "retries", "start_period", "disable", "start_interval"],
+            what,
+        );
+        if let Some((k, v)) = entries.iter().find(|(k, _)| k.name == "start_interval") {
+            self.start_interval = self.duration(v, &format!("{what}.start_interval"));
+            self.not_supported(
+                k.pos,
+                &format!("{what}.start_interval"),
+                "the engine (API below 1.44) probes at `interval` during `start_period` too",
+            );
+        }
         // Docker's own defaults, so a Compose user gets what they expect.
         let mut hc = Healthcheck {
             pos: node.pos,
@@ -815,6 +905,17 @@ impl Decoder<'_> {
         if disabled {
             hc.test = vec!["NONE".into()];
         }
+        if hc.test.is_empty() && !entries.iter().any(|(k, _)| k.name == "test") {
+            // Compose keeps the image's own healthcheck then (`disable: false` alone says so).
+            if entries.iter().any(|(k, _)| k.name != "disable") {
+                self.not_supported(
+                    node.pos,
+                    &format!("{what} without `test`"),
+                    "the image's own healthcheck runs, with its own timings",
+                );
+            }
+            return None;
+        }
         match hc.test.first().map(String::as_str) {
             Some("CMD" | "CMD-SHELL") if hc.test.len() > 1 => Some(hc),
             Some("NONE") => Some(hc),
@@ -828,6 +929,53 @@ impl Decoder<'_> {
             }
         }
     }
+}
+
+/// The most ports one range (`"8000-8100:8000-8100"`) may expand to.
+const MAX_PORT_RANGE: u32 = 1024;
+
+/// Parses the short port syntax, ranges included: `"8000-8002:8000-8002"` is three
+/// mappings, `"9000-9001"` two with random host ports, as in Compose.
+pub fn parse_ports(text: &str) -> Result<Vec<PortMapping>, String> {
+    if !text.contains('-') {
+        return parse_port(text).map(|p| vec![p]);
+    }
+    let (spec, proto) = match text.rsplit_once('/') {
+        Some((spec, proto)) => (spec, format!("/{proto}")),
+        None => (text, String::new()),
+    };
+    let (front, container) = spec.rsplit_once(':').map_or(("", spec), |(f, c)| (f, c));
+    let (ip, host) = match front.rsplit_once(':') {
+        Some((ip, host)) => (format!("{ip}:"), host),
+        None => (String::new(), front),
+    };
+    let range = |r: &str| -> Result<(u32, u32), String> {
+        let (a, b) = r.split_once('-').unwrap_or((r, r));
+        let parse = |n: &str| n.trim().parse::<u32>().map_err(|_| format!("{r:?} is not a port or a port range"));
+        let (a, b) = (parse(a)?, parse(b)?);
+        if b < a || b - a >= MAX_PORT_RANGE {
+            return Err(format!("port range {r:?} is backwards or longer than {MAX_PORT_RANGE} ports"));
+        }
+        Ok((a, b))
+    };
+    let (c0, c1) = range(container)?;
+    let host_range = if host.is_empty() { None } else { Some(range(host)?) };
+    if let Some((h0, h1)) = host_range
+        && h1 - h0 != c1 - c0
+    {
+        return Err(format!("{text:?} maps {} host ports to {} container ports", h1 - h0 + 1, c1 - c0 + 1));
+    }
+    (0..=c1 - c0)
+        .map(|i| {
+            let host = host_range.map(|(h0, _)| (h0 + i).to_string()).unwrap_or_default();
+            let one = if host.is_empty() && ip.is_empty() {
+                format!("{}{proto}", c0 + i)
+            } else {
+                format!("{ip}{host}:{}{proto}", c0 + i)
+            };
+            parse_port(&one)
+        })
+        .collect()
 }
 
 /// Parses the short port syntax: `"80"`, `"8080:80"`, `"127.0.0.1:8080:80"`, with `/udp`.
@@ -864,6 +1012,14 @@ pub fn parse_port(text: &str) -> Result<PortMapping, String> {
         container_port: number(container)?,
         protocol,
     })
+}
+
+/// A container path without a trailing `/` (as Docker and Compose clean it).
+fn clean_target(target: &str) -> String {
+    match target.trim_end_matches('/') {
+        "" => "/".to_string(),
+        t => t.to_string(),
+    }
 }
 
 /// Removes `.` and `..` components without touching the filesystem.

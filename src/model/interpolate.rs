@@ -38,6 +38,11 @@ impl Env {
     pub fn set(&mut self, name: impl Into<String>, value: impl Into<String>) {
         self.vars.insert(name.into(), value.into());
     }
+
+    /// Every variable, in name order (an `env_file:` becomes a service's environment).
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.vars.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
 }
 
 /// Why a string could not be interpolated, in words for the user.

@@ -22,6 +22,11 @@ pub fn load(path: &Path) -> Result<Blueprint, Diagnostics> {
 /// Loads a blueprint file as far as it goes: with problems, the blueprint (when there is
 /// one) is partial, good for semantic checks that report everything at once.
 pub fn load_lenient(path: &Path) -> (Option<Blueprint>, Diagnostics) {
+    super::project::load_project(&super::project::Options::file(path))
+}
+
+/// Reads and parses one file of a project into a tree (not yet decoded).
+pub(super) fn read_tree(path: &Path) -> Result<node::Node, Diagnostics> {
     let bytes = match std::fs::read(path) {
         Ok(bytes) => bytes,
         Err(err) => {
@@ -31,14 +36,19 @@ pub fn load_lenient(path: &Path) -> (Option<Blueprint>, Diagnostics) {
                 _ => "check that the path names a readable file",
             };
             let d = Diagnostic::file(path, format!("cannot read the blueprint: {err}")).hint(hint);
-            return (None, Diagnostics(vec![d]));
+            return Err(Diagnostics(vec![d]));
         }
     };
-    let dir = blueprint_dir(path);
-    match dotenv(&dir.join(".env")) {
-        Ok(env) => load_bytes_lenient(path, &bytes, &env.overlay(Env::from_process())),
-        Err(problems) => (None, problems),
-    }
+    let text = check_text(path, &bytes).map_err(|d| Diagnostics(vec![d]))?;
+    node::parse(text).map_err(|err| {
+        let d = Diagnostic::at(path, err.pos, format!("invalid YAML: {}", err.message)).hint(syntax_hint(&err.message));
+        Diagnostics(vec![d])
+    })
+}
+
+/// A `.env` file (Compose's grammar); a missing one is an empty environment.
+pub(super) fn read_dotenv(path: &Path) -> Result<Env, Diagnostics> {
+    dotenv(path)
 }
 
 /// Loads a blueprint from bytes already in memory; `file` is used for paths and messages.

@@ -5,10 +5,14 @@ pub mod duration;
 mod envfile;
 pub mod interpolate;
 mod load;
+pub mod merge;
 pub mod node;
+pub mod project;
+pub mod resolved;
 mod types;
 
 pub use decode::parse_port;
 pub use interpolate::Env;
 pub use load::{MAX_BLUEPRINT_BYTES, blueprint_dir, load, load_bytes, load_bytes_lenient, load_lenient};
+pub use project::{Options as LoadOptions, load_project, normalize_project_name};
 pub use types::*;

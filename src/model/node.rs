@@ -19,6 +19,31 @@ pub struct Node {
     pub pos: Pos,
 }
 
+impl Node {
+    /// Marks every position in the tree as belonging to file number `file` of a project.
+    pub fn set_file(&mut self, file: u16) {
+        self.pos = self.pos.in_file(file);
+        match &mut self.value {
+            Value::Seq(items) => items.iter_mut().for_each(|n| n.set_file(file)),
+            Value::Map(entries) => {
+                for (k, v) in entries {
+                    k.pos = k.pos.in_file(file);
+                    v.set_file(file);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// The value under `key` when this node is a mapping.
+    pub fn get(&self, key: &str) -> Option<&Node> {
+        match &self.value {
+            Value::Map(entries) => entries.iter().find(|(k, _)| k.name == key).map(|(_, v)| v),
+            _ => None,
+        }
+    }
+}
+
 /// A mapping key: always a scalar, kept as text, with its own position.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Key {
@@ -216,6 +241,10 @@ fn options(max_events: usize) -> serde_saphyr::Options {
     budget.max_events = max_events;
     budget.max_aliases = 1_000;
     budget.max_anchors = 1_000;
+    // Compose files define a few anchors (`x-defaults: &defaults`) and use each many times
+    // (getsentry/self-hosted: 10 anchors, 142 aliases): the ratio heuristic would refuse
+    // them, while the alias count and replay limits above already stop alias bombs.
+    budget.enforce_alias_anchor_ratio = false;
     budget.max_depth = 64;
     // Scalars, lists and mappings: never more than the events, so the event limit decides.
     budget.max_nodes = max_events;

@@ -40,6 +40,45 @@ pub struct Blueprint {
     /// Services declared but left out because they have problems of their own (only in a
     /// partial blueprint): other checks treat them as existing, so they add no false errors.
     pub incomplete_services: Vec<String>,
+    /// Every file the project was read from, by the index positions carry (`Pos::file`):
+    /// the first file, then override files, included and extended files.
+    pub sources: Vec<PathBuf>,
+    /// Where the project name comes from when neither `-p` nor `name:` gives one.
+    pub implicit_name: Option<ImplicitName>,
+    /// Top-level `secrets:` and `configs:` (Compose), by name.
+    pub secrets: BTreeMap<String, FileObject>,
+    pub configs: BTreeMap<String, FileObject>,
+    /// Services left out because none of their `profiles` is active (Compose's rule).
+    pub inactive_services: Vec<String>,
+    /// What was read but is not acted on (a key scale does not support yet, an obsolete
+    /// one): shown by validate and plan as warnings, never dropped silently.
+    pub warnings: Vec<crate::diag::Diagnostic>,
+}
+
+/// A project name not written in the file: `COMPOSE_PROJECT_NAME`, or the directory's name
+/// normalised as Compose normalises it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImplicitName {
+    pub value: String,
+    pub source: NameSource,
+}
+
+/// Where an [`ImplicitName`] came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NameSource {
+    /// The `COMPOSE_PROJECT_NAME` variable (environment or `.env`); checked, not normalised.
+    Environment,
+    /// The project directory's name, normalised (lowercase, only `[a-z0-9_-]`).
+    Directory,
+}
+
+/// A top-level Compose secret or config. Only file-based ones are supported on a single
+/// engine; they are bind-mounted read-only, as Compose does without Swarm.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileObject {
+    pub pos: Pos,
+    /// Absolute path of the file; `None` when the definition has no `file:`.
+    pub file: Option<PathBuf>,
 }
 
 impl Blueprint {
@@ -116,6 +155,40 @@ pub struct Service {
     pub labels: BTreeMap<String, String>,
     pub load_balancer: Option<LoadBalancerDef>,
     pub postgres: Option<PostgresDef>,
+    /// Compose attributes beyond scale's own schema.
+    pub compose: ComposeSettings,
+}
+
+/// Compose service attributes read into the model. Those the desired state does not act on
+/// yet are also reported as warnings ("not supported yet"), so none is dropped silently.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ComposeSettings {
+    pub container_name: Option<At<String>>,
+    /// Ports the service listens on (documentation only: on a shared network every port of a
+    /// container is reachable, as with Compose).
+    pub expose: Vec<String>,
+    pub profiles: Vec<String>,
+    pub user: Option<String>,
+    pub working_dir: Option<String>,
+    pub hostname: Option<String>,
+    pub stop_signal: Option<String>,
+    /// `secrets:` of the service: each bind-mounted read-only at `target`.
+    pub secrets: Vec<Grant>,
+    pub configs: Vec<Grant>,
+    /// `depends_on` entries with `required: false`: dropped when the service is not there.
+    pub optional_dependencies: Vec<String>,
+    /// `deploy.restart_policy.condition` as written, when it (not `restart`) set the policy.
+    pub restart_condition: Option<String>,
+    /// `healthcheck.start_interval` (read, not acted on: the engine's API is below 1.44).
+    pub start_interval: Option<Duration>,
+}
+
+/// A service's use of a top-level secret or config.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Grant {
+    pub source: At<String>,
+    /// Absolute path inside the container.
+    pub target: String,
 }
 
 /// How to build a service's image from a directory.
