@@ -19,6 +19,9 @@ pub const KIND: &str = "io.scale.kind";
 /// The container's full spec as JSON, so a plan can say what changed and why.
 pub const SPEC: &str = "io.scale.spec";
 
+/// When the project may be reaped (RFC 3339), on everything `apply --ttl` creates.
+pub const EXPIRES_AT: &str = crate::spec::EXPIRES_AT_LABEL;
+
 /// Label on a primary marker volume: the service whose primary it names.
 pub const MARKER_SERVICE_LABEL: &str = "io.scale.primary-of";
 /// Label on a primary marker volume: the node number that is primary.

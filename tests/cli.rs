@@ -137,7 +137,7 @@ fn a_postgres_service_without_password_is_noted_as_using_the_default() {
     const NO_PASSWORD: &str = "name: shop\nservices:\n  db:\n    kind: postgres\n    image: postgres:17\n";
     let dir = tempfile::tempdir().expect("tempdir");
     let file = write_blueprint(dir.path(), NO_PASSWORD);
-    let run = scale(&["validate", &file]);
+    let run = Scale::new(&["validate", &file]).run();
     run.success();
     assert!(run.stdout.contains("is valid"), "{}", run.stdout);
     assert!(
@@ -145,11 +145,11 @@ fn a_postgres_service_without_password_is_noted_as_using_the_default() {
         "validate notes the default password:\n{}",
         run.stderr
     );
-    let doc = scale(&["validate", "--output", "json", &file]).json();
+    let doc = Scale::new(&["validate", "--output", "json", &file]).run().json();
     assert_eq!(doc["notes"].as_array().map(Vec::len), Some(1), "{doc}");
 
     let with_password = write_blueprint(dir.path(), &format!("{NO_PASSWORD}    password: secret\n"));
-    let run = scale(&["validate", &with_password]);
+    let run = Scale::new(&["validate", &with_password]).run();
     run.success();
     assert!(!run.stderr.contains("password"), "no note once a password is set:\n{}", run.stderr);
 }

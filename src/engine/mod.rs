@@ -12,6 +12,7 @@ pub mod docker_io;
 pub mod fake;
 pub mod live;
 pub mod lock;
+pub mod tools;
 
 /// What the engine says about one container right now (for health gating).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,6 +77,25 @@ pub trait Engine {
     async fn disconnect(&self, id: &str, name: &str, network: &str) -> Result<(), EngineError>;
     /// Attaches a container to a network under extra DNS names.
     async fn connect(&self, id: &str, name: &str, network: &str, aliases: &[String]) -> Result<(), EngineError>;
+
+    // --- Added for `apply`'s wait messages (issue 14); a default, so other engines need nothing.
+
+    /// How the container's healthcheck is doing, for "waiting for … (2/5 checks failed)";
+    /// `None` when the engine cannot tell or the container has no healthcheck.
+    async fn health_progress(&self, _id: &str, _name: &str) -> Result<Option<HealthProgress>, EngineError> {
+        Ok(None)
+    }
+}
+
+/// A healthcheck under way, as the engine's health log tells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct HealthProgress {
+    /// Checks that failed in a row (the container turns unhealthy at `retries`).
+    pub failing_streak: u32,
+    /// Checks the engine has run and kept in its log (it keeps the last five).
+    pub checks_run: usize,
+    /// Of those, the ones that passed.
+    pub passed: usize,
 }
 
 /// The full snapshot a plan needs: the labelled resources, plus the pool each running load
