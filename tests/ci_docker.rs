@@ -140,6 +140,7 @@ fn reap_removes_an_expired_project_and_never_one_without_a_ttl() {
 
     let reap = Scale::new(&["reap"]).timeout(Duration::from_secs(120)).run();
     reap.success();
+    insta::assert_snapshot!("reap", block_of(&reap.stdout, expiring.project()));
     let expected = [
         format!("Reaped project {}", expiring.project()),
         format!("removed container {}-web-1", expiring.project()),
@@ -153,6 +154,27 @@ fn reap_removes_an_expired_project_and_never_one_without_a_ttl() {
     nothing_left(expiring.project());
     assert_eq!(project_containers(keeper.project()).len(), 1, "the project without TTL is untouched");
     assert_eq!(project_resources("volume", keeper.project()).len(), 1);
+}
+
+/// The lines `reap` printed about `project` (it may have reaped other expired projects on
+/// the engine too), with the project and its expiry time made stable for a snapshot.
+fn block_of(stdout: &str, project: &str) -> String {
+    let mut out = Vec::new();
+    let mut inside = false;
+    for line in stdout.lines() {
+        if !line.starts_with(' ') {
+            inside = line.contains(&format!("project {project} "));
+        }
+        if inside {
+            let line = line.replace(project, "[project]");
+            let line = match (line.find("(expired "), line.find("):")) {
+                (Some(a), Some(b)) if a < b => format!("{}(expired [time]){}", &line[..a], &line[b + 1..]),
+                _ => line,
+            };
+            out.push(line);
+        }
+    }
+    out.join("\n")
 }
 
 #[test]

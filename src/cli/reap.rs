@@ -51,7 +51,9 @@ pub async fn run(args: Args, _global: &Global, ui: Ui) -> anyhow::Result<u8> {
         let expired_at = info.expires_at.map(crate::expiry::format_time).unwrap_or_default();
         let mut outcome = Outcome { project: info.project.clone(), expired_at, removed: Vec::new(), skipped: None };
         if args.dry_run {
-            outcome.removed = resources.iter().filter(|r| r.project == info.project).map(describe).collect();
+            let mut mine: Vec<&Resource> = resources.iter().filter(|r| r.project == info.project).collect();
+            mine.sort_by(|a, b| (a.kind, &a.name).cmp(&(b.kind, &b.name)));
+            outcome.removed = mine.into_iter().map(describe).collect();
         } else if let Some(code) = reap_one(&engine, &info.project, ui, &mut interrupt, &mut outcome).await? {
             report(ui, args.dry_run, &outcomes);
             return Ok(code);
@@ -126,6 +128,8 @@ async fn remove_if_expired(
     };
     outcome.removed = exec.finished.iter().map(|&id| plan.actions[id].op.target()).collect();
     outcome.removed.iter_mut().filter(|t| !t.contains(' ')).for_each(|t| *t = format!("container {t}"));
+    // Containers, then networks, then volumes, whatever order the removals finished in.
+    outcome.removed.sort_by_key(|t| (!t.starts_with("container"), !t.starts_with("network"), t.clone()));
     if exec.interrupted {
         return Ok(Some(130));
     }
