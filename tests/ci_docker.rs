@@ -99,6 +99,22 @@ fn run_removes_the_project_when_the_apply_fails_and_skips_the_command() {
 }
 
 #[test]
+fn run_removes_the_project_on_ctrl_c() {
+    let Some(t) = DockerTest::start("run-interrupt") else { return };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = write_blueprint(dir.path(), &web(t.project()));
+    let since = std::time::Instant::now();
+    let mut child = Scale::new(&["run", &file, "--", "sh", "-c", "echo command-started; exec sleep 120"]).spawn();
+    let started = child.wait_stdout(since, Duration::from_secs(180), |l| l.contains("command-started"));
+    assert!(started.is_some(), "the command ran:\n{}", child.transcript());
+    child.interrupt();
+    let status = child.wait_exit(Duration::from_secs(120)).expect("scale run ends after Ctrl-C");
+    assert_eq!(status.code(), Some(130), "the command died of SIGINT (128 + 2):\n{}", child.transcript());
+    assert!(child.transcript().contains("removed project"), "{}", child.transcript());
+    nothing_left(t.project());
+}
+
+#[test]
 fn run_keep_leaves_the_volumes() {
     let Some(t) = DockerTest::start("run-keep") else { return };
     let dir = tempfile::tempdir().expect("tempdir");
@@ -116,6 +132,16 @@ fn reap_removes_an_expired_project_and_never_one_without_a_ttl() {
     let dir = tempfile::tempdir().expect("tempdir");
     let with_ttl = write_blueprint(dir.path(), &web(expiring.project()));
     Scale::new(&["apply", "--yes", "--ttl", "1s", &with_ttl]).timeout(Duration::from_secs(240)).run().success();
+    let p = expiring.project();
+    for (kind, name, labels) in [
+        ("container", format!("{p}-web-1"), ".Config.Labels"),
+        ("network", format!("{p}_front"), ".Labels"),
+        ("volume", format!("{p}_data"), ".Labels"),
+    ] {
+        let format = format!("{{{{index {labels} \"io.scale.expires-at\"}}}}");
+        let label = expiring.docker(&[kind, "inspect", "--format", &format, &name]);
+        assert!(label.ends_with('Z') && label.contains('T'), "{kind} {name} carries an RFC 3339 expiry: {label:?}");
+    }
     let other = dir.path().join("keep.yaml");
     std::fs::write(&other, web(keeper.project())).expect("write");
     let other = other.display().to_string();

@@ -129,8 +129,8 @@ pub fn env_name(service: &str) -> String {
 }
 
 /// Runs the command to its end; its exit status as a shell reports it (127 not found,
-/// 128+N killed by signal N). The first Ctrl-C waits for it (a terminal sent it the signal
-/// too); the second kills it.
+/// 128+N killed by signal N). The first Ctrl-C is passed on to it as SIGINT and waits for
+/// it to end; the second kills it.
 async fn run_command(command: &[String], project: &str, endpoints: &[Endpoint], interrupt: &mut Interrupt) -> u8 {
     let env = endpoint_env(project, endpoints);
     let mut child = match tokio::process::Command::new(&command[0]).args(&command[1..]).envs(&env).spawn() {
@@ -150,6 +150,7 @@ async fn run_command(command: &[String], project: &str, endpoints: &[Endpoint], 
                     let _ = child.start_kill();
                 } else {
                     eprintln!("interrupt: waiting for `{}` to end (Ctrl-C again stops it), then removing the project", command[0]);
+                    forward_interrupt(&child);
                 }
                 interrupted = true;
             }
@@ -160,6 +161,17 @@ async fn run_command(command: &[String], project: &str, endpoints: &[Endpoint], 
         Err(err) => {
             eprintln!("scale run: lost track of `{}`: {err}", command[0]);
             1
+        }
+    }
+}
+
+/// Passes Ctrl-C on: a terminal sends it to the whole process group, `kill -INT` or a CI
+/// runner's cancel only to us.
+fn forward_interrupt(child: &tokio::process::Child) {
+    if let Some(pid) = child.id().and_then(|pid| libc::pid_t::try_from(pid).ok()) {
+        // SAFETY: kill(2) with a pid we spawned and still wait for (so not yet reaped).
+        unsafe {
+            libc::kill(pid, libc::SIGINT);
         }
     }
 }
