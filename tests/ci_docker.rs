@@ -247,3 +247,25 @@ fn logs_exec_and_dump_on_a_live_project() {
     let plan = std::fs::read_to_string(out.join("plan.txt")).expect("plan");
     assert!(plan.starts_with(&format!("No changes: project {p} matches")), "{plan}");
 }
+
+/// Someone else holds the project's lock (an apply of a project of the same name): `run`
+/// gives up and removes nothing, since nothing there is its own.
+#[tokio::test]
+async fn run_never_removes_a_project_it_could_not_lock() {
+    let Some(t) = DockerTest::start("run-locked") else { return };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = write_blueprint(dir.path(), &web(t.project()));
+    Scale::new(&["apply", "--yes", &file]).timeout(Duration::from_secs(240)).run().success();
+    let engine = t.engine().await;
+    let mut lock = scale::engine::lock::acquire(&engine, t.project(), "apply", Duration::ZERO, &|_| {})
+        .await
+        .expect("the lock is free");
+    let marker = dir.path().join("ran");
+    let touch = format!("touch {}", marker.display());
+    let run = Scale::new(&["run", "--lock-timeout", "0", &file, "--", "sh", "-c", &touch]).run();
+    lock.release().await.expect("release");
+    run.expect_code(1);
+    assert!(!marker.exists(), "the command does not run:\n{}", run.all());
+    assert_eq!(project_containers(t.project()).len(), 1, "the other's project is untouched:\n{}", run.all());
+    assert_eq!(project_resources("volume", t.project()).len(), 1);
+}

@@ -103,6 +103,7 @@ fn replace_forces_one_container_and_says_so() {
     let lines: Vec<String> =
         plan.actions.iter().map(|a| format!("{} {}: {}", a.op.verb(), a.op.target(), a.reason)).collect();
     assert_eq!(lines, ["recreate shop-web-2: replace requested"], "{}", render_text(&plan));
+    insta::assert_snapshot!("replace_requested", render_text(&plan));
     h.run(&plan);
     assert!(!h.plan(&d, &Scope::default()).has_changes(), "converged after the replacement");
 }

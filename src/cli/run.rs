@@ -57,17 +57,17 @@ pub async fn run(args: Args, global: &Global, ui: Ui) -> anyhow::Result<u8> {
     let engine = connect().await?;
     let mut interrupt = Interrupt::listen()?;
     let code = match bring_up(&args, ui, &loaded, &engine, &mut interrupt).await {
-        Ok(Ok(endpoints)) => run_command(&args.command, &loaded.project, &endpoints, &mut interrupt).await,
-        Ok(Err(code)) => code,
-        Err(err) => {
-            eprintln!("error: {err:#}");
-            1
-        }
+        Ok(Up::Ready(endpoints)) => run_command(&args.command, &loaded.project, &endpoints, &mut interrupt).await,
+        Ok(Up::Failed(code)) => code,
+        // Interrupted while waiting for the lock: someone else is changing a project of that
+        // name, and nothing of it is ours to remove.
+        Ok(Up::NotStarted(code)) => return Ok(code),
+        // Could not take the lock (said already): likewise nothing of ours to remove.
+        Err(err) => return Err(err),
     };
     // A Ctrl-C seen during the command must not cancel the removal it asked for.
     let _ = interrupt.pending();
-    let removed = tear_down(&args, ui, &loaded.project, &engine, &mut interrupt).await;
-    match removed {
+    match tear_down(&args, ui, &loaded.project, &engine, &mut interrupt).await {
         Ok(true) => Ok(code),
         Ok(false) => Ok(if code == 0 { 1 } else { code }),
         Err(err) => {
@@ -77,29 +77,47 @@ pub async fn run(args: Args, global: &Global, ui: Ui) -> anyhow::Result<u8> {
     }
 }
 
-/// Applies under the project lock; the endpoints, or the exit code of a failed apply.
+/// How bringing the project up ended.
+enum Up {
+    /// Applied: the endpoints for the command.
+    Ready(Vec<Endpoint>),
+    /// The apply failed or was interrupted: remove what it made, exit with this.
+    Failed(u8),
+    /// Interrupted while waiting for the lock: nothing was made.
+    NotStarted(u8),
+}
+
+/// Applies under the project lock. An error from taking the lock (`Reported`, already
+/// printed) means nothing was made.
 async fn bring_up(
     args: &Args,
     ui: Ui,
     loaded: &Loaded,
     engine: &DockerEngine,
     interrupt: &mut Interrupt,
-) -> anyhow::Result<Result<Vec<Endpoint>, u8>> {
+) -> anyhow::Result<Up> {
     let Some(mut lock) = take_lock(engine, &loaded.project, "run", args.lock_timeout, interrupt).await? else {
-        return Ok(Err(130));
+        return Ok(Up::NotStarted(130));
     };
     let opts = ExecOptions { parallel: args.parallel as usize, ready_timeout: args.timeout, ..Default::default() };
     let mut hooks = super::apply::TerminalApply { ui, interrupt, opts, wording: APPLY_WORDING, confirm: false };
     let applied = apply(engine, &loaded.desired, &mut hooks).await;
     release_lock(&mut lock).await;
-    Ok(match applied? {
-        Applied::InSync { observed } | Applied::Done { after: Some(observed), .. } => Ok(observed.endpoints()),
-        Applied::Done { after: None, .. } => Ok(Vec::new()),
-        Applied::Stopped(_) | Applied::ExitNow => Err(130),
+    let applied = match applied {
+        Ok(applied) => applied,
+        Err(err) => {
+            eprintln!("error: {:#}", anyhow::Error::from(err));
+            return Ok(Up::Failed(1));
+        }
+    };
+    Ok(match applied {
+        Applied::InSync { observed } | Applied::Done { after: Some(observed), .. } => Up::Ready(observed.endpoints()),
+        Applied::Done { after: None, .. } => Up::Ready(Vec::new()),
+        Applied::Stopped(_) | Applied::ExitNow => Up::Failed(130),
         Applied::Incomplete { report, .. } => {
             let code = if report.interrupted && report.failed.is_empty() { 130 } else { 1 };
             eprintln!("scale run: the apply did not finish; removing the project without running the command");
-            Err(code)
+            Up::Failed(code)
         }
     })
 }
