@@ -1,7 +1,8 @@
 //! The CI commands against a real engine: `scale run` exits with its command's status and
 //! leaves nothing of the project behind (command passed, command failed, apply failed);
 //! `apply --ttl` and `scale reap` remove an expired project and never one without a TTL;
-//! `logs`, `exec` and `dump` on a live project. See tests/common for the rules.
+//! `logs`, `exec` and `dump` on a live project; a long wait during apply says what it waits
+//! on and what it blocks. See tests/common for the rules.
 
 mod common;
 
@@ -268,4 +269,52 @@ async fn run_never_removes_a_project_it_could_not_lock() {
     assert!(!marker.exists(), "the command does not run:\n{}", run.all());
     assert_eq!(project_containers(t.project()).len(), 1, "the other's project is untouched:\n{}", run.all());
     assert_eq!(project_resources("volume", t.project()).len(), 1);
+}
+
+/// A database whose healthcheck fails four times before it passes, and two web servers that
+/// wait for it to be healthy.
+fn slow_db(project: &str) -> String {
+    format!(
+        r#"name: {project}
+services:
+  db:
+    image: {TEST_IMAGE}
+    command: ["sleep", "infinity"]
+    stop_grace_period: 1s
+    healthcheck: {{ test: ["CMD", "sh", "-c", "test -e /tmp/ok || {{ touch /tmp/n$$(ls /tmp | wc -l); test $$(ls /tmp | wc -l) -gt 3 && touch /tmp/ok; exit 1; }}"], interval: 1s, timeout: 2s, retries: 10 }}
+  web:
+    image: {TEST_IMAGE}
+    command: ["sleep", "infinity"]
+    stop_grace_period: 1s
+    replicas: 2
+    depends_on: {{ db: {{ condition: service_healthy }} }}
+"#
+    )
+}
+
+/// The healthcheck takes at least four failed checks (four seconds) to pass, so the wait
+/// outlasts the two seconds after which apply says what it waits on and what it blocks; the
+/// health log it reads is checked directly afterwards.
+#[tokio::test]
+async fn a_long_wait_says_what_it_waits_on_and_what_it_blocks() {
+    let Some(t) = DockerTest::start("wait-says") else { return };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = write_blueprint(dir.path(), &slow_db(t.project()));
+    let run = Scale::new(&["apply", "--yes", &file]).timeout(Duration::from_secs(240)).run();
+    run.success();
+    let p = t.project();
+    let line = run
+        .stdout
+        .lines()
+        .find(|l| l.contains(&format!("waiting for {p}-db-1 to be healthy (")))
+        .unwrap_or_else(|| panic!("apply says what it waits on:\n{}", run.all()));
+    assert!(line.ends_with(" s) — blocks web-1, web-2"), "{line}");
+    assert!(line.contains("/10 checks failed, ") || line.contains("no check has run yet"), "{line}");
+
+    let engine = t.engine().await;
+    let db = project_containers(p).remove(&format!("{p}-db-1")).expect("the db container");
+    use scale::engine::Engine;
+    let progress = engine.health_progress(&db.id, "db").await.expect("inspect").expect("a healthcheck");
+    assert_eq!(progress.failing_streak, 0, "healthy now: {progress:?}");
+    assert!(progress.passed >= 1 && progress.checks_run >= 5, "four failures, then a pass, in the log: {progress:?}");
 }
