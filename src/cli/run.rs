@@ -45,6 +45,10 @@ pub struct Args {
     /// How long to wait while another scale command changes the project (0: don't wait).
     #[arg(long, default_value = "5m", value_name = "DURATION", value_parser = parse_lock_timeout)]
     pub lock_timeout: Duration,
+    /// Also mark the project to expire after DURATION (as `apply --ttl`), so that `scale reap`
+    /// removes it should this run be killed before it could.
+    #[arg(long, value_name = "DURATION", value_parser = crate::model::duration::parse)]
+    pub ttl: Option<Duration>,
     /// The command to run, after `--`; its environment carries
     /// SCALE_ENDPOINT_<SERVICE>_<PORT>=http://127.0.0.1:NNNN and SCALE_PROJECT.
     #[arg(last = true, required = true, num_args = 1.., value_name = "CMD")]
@@ -53,7 +57,10 @@ pub struct Args {
 
 /// Apply, run, destroy; CMD's exit status (1 when the apply failed, 130 on Ctrl-C).
 pub async fn run(args: Args, global: &Global, ui: Ui) -> anyhow::Result<u8> {
-    let loaded = load_desired(&args.file, global, ui)?;
+    let mut loaded = load_desired(&args.file, global, ui)?;
+    if let Some(ttl) = args.ttl {
+        crate::expiry::stamp(&mut loaded.desired, std::time::SystemTime::now() + ttl);
+    }
     let engine = connect().await?;
     let mut interrupt = Interrupt::listen()?;
     let code = match bring_up(&args, ui, &loaded, &engine, &mut interrupt).await {
