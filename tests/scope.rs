@@ -118,6 +118,8 @@ fn unknown_names_are_errors_that_list_what_there_is() {
         err.starts_with("--replace web-9: the blueprint has no container web-9 (containers: cache-1, db-1"),
         "{err}"
     );
+    let outside = Scope::resolve(&d, Some("db"), &["web-1".into()]).expect_err("web is not db's").to_string();
+    assert_eq!(outside, "--replace web-1 is outside --only db, which touches only db");
     let full = Scope::resolve(&d, None, &["shop-web-1".into()]).expect("full names work too");
     assert!(full.replace.contains("shop-web-1"));
 }

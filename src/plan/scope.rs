@@ -24,6 +24,8 @@ pub enum ScopeError {
     UnknownService(String, String),
     #[error("--replace {0}: the blueprint has no container {0} (containers: {1})")]
     UnknownContainer(String, String),
+    #[error("--replace {0} is outside --only {1}, which touches only {2}")]
+    OutsideOnly(String, String, String),
 }
 
 impl Scope {
@@ -45,6 +47,13 @@ impl Scope {
                     desired.containers.keys().map(|k| k.strip_prefix(&prefix).unwrap_or(k)).collect();
                 return Err(ScopeError::UnknownContainer(name.clone(), known.join(", ")));
             };
+            if let Some(service) = only {
+                let keep = needed_services(desired, service);
+                if !keep.contains(&desired.containers[found].service) {
+                    let keep: Vec<&str> = keep.iter().map(String::as_str).collect();
+                    return Err(ScopeError::OutsideOnly(name.clone(), service.into(), keep.join(", ")));
+                }
+            }
             names.insert(found.to_string());
         }
         Ok(Scope { only: only.map(str::to_string), replace: names })
