@@ -54,7 +54,7 @@ pub async fn run(args: Args, _global: &Global, ui: Ui) -> anyhow::Result<u8> {
             let mut mine: Vec<&Resource> = resources.iter().filter(|r| r.project == info.project).collect();
             mine.sort_by(|a, b| (a.kind, &a.name).cmp(&(b.kind, &b.name)));
             outcome.removed = mine.into_iter().map(describe).collect();
-        } else if let Some(code) = reap_one(&engine, &info.project, ui, &mut interrupt, &mut outcome).await? {
+        } else if let Some(code) = reap_one(&engine, &info.project, &mut interrupt, &mut outcome).await? {
             report(ui, args.dry_run, &outcomes);
             return Ok(code);
         }
@@ -79,7 +79,6 @@ fn describe(r: &Resource) -> String {
 async fn reap_one(
     engine: &DockerEngine,
     project: &str,
-    ui: Ui,
     interrupt: &mut Interrupt,
     outcome: &mut Outcome,
 ) -> anyhow::Result<Option<u8>> {
@@ -91,15 +90,16 @@ async fn reap_one(
             return Ok(None);
         }
     };
-    let result = remove_if_expired(engine, project, ui, interrupt, outcome).await;
+    let result = remove_if_expired(engine, project, interrupt, outcome).await;
     release_lock(&mut lock).await;
     result
 }
 
+/// The project's destroy plan (volumes too), run quietly: what was removed goes into
+/// `outcome`, for one report at the end (one JSON document with `--output json`).
 async fn remove_if_expired(
     engine: &DockerEngine,
     project: &str,
-    ui: Ui,
     interrupt: &mut Interrupt,
     outcome: &mut Outcome,
 ) -> anyhow::Result<Option<u8>> {
@@ -122,7 +122,7 @@ async fn remove_if_expired(
         return Ok(None);
     }
     let plan: Plan = destroy_plan(&observed, true);
-    let quiet = Ui { quiet: true, ..ui };
+    let quiet = Ui { mode: crate::ui::Mode::Plain, quiet: true, color: false };
     let Some(exec) = interrupt::execute(engine, &plan, &ExecOptions::default(), quiet, interrupt, WORDING).await else {
         return Ok(Some(130));
     };

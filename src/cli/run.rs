@@ -224,7 +224,7 @@ async fn tear_down(
     let result = async {
         let observed = engine.observe(project).await.context("cannot read the project's state from the engine")?;
         let plan = crate::plan::destroy_plan(&observed, !args.keep);
-        let quiet = Ui { quiet: true, ..ui };
+        let quiet = Ui { mode: crate::ui::Mode::Plain, quiet: true, color: false };
         let opts = ExecOptions::default();
         match interrupt::execute(engine, &plan, &opts, quiet, interrupt, DESTROY_WORDING).await {
             Some(report) if report.succeeded() => {
