@@ -13,11 +13,15 @@ use scale::engine::fake::FakeEngine;
 use scale::exec::{ExecOptions, execute};
 use scale::model::{Build, Env, load_bytes};
 use scale::observed::ObservedState;
-use scale::plan::{Plan, Scope, plan_scoped, render_text};
+use scale::plan::{Plan, Scope, needed_services, plan_scoped, render_text};
 use scale::validate::{project_name, validate};
 
 fn desired(vars: &[(&str, &str)]) -> DesiredState {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/plan/shop.yaml");
+    desired_of("tests/fixtures/plan/shop.yaml", vars)
+}
+
+fn desired_of(file: &str, vars: &[(&str, &str)]) -> DesiredState {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(file);
     let bytes = std::fs::read(&path).expect("the fixture");
     let bp = load_bytes(&path, &bytes, &Env::from_pairs(vars.iter().copied())).unwrap_or_else(|d| panic!("{d}"));
     assert!(validate(&bp, None).is_empty());
@@ -122,4 +126,13 @@ fn unknown_names_are_errors_that_list_what_there_is() {
     assert_eq!(outside, "--replace web-1 is outside --only db, which touches only db");
     let full = Scope::resolve(&d, None, &["shop-web-1".into()]).expect("full names work too");
     assert!(full.replace.contains("shop-web-1"));
+}
+
+#[test]
+fn a_load_balancer_needs_its_backends() {
+    let d = desired_of("blueprints/03-load-balancer.yaml", &[]);
+    let needed: Vec<String> = needed_services(&d, "lb").into_iter().collect();
+    assert_eq!(needed, ["db", "lb", "web"], "lb → its backend web → web's dependency db");
+    let needed: Vec<String> = needed_services(&d, "web").into_iter().collect();
+    assert_eq!(needed, ["db", "web"], "nothing needs the load balancer");
 }
