@@ -23,6 +23,9 @@ pub const SPEC: &str = "io.scale.spec";
 /// it to show the hit ratio (the stage-5 cache and the stage-6 CDN edge carry it).
 pub const STATS: &str = "io.scale.stats";
 
+/// When the project may be reaped (RFC 3339), on everything `apply --ttl` creates.
+pub const EXPIRES_AT: &str = crate::spec::EXPIRES_AT_LABEL;
+
 /// Label on a primary marker volume: the service whose primary it names.
 pub const MARKER_SERVICE_LABEL: &str = "io.scale.primary-of";
 /// Label on a primary marker volume: the node number that is primary.

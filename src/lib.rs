@@ -12,6 +12,7 @@ pub mod desired;
 pub mod diag;
 pub mod engine;
 pub mod exec;
+pub mod expiry;
 pub mod kinds;
 pub mod labels;
 pub mod model;

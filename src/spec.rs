@@ -163,7 +163,14 @@ pub struct ContainerSpec {
 
 impl ContainerSpec {
     /// A stable fingerprint of everything that would require a new container.
+    /// The expiry label (`apply --ttl`) is left out: renewing a project's expiry must not
+    /// replace its containers.
     pub fn hash(&self) -> String {
+        if self.labels.contains_key(EXPIRES_AT_LABEL) {
+            let mut bare = self.clone();
+            bare.labels.remove(EXPIRES_AT_LABEL);
+            return bare.hash();
+        }
         let json = serde_json::to_vec(self).expect("a ContainerSpec always serializes");
         hex(&Sha256::digest(&json)[..8])
     }
@@ -180,6 +187,11 @@ pub fn hex(bytes: &[u8]) -> String {
     }
     out
 }
+
+/// The label `apply --ttl` puts on everything it creates: when the project may be reaped
+/// (RFC 3339). Defined here, in the leaf, because [`ContainerSpec::hash`] leaves it out;
+/// `labels::EXPIRES_AT` names it for everyone else.
+pub const EXPIRES_AT_LABEL: &str = "io.scale.expires-at";
 
 /// The engine name of a project's network or volume.
 pub fn scoped_name(project: &str, name: &str) -> String {

@@ -48,6 +48,17 @@ pub struct Args {
     /// With --watch: observe and repair at least this often.
     #[arg(long, default_value = "10s", value_parser = parse_duration, requires = "watch")]
     pub resync: Duration,
+    /// Mark what this apply creates to expire after DURATION (`2h`, `30m`): `scale reap`
+    /// removes the project once it has passed (label io.scale.expires-at).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, conflicts_with = "watch")]
+    pub ttl: Option<Duration>,
+    /// Replace this container even if nothing about it changed (`web-2` or `shop-web-2`);
+    /// may repeat.
+    #[arg(long, value_name = "CONTAINER", conflicts_with = "watch")]
+    pub replace: Vec<String>,
+    /// Touch only this service and what it needs (its dependencies), nothing else.
+    #[arg(long, value_name = "SERVICE", conflicts_with = "watch")]
+    pub only: Option<String>,
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -56,7 +67,10 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 
 /// Plans and executes; exit 1 when any action failed, 130 when interrupted.
 pub async fn run(args: Args, global: &Global, ui: Ui) -> anyhow::Result<u8> {
-    let loaded = load_desired(args.file.as_deref(), global, ui)?;
+    let mut loaded = load_desired(args.file.as_deref(), global, ui)?;
+    if let Some(ttl) = args.ttl {
+        crate::expiry::stamp(&mut loaded.desired, std::time::SystemTime::now() + ttl);
+    }
     let engine = connect().await?;
     let mut interrupt = Interrupt::listen()?;
     // Locked before observing, so an apply that waited plans against the converged state.
@@ -113,7 +127,12 @@ async fn run_locked(
 ) -> anyhow::Result<u8> {
     let opts = ExecOptions { parallel: args.parallel as usize, ready_timeout: args.timeout, ..Default::default() };
     let mut hooks = TerminalApply { ui, interrupt, opts, wording: WORDING, confirm: !args.yes };
-    match ops::apply::apply(engine, &loaded.desired, &mut hooks).await? {
+    let scope = crate::plan::Scope::resolve(&loaded.desired, args.only.as_deref(), &args.replace)?;
+    let applied = ops::apply::apply_scoped(engine, &loaded.desired, &scope, &mut hooks).await?;
+    if args.ttl.is_some() {
+        note_unstamped(ui, &loaded.desired, &applied);
+    }
+    match applied {
         Applied::InSync { observed } => {
             print_endpoints(ui, &observed);
             if ui.is_json() {
@@ -146,6 +165,36 @@ async fn run_locked(
             }
             Ok(0)
         }
+    }
+}
+
+/// `--ttl` labels only what the apply creates (the engine cannot relabel a container):
+/// says which containers keep another expiry, or none, and so keep the project alive.
+fn note_unstamped(ui: Ui, desired: &crate::spec::DesiredState, applied: &Applied) {
+    let observed = match applied {
+        Applied::InSync { observed } => observed,
+        Applied::Done { after: Some(after), .. } => after,
+        _ => return,
+    };
+    let wanted = desired.containers.values().next().and_then(|c| c.labels.get(crate::labels::EXPIRES_AT));
+    let stale: Vec<&str> = observed
+        .containers
+        .values()
+        .filter(|c| c.labels.get(crate::labels::EXPIRES_AT) != wanted)
+        .map(|c| c.name.as_str())
+        .collect();
+    if let (Some(at), false) = (wanted, stale.is_empty()) {
+        crate::cli::print_notes(
+            ui,
+            &[format!(
+                "--ttl marks only what this apply created; {} created earlier keep their own expiry or none \
+                 (the latest counts; a container without one keeps the project from being reaped): \
+                 `scale apply --replace NAME` or `scale destroy` first to renew; wanted expiry {at}",
+                stale.join(", ")
+            )],
+        );
+    } else if let Some(at) = wanted {
+        ui.say(format!("Project {} expires at {at}; `scale reap` removes it after that.", desired.project));
     }
 }
 

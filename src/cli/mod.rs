@@ -14,12 +14,18 @@ use crate::ui::Ui;
 
 pub mod apply;
 pub mod chaos;
+pub mod completions;
 pub mod config;
 pub mod destroy;
+pub mod dump;
+pub mod exec;
 pub mod failover;
 mod interrupt;
 mod locking;
+pub mod logs;
 pub mod plan;
+pub mod reap;
+pub mod run;
 pub mod status;
 pub mod validate;
 pub mod watch;
@@ -91,6 +97,20 @@ pub enum Command {
     /// Print the fully resolved model (merged, interpolated, defaults filled), like
     /// `docker compose config`.
     Config(config::Args),
+    /// Apply, run a command with the endpoints in its environment, destroy; its exit status.
+    Run(run::Args),
+    /// Remove every project on the engine whose `apply --ttl` expiry has passed.
+    Reap(reap::Args),
+    /// Show the project's container output, prefixed per container (-f follows).
+    Logs(logs::Args),
+    /// Run a command in one of the project's containers.
+    Exec(exec::Args),
+    /// Write a bug-report bundle: blueprint, plan, status, inspects, last log lines.
+    Dump(dump::Args),
+    /// Print shell completions (bash, zsh, fish).
+    Completions(completions::Args),
+    /// Print the man page (roff).
+    Man,
 }
 
 /// Problems were already printed; exit 1 without printing more.
@@ -118,6 +138,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Watch(args) => watch::run(args, &cli.global, ui).await,
         Command::Failover(args) => failover::run(args, &cli.global, ui).await,
         Command::Config(args) => config::run(args, &cli.global, ui),
+        Command::Run(args) => run::run(args, &cli.global, ui).await,
+        Command::Reap(args) => reap::run(args, &cli.global, ui).await,
+        Command::Logs(args) => logs::run(args, &cli.global, ui).await,
+        Command::Exec(args) => exec::run(args, &cli.global, ui).await,
+        Command::Dump(args) => dump::run(args, &cli.global, ui).await,
+        Command::Completions(args) => completions::run(args),
+        Command::Man => completions::man(),
     }
 }
 

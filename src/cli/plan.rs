@@ -16,6 +16,12 @@ pub struct Args {
     /// Exit 0 when there is nothing to do, 2 when there are changes, 1 on error.
     #[arg(long)]
     pub detailed_exitcode: bool,
+    /// Plan replacing this container even if nothing about it changed (as `apply --replace`).
+    #[arg(long, value_name = "CONTAINER")]
+    pub replace: Vec<String>,
+    /// Plan only this service and what it needs (as `apply --only`).
+    #[arg(long, value_name = "SERVICE")]
+    pub only: Option<String>,
 }
 
 /// Observes, diffs and prints the plan.
@@ -25,7 +31,8 @@ pub async fn run(args: Args, global: &Global, ui: Ui) -> anyhow::Result<u8> {
     let observed = crate::engine::observe_project(&engine, &loaded.project)
         .await
         .context("cannot read the project's state from the engine")?;
-    let plan = crate::plan::plan(&loaded.desired, &observed)?;
+    let scope = crate::plan::Scope::resolve(&loaded.desired, args.only.as_deref(), &args.replace)?;
+    let plan = crate::plan::plan_scoped(&loaded.desired, &observed, &scope)?;
     if ui.is_json() {
         ui.json(&render_json(&plan));
     } else if !ui.quiet {

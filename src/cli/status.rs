@@ -15,10 +15,16 @@ use crate::ui::status::{container_table, endpoint_lines};
 pub struct Args {
     /// The blueprint file (optional with -p).
     pub file: Option<PathBuf>,
+    /// List every project on the engine, with its age and expiry (`apply --ttl`).
+    #[arg(long, conflicts_with = "file")]
+    pub all: bool,
 }
 
 /// Prints the project's state.
 pub async fn run(args: Args, global: &Global, ui: Ui) -> anyhow::Result<u8> {
+    if args.all {
+        return all_projects(ui).await;
+    }
     let (project, loaded) = project_and_blueprint(args.file.as_ref(), global, ui)?;
     let engine = connect().await?;
     let observed = crate::engine::observe_project(&engine, &project)
@@ -89,6 +95,22 @@ pub async fn run(args: Args, global: &Global, ui: Ui) -> anyhow::Result<u8> {
         } else {
             ui.say("Blueprint: in sync.");
         }
+    }
+    Ok(0)
+}
+
+/// `status --all`: every project on the engine, whoever made it.
+async fn all_projects(ui: Ui) -> anyhow::Result<u8> {
+    let engine = connect().await?;
+    let resources = crate::engine::tools::all_resources(&engine).await.context("cannot list the engine's projects")?;
+    let infos = crate::expiry::summarize(&resources);
+    let now = std::time::SystemTime::now();
+    if ui.is_json() {
+        ui.json(&json!({"projects": crate::ui::projects::projects_json(&infos, now)}));
+    } else if infos.is_empty() {
+        ui.say("No scale projects on this engine.");
+    } else {
+        ui.say(crate::ui::projects::project_table(&infos, now).trim_end());
     }
     Ok(0)
 }

@@ -752,6 +752,10 @@ impl Engine for DockerEngine {
         self.follow_events(project)
     }
 
+    async fn health_progress(&self, id: &str, name: &str) -> Result<Option<super::HealthProgress>, EngineError> {
+        super::tools::health_progress(self, id, name).await
+    }
+
     async fn logs_tail(&self, id: &str, lines: usize) -> Result<Vec<String>, EngineError> {
         let options = LogsOptionsBuilder::new().stdout(true).stderr(true).tail(&lines.to_string()).build();
         let mut stream = self.docker.logs(id, Some(options));

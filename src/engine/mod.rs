@@ -18,6 +18,7 @@ pub mod docker_io;
 pub mod fake;
 pub mod live;
 pub mod lock;
+pub mod tools;
 
 /// What the engine says about one container right now (for health gating).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -100,6 +101,24 @@ pub trait Engine {
     /// container). Level-triggered use only: an event wakes a controller, which then observes
     /// afresh, so a lost or repeated event does no harm.
     fn subscribe(&self, project: &str) -> EventStream;
+
+    /// How the container's healthcheck is doing, for "waiting for … (2/5 checks failed)";
+    /// `None` when the engine cannot tell or the container has no healthcheck (the default,
+    /// so an engine that cannot say needs nothing).
+    async fn health_progress(&self, _id: &str, _name: &str) -> Result<Option<HealthProgress>, EngineError> {
+        Ok(None)
+    }
+}
+
+/// A healthcheck under way, as the engine's health log tells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct HealthProgress {
+    /// Checks that failed in a row (the container turns unhealthy at `retries`).
+    pub failing_streak: u32,
+    /// Checks the engine has run and kept in its log (it keeps the last five).
+    pub checks_run: usize,
+    /// Of those, the ones that passed.
+    pub passed: usize,
 }
 
 /// What [`Engine::subscribe`] delivers: one line per event; it ends when the engine's stream

@@ -176,7 +176,7 @@ async fn run_action<E: Engine>(
         Op::CreateVolume { spec } => engine.create_volume(spec).await.map_err(failure),
         Op::RemoveVolume { name } => engine.remove_volume(name).await.map_err(failure),
         Op::CreateContainer { spec, readiness, files } => {
-            bring_up(engine, plan, spec, *readiness, files, opts, &say).await
+            bring_up(engine, plan, id, spec, *readiness, files, opts, &say).await
         }
         Op::RecreateContainer { old_id, old_grace_secs, spec, readiness, files, drains, start_first } => {
             let grace = Duration::from_secs(*old_grace_secs);
@@ -185,7 +185,7 @@ async fn run_action<E: Engine>(
                 // one leave, and the new one takes its name.
                 let temp = format!("{}{}", spec.name, crate::plan::TEMP_SUFFIX);
                 say(&format!("starting the new container as {temp}"));
-                let cid = bring_up_as(engine, plan, &temp, spec, *readiness, files, opts, &say).await?;
+                let cid = bring_up_as(engine, plan, id, &temp, spec, *readiness, files, opts, &say).await?;
                 balancer::mark_draining(engine, drains, true).await;
                 balancer::drain(engine, drains, &say).await;
                 engine.stop_container(old_id, &spec.name, grace).await.map_err(failure)?;
@@ -197,7 +197,7 @@ async fn run_action<E: Engine>(
                 say("stopping the old container first");
                 engine.stop_container(old_id, &spec.name, grace).await.map_err(failure)?;
                 engine.remove_container(old_id, &spec.name).await.map_err(failure)?;
-                bring_up(engine, plan, spec, *readiness, files, opts, &say).await?;
+                bring_up(engine, plan, id, spec, *readiness, files, opts, &say).await?;
             }
             balancer::undrain(engine, drains, &say).await;
             balancer::mark_draining(engine, drains, false).await;
@@ -206,7 +206,8 @@ async fn run_action<E: Engine>(
         Op::FinishReplacement { id: cid, temp_name, spec, readiness } => {
             engine.rename_container(cid, temp_name, &spec.name).await.map_err(failure)?;
             engine.start_container(cid, &spec.name).await.map_err(failure)?;
-            await_ready(engine, cid, &spec.name, *readiness, opts, &say).await
+            let context = wait_context(plan, id, spec.healthcheck.as_ref().map(|h| h.retries));
+            await_ready(engine, cid, &spec.name, *readiness, opts, &context, &say).await
         }
         Op::Reconnect { id: cid, name, networks } => {
             for n in networks {
@@ -221,7 +222,7 @@ async fn run_action<E: Engine>(
             } else {
                 engine.start_container(cid, name).await.map_err(failure)?;
             }
-            await_ready(engine, cid, name, *readiness, opts, &say).await
+            await_ready(engine, cid, name, *readiness, opts, &wait_context(plan, id, None), &say).await
         }
         Op::RemoveContainer { id: cid, name, grace_secs, drains, release_slot, anonymous_volumes } => {
             balancer::drain(engine, drains, &say).await;
@@ -239,16 +240,18 @@ async fn run_action<E: Engine>(
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn bring_up<E: Engine>(
     engine: &E,
     plan: &Plan,
+    action: ActionId,
     spec: &ContainerSpec,
     readiness: Readiness,
     files: &[FileSpec],
     opts: &ExecOptions,
     say: &(dyn Fn(&str) + Sync),
 ) -> Result<(), ActionFailure> {
-    bring_up_as(engine, plan, &spec.name, spec, readiness, files, opts, say).await.map(|_| ())
+    bring_up_as(engine, plan, action, &spec.name, spec, readiness, files, opts, say).await.map(|_| ())
 }
 
 /// Creates `spec` under `name`, writes its files, starts it and waits until ready; returns
@@ -257,6 +260,7 @@ async fn bring_up<E: Engine>(
 async fn bring_up_as<E: Engine>(
     engine: &E,
     plan: &Plan,
+    action: ActionId,
     name: &str,
     spec: &ContainerSpec,
     readiness: Readiness,
@@ -271,19 +275,36 @@ async fn bring_up_as<E: Engine>(
         f.logs = engine.logs_tail(&cid, opts.log_lines).await.unwrap_or_default();
         return Err(f);
     }
-    await_ready(engine, &cid, name, readiness, opts, say).await?;
+    let context = wait_context(plan, action, spec.healthcheck.as_ref().map(|h| h.retries));
+    await_ready(engine, &cid, name, readiness, opts, &context, say).await?;
     if let Some(pool) = balancer::pool_of(files) {
         balancer::await_pool_up(engine, &cid, name, &pool, say).await;
     }
     Ok(cid)
 }
 
+/// What waiting for action `id` holds up: the containers of the actions that wait for it
+/// (the plan's `after` edges), by their short names.
+pub fn wait_context(plan: &Plan, id: ActionId, retries: Option<u32>) -> wait::WaitContext {
+    let prefix = format!("{}-", plan.project);
+    let mut blocks: Vec<String> = plan
+        .actions
+        .iter()
+        .filter(|a| a.after.contains(&id) && a.op.resource() == "container")
+        .map(|a| a.op.name().strip_prefix(&prefix).map(str::to_string).unwrap_or_else(|| a.op.name()))
+        .collect();
+    blocks.dedup();
+    wait::WaitContext { retries, blocks }
+}
+
+#[allow(clippy::too_many_arguments)]
 async fn await_ready<E: Engine>(
     engine: &E,
     cid: &str,
     name: &str,
     readiness: Readiness,
     opts: &ExecOptions,
+    context: &wait::WaitContext,
     say: &(dyn Fn(&str) + Sync),
 ) -> Result<(), ActionFailure> {
     match readiness {
@@ -291,7 +312,7 @@ async fn await_ready<E: Engine>(
         Readiness::Completed => say("waiting until it completes"),
         Readiness::Running => {}
     }
-    match wait::wait_ready(engine, cid, name, readiness, opts.ready_timeout, opts.settle).await {
+    match wait::wait_ready_saying(engine, cid, name, readiness, opts.ready_timeout, opts.settle, context, say).await {
         Ok(()) => Ok(()),
         Err(err) => Err(ActionFailure {
             message: format!("{name}: {err}"),

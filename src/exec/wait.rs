@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use crate::desired::Readiness;
-use crate::engine::{ContainerStatus, Engine};
+use crate::engine::{ContainerStatus, Engine, HealthProgress};
 use crate::observed::{Health, RunState};
 
 /// How a wait ended badly.
@@ -62,6 +62,54 @@ pub fn judge(readiness: Readiness, status: &ContainerStatus) -> Result<bool, Wai
 /// The longest pause between two looks at a container being waited for.
 const POLL_CAP: Duration = Duration::from_millis(250);
 
+/// A wait this long is worth a word ("waiting for … — blocks …"); then one every
+/// [`REPORT_EVERY`].
+pub const REPORT_AFTER: Duration = Duration::from_secs(2);
+/// How often a long wait says how it is going.
+pub const REPORT_EVERY: Duration = Duration::from_secs(5);
+
+/// What a long wait is about, for [`wait_message`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WaitContext {
+    /// The healthcheck's `retries` (failures in a row before the container is unhealthy).
+    pub retries: Option<u32>,
+    /// The containers that start only once this one is ready (short names: `web-1`).
+    pub blocks: Vec<String>,
+}
+
+/// "waiting for shop-db-1 to be healthy (2/5 checks failed, 4 s) — blocks web-1, web-2", as
+/// Tilt says what it waits on and what that holds up.
+pub fn wait_message(
+    name: &str,
+    readiness: Readiness,
+    progress: Option<HealthProgress>,
+    context: &WaitContext,
+    elapsed: Duration,
+) -> String {
+    let secs = elapsed.as_secs();
+    let what = match readiness {
+        Readiness::Healthy => "to be healthy",
+        Readiness::Completed => "to complete",
+        Readiness::Running => "to keep running",
+    };
+    let detail = match (readiness, progress) {
+        (Readiness::Healthy, Some(p)) if p.failing_streak > 0 => match context.retries {
+            Some(retries) => format!("{}/{retries} checks failed, {secs} s", p.failing_streak),
+            None => format!("{} checks failed in a row, {secs} s", p.failing_streak),
+        },
+        (Readiness::Healthy, Some(p)) if p.checks_run > 0 => {
+            format!("{}/{} checks passed, {secs} s", p.passed, p.checks_run)
+        }
+        (Readiness::Healthy, _) => format!("no check has run yet, {secs} s"),
+        _ => format!("{secs} s"),
+    };
+    let mut line = format!("waiting for {name} {what} ({detail})");
+    if !context.blocks.is_empty() {
+        line.push_str(&format!(" — blocks {}", context.blocks.join(", ")));
+    }
+    line
+}
+
 /// Polls the container until `judge` says it is ready, it failed, or `timeout` passes. A
 /// container that counts as ready merely by running must keep running for `settle`: a
 /// command that exits at once is a failed start, however early the first look came.
@@ -73,7 +121,24 @@ pub async fn wait_ready<E: Engine>(
     timeout: Duration,
     settle: Duration,
 ) -> Result<(), WaitError> {
+    wait_ready_saying(engine, id, name, readiness, timeout, settle, &WaitContext::default(), &|_| {}).await
+}
+
+/// [`wait_ready`], saying through `say` what it waits on once the wait gets long
+/// ([`REPORT_AFTER`], then every [`REPORT_EVERY`]).
+#[allow(clippy::too_many_arguments)]
+pub async fn wait_ready_saying<E: Engine>(
+    engine: &E,
+    id: &str,
+    name: &str,
+    readiness: Readiness,
+    timeout: Duration,
+    settle: Duration,
+    context: &WaitContext,
+    say: &(dyn Fn(&str) + Sync),
+) -> Result<(), WaitError> {
     let start = Instant::now();
+    let mut next_report = REPORT_AFTER;
     let mut delay = Duration::from_millis(100);
     let mut up_since: Option<Instant> = None;
     loop {
@@ -88,6 +153,12 @@ pub async fn wait_ready<E: Engine>(
             }
         } else {
             up_since = None;
+        }
+        if start.elapsed() >= next_report && readiness != Readiness::Running {
+            // Best effort: a failed look at the health log only makes the line shorter.
+            let progress = engine.health_progress(id, name).await.ok().flatten();
+            say(&wait_message(name, readiness, progress, context, start.elapsed()));
+            next_report = start.elapsed() + REPORT_EVERY;
         }
         if start.elapsed() >= timeout {
             let state = match status.health {
@@ -108,6 +179,29 @@ mod tests {
 
     fn status(state: RunState, health: Option<Health>, exit_code: Option<i64>) -> ContainerStatus {
         ContainerStatus { state, health, exit_code, error: None }
+    }
+
+    #[test]
+    fn a_long_wait_says_what_it_waits_on_and_what_it_blocks() {
+        let context = WaitContext { retries: Some(5), blocks: vec!["web-1".into(), "web-2".into()] };
+        let failing = HealthProgress { failing_streak: 2, checks_run: 2, passed: 0 };
+        assert_eq!(
+            wait_message("shop-db-1", Readiness::Healthy, Some(failing), &context, Duration::from_millis(4300)),
+            "waiting for shop-db-1 to be healthy (2/5 checks failed, 4 s) — blocks web-1, web-2"
+        );
+        assert_eq!(
+            wait_message("shop-db-1", Readiness::Healthy, None, &WaitContext::default(), Duration::from_secs(3)),
+            "waiting for shop-db-1 to be healthy (no check has run yet, 3 s)"
+        );
+        let unknown_retries = WaitContext { retries: None, blocks: vec!["lb-1".into()] };
+        assert_eq!(
+            wait_message("shop-web-1", Readiness::Healthy, Some(failing), &unknown_retries, Duration::from_secs(7)),
+            "waiting for shop-web-1 to be healthy (2 checks failed in a row, 7 s) — blocks lb-1"
+        );
+        assert_eq!(
+            wait_message("shop-migrate-1", Readiness::Completed, None, &WaitContext::default(), Duration::from_secs(9)),
+            "waiting for shop-migrate-1 to complete (9 s)"
+        );
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use crate::engine::{Engine, observe_project};
 use crate::exec::ExecReport;
 use crate::observed::ObservedState;
-use crate::plan::Plan;
+use crate::plan::{Plan, Scope};
 use crate::spec::DesiredState;
 
 use super::OpsError;
@@ -56,8 +56,18 @@ pub async fn apply<E: Engine>(
     desired: &DesiredState,
     hooks: &mut impl ApplyHooks<E>,
 ) -> Result<Applied, OpsError> {
+    apply_scoped(engine, desired, &Scope::default(), hooks).await
+}
+
+/// One apply pass within `scope` (`apply --only`, `--replace`).
+pub async fn apply_scoped<E: Engine>(
+    engine: &E,
+    desired: &DesiredState,
+    scope: &Scope,
+    hooks: &mut impl ApplyHooks<E>,
+) -> Result<Applied, OpsError> {
     let observed = observe_project(engine, &desired.project).await.map_err(OpsError::Observe)?;
-    let plan = crate::plan::plan(desired, &observed)?;
+    let plan = crate::plan::plan_scoped(desired, &observed, scope)?;
     hooks.planned(&plan);
     if !plan.has_changes() {
         return Ok(Applied::InSync { observed });

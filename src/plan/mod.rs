@@ -14,12 +14,14 @@ mod planner;
 mod primaries;
 pub mod reason;
 mod render;
+mod scope;
 
 use checks::stop_grace;
 pub use destroy::destroy_plan;
 pub use planner::plan;
 pub use primaries::assign_primaries;
 pub use render::{render_json, render_text};
+pub use scope::{Scope, ScopeError, needed_services, plan_scoped};
 
 /// Index of an action within its plan.
 pub type ActionId = usize;

@@ -2,7 +2,7 @@
 //! (as omicron's `Planner::do_plan`). Each step records the action ids later steps wait
 //! for; the steps share nothing else.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use super::checks::{
     SpecHashes, can_start_first, drains_for, files_for, finishable_leftover, hands_over, held_ports, missing_networks,
@@ -15,8 +15,20 @@ use crate::spec::{ContainerSpec, DesiredState, ImageSource, MountSourceSpec, Ser
 /// Computes the plan that takes `observed` to `desired` (the blueprint's desired state: the
 /// primaries a failover promoted are assigned here, see [`assign_primaries`]).
 pub fn plan(desired: &DesiredState, observed: &ObservedState) -> Result<Plan, PlanError> {
+    plan_replacing(desired, observed, &BTreeSet::new())
+}
+
+/// [`plan`], replacing the containers named in `replace` even when nothing about them
+/// changed (`apply --replace`).
+pub fn plan_replacing(
+    desired: &DesiredState,
+    observed: &ObservedState,
+    replace: &BTreeSet<String>,
+) -> Result<Plan, PlanError> {
     let desired = &*assign_primaries(desired, observed);
-    Planner::new(desired, observed).do_plan()
+    let mut planner = Planner::new(desired, observed);
+    planner.replace = replace;
+    planner.do_plan()
 }
 
 /// Numbers actions as they are pushed; `after` is kept sorted and without repeats.
@@ -55,6 +67,8 @@ struct Planner<'d> {
     port_freed_by: BTreeMap<u16, Vec<ActionId>>,
     /// Each service's container actions, for what depends on the service.
     service_actions: BTreeMap<&'d str, Vec<ActionId>>,
+    /// Containers to replace whether or not they changed (`apply --replace`).
+    replace: &'d BTreeSet<String>,
 }
 
 /// The actions of one service so far, for ordering its later containers.
@@ -82,6 +96,7 @@ impl<'d> Planner<'d> {
             leftover_removal: HashMap::new(),
             port_freed_by: BTreeMap::new(),
             service_actions: BTreeMap::new(),
+            replace: const { &BTreeSet::new() },
         }
     }
 
@@ -303,8 +318,11 @@ impl<'d> Planner<'d> {
                 after.push(self.removal_action[spec.name.as_str()]);
                 Some((Op::CreateContainer { spec: spec.clone(), readiness, files }, replacement_reason(seen, spec)))
             }
-            Some(seen) if needs_replacement(seen, spec, &self.hashes) => {
-                let reason = replacement_reason(seen, spec);
+            Some(seen) if needs_replacement(seen, spec, &self.hashes) || self.replace.contains(&spec.name) => {
+                let reason = match needs_replacement(seen, spec, &self.hashes) {
+                    true => replacement_reason(seen, spec),
+                    false => "replace requested".to_string(),
+                };
                 after.extend(previous_replacement);
                 let op = Op::RecreateContainer {
                     old_id: seen.id.clone(),

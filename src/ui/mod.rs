@@ -3,6 +3,7 @@
 use std::io::IsTerminal;
 
 pub mod progress;
+pub mod projects;
 pub mod status;
 
 /// How results and progress are shown.
