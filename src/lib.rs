@@ -19,5 +19,6 @@ pub mod observed;
 pub mod ops;
 pub mod plan;
 pub mod spec;
+pub mod topology;
 pub mod ui;
 pub mod validate;

@@ -16,6 +16,7 @@ pub mod apply;
 pub mod chaos;
 pub mod destroy;
 pub mod failover;
+pub mod graph;
 mod interrupt;
 mod locking;
 pub mod plan;
@@ -76,6 +77,8 @@ pub enum Command {
     Watch(watch::Args),
     /// Promote the most advanced replica of a kind: postgres service.
     Failover(failover::Args),
+    /// Draw the topology (Mermaid, DOT or SVG), optionally with the live state overlaid.
+    Graph(graph::Args),
 }
 
 /// Problems were already printed; exit 1 without printing more.
@@ -102,6 +105,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Chaos(args) => chaos::run(args, &cli.global, ui).await,
         Command::Watch(args) => watch::run(args, &cli.global, ui).await,
         Command::Failover(args) => failover::run(args, &cli.global, ui).await,
+        Command::Graph(args) => graph::run(args, &cli.global, ui).await,
     }
 }
 
