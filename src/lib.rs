@@ -19,6 +19,7 @@ pub mod observed;
 pub mod ops;
 pub mod plan;
 pub mod spec;
+pub mod stage_diff;
 pub mod topology;
 pub mod ui;
 pub mod validate;

@@ -15,6 +15,7 @@ use crate::ui::Ui;
 pub mod apply;
 pub mod chaos;
 pub mod destroy;
+pub mod diff;
 pub mod failover;
 pub mod graph;
 mod interrupt;
@@ -79,6 +80,8 @@ pub enum Command {
     Failover(failover::Args),
     /// Draw the topology (Mermaid, DOT or SVG), optionally with the live state overlaid.
     Graph(graph::Args),
+    /// What blueprint B adds to blueprint A; exit 0 same, 1 differs, 2 error.
+    Diff(diff::Args),
 }
 
 /// Problems were already printed; exit 1 without printing more.
@@ -106,6 +109,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Watch(args) => watch::run(args, &cli.global, ui).await,
         Command::Failover(args) => failover::run(args, &cli.global, ui).await,
         Command::Graph(args) => graph::run(args, &cli.global, ui).await,
+        Command::Diff(args) => diff::run(args, &cli.global, ui).await,
     }
 }
 
