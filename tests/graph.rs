@@ -88,13 +88,14 @@ fn dot_output_of_each_stage_is_valid_for_graphviz() {
     }
 }
 
-/// The Mermaid block after each `<!-- graph: FILE -->` marker in the README.
+/// The Mermaid block after each `<!-- graph: FILE -->` marker (at the start of a line) in
+/// the README.
 fn readme_graphs() -> Vec<(String, String)> {
     let readme = std::fs::read_to_string(repo("README.md")).expect("README.md readable");
     let mut out = Vec::new();
     let mut rest = readme.as_str();
-    while let Some(at) = rest.find("<!-- graph: ") {
-        let after = &rest[at + "<!-- graph: ".len()..];
+    while let Some(at) = rest.find("\n<!-- graph: ") {
+        let after = &rest[at + "\n<!-- graph: ".len()..];
         let end = after.find(" -->").expect("a graph marker ends with ` -->`");
         let file = after[..end].trim().to_string();
         let body = &after[end..];
