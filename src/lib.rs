@@ -14,6 +14,7 @@ pub mod engine;
 pub mod exec;
 pub mod kinds;
 pub mod labels;
+pub mod lesson;
 pub mod model;
 pub mod observed;
 pub mod ops;

@@ -14,6 +14,7 @@ use crate::ui::Ui;
 
 pub mod apply;
 pub mod chaos;
+pub mod check;
 pub mod destroy;
 pub mod diff;
 pub mod failover;
@@ -21,6 +22,7 @@ pub mod graph;
 mod interrupt;
 mod locking;
 pub mod plan;
+pub mod stages;
 pub mod status;
 pub mod validate;
 pub mod watch;
@@ -82,6 +84,10 @@ pub enum Command {
     Graph(graph::Args),
     /// What blueprint B adds to blueprint A; exit 0 same, 1 differs, 2 error.
     Diff(diff::Args),
+    /// Run a stage's x-lesson checks against the live project; exit 0 all pass, 1 otherwise.
+    Check(check::Args),
+    /// List the stage ladder and which stage the project runs now.
+    Stages(stages::Args),
 }
 
 /// Problems were already printed; exit 1 without printing more.
@@ -110,6 +116,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Failover(args) => failover::run(args, &cli.global, ui).await,
         Command::Graph(args) => graph::run(args, &cli.global, ui).await,
         Command::Diff(args) => diff::run(args, &cli.global, ui).await,
+        Command::Check(args) => check::run(args, &cli.global, ui).await,
+        Command::Stages(args) => stages::run(args, &cli.global, ui).await,
     }
 }
 

@@ -334,6 +334,7 @@ impl Decoder<'_> {
             volumes: BTreeMap::new(),
             services: Vec::new(),
             incomplete_services: Vec::new(),
+            lesson: Vec::new(),
         };
         let mut saw_services = false;
         for (key, value) in entries {
@@ -366,6 +367,12 @@ impl Decoder<'_> {
                             None => bp.incomplete_services.push(k.name.clone()),
                         }
                     }
+                }
+                "x-lesson" => {
+                    let (checks, problems) = super::lesson::decode(self.file, value);
+                    self.wrong += problems.len();
+                    self.problems.extend(problems);
+                    bp.lesson = checks;
                 }
                 _ => {}
             }

@@ -40,6 +40,8 @@ pub struct Blueprint {
     /// Services declared but left out because they have problems of their own (only in a
     /// partial blueprint): other checks treat them as existing, so they add no false errors.
     pub incomplete_services: Vec<String>,
+    /// The `x-lesson:` checks a learner can run with `scale check` (empty without one).
+    pub lesson: Vec<super::lesson::LessonCheck>,
 }
 
 impl Blueprint {
