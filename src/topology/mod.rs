@@ -334,3 +334,71 @@ impl Topology {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Env, load_bytes};
+
+    const STAGE: &str = "name: shop\nnetworks:\n  public: {}\n  private: { internal: true }\nservices:\n  lb:\n    kind: load-balancer\n    image: haproxy\n    backends: { service: web, port: 8000 }\n    ports: [\"8080:80\"]\n    networks: [public, private]\n  web:\n    image: web\n    replicas: 2\n    environment: { DATABASE_URL: postgres://db-primary/app, DATABASE_READ_URL: postgres://db-replica/app }\n    networks: [private]\n    depends_on: [db]\n  db:\n    kind: postgres\n    image: postgres\n    read_replicas: 1\n    networks: [private]\n";
+
+    fn graph() -> Topology {
+        let bp = load_bytes(std::path::Path::new("bp.yaml"), STAGE.as_bytes(), &Env::default()).expect("loads");
+        let desired = crate::desired::desired_state(&bp, "shop", &|_| Ok(String::new())).expect("expands");
+        topology(&bp, &desired)
+    }
+
+    fn facts(state: LiveState, db_role: Option<&str>) -> LiveFacts {
+        LiveFacts { state: Some(state), db_role: db_role.map(String::from), details: Vec::new() }
+    }
+
+    #[test]
+    fn roles_pool_and_replication_come_from_the_blueprint() {
+        let g = graph();
+        let node = |name: &str| g.nodes.iter().find(|n| n.name == name).unwrap_or_else(|| panic!("no {name}"));
+        assert_eq!(node("shop-db-1").role, Role::Primary);
+        assert_eq!(node("shop-db-2").role, Role::Replica);
+        assert_eq!(node("shop-lb-1").cluster, None, "the load balancer bridges two networks");
+        assert_eq!(node("shop-web-1").cluster.as_deref(), Some("n_shop_private"));
+        assert_eq!(
+            g.clusters,
+            vec![Cluster { id: "n_shop_private".into(), network: "shop_private".into(), internal: true }]
+        );
+        let kinds = |from: &str, to: &str| -> Vec<EdgeKind> {
+            g.edges.iter().filter(|e| e.from == node_id(from) && e.to == node_id(to)).map(|e| e.kind).collect()
+        };
+        assert_eq!(kinds("user", "shop-lb-1"), vec![EdgeKind::Publish]);
+        assert_eq!(kinds("shop-lb-1", "shop-web-2"), vec![EdgeKind::Pool]);
+        assert_eq!(kinds("shop-db-1", "shop-db-2"), vec![EdgeKind::Replication]);
+        assert_eq!(kinds("shop-web-1", "shop-db-2"), vec![EdgeKind::Read]);
+        assert_eq!(kinds("shop-web-1", "shop-db-1"), vec![EdgeKind::Write]);
+    }
+
+    #[test]
+    fn the_live_overlay_marks_what_is_down_and_follows_a_failover() {
+        let mut g = graph();
+        let live = BTreeMap::from([
+            ("shop-lb-1".to_string(), facts(LiveState::Up, None)),
+            ("shop-web-1".to_string(), facts(LiveState::Down, None)),
+            ("shop-web-2".to_string(), facts(LiveState::Up, None)),
+            ("shop-db-1".to_string(), facts(LiveState::Down, None)),
+            ("shop-db-2".to_string(), facts(LiveState::Up, Some("primary"))),
+        ]);
+        g.overlay(&live);
+        let node = |name: &str| g.nodes.iter().find(|n| n.name == name).expect("node");
+        assert_eq!(node("shop-web-1").live, Some(LiveState::Down));
+        assert_eq!(node("shop-db-2").role, Role::Primary, "the promoted replica is drawn as the primary");
+        assert_eq!(node("shop-db-2").details[0], "postgres primary");
+        let pool_edge =
+            |to: &str| g.edges.iter().find(|e| e.kind == EdgeKind::Pool && e.to == node_id(to)).expect("edge");
+        assert!(pool_edge("shop-web-1").down && !pool_edge("shop-web-2").down);
+        let text = mermaid::render(&g);
+        assert!(text.contains("class n_shop_web_1 down") && text.contains("class n_shop_web_2 up"), "{text}");
+        assert!(text.contains("linkStyle ") && text.contains("✖ down"), "{text}");
+        let dot_text = dot::render(&g);
+        assert!(
+            dot_text.contains("n_shop_lb_1 -> n_shop_web_1 [label=\"pool :8000\", color=\"#cc0000\", style=dotted]"),
+            "{dot_text}"
+        );
+    }
+}
