@@ -277,12 +277,25 @@ fn ladder_up_and_down() {
     assert_eq!(broken.code, Some(1), "check passes with web-1 stopped:\n{}", broken.all());
     assert!(broken.stdout.contains("✘ both web servers answer in turn"), "{}", broken.stdout);
     assert!(broken.stdout.contains("hint: a web server is out of the pool"), "{}", broken.stdout);
+    let live = Scale::new(&["graph", "--live", "-p", &p, l.file(3)]).isolated().run();
+    live.success();
+    let id = |n: u32| format!("n_{}", l.container("web", n).replace('-', "_"));
+    assert!(live.stdout.contains(&format!("class {} down", id(1))), "graph --live: web-1 not down:\n{}", live.stdout);
+    assert!(live.stdout.contains(&format!("class {} up", id(2))), "graph --live: web-2 not up:\n{}", live.stdout);
     l.apply(3, &[]);
     l.check(3, &[]);
 
     // ---- 3 → 4: two read replicas; reads go to them, writes to the primary.
     l.apply(4, &[]);
     l.check(4, &[]);
+    let stages = Scale::new(&["stages", "-p", &p, dir.path().to_str().expect("UTF-8 temp path")]).isolated().run();
+    stages.success();
+    let applied: Vec<&str> = stages.stdout.lines().filter(|line| line.contains("← applied now")).collect();
+    assert!(
+        applied.len() == 1 && applied[0].contains("Database replication"),
+        "scale stages does not mark stage 4 as the one applied:\n{}",
+        stages.stdout
+    );
     let port = l.port(4, "lb", &[]);
     let replicas = BTreeSet::from([l.container("db", 2), l.container("db", 3)]);
     for _ in 0..10 {
