@@ -71,6 +71,7 @@ pub fn validate(bp: &Blueprint, project_override: Option<&str>) -> Vec<Diagnosti
     }
     v.host_ports();
     v.cycles();
+    v.problems.extend(crate::model::lesson::check_references(bp));
     Diagnostics(v.problems).sorted().0
 }
 

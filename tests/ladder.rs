@@ -1,7 +1,9 @@
 //! The whole stage ladder on a real engine, with the real stage files: 01 → 02 → 03 → 04, a
 //! rolling update (APP_VERSION=2) and a scale-up (WEB_REPLICAS=4) under load with no failed
 //! request, then back down 04 → 03 → 02 → 01 and up to 02 again with the data intact. After
-//! every apply, `plan --detailed-exitcode` says there is nothing left to do.
+//! every apply, `plan --detailed-exitcode` says there is nothing left to do, and on the way up
+//! `scale check` runs each stage's `x-lesson` (and fails, with its hint, while a web server of
+//! stage 3 is stopped).
 //!
 //! The stage files are copied into a scratch directory with exactly two kinds of edits: the
 //! fixed public port becomes a random one (`"8080:8000"` → `"8000"`, `"8080:80"` → `"80"`),
@@ -61,6 +63,14 @@ impl Ladder {
             plan.stdout,
             plan.stderr
         );
+    }
+
+    /// `scale check` of stage `stage`: the lesson the blueprint teaches must hold on the live
+    /// project (the same checks a learner runs, so docs, lessons and this test agree).
+    fn check(&self, stage: usize, env: &[(&str, &str)]) {
+        let run = Scale::new(&["check", "-p", &self.p, self.file(stage)]).envs(env).isolated().run();
+        assert_eq!(run.code, Some(0), "stage {stage}'s x-lesson does not hold:\n{}", run.all());
+        assert!(run.stdout.contains(" 0 failed"), "stage {stage}: {}", run.stdout);
     }
 
     /// The host port of `service`'s TCP endpoint, from `status --output json`.
@@ -191,6 +201,7 @@ fn ladder_up_and_down() {
 
     // ---- stage 1: one server, its own embedded database.
     l.apply(1, &[]);
+    l.check(1, &[]);
     let port = l.port(1, "web", &[]);
     let r = http_get(port, "/users/12");
     assert_user_12(&r, "embedded");
@@ -198,6 +209,7 @@ fn ladder_up_and_down() {
 
     // ---- 1 → 2: the data moves to PostgreSQL (db-1, the primary).
     l.apply(2, &[]);
+    l.check(2, &[]);
     let port = l.port(2, "web", &[]);
     let r = http_get(port, "/users/12");
     assert_user_12(&r, "primary");
@@ -223,6 +235,7 @@ fn ladder_up_and_down() {
         plan.stderr
     );
     l.apply(3, &[]);
+    l.check(3, &[]);
     let port = l.port(3, "lb", &[]);
     let private = format!("{p}_private");
     for n in 1..=2 {
@@ -258,9 +271,31 @@ fn ladder_up_and_down() {
     assert_alternates(&l, port, "primary");
     assert_stage2_user(port, &stage2_path, &stage2_body);
     assert_eq!(l.container_id("db", 1), db1_id, "stage 3 recreated {db1}");
+    // With a web server down, the lesson fails and says where to look; apply repairs it.
+    Scale::new(&["chaos", "stop", "web-1", "-p", &p]).isolated().run().success();
+    let broken = Scale::new(&["check", "-p", &p, l.file(3)]).isolated().run();
+    assert_eq!(broken.code, Some(1), "check passes with web-1 stopped:\n{}", broken.all());
+    assert!(broken.stdout.contains("✘ both web servers answer in turn"), "{}", broken.stdout);
+    assert!(broken.stdout.contains("hint: a web server is out of the pool"), "{}", broken.stdout);
+    let live = Scale::new(&["graph", "--live", "-p", &p, l.file(3)]).isolated().run();
+    live.success();
+    let id = |n: u32| format!("n_{}", l.container("web", n).replace('-', "_"));
+    assert!(live.stdout.contains(&format!("class {} down", id(1))), "graph --live: web-1 not down:\n{}", live.stdout);
+    assert!(live.stdout.contains(&format!("class {} up", id(2))), "graph --live: web-2 not up:\n{}", live.stdout);
+    l.apply(3, &[]);
+    l.check(3, &[]);
 
     // ---- 3 → 4: two read replicas; reads go to them, writes to the primary.
     l.apply(4, &[]);
+    l.check(4, &[]);
+    let stages = Scale::new(&["stages", "-p", &p, dir.path().to_str().expect("UTF-8 temp path")]).isolated().run();
+    stages.success();
+    let applied: Vec<&str> = stages.stdout.lines().filter(|line| line.contains("← applied now")).collect();
+    assert!(
+        applied.len() == 1 && applied[0].contains("Database replication"),
+        "scale stages does not mark stage 4 as the one applied:\n{}",
+        stages.stdout
+    );
     let port = l.port(4, "lb", &[]);
     let replicas = BTreeSet::from([l.container("db", 2), l.container("db", 3)]);
     for _ in 0..10 {

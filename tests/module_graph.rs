@@ -122,7 +122,20 @@ fn top_level_modules_form_no_cycle() {
 #[test]
 fn planning_core_does_not_reach_the_engine_or_the_terminal() {
     let graph = module_graph();
-    for core in ["model", "validate", "desired", "spec", "kinds", "observed", "labels", "plan"] {
+    let core_modules = [
+        "model",
+        "validate",
+        "desired",
+        "spec",
+        "kinds",
+        "observed",
+        "labels",
+        "plan",
+        "topology",
+        "stage_diff",
+        "lesson",
+    ];
+    for core in core_modules {
         for edge in ["engine", "exec", "ops", "cli", "ui"] {
             assert!(
                 !graph.get(core).is_some_and(|deps| deps.contains(edge)),

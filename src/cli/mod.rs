@@ -14,18 +14,22 @@ use crate::ui::Ui;
 
 pub mod apply;
 pub mod chaos;
+pub mod check;
 pub mod completions;
 pub mod config;
 pub mod destroy;
+pub mod diff;
 pub mod dump;
 pub mod exec;
 pub mod failover;
+pub mod graph;
 mod interrupt;
 mod locking;
 pub mod logs;
 pub mod plan;
 pub mod reap;
 pub mod run;
+pub mod stages;
 pub mod status;
 pub mod validate;
 pub mod watch;
@@ -101,7 +105,7 @@ pub enum Command {
     Run(run::Args),
     /// Remove every project on the engine whose `apply --ttl` expiry has passed.
     Reap(reap::Args),
-    /// Show the project's container output, prefixed per container (-f follows).
+    /// Show the project's container output, prefixed per container (--follow follows).
     Logs(logs::Args),
     /// Run a command in one of the project's containers.
     Exec(exec::Args),
@@ -111,6 +115,14 @@ pub enum Command {
     Completions(completions::Args),
     /// Print the man page (roff).
     Man,
+    /// Draw the topology (Mermaid, DOT or SVG), optionally with the live state overlaid.
+    Graph(graph::Args),
+    /// What blueprint B adds to blueprint A; exit 0 same, 1 differs, 2 error.
+    Diff(diff::Args),
+    /// Run a stage's x-lesson checks against the live project; exit 0 all pass, 1 otherwise.
+    Check(check::Args),
+    /// List the stage ladder and which stage the project runs now.
+    Stages(stages::Args),
 }
 
 /// Problems were already printed; exit 1 without printing more.
@@ -145,6 +157,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Dump(args) => dump::run(args, &cli.global, ui).await,
         Command::Completions(args) => completions::run(args),
         Command::Man => completions::man(),
+        Command::Graph(args) => graph::run(args, &cli.global, ui).await,
+        Command::Diff(args) => diff::run(args, &cli.global, ui).await,
+        Command::Check(args) => check::run(args, &cli.global, ui).await,
+        Command::Stages(args) => stages::run(args, &cli.global, ui).await,
     }
 }
 

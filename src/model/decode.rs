@@ -377,6 +377,7 @@ impl Decoder<'_> {
             configs: BTreeMap::new(),
             inactive_services: Vec::new(),
             warnings: Vec::new(),
+            lesson: Vec::new(),
         };
         let mut saw_services = false;
         for (key, value) in entries {
@@ -413,6 +414,12 @@ impl Decoder<'_> {
                             None => bp.incomplete_services.push(k.name.clone()),
                         }
                     }
+                }
+                "x-lesson" => {
+                    let (checks, problems) = super::lesson::decode(self.file, value);
+                    self.wrong += problems.len();
+                    self.problems.extend(problems);
+                    bp.lesson = checks;
                 }
                 _ => {}
             }

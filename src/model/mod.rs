@@ -4,6 +4,7 @@ mod decode;
 pub mod duration;
 mod envfile;
 pub mod interpolate;
+pub mod lesson;
 mod load;
 pub mod merge;
 pub mod node;

@@ -53,6 +53,8 @@ pub struct Blueprint {
     /// What was read but is not acted on (a key scale does not support yet, an obsolete
     /// one): shown by validate and plan as warnings, never dropped silently.
     pub warnings: Vec<crate::diag::Diagnostic>,
+    /// The `x-lesson:` checks a learner can run with `scale check` (empty without one).
+    pub lesson: Vec<super::lesson::LessonCheck>,
 }
 
 /// A project name not written in the file: `COMPOSE_PROJECT_NAME`, or the directory's name
