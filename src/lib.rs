@@ -11,6 +11,7 @@ pub mod desired;
 pub mod diag;
 pub mod engine;
 pub mod exec;
+pub mod exit;
 pub mod failover;
 pub mod kinds;
 pub mod labels;

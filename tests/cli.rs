@@ -125,7 +125,8 @@ fn plan_rejects_an_invalid_project_name() {
 #[test]
 fn destroy_needs_a_file_or_a_project() {
     let run = scale(&["destroy"]);
-    run.expect_code(1);
+    // A usage error: 64 (EX_USAGE), never 1 or 2.
+    run.expect_code(64);
     assert!(run.stderr.contains("no project given"), "{}", run.stderr);
     assert!(run.stderr.contains("-p NAME"), "says how to give one:\n{}", run.stderr);
 }

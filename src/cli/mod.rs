@@ -16,6 +16,7 @@ pub mod apply;
 pub mod chaos;
 pub mod destroy;
 pub mod failover;
+pub mod failure;
 mod interrupt;
 mod locking;
 pub mod plan;
@@ -185,7 +186,11 @@ pub fn project_of(file: Option<&PathBuf>, global: &Global, ui: Ui) -> anyhow::Re
             Ok(p.clone())
         }
         (Some(file), None) => Ok(load_valid(file, global, ui)?.1),
-        (None, None) => anyhow::bail!("no project given: pass a blueprint file or -p NAME"),
+        (None, None) => Err(crate::exit::UsageError::new(
+            "no project given: pass a blueprint file or -p NAME",
+            "for example `scale destroy -p shop` or `scale destroy blueprints/01-single-server.yaml`",
+        )
+        .into()),
     }
 }
 
