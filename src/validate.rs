@@ -11,6 +11,8 @@ use std::time::Duration;
 use crate::diag::{Diagnostic, Diagnostics, Pos, did_you_mean};
 use crate::model::{At, Blueprint, Kind, MountSource, Service, duration};
 
+mod input;
+
 /// Project names become label values, container, network and volume name prefixes and DNS
 /// labels, so they are kept to what all of those accept.
 const MAX_PROJECT_NAME: usize = 63;
@@ -51,6 +53,7 @@ pub fn validate(bp: &Blueprint, project_override: Option<&str>) -> Vec<Diagnosti
         v.kind(service);
         v.environment(service);
         v.healthcheck(service);
+        v.problems.extend(input::service_problems(bp, service));
     }
     v.host_ports();
     v.cycles();

@@ -3,6 +3,7 @@
 mod decode;
 pub mod duration;
 mod envfile;
+pub mod fsread;
 pub mod interpolate;
 mod load;
 pub mod node;
