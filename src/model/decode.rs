@@ -191,6 +191,11 @@ impl Decoder<'_> {
                 let text = self.interpolate(s, node.pos, what)?;
                 match text.trim().parse::<i64>() {
                     Ok(i) => i,
+                    // Digits too many for any integer type: out of range, quoted as written.
+                    Err(_) if is_integer_literal(text.trim()) => {
+                        self.error(node.pos, format!("{what}: {} is out of range ({min} to {max})", text.trim()));
+                        return None;
+                    }
                     Err(_) => {
                         self.error(node.pos, format!("{what}: expected a whole number, found {text:?}"));
                         return None;
@@ -864,4 +869,10 @@ fn normalize(path: &Path) -> PathBuf {
         }
     }
     out
+}
+
+/// `[-+]?[0-9]+`: a whole number as written, however large.
+fn is_integer_literal(text: &str) -> bool {
+    let digits = text.strip_prefix(['-', '+']).unwrap_or(text);
+    !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())
 }

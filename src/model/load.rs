@@ -60,11 +60,14 @@ pub fn load_bytes_lenient(file: &Path, bytes: &[u8], env: &Env) -> (Option<Bluep
         Ok(text) => text,
         Err(d) => return (None, Diagnostics(vec![d])),
     };
-    let root = match node::parse(text) {
+    let limits = match yaml_limits(file, env) {
+        Ok(limits) => limits,
+        Err(d) => return (None, Diagnostics(vec![d])),
+    };
+    let root = match node::parse_with(text, limits) {
         Ok(root) => root,
         Err(err) => {
-            let d =
-                Diagnostic::at(file, err.pos, format!("invalid YAML: {}", err.message)).hint(syntax_hint(&err.message));
+            let d = Diagnostic::at(file, err.pos, format!("invalid YAML: {}", err.message)).hint(err.hint);
             return (None, Diagnostics(vec![d]));
         }
     };
@@ -77,6 +80,20 @@ fn strict((blueprint, problems): (Option<Blueprint>, Diagnostics)) -> Result<Blu
         Some(bp) if problems.is_empty() => Ok(bp),
         _ => Err(problems),
     }
+}
+
+/// The parser's limits, with the alias limit raised when the environment (shell or `.env`)
+/// sets [`node::ALIAS_LIMIT_VAR`] for a real file that shares big anchors very often.
+fn yaml_limits(file: &Path, env: &Env) -> Result<node::Limits, Diagnostic> {
+    let mut limits = node::Limits::default();
+    if let Some(text) = env.get(node::ALIAS_LIMIT_VAR) {
+        let n = text.trim().parse::<usize>().ok().filter(|n| (1..=node::MAX_EVENTS).contains(n)).ok_or_else(|| {
+            Diagnostic::file(file, format!("{}={text:?} is not a number of events", node::ALIAS_LIMIT_VAR))
+                .hint(format!("set it to a whole number from 1 to {}, or unset it", node::MAX_EVENTS))
+        })?;
+        limits.max_alias_events = n;
+    }
+    Ok(limits)
 }
 
 /// The directory relative paths in a blueprint are resolved against (absolute).
@@ -160,26 +177,6 @@ fn check_text<'a>(file: &Path, bytes: &'a [u8]) -> Result<&'a str, Diagnostic> {
 
 fn pos(line: usize, col: usize) -> Pos {
     Pos::new(u32::try_from(line).unwrap_or(u32::MAX), u32::try_from(col).unwrap_or(u32::MAX))
-}
-
-fn syntax_hint(message: &str) -> String {
-    let m = message.to_lowercase();
-    if m.contains("duplicate") {
-        "each key may appear once in a mapping; remove or rename the repeated one".into()
-    } else if m.contains("unknown anchor") {
-        "an alias `*name` must come after the anchor `&name` it refers to; define the anchor first".into()
-    } else if m.contains("more than one yaml document") {
-        "remove the `---` line and everything after it, or split it into its own blueprint file".into()
-    } else if m.contains("budget")
-        || m.contains("alias")
-        || m.contains("depth")
-        || m.contains("limit")
-        || m.contains("nests")
-    {
-        "the document is too large or nests too deeply (anchors and aliases count too)".into()
-    } else {
-        "check indentation (spaces only), colons after keys, and quotes around values with `:` or `#`".into()
-    }
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@ pub mod fsread;
 pub mod interpolate;
 mod load;
 pub mod node;
+mod numbers;
 mod types;
 
 pub use decode::parse_port;
