@@ -55,6 +55,7 @@ pub fn validate(bp: &Blueprint, project_override: Option<&str>) -> Vec<Diagnosti
         v.healthcheck(service);
         v.problems.extend(input::service_problems(bp, service));
     }
+    v.problems.extend(input::blueprint_problems(bp));
     v.host_ports();
     v.cycles();
     Diagnostics(v.problems).sorted().0

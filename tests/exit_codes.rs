@@ -132,6 +132,7 @@ fn an_invalid_blueprint_under_json_is_the_validate_document_with_its_problems() 
         let doc = one_document(&run);
         assert_eq!(doc["valid"], false, "{doc}");
         assert_eq!(doc["problems"][0]["line"], 5, "{doc}");
+        assert_eq!(doc["problems"][0]["service"], "web", "a problem inside a service names it: {doc}");
     }
     let missing = dir.path().join("missing.yaml").display().to_string();
     let run = scale(&["plan", "--output", "json", &missing]);

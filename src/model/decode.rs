@@ -351,10 +351,20 @@ impl Decoder<'_> {
                 }
                 "services" => {
                     saw_services = true;
-                    for (k, v) in self.optional_map(value, "services").unwrap_or(&[]) {
+                    let services = self.optional_map(value, "services");
+                    if services.is_some_and(<[_]>::is_empty) || matches!(value.value, Value::Null) {
+                        self.error(value.pos, "`services:` is empty: a blueprint runs at least one service").hint =
+                            Some("add a service with `image:` or `build:`, e.g. `web: { image: nginx:1.27 }`".into());
+                    }
+                    for (k, v) in services.unwrap_or(&[]) {
+                        let before = self.problems.len();
                         match self.service(k, v) {
                             Some(service) => bp.services.push(service),
                             None => bp.incomplete_services.push(k.name.clone()),
+                        }
+                        // Every problem found inside a service names it (JSON's `service`).
+                        for d in &mut self.problems[before..] {
+                            d.within_service(&k.name);
                         }
                     }
                 }
@@ -838,11 +848,17 @@ pub fn parse_port(text: &str) -> Result<PortMapping, String> {
             Err(_) => Err(format!("{s:?} is not a port number")),
         }
     };
+    // An IPv6 host address is written in brackets: "[::1]:8080:80".
+    let (bracketed_ip, spec) = match spec.strip_prefix('[').and_then(|r| r.split_once("]:")) {
+        Some((ip, rest)) => (Some(ip), rest),
+        None => (None, spec),
+    };
     let parts: Vec<&str> = spec.split(':').collect();
-    let (host_ip, host_port, container) = match parts.as_slice() {
-        [c] => (None, None, *c),
-        [h, c] => (None, Some(*h), *c),
-        [ip, h, c] => (Some(*ip), Some(*h), *c),
+    let (host_ip, host_port, container) = match (bracketed_ip, parts.as_slice()) {
+        (None, [c]) => (None, None, *c),
+        (None, [h, c]) => (None, Some(*h), *c),
+        (None, [ip, h, c]) => (Some(*ip), Some(*h), *c),
+        (Some(ip), [h, c]) => (Some(ip), Some(*h), *c),
         _ => return Err(format!("{text:?} is not a port mapping")),
     };
     Ok(PortMapping {
