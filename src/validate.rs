@@ -502,10 +502,12 @@ impl<'a> Validator<'a> {
         // Edges in declaration order, without self-loops (reported already) or duplicates.
         let mut edges: Vec<Vec<(usize, Pos)>> = vec![Vec::new(); services.len()];
         for (i, s) in services.iter().enumerate() {
+            // A set, not a scan of the edges so far: a service may list thousands.
+            let mut seen = HashSet::new();
             for dep in &s.depends_on {
                 if let Some(&j) = index.get(dep.service.value.as_str())
                     && j != i
-                    && !edges[i].iter().any(|&(k, _)| k == j)
+                    && seen.insert(j)
                 {
                     edges[i].push((j, dep.service.pos));
                 }
