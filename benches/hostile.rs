@@ -57,7 +57,8 @@ fn validate_text(text: &str) -> usize {
 #[divan::bench(args = SIZES, sample_count = 10)]
 fn dotenv_lines(bencher: Bencher, n: usize) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let env: String = (0..n).map(|i| format!("VAR_{i}=value-{i}-${{VAR_{}:-x}}\n", i.saturating_sub(1))).collect();
+    // Each line refers to an earlier variable (the first: values do not grow with the file).
+    let env: String = (0..n).map(|i| format!("VAR_{i}=\"value {i} of ${{VAR_0:-x}}\" # comment\n")).collect();
     std::fs::write(dir.path().join(".env"), env).expect("write .env");
     let file = dir.path().join("b.yaml");
     std::fs::write(&file, "name: b\nservices:\n  web: { image: app }\n").expect("write blueprint");

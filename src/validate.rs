@@ -170,7 +170,7 @@ impl<'a> Validator<'a> {
         self.problems.push(Diagnostic::at(&self.bp.file, pos, message).service(&service.name).hint(hint));
     }
 
-    fn service_names(&self) -> impl Iterator<Item = &'a str> + use<'a> {
+    fn service_names(&self) -> impl ExactSizeIterator<Item = &'a str> + use<'a> {
         self.bp.services.iter().map(|s| s.name.as_str())
     }
 

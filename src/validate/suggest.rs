@@ -50,17 +50,12 @@ impl<'a> NameIndex<'a> {
     }
 }
 
-/// Names joined with commas, at most `max` of them, then "and N more".
-pub fn capped_list<'n>(names: impl IntoIterator<Item = &'n str>, max: usize) -> String {
-    let mut shown = Vec::new();
-    let mut more = 0usize;
-    for name in names {
-        if shown.len() < max {
-            shown.push(name);
-        } else {
-            more += 1;
-        }
-    }
+/// Names joined with commas, at most `max` of them, then "and N more". Reads only the names
+/// it shows (the count comes from the iterator's length): a hint per problem must not cost a
+/// pass over every name.
+pub fn capped_list<'n>(names: impl ExactSizeIterator<Item = &'n str>, max: usize) -> String {
+    let more = names.len().saturating_sub(max);
+    let shown: Vec<&str> = names.take(max).collect();
     match more {
         0 => shown.join(", "),
         n => format!("{} and {n} more", shown.join(", ")),
@@ -84,7 +79,7 @@ mod tests {
 
     #[test]
     fn lists_are_capped() {
-        assert_eq!(capped_list(["a", "b"], 3), "a, b");
-        assert_eq!(capped_list(["a", "b", "c", "d", "e"], 3), "a, b, c and 2 more");
+        assert_eq!(capped_list(["a", "b"].into_iter(), 3), "a, b");
+        assert_eq!(capped_list(["a", "b", "c", "d", "e"].into_iter(), 3), "a, b, c and 2 more");
     }
 }
