@@ -6,7 +6,7 @@
 use crate::diag::did_you_mean;
 
 /// Names on each side of the query's place in each sorted order that are compared with it.
-const NEIGHBOURS: usize = 24;
+const NEIGHBOURS: usize = 8;
 
 /// How many names a hint lists before "and N more".
 pub const LISTED: usize = 8;
