@@ -5,7 +5,7 @@
 //!
 //! Each blueprint is one YAML document. 10,000 services of this shape are about 293,000 YAML
 //! events and 2.4 MB, inside the loader's limits in a release build (`cargo bench` builds
-//! one; a debug build allows far fewer events, see `scale::model::node::MAX_EVENTS`).
+//! one; see `scale::model::node::MAX_EVENTS`).
 //!
 //! ```sh
 //! cargo bench --bench plan

@@ -26,6 +26,7 @@ use globset::{GlobBuilder, GlobMatcher};
 use sha2::{Digest, Sha256};
 
 use crate::model::Build;
+use crate::model::fsread::{self, ReadError};
 
 /// The name of the ignore file at the context root.
 pub const DOCKERIGNORE: &str = ".dockerignore";
@@ -47,6 +48,8 @@ pub enum ContextError {
     Unreadable { context: PathBuf, path: PathBuf, reason: String },
     #[error("build context {}: .dockerignore line {line}: bad pattern `{pattern}`: {reason}", context.display())]
     BadPattern { context: PathBuf, line: usize, pattern: String, reason: String },
+    #[error("build context {}: its files are larger than the limit of {limit} bytes together", context.display())]
+    TooLarge { context: PathBuf, limit: u64 },
 }
 
 impl ContextError {
@@ -57,7 +60,8 @@ impl ContextError {
             | ContextError::MissingDockerfile { context, .. }
             | ContextError::DockerfileOutside { context, .. }
             | ContextError::Unreadable { context, .. }
-            | ContextError::BadPattern { context, .. } => context,
+            | ContextError::BadPattern { context, .. }
+            | ContextError::TooLarge { context, .. } => context,
         }
     }
 }
@@ -65,6 +69,7 @@ impl ContextError {
 /// A hex SHA-256 of everything in `build` that affects the image (see the module docs).
 pub fn fingerprint(build: &Build) -> Result<String, ContextError> {
     let ctx = Context::scan(build)?;
+    let mut budget = fsread::MAX_BUILD_CONTEXT_BYTES;
     let mut h = Sha256::new();
     h.update(b"scale-build-context-v1\0");
     for entry in &ctx.entries {
@@ -80,7 +85,8 @@ pub fn fingerprint(build: &Build) -> Result<String, ContextError> {
             Kind::Dir => {}
             Kind::Symlink(target) => field(&mut h, target),
             Kind::File => {
-                let mut file = fs::File::open(&entry.abs).map_err(|e| ctx.unreadable(&entry.abs, e))?;
+                let file = fsread::open_regular(&entry.abs).map_err(|e| ctx.unreadable_file(&entry.abs, e))?;
+                let mut file = file.take(budget.saturating_add(1));
                 let mut content = Sha256::new();
                 let mut buf = vec![0u8; 64 * 1024];
                 let mut len: u64 = 0;
@@ -92,6 +98,7 @@ pub fn fingerprint(build: &Build) -> Result<String, ContextError> {
                     len += n as u64;
                     content.update(&buf[..n]);
                 }
+                budget = ctx.spend(budget, len)?;
                 h.update(len.to_le_bytes());
                 h.update(content.finalize());
             }
@@ -111,6 +118,7 @@ pub fn fingerprint(build: &Build) -> Result<String, ContextError> {
 /// A deterministic tar of the files `docker build` would send for `build`.
 pub fn tar(build: &Build) -> Result<Vec<u8>, ContextError> {
     let ctx = Context::scan(build)?;
+    let mut budget = fsread::MAX_BUILD_CONTEXT_BYTES;
     let mut builder = tar::Builder::new(Vec::new());
     builder.follow_symlinks(false);
     for entry in &ctx.entries {
@@ -132,7 +140,11 @@ pub fn tar(build: &Build) -> Result<Vec<u8>, ContextError> {
                 builder.append_link(&mut header, &path, rel_path(target))
             }
             Kind::File => {
-                let data = fs::read(&entry.abs).map_err(|e| ctx.unreadable(&entry.abs, e))?;
+                let data = fsread::read_bounded(&entry.abs, budget).map_err(|e| match e {
+                    ReadError::TooLarge { .. } => ctx.too_large(),
+                    e => ctx.unreadable_file(&entry.abs, e),
+                })?;
+                budget -= data.len() as u64;
                 header.set_entry_type(tar::EntryType::Regular);
                 header.set_size(data.len() as u64);
                 builder.append_data(&mut header, &path, data.as_slice())
@@ -218,6 +230,25 @@ struct Entry {
     mode: u32,
 }
 
+/// The context's `.dockerignore` (none is fine): a regular file of at most
+/// [`fsread::MAX_DOCKERIGNORE_BYTES`], never a FIFO or a device.
+fn read_ignore(root: &Path) -> Result<Ignore, ContextError> {
+    let path = root.join(DOCKERIGNORE);
+    match fsread::read_bounded(&path, fsread::MAX_DOCKERIGNORE_BYTES) {
+        Ok(bytes) => Ignore::parse(root, &String::from_utf8_lossy(&bytes)),
+        Err(ReadError::NotFound) => Ok(Ignore::default()),
+        Err(e) => Err(ContextError::Unreadable { path, context: root.to_path_buf(), reason: e.to_string() }),
+    }
+}
+
+/// Checks a build's context the way `plan` does before it hashes it: the context directory,
+/// the Dockerfile and the `.dockerignore` patterns, without reading the files. For `validate`,
+/// so a context `plan` would refuse is refused there too.
+pub fn check(build: &Build) -> Result<(), ContextError> {
+    Context::dockerfile(build)?;
+    read_ignore(&build.context).map(drop)
+}
+
 /// A scanned context: the included entries, sorted by relative path.
 struct Context {
     root: PathBuf,
@@ -229,17 +260,7 @@ impl Context {
     fn scan(build: &Build) -> Result<Context, ContextError> {
         let dockerfile = Context::dockerfile(build)?;
         let root = build.context.clone();
-        let ignore = match fs::read(root.join(DOCKERIGNORE)) {
-            Ok(bytes) => Ignore::parse(&root, &String::from_utf8_lossy(&bytes))?,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ignore::default(),
-            Err(e) => {
-                return Err(ContextError::Unreadable {
-                    path: root.join(DOCKERIGNORE),
-                    context: root,
-                    reason: e.to_string(),
-                });
-            }
-        };
+        let ignore = read_ignore(&root)?;
         let mut ctx = Context { root, dockerfile, entries: Vec::new() };
         let forced = [ctx.dockerfile.as_bytes().to_vec(), DOCKERIGNORE.as_bytes().to_vec()];
         let root = ctx.root.clone();
@@ -266,6 +287,19 @@ impl Context {
 
     fn unreadable(&self, path: &Path, e: io::Error) -> ContextError {
         ContextError::Unreadable { context: self.root.clone(), path: path.to_path_buf(), reason: e.to_string() }
+    }
+
+    fn unreadable_file(&self, path: &Path, e: ReadError) -> ContextError {
+        ContextError::Unreadable { context: self.root.clone(), path: path.to_path_buf(), reason: e.to_string() }
+    }
+
+    fn too_large(&self) -> ContextError {
+        ContextError::TooLarge { context: self.root.clone(), limit: fsread::MAX_BUILD_CONTEXT_BYTES }
+    }
+
+    /// What is left of the context's size budget after a file of `len` bytes.
+    fn spend(&self, budget: u64, len: u64) -> Result<u64, ContextError> {
+        budget.checked_sub(len).ok_or_else(|| self.too_large())
     }
 
     fn walk(&mut self, dir: &Path, rel_dir: &[u8], ignore: &Ignore, forced: &[Vec<u8>]) -> Result<(), ContextError> {

@@ -44,6 +44,9 @@ pub struct Diagnostic {
     pub service: Option<String>,
     pub message: String,
     pub hint: Option<String>,
+    /// The message names the service itself (the decoder's `services.web.replicas: …`), so the
+    /// text shows no `service `web`: ` prefix; `service` is still set for JSON.
+    pub service_in_message: bool,
 }
 
 impl Diagnostic {
@@ -55,6 +58,7 @@ impl Diagnostic {
             service: None,
             message: message.into(),
             hint: None,
+            service_in_message: false,
         }
     }
 
@@ -74,6 +78,15 @@ impl Diagnostic {
         self.service = Some(service.into());
         self
     }
+
+    /// Records the service a problem is about when its message already names it (for JSON),
+    /// unless it names one already.
+    pub fn within_service(&mut self, service: &str) {
+        if self.service.is_none() {
+            self.service = Some(service.to_string());
+            self.service_in_message = true;
+        }
+    }
 }
 
 impl Diagnostic {
@@ -90,7 +103,7 @@ impl fmt::Display for Diagnostic {
             write!(f, ":{}:{}", pos.line, pos.col)?;
         }
         write!(f, ": error: ")?;
-        if let Some(service) = &self.service {
+        if let Some(service) = self.service.as_ref().filter(|_| !self.service_in_message) {
             write!(f, "service `{service}`: ")?;
         }
         write!(f, "{}", self.message)?;

@@ -12,6 +12,7 @@ pub mod desired;
 pub mod diag;
 pub mod engine;
 pub mod exec;
+pub mod exit;
 pub mod expiry;
 pub mod kinds;
 pub mod labels;

@@ -8,8 +8,11 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 
-use crate::diag::{Diagnostic, Diagnostics, Pos, did_you_mean};
+use crate::diag::{Diagnostic, Diagnostics, Pos};
 use crate::model::{At, Blueprint, Kind, MountSource, NameSource, Service, duration};
+
+mod input;
+mod suggest;
 
 /// Project names become label values, container, network and volume name prefixes and DNS
 /// labels, so they are kept to what all of those accept.
@@ -52,7 +55,12 @@ pub fn validate(bp: &Blueprint, project_override: Option<&str>) -> Vec<Diagnosti
     // Names are looked up once per dependency: a set keeps that linear in the blueprint's size
     // (a scan of every service per lookup would be quadratic).
     let declared = bp.services.iter().map(|s| s.name.as_str()).chain(bp.incomplete_services.iter().map(String::as_str));
-    let mut v = Validator { bp, declared: declared.collect(), problems: Vec::new() };
+    let names = Names {
+        services: suggest::NameIndex::new(bp.services.iter().map(|s| s.name.as_str())),
+        networks: suggest::NameIndex::new(bp.networks.keys().map(String::as_str)),
+        volumes: suggest::NameIndex::new(bp.volumes.keys().map(String::as_str)),
+    };
+    let mut v = Validator { bp, declared: declared.collect(), names, problems: Vec::new() };
     if let Err(d) = project_name(bp, project_override) {
         v.problems.push(d);
     }
@@ -68,7 +76,9 @@ pub fn validate(bp: &Blueprint, project_override: Option<&str>) -> Vec<Diagnosti
         v.kind(service);
         v.environment(service);
         v.healthcheck(service);
+        v.problems.extend(input::service_problems(bp, service));
     }
+    v.problems.extend(input::blueprint_problems(bp));
     v.host_ports();
     v.cycles();
     v.problems.extend(crate::model::lesson::check_references(bp));
@@ -164,19 +174,20 @@ fn at_line(pos: Pos) -> String {
     if pos.is_known() { format!(" (line {})", pos.line) } else { String::new() }
 }
 
-/// A "did you mean" hint when one candidate is close, else `otherwise`.
-fn suggestion<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>, otherwise: String) -> String {
-    match did_you_mean(word, candidates) {
-        Some(best) => format!("did you mean `{best}`?"),
-        None => otherwise,
-    }
-}
-
 struct Validator<'a> {
     bp: &'a Blueprint,
     /// Every service name the blueprint declares (decoded or not).
     declared: HashSet<&'a str>,
+    /// Indexes for "did you mean", built once: a lookup per reference stays cheap however
+    /// many services, networks and volumes there are.
+    names: Names<'a>,
     problems: Vec<Diagnostic>,
+}
+
+struct Names<'a> {
+    services: suggest::NameIndex<'a>,
+    networks: suggest::NameIndex<'a>,
+    volumes: suggest::NameIndex<'a>,
 }
 
 impl<'a> Validator<'a> {
@@ -188,7 +199,7 @@ impl<'a> Validator<'a> {
         self.problems.push(Diagnostic::at(&self.bp.file, pos, message).service(&service.name).hint(hint));
     }
 
-    fn service_names(&self) -> impl Iterator<Item = &'a str> + use<'a> {
+    fn service_names(&self) -> impl ExactSizeIterator<Item = &'a str> + use<'a> {
         self.bp.services.iter().map(|s| s.name.as_str())
     }
 
@@ -279,10 +290,13 @@ impl<'a> Validator<'a> {
                     "enable its profile with --profile (or COMPOSE_PROFILES), or mark the dependency `required: false`",
                 );
             } else if !self.declared.contains(target.as_str()) {
-                let hint = suggestion(
+                let hint = self.names.services.suggest(
                     target,
-                    self.service_names().filter(|n| *n != s.name),
-                    format!("services in this blueprint: {}", self.service_names().collect::<Vec<_>>().join(", ")),
+                    &s.name,
+                    format!(
+                        "services in this blueprint: {}",
+                        suggest::capped_list(self.service_names(), suggest::LISTED)
+                    ),
                 );
                 self.service_error(s, dep.service.pos, format!("depends on unknown service `{target}`"), hint);
             }
@@ -295,9 +309,9 @@ impl<'a> Validator<'a> {
         for net in &s.networks {
             let name = net.name.value.as_str();
             if !declared.contains_key(name) {
-                let hint = suggestion(
+                let hint = self.names.networks.suggest(
                     name,
-                    declared.keys().map(String::as_str),
+                    "",
                     format!("declare it under the top-level `networks:` ({name}: {{}})"),
                 );
                 self.service_error(s, net.name.pos, format!("uses undeclared network `{name}`"), hint);
@@ -330,9 +344,9 @@ impl<'a> Validator<'a> {
             if let MountSource::Volume(name) = &mount.value.source
                 && !self.bp.volumes.contains_key(name)
             {
-                let hint = suggestion(
+                let hint = self.names.volumes.suggest(
                     name,
-                    self.bp.volumes.keys().map(String::as_str),
+                    "",
                     format!(
                         "declare it under the top-level `volumes:` ({name}: {{}}), or write ./{name} for a directory beside the blueprint"
                     ),
@@ -391,9 +405,9 @@ impl<'a> Validator<'a> {
                         "set `backends.service` to the service that should receive the traffic",
                     );
                 } else if !self.declared.contains(target.value.as_str()) {
-                    let hint = suggestion(
+                    let hint = self.names.services.suggest(
                         &target.value,
-                        self.service_names().filter(|n| *n != s.name),
+                        &s.name,
                         "set `backends.service` to a service in this blueprint".into(),
                     );
                     self.service_error(
@@ -518,10 +532,12 @@ impl<'a> Validator<'a> {
         // Edges in declaration order, without self-loops (reported already) or duplicates.
         let mut edges: Vec<Vec<(usize, Pos)>> = vec![Vec::new(); services.len()];
         for (i, s) in services.iter().enumerate() {
+            // A set, not a scan of the edges so far: a service may list thousands.
+            let mut seen = HashSet::new();
             for dep in &s.depends_on {
                 if let Some(&j) = index.get(dep.service.value.as_str())
                     && j != i
-                    && !edges[i].iter().any(|&(k, _)| k == j)
+                    && seen.insert(j)
                 {
                     edges[i].push((j, dep.service.pos));
                 }
@@ -536,7 +552,7 @@ impl<'a> Validator<'a> {
             self.service_error(
                 first,
                 pos,
-                format!("dependency cycle: {}", names.join(" → ")),
+                format!("dependency cycle: {}", compact_cycle(&names)),
                 "services in a cycle can never start; remove one `depends_on` entry in it",
             );
         }
@@ -550,14 +566,79 @@ impl<'a> Validator<'a> {
     }
 }
 
+/// A cycle's names joined with arrows; a long one shows its first and last few services and
+/// how many are between, so one message stays one readable line.
+fn compact_cycle(names: &[&str]) -> String {
+    const SHOWN: usize = 5;
+    if names.len() <= 2 * SHOWN + 1 {
+        return names.join(" → ");
+    }
+    let hidden = names.len() - 2 * SHOWN;
+    format!(
+        "{} → … {hidden} more … → {} ({} services)",
+        names[..SHOWN].join(" → "),
+        names[names.len() - SHOWN..].join(" → "),
+        names.len() - 1
+    )
+}
+
 /// Elementary cycles of a directed graph, each as its vertices starting from the lowest
 /// index, in a stable order; `false` when the search stopped at its limits.
 fn find_cycles(edges: &[Vec<(usize, Pos)>]) -> (Vec<Vec<usize>>, bool) {
     let component = strongly_connected(edges);
+    let (mut cycles, in_ring) = rings(edges, &component);
+    let mut complete = cycles.len() <= MAX_CYCLES && search_cycles(edges, &component, &in_ring, &mut cycles);
+    // Stable: by the cycle's first (lowest) vertex, each start's cycles in search order.
+    cycles.sort_by_key(|c| c[0]);
+    if cycles.len() > MAX_CYCLES {
+        cycles.truncate(MAX_CYCLES);
+        complete = false;
+    }
+    (cycles, complete)
+}
+
+/// Components that are one simple ring (every vertex has exactly one edge inside its
+/// component): a ring's only cycle is found by walking it once, so a single cycle through
+/// thousands of services costs linear time instead of a search per vertex.
+fn rings(edges: &[Vec<(usize, Pos)>], component: &[usize]) -> (Vec<Vec<usize>>, Vec<bool>) {
+    let inside = |v: usize| edges[v].iter().filter(|&&(w, _)| component[w] == component[v]).count();
+    let mut size: HashMap<usize, usize> = HashMap::new();
+    let mut ring_like: HashMap<usize, bool> = HashMap::new();
+    for (v, &c) in component.iter().enumerate() {
+        *size.entry(c).or_default() += 1;
+        *ring_like.entry(c).or_insert(true) &= inside(v) == 1;
+    }
+    let mut in_ring = vec![false; edges.len()];
     let mut cycles = Vec::new();
+    for start in 0..edges.len() {
+        let c = component[start];
+        if in_ring[start] || size[&c] < 2 || !ring_like[&c] {
+            continue;
+        }
+        let mut cycle = vec![start];
+        in_ring[start] = true;
+        let mut v = start;
+        while let Some(&(w, _)) = edges[v].iter().find(|&&(w, _)| component[w] == c && w != start) {
+            in_ring[w] = true;
+            cycle.push(w);
+            v = w;
+        }
+        cycles.push(cycle);
+    }
+    (cycles, in_ring)
+}
+
+/// Elementary cycles outside rings, appended to `cycles`; `false` when the search stopped at
+/// its limits.
+fn search_cycles(
+    edges: &[Vec<(usize, Pos)>],
+    component: &[usize],
+    in_ring: &[bool],
+    cycles: &mut Vec<Vec<usize>>,
+) -> bool {
     let mut steps = 0usize;
     let mut on_path = vec![false; edges.len()];
-    for start in 0..edges.len() {
+    for start in (0..edges.len()).filter(|&v| !in_ring[v]) {
         // A cycle through `start` stays inside its component, on vertices after it (cycles
         // through earlier vertices were found from those).
         let allowed = |v: usize| v >= start && component[v] == component[start];
@@ -566,7 +647,7 @@ fn find_cycles(edges: &[Vec<(usize, Pos)>]) -> (Vec<Vec<usize>>, bool) {
         while let Some((v, cursor)) = stack.last_mut() {
             steps += 1;
             if steps > MAX_CYCLE_STEPS {
-                return (cycles, false);
+                return false;
             }
             let v = *v;
             let Some(&(w, _)) = edges[v].get(*cursor) else {
@@ -577,7 +658,7 @@ fn find_cycles(edges: &[Vec<(usize, Pos)>]) -> (Vec<Vec<usize>>, bool) {
             *cursor += 1;
             if w == start {
                 if cycles.len() == MAX_CYCLES {
-                    return (cycles, false);
+                    return false;
                 }
                 cycles.push(stack.iter().map(|&(u, _)| u).collect());
             } else if allowed(w) && !on_path[w] {
@@ -586,7 +667,7 @@ fn find_cycles(edges: &[Vec<(usize, Pos)>]) -> (Vec<Vec<usize>>, bool) {
             }
         }
     }
-    (cycles, true)
+    true
 }
 
 /// Tarjan's strongly connected components, iteratively (no recursion on user input).

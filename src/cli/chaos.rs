@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use serde_json::json;
 
 use super::{Global, connect, project_of};
@@ -33,7 +33,11 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 /// Resolves the target among the project's containers and breaks it.
 pub async fn run(args: Args, global: &Global, ui: Ui) -> anyhow::Result<u8> {
     if args.duration.is_some() && !args.fault.is_reversible() {
-        bail!("--for restores a pause or a disconnect; a {:?} cannot be undone (`scale apply` repairs it)", args.fault);
+        return Err(crate::exit::UsageError::new(
+            format!("--for restores a pause or a disconnect; a {:?} cannot be undone", args.fault),
+            "drop --for (`scale apply` repairs the container), or use pause or disconnect",
+        )
+        .into());
     }
     let project = project_of(None, global, ui)?;
     let engine = connect().await?;

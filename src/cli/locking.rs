@@ -4,7 +4,6 @@
 
 use std::time::Duration;
 
-use super::Reported;
 use super::interrupt::Interrupt;
 use crate::engine::docker::DockerEngine;
 use crate::engine::lock::{self, LockError, LockEvent, ProjectLock};
@@ -57,13 +56,9 @@ pub(super) async fn take_lock(
             eprintln!("interrupted while waiting for the lock on project {project}; nothing was changed");
             Ok(None)
         }
-        Err(err) => {
-            eprintln!("error: {err}");
-            if let Some(hint) = err.hint() {
-                eprintln!("  hint: {hint}");
-            }
-            Err(Reported(err.to_string()).into())
-        }
+        // Printed once, with its hint, where the run ends (`failure`), and as JSON under
+        // `--output json`.
+        Err(err) => Err(err.into()),
     }
 }
 

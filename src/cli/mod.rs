@@ -22,6 +22,7 @@ pub mod diff;
 pub mod dump;
 pub mod exec;
 pub mod failover;
+pub mod failure;
 pub mod graph;
 mod interrupt;
 mod locking;

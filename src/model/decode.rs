@@ -240,6 +240,11 @@ impl Decoder<'_> {
                 let text = self.interpolate(s, node.pos, what)?;
                 match text.trim().parse::<i64>() {
                     Ok(i) => i,
+                    // Digits too many for any integer type: out of range, quoted as written.
+                    Err(_) if is_integer_literal(text.trim()) => {
+                        self.error(node.pos, format!("{what}: {} is out of range ({min} to {max})", text.trim()));
+                        return None;
+                    }
                     Err(_) => {
                         self.error(node.pos, format!("{what}: expected a whole number, found {text:?}"));
                         return None;
@@ -408,10 +413,20 @@ impl Decoder<'_> {
                 "models" => self.not_supported(key.pos, "models", "no AI model is pulled or served"),
                 "services" => {
                     saw_services = true;
-                    for (k, v) in self.optional_map(value, "services").unwrap_or(&[]) {
+                    let services = self.optional_map(value, "services");
+                    if services.is_some_and(<[_]>::is_empty) || matches!(value.value, Value::Null) {
+                        self.error(value.pos, "`services:` is empty: a blueprint runs at least one service").hint =
+                            Some("add a service with `image:` or `build:`, e.g. `web: { image: nginx:1.27 }`".into());
+                    }
+                    for (k, v) in services.unwrap_or(&[]) {
+                        let before = self.problems.len();
                         match self.service(k, v) {
                             Some(service) => bp.services.push(service),
                             None => bp.incomplete_services.push(k.name.clone()),
+                        }
+                        // Every problem found inside a service names it (JSON's `service`).
+                        for d in &mut self.problems[before..] {
+                            d.within_service(&k.name);
                         }
                     }
                 }
@@ -1003,11 +1018,17 @@ pub fn parse_port(text: &str) -> Result<PortMapping, String> {
             Err(_) => Err(format!("{s:?} is not a port number")),
         }
     };
+    // An IPv6 host address is written in brackets: "[::1]:8080:80".
+    let (bracketed_ip, spec) = match spec.strip_prefix('[').and_then(|r| r.split_once("]:")) {
+        Some((ip, rest)) => (Some(ip), rest),
+        None => (None, spec),
+    };
     let parts: Vec<&str> = spec.split(':').collect();
-    let (host_ip, host_port, container) = match parts.as_slice() {
-        [c] => (None, None, *c),
-        [h, c] => (None, Some(*h), *c),
-        [ip, h, c] => (Some(*ip), Some(*h), *c),
+    let (host_ip, host_port, container) = match (bracketed_ip, parts.as_slice()) {
+        (None, [c]) => (None, None, *c),
+        (None, [h, c]) => (None, Some(*h), *c),
+        (None, [ip, h, c]) => (Some(*ip), Some(*h), *c),
+        (Some(ip), [h, c]) => (Some(ip), Some(*h), *c),
         _ => return Err(format!("{text:?} is not a port mapping")),
     };
     Ok(PortMapping {
@@ -1042,6 +1063,12 @@ fn normalize(path: &Path) -> PathBuf {
         }
     }
     out
+}
+
+/// `[-+]?[0-9]+`: a whole number as written, however large.
+fn is_integer_literal(text: &str) -> bool {
+    let digits = text.strip_prefix(['-', '+']).unwrap_or(text);
+    !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())
 }
 
 #[cfg(test)]

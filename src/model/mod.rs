@@ -3,11 +3,13 @@
 mod decode;
 pub mod duration;
 mod envfile;
+pub mod fsread;
 pub mod interpolate;
 pub mod lesson;
 mod load;
 pub mod merge;
 pub mod node;
+mod numbers;
 pub mod project;
 pub mod resolved;
 mod types;

@@ -239,7 +239,7 @@ impl Loader<'_> {
         let index = u16::try_from(self.sources.len()).ok()?;
         self.sources.push(path.to_path_buf());
         self.dirs.push(dir.to_path_buf());
-        let mut tree = match read_tree(path) {
+        let mut tree = match read_tree(path, self.env) {
             Ok(tree) => tree,
             Err(problems) => {
                 self.problems.extend(problems.0);

@@ -44,6 +44,11 @@ pub enum FailoverError {
 }
 
 impl FailoverError {
+    /// Whether the engine failed (rather than the project having nothing to promote).
+    pub fn is_engine(&self) -> bool {
+        matches!(self, FailoverError::Engine(_))
+    }
+
     /// What the user should do about it: an engine error's own hint (the error is
     /// transparent, so callers looking for an `EngineError` in the chain would not find it).
     pub fn hint(&self) -> Option<String> {

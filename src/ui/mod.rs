@@ -1,10 +1,20 @@
 //! The one module that talks to the terminal: how output looks in each mode.
 
 use std::io::IsTerminal;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 pub mod progress;
 pub mod projects;
 pub mod status;
+
+/// Whether this process has printed a JSON document on stdout: a failure after that adds no
+/// second document (see `cli::failure`).
+static JSON_PRINTED: AtomicBool = AtomicBool::new(false);
+
+/// Whether a JSON document was printed on stdout so far.
+pub fn json_printed() -> bool {
+    JSON_PRINTED.load(Ordering::Relaxed)
+}
 
 /// How results and progress are shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,6 +65,7 @@ impl Ui {
     pub fn json(&self, value: &serde_json::Value) {
         if self.is_json() {
             println!("{value}");
+            JSON_PRINTED.store(true, Ordering::Relaxed);
         }
     }
 

@@ -154,7 +154,7 @@ impl<'a> ProgressView<'a> {
             }),
             ExecEvent::NotStarted { id } => json!({"event": "not_started", "action": action(*id)}),
         };
-        println!("{value}");
+        self.ui.json(&value);
     }
 
     /// Removes any spinner left (after an interruption).

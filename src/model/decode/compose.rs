@@ -400,14 +400,20 @@ impl Decoder<'_> {
             };
             let Some(text) = self.string(path_node, &what) else { continue };
             let path = self.path(&text.value, text.pos);
-            let content = match std::fs::read_to_string(&path) {
-                Ok(content) => content,
-                Err(_) if !required => continue,
+            // Bounded and regular files only, like every file scale reads (`fsread`).
+            let bytes = match super::super::fsread::read_bounded(&path, super::super::fsread::MAX_ENV_FILE_BYTES) {
+                Ok(bytes) => bytes,
+                Err(super::super::fsread::ReadError::NotFound) if !required => continue,
                 Err(err) => {
                     self.error(text.pos, format!("{what}: cannot read {}: {err}", path.display())).hint =
                         Some("create the file, or write `env_file: { path: ..., required: false }`".into());
                     continue;
                 }
+            };
+            let Ok(content) = String::from_utf8(bytes) else {
+                self.error(text.pos, format!("{what}: {} is not valid UTF-8", path.display())).hint =
+                    Some("save the env file as UTF-8".into());
+                continue;
             };
             match envfile::parse(&path, &content, self.env) {
                 Ok(vars) => {
