@@ -18,6 +18,8 @@ pub const SPEC_HASH: &str = "io.scale.spec-hash";
 pub const KIND: &str = "io.scale.kind";
 /// The container's full spec as JSON, so a plan can say what changed and why.
 pub const SPEC: &str = "io.scale.spec";
+/// The spec of the container this one replaced, as JSON: what `scale rollback` goes back to.
+pub const PREVIOUS_SPEC: &str = "io.scale.previous-spec";
 /// Set by an *image* (Dockerfile `LABEL`, inherited by its containers): the command inside it
 /// that prints a cache's counters as one JSON line, `{"hits":…,"misses":…}`; `status` runs
 /// it to show the hit ratio (the stage-5 cache and the stage-6 CDN edge carry it).
@@ -39,6 +41,10 @@ pub fn container_labels(spec: &ContainerSpec, project: &str) -> BTreeMap<String,
     labels.insert(SPEC_HASH.into(), spec.hash());
     labels.insert(KIND.into(), kind_value(spec.kind).into());
     labels.insert(SPEC.into(), serde_json::to_string(spec).expect("a ContainerSpec always serializes"));
+    if let Some(previous) = &spec.previous {
+        labels
+            .insert(PREVIOUS_SPEC.into(), serde_json::to_string(previous).expect("a ContainerSpec always serializes"));
+    }
     labels
 }
 

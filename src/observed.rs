@@ -134,6 +134,16 @@ impl ObservedContainer {
     pub fn spec(&self) -> Option<ContainerSpec> {
         serde_json::from_str(self.labels.get(labels::SPEC)?).ok()
     }
+
+    /// Running, and healthy if it has a healthcheck.
+    pub fn is_ready(&self) -> bool {
+        self.state == RunState::Running && matches!(self.health, None | Some(Health::Healthy))
+    }
+
+    /// The spec of the container it replaced, if it replaced one (`scale rollback`'s target).
+    pub fn previous_spec(&self) -> Option<ContainerSpec> {
+        serde_json::from_str(self.labels.get(labels::PREVIOUS_SPEC)?).ok()
+    }
 }
 
 /// One of the project's networks.

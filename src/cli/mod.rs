@@ -19,6 +19,7 @@ pub mod failover;
 mod interrupt;
 mod locking;
 pub mod plan;
+pub mod rollback;
 pub mod status;
 pub mod validate;
 pub mod watch;
@@ -76,6 +77,8 @@ pub enum Command {
     Watch(watch::Args),
     /// Promote the most advanced replica of a kind: postgres service.
     Failover(failover::Args),
+    /// Put a service's replicas back on the spec they ran before their last replacement.
+    Rollback(rollback::Args),
 }
 
 /// Problems were already printed; exit 1 without printing more.
@@ -102,6 +105,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Chaos(args) => chaos::run(args, &cli.global, ui).await,
         Command::Watch(args) => watch::run(args, &cli.global, ui).await,
         Command::Failover(args) => failover::run(args, &cli.global, ui).await,
+        Command::Rollback(args) => rollback::run(args, &cli.global, ui).await,
     }
 }
 

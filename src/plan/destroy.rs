@@ -50,5 +50,5 @@ pub fn destroy_plan(observed: &ObservedState, volumes: bool) -> Plan {
             notes.push(format!("volume {name} is kept (add --volumes to delete it and its data)"));
         }
     }
-    Plan { project: observed.project.clone(), actions, notes }
+    Plan { project: observed.project.clone(), actions, notes, rollouts: Vec::new() }
 }

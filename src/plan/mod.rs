@@ -14,12 +14,18 @@ mod planner;
 mod primaries;
 pub mod reason;
 mod render;
+pub mod rollout;
 
 use checks::stop_grace;
 pub use destroy::destroy_plan;
 pub use planner::plan;
 pub use primaries::assign_primaries;
 pub use render::{render_json, render_text};
+pub use rollout::{Rollout, rollback_plan};
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
 
 /// Index of an action within its plan.
 pub type ActionId = usize;
@@ -61,6 +67,13 @@ pub enum Op {
         /// Start the new container under a temporary name before the old one stops; false
         /// when a fixed host port or a writable volume forces stopping the old one first.
         start_first: bool,
+        /// How long the new container must stay ready before it counts (the rollout's
+        /// `monitor`), in milliseconds.
+        #[serde(default, skip_serializing_if = "is_zero")]
+        monitor_ms: u64,
+        /// Pause before starting (the rollout's `delay` between batches), in milliseconds.
+        #[serde(default, skip_serializing_if = "is_zero")]
+        delay_ms: u64,
     },
     /// A replacement was interrupted after its old container was removed: give the new one
     /// its final name, start it if needed, and wait until ready.
@@ -228,9 +241,16 @@ pub struct Plan {
     pub actions: Vec<Action>,
     /// Things worth saying that are not actions (a volume left in place, ...).
     pub notes: Vec<String>,
+    /// Each service whose replicas are replaced: its batches and what a failure does.
+    pub rollouts: Vec<Rollout>,
 }
 
 impl Plan {
+    /// The rollout an action belongs to, if it replaces a replica.
+    pub fn rollout_of(&self, id: ActionId) -> Option<&Rollout> {
+        self.rollouts.iter().find(|r| r.batches.iter().flatten().any(|a| *a == id))
+    }
+
     /// Whether applying would change anything.
     pub fn has_changes(&self) -> bool {
         !self.actions.is_empty()

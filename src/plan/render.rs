@@ -38,6 +38,9 @@ pub fn render_text(plan: &Plan) -> String {
                 action.reason
             );
         }
+        for rollout in &plan.rollouts {
+            let _ = writeln!(out, "  {}", rollout.describe(plan));
+        }
     }
     for note in &plan.notes {
         let _ = writeln!(out, "  note: {note}");
@@ -56,6 +59,8 @@ struct PlanDoc<'a> {
     summary: std::collections::BTreeMap<&'static str, usize>,
     actions: Vec<ActionDoc<'a>>,
     notes: &'a [String],
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    rollouts: &'a [super::Rollout],
 }
 
 #[derive(Serialize)]
@@ -91,6 +96,7 @@ pub fn render_json(plan: &Plan) -> serde_json::Value {
             })
             .collect(),
         notes: &plan.notes,
+        rollouts: &plan.rollouts,
     };
     serde_json::to_value(doc).expect("plan documents always serialize")
 }
