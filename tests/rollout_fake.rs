@@ -262,6 +262,18 @@ fn scale_rollback_goes_back_to_the_previous_spec_as_a_rollout() {
     let (report, _) = h.execute(&p);
     assert!(report.succeeded());
     assert_eq!(h.images(), ["shop/app:1.0"; 6]);
+    // After a paused rollout only the replaced replicas go back; the others stay as they run.
+    h.engine.make_unhealthy_after(NEW_IMAGE, 2);
+    let (_, report, _) = h.run(&v2(&[("ON_FAILURE", "pause")]));
+    assert!(!report.succeeded());
+    let back = scale::ops::rollback::previous_desired(&v2(&[]), &h.observe(), "web").expect("a previous spec");
+    let p = h.plan(&back);
+    let recreated: Vec<String> =
+        p.actions.iter().filter(|a| a.op.verb() == "recreate").map(|a| a.op.target()).collect();
+    assert_eq!(recreated, ["shop-web-1", "shop-web-2"], "{}", render_text(&p));
+    let (report, _) = h.execute(&p);
+    assert!(report.succeeded());
+    assert_eq!(h.images(), ["shop/app:1.0"; 6]);
     // Rolling back is itself a change that can be undone.
     let seen = h.observe();
     assert_eq!(seen.containers["shop-web-1"].previous_spec().unwrap().image, NEW_IMAGE);

@@ -10,7 +10,8 @@ use super::OpsError;
 use super::apply::{Applied, ApplyHooks};
 
 /// The desired state with `service`'s replicas on their previous specs: the blueprint's
-/// state for everything else. Only replicas that recorded a previous spec change.
+/// state for everything else. The replicas that run what the blueprint asks for go back (an
+/// undone rollout); the others stay as they run.
 pub fn previous_desired(
     desired: &DesiredState,
     observed: &ObservedState,
@@ -21,13 +22,29 @@ pub fn previous_desired(
         return Err(OpsError::UnknownService { service: service.to_string(), known: known.join(", ") });
     }
     let mut back = desired.clone();
+    // The replicas that took the blueprint's latest rollout go back; when none runs what the
+    // blueprint says (it changed since), every replica that recorded a previous spec does.
+    let took_it = |name: &str| {
+        let seen = observed.containers.get(name);
+        seen.and_then(|c| c.spec_hash()) == desired.containers.get(name).map(|s| s.hash()).as_deref()
+    };
+    let any_took_it = back
+        .containers
+        .iter()
+        .any(|(name, s)| s.service == service && took_it(name) && observed.containers[name].previous_spec().is_some());
     let mut found = 0;
     for (name, spec) in back.containers.iter_mut().filter(|(_, s)| s.service == service) {
-        let Some(previous) = observed.containers.get(name).and_then(|c| c.previous_spec()) else { continue };
+        let Some(seen) = observed.containers.get(name) else { continue };
+        let goes_back = !any_took_it || took_it(name);
+        let (target, is_previous) = match seen.previous_spec() {
+            Some(previous) if goes_back => (Some(previous), true),
+            // A replica that does not go back stays exactly as it runs.
+            _ => (seen.spec(), false),
+        };
         // Only what the container is: the name, service and replica stay this project's.
-        if previous.name == spec.name && previous.service == spec.service {
-            *spec = previous;
-            found += 1;
+        if let Some(target) = target.filter(|t| t.name == spec.name && t.service == spec.service) {
+            *spec = target;
+            found += usize::from(is_previous);
         }
     }
     if found == 0 {
