@@ -96,7 +96,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
             // The controller's first pass is the apply itself: it observes, plans and runs
             // exactly as `apply` does, then keeps going. No apply lock is held here: each pass
             // that changes something takes the lock and gives it back (see `watch`).
-            let watch = watch::Args { file: args.file, resync: args.resync, timeout: args.timeout };
+            let watch = watch::Args {
+                file: args.file,
+                resync: args.resync,
+                timeout: args.timeout,
+                lock_timeout: Some(args.lock_timeout),
+            };
             watch::run(watch, &cli.global, ui).await
         }
         Command::Apply(args) => apply::run(args, &cli.global, ui).await,
