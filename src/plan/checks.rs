@@ -9,8 +9,12 @@ use crate::observed::{ObservedContainer, ObservedState, RunState};
 use crate::spec::{AttachmentSpec, ContainerSpec, DesiredState, MountSourceSpec, Readiness};
 
 /// Whether an existing container must give way to a new one built from `spec`.
+/// A replica a failover promoted in place differs from its primary spec only in role: no.
 pub(super) fn needs_replacement(seen: &ObservedContainer, spec: &ContainerSpec, hashes: &SpecHashes) -> bool {
-    seen.spec_hash() != Some(hashes.of(spec).as_ref()) || seen.state == RunState::Dead
+    let changed = seen.spec_hash() != Some(hashes.of(spec).as_ref())
+        && !(spec.kind == Some(crate::model::Kind::Postgres)
+            && seen.spec().is_some_and(|old| crate::kinds::postgres::promoted_in_place(&old, spec)));
+    changed || seen.state == RunState::Dead
 }
 
 /// Each desired container's spec hash, computed once per plan: serialising and hashing the
