@@ -27,6 +27,10 @@ pub struct ObservedState {
     /// the host of a `tcp://HOST:PORT` engine. `None`: 127.0.0.1.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub published_host: Option<String>,
+    /// Database replicas that cannot stream because the WAL they need is gone from their
+    /// primary, by container name, with why (they are re-seeded by the next plan).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub stale_replicas: BTreeMap<String, String>,
 }
 
 /// The lifecycle state the engine reports for a container.

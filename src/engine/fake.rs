@@ -294,6 +294,7 @@ impl Engine for FakeEngine {
         let owned = |l: &BTreeMap<String, String>| l.get(labels::PROJECT).map(String::as_str) == Some(project);
         Ok(ObservedState {
             load_balancers: Default::default(),
+            stale_replicas: Default::default(),
             published_host: None,
             project: project.into(),
             containers: w

@@ -125,6 +125,7 @@ pub async fn observe_project<E: Engine>(engine: &E, project: &str) -> Result<Obs
             observed.load_balancers.insert(name, pool);
         }
     }
+    observed.stale_replicas = live::stale_replicas(engine, &observed).await;
     Ok(observed)
 }
 

@@ -337,6 +337,14 @@ async fn run_action<E: Engine>(
             engine.start_container(cid, &spec.name).await.map_err(failure)?;
             await_ready(engine, cid, &spec.name, *readiness, opts, &say).await
         }
+        Op::ReseedReplica { id: cid, name, grace_secs, readiness } => {
+            say("marking its data for a fresh base backup and restarting it");
+            let marker = crate::kinds::postgres::reseed_marker();
+            engine.write_file(cid, name, &marker, b"requested by scale\n").await.map_err(failure)?;
+            engine.stop_container(cid, name, Duration::from_secs(*grace_secs)).await.map_err(failure)?;
+            engine.start_container(cid, name).await.map_err(failure)?;
+            await_ready(engine, cid, name, *readiness, opts, &say).await
+        }
         Op::Reconnect { id: cid, name, networks } => {
             for n in networks {
                 engine.connect(cid, name, &n.network, &n.aliases).await.map_err(failure)?;

@@ -89,6 +89,15 @@ pub enum Op {
         name: String,
         files: Vec<FileSpec>,
     },
+    /// A database replica whose WAL is gone: mark its volume for re-seeding and restart it,
+    /// so its entrypoint sets the old data aside (kept, never deleted) and takes a fresh base
+    /// backup; wait until ready.
+    ReseedReplica {
+        id: String,
+        name: String,
+        grace_secs: u64,
+        readiness: Readiness,
+    },
     /// Attach a running container again to networks it was cut off from, with its aliases.
     Reconnect {
         id: String,
@@ -131,6 +140,7 @@ impl Op {
             Op::RecreateContainer { .. } | Op::FinishReplacement { .. } => "recreate",
             Op::ReloadLoadBalancer { .. } => "reload",
             Op::StartContainer { .. } => "start",
+            Op::ReseedReplica { .. } => "reseed",
             Op::Reconnect { .. } => "reconnect",
             Op::RemoveNetwork { .. } | Op::RemoveContainer { .. } | Op::RemoveVolume { .. } => "remove",
         }
@@ -158,7 +168,9 @@ impl Op {
             Op::CreateContainer { spec, .. }
             | Op::RecreateContainer { spec, .. }
             | Op::FinishReplacement { spec, .. } => spec.name.clone(),
-            Op::StartContainer { name, .. } | Op::RemoveContainer { name, .. } => name.clone(),
+            Op::StartContainer { name, .. } | Op::RemoveContainer { name, .. } | Op::ReseedReplica { name, .. } => {
+                name.clone()
+            }
             Op::ReloadLoadBalancer { name, .. } | Op::Reconnect { name, .. } => name.clone(),
         }
     }

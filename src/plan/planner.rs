@@ -366,6 +366,17 @@ impl<'d> Planner<'d> {
                 };
                 Some((op, reason))
             }
+            Some(seen) if observed.stale_replicas.contains_key(&seen.name) => {
+                let why = &observed.stale_replicas[&seen.name];
+                let reason = format!("{why}; a fresh base backup (its old data is set aside in its volume, kept)");
+                let op = Op::ReseedReplica {
+                    id: seen.id.clone(),
+                    name: seen.name.clone(),
+                    grace_secs: stop_grace(seen),
+                    readiness,
+                };
+                Some((op, reason))
+            }
             Some(seen) if reload_needed(seen, desired, observed).is_some() => {
                 let reason = reload_needed(seen, desired, observed).unwrap_or_default();
                 after.extend(self.reload_waits(&spec.name));
