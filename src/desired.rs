@@ -181,6 +181,7 @@ fn container_template(service: &Service, project: &str, image: String) -> Contai
         labels: service.labels.clone(),
         hostname: String::new(),
         previous: None,
+        carried: Default::default(),
     }
 }
 

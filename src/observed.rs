@@ -139,6 +139,12 @@ impl ObservedContainer {
         serde_json::from_str(self.labels.get(labels::SPEC)?).ok()
     }
 
+    /// The volumes it took over from the container it replaced ([`labels::CARRIED_VOLUMES`]).
+    pub fn carried_volumes(&self) -> Vec<String> {
+        let names = self.labels.get(labels::CARRIED_VOLUMES).map(String::as_str).unwrap_or_default();
+        names.split(',').filter(|n| !n.is_empty()).map(str::to_string).collect()
+    }
+
     /// Running, and healthy if it has a healthcheck.
     pub fn is_ready(&self) -> bool {
         self.state == RunState::Running && matches!(self.health, None | Some(Health::Healthy))

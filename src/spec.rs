@@ -166,6 +166,12 @@ pub struct ContainerSpec {
     /// hash and the stored spec: where a container came from is not what it is.
     #[serde(skip)]
     pub previous: Option<Box<ContainerSpec>>,
+    /// The volumes of the container this one replaces that its anonymous (`"/path"`) mounts
+    /// take over, by target (as Compose carries anonymous volumes over). A runtime fact the
+    /// executor fills in, outside the hash and the stored spec; recorded in the label
+    /// [`crate::labels::CARRIED_VOLUMES`] so that `destroy --volumes` can remove them.
+    #[serde(skip)]
+    pub carried: BTreeMap<String, String>,
 }
 
 impl ContainerSpec {

@@ -52,6 +52,7 @@ fn sleeper(project: &str, service: &str, networks: &[&NetworkSpec]) -> Container
         labels: BTreeMap::from([("team".to_string(), "tests".to_string())]),
         hostname: format!("{project}-{service}-1"),
         previous: None,
+        carried: Default::default(),
     }
 }
 

@@ -320,6 +320,7 @@ async fn run_action<E: Engine>(
                 engine.remove_container(old_id, &spec.name).await.map_err(failure)?;
                 engine.rename_container(&cid, &temp, &spec.name).await.map_err(failure)?;
             } else {
+                let spec = &carry_anonymous_volumes(engine, old_id, spec, &say).await?;
                 balancer::mark_draining(engine, drains, true).await;
                 balancer::drain(engine, drains, &say).await;
                 say("stopping the old container first");
@@ -413,6 +414,33 @@ async fn bring_up_as<E: Engine>(
         balancer::await_pool_up(engine, &cid, name, &pool, say).await;
     }
     Ok(cid)
+}
+
+/// `spec` with the old container's anonymous volumes carried over to its anonymous mounts
+/// (as Compose does), so a replacement keeps what it wrote there.
+async fn carry_anonymous_volumes<E: Engine>(
+    engine: &E,
+    old_id: &str,
+    spec: &ContainerSpec,
+    say: &(dyn Fn(&str) + Sync),
+) -> Result<ContainerSpec, ActionFailure> {
+    let mut spec = spec.clone();
+    let anonymous: Vec<&str> = spec
+        .mounts
+        .iter()
+        .filter(|m| m.source == crate::spec::MountSourceSpec::Anonymous)
+        .map(|m| m.target.as_str())
+        .collect();
+    if anonymous.is_empty() {
+        return Ok(spec);
+    }
+    let mounted = engine.volume_mounts(old_id, &spec.name).await.map_err(failure)?;
+    spec.carried = mounted.into_iter().filter(|(target, _)| anonymous.contains(&target.as_str())).collect();
+    if !spec.carried.is_empty() {
+        let targets: Vec<&str> = spec.carried.keys().map(String::as_str).collect();
+        say(&format!("carrying the anonymous volume(s) of {} over", targets.join(", ")));
+    }
+    Ok(spec)
 }
 
 /// Keeps looking at a new container for `monitor` after it first turned ready (a rollout's

@@ -258,6 +258,7 @@ mod tests {
             labels: BTreeMap::new(),
             hostname: String::new(),
             previous: None,
+            carried: Default::default(),
         };
         let nodes = expand("shop", "db", &def(1), &template, &mut BTreeMap::new());
         let (created, mut promoted) = (nodes[1].clone(), nodes[1].clone());

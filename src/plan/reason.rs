@@ -204,6 +204,7 @@ mod tests {
             labels: BTreeMap::new(),
             hostname: "shop-web-2".into(),
             previous: None,
+            carried: Default::default(),
         }
     }
 
