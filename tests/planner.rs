@@ -694,3 +694,26 @@ fn a_replica_that_leaves_gives_up_its_replication_slot_on_the_primary() {
         "destroy plans no slot drops"
     );
 }
+
+#[test]
+fn a_replica_that_cannot_stream_is_reseeded_with_the_reason_and_keeps_its_container() {
+    let h = Harness::new();
+    let d = desired("replicas.yaml", &[("REPLICAS", "1")]);
+    h.apply(&d);
+    let before = h.ids("shop");
+    let mut seen = h.observe("shop");
+    let why = "cannot stream: the WAL it needs (from 0/3000148) is gone from the primary shop-db-1";
+    seen.stale_replicas.insert("shop-db-2".into(), why.into());
+    let p = plan(&d, &seen).expect("a plan");
+    assert_eq!(
+        lines(&p),
+        [format!("reseed shop-db-2: {why}; a fresh base backup (its old data is set aside in its volume, kept)")]
+    );
+    assert!(render_text(&p).contains("1 to reseed"), "{}", render_text(&p));
+    let run = h.execute(&p);
+    assert!(run.report.succeeded(), "{:?}", run.events);
+    let marker = h.engine.file("shop-db-2", "/var/lib/postgresql/data/scale-reseed");
+    assert!(marker.is_some(), "the entrypoint's marker was not written");
+    assert_eq!(h.ids("shop")["shop-db-2"], before["shop-db-2"], "re-seeding restarts, it does not recreate");
+    assert_eq!(h.observe("shop").containers["shop-db-2"].state, RunState::Running);
+}
