@@ -16,8 +16,10 @@
 # stop grace period. Both tools wait for the same things: the proxy waits until web is
 # healthy and the worker until db is healthy (depends_on conditions), and scale also waits for
 # every container with a healthcheck to be healthy (it is health-gated by design). A change
-# to the web replicas is rolled one at a time by scale (each waits for health) and all at once
-# by Compose: that row compares two different strategies, not just speed.
+# to the web replicas is rolled by scale with the policy `deploy.update_config` gives it
+# (`parallelism: 2, order: start-first`: two at a time, each new one healthy before its old
+# one stops) and recreated all at once by Compose, which ignores that policy outside Swarm:
+# that row compares two different strategies, not just speed.
 set -euo pipefail
 
 ROUNDS="${1:-5}"
@@ -30,12 +32,38 @@ die() { echo "compose-vs-scale: $*" >&2; exit 1; }
 
 docker version --format '{{.Server.Version}}' >/dev/null 2>&1 || die "no Docker engine answers"
 docker image inspect "$IMAGE" >/dev/null 2>&1 || die "$IMAGE is missing (see scripts/ensure-base-image.sh)"
+# Compose v2 (`docker compose`) is the peer users compare with. Debian bookworm's
+# `docker-compose` package is the old Python v1, so when the plugin is missing it is taken
+# from trixie's `docker-compose` package (v2): a temporary apt source built from this machine's
+# own mirror URI, `apt-get download` (nothing is installed through dpkg), the plugin unpacked
+# into ~/.docker/cli-plugins, and the temporary source removed again.
+install_compose_v2() {
+  local uri list tmp plugin
+  uri=$(awk '/^URIs:/ { print $2; exit }' /etc/apt/sources.list.d/debian.sources 2>/dev/null)
+  [ -n "$uri" ] || uri=http://deb.debian.org/debian
+  list=/etc/apt/sources.list.d/compose-vs-scale-trixie.sources
+  tmp=$(mktemp -d)
+  echo "installing Docker Compose v2 from Debian trixie ($uri) into ~/.docker/cli-plugins..." >&2
+  printf 'Types: deb\nURIs: %s\nSuites: trixie\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' \
+    "$uri" >"$list"
+  if apt-get update -qq && (cd "$tmp" && apt-get download -qq docker-compose/trixie); then
+    dpkg-deb -x "$tmp"/docker-compose_*.deb "$tmp/root"
+    plugin=$(find "$tmp/root" -type f -name docker-compose -path '*cli-plugins*' | head -1)
+    [ -n "$plugin" ] || plugin=$(find "$tmp/root" -type f -name docker-compose | head -1)
+    mkdir -p "$HOME/.docker/cli-plugins"
+    [ -n "$plugin" ] && install -m 0755 "$plugin" "$HOME/.docker/cli-plugins/docker-compose"
+  fi
+  rm -f "$list"
+  apt-get update -qq || true
+  rm -rf "$tmp"
+}
+if ! docker compose version >/dev/null 2>&1; then
+  install_compose_v2 || true
+fi
 if docker compose version >/dev/null 2>&1; then
   COMPOSE=(docker compose)
-elif command -v docker-compose >/dev/null 2>&1; then
-  COMPOSE=(docker-compose)
 else
-  die "neither \`docker compose\` nor \`docker-compose\` is installed (apt-get install docker-compose)"
+  die "Docker Compose v2 (\`docker compose\`) is missing and could not be installed from Debian trixie"
 fi
 if [ ! -x /usr/bin/time ]; then
   echo "installing GNU time for peak RSS..." >&2
@@ -87,6 +115,7 @@ services:
     networks: [back]
     healthcheck: { test: $HEALTH, interval: 1s, timeout: 10s, retries: 5 }
     stop_grace_period: 1s
+    deploy: { update_config: { parallelism: 2, order: start-first } }
   db:
     image: $IMAGE
     command: [sleep, infinity]

@@ -180,6 +180,8 @@ fn container_template(service: &Service, project: &str, image: String) -> Contai
         stop_grace_secs: service.stop_grace_period.map(|d| d.as_secs().max(1)),
         labels: service.labels.clone(),
         hostname: String::new(),
+        previous: None,
+        carried: Default::default(),
     }
 }
 
@@ -227,6 +229,7 @@ fn service_spec(service: &Service, containers: &[ContainerSpec], others_wait_for
         depends_on: service.depends_on.iter().map(|d| (d.service.value.clone(), d.condition)).collect(),
         readiness,
         leader: service.postgres.as_ref().map(|_| 1),
+        rollout: service.rollout,
     }
 }
 

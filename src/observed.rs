@@ -27,6 +27,10 @@ pub struct ObservedState {
     /// the host of a `tcp://HOST:PORT` engine. `None`: 127.0.0.1.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub published_host: Option<String>,
+    /// Database replicas that cannot stream because the WAL they need is gone from their
+    /// primary, by container name, with why (they are re-seeded by the next plan).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub stale_replicas: BTreeMap<String, String>,
 }
 
 /// The lifecycle state the engine reports for a container.
@@ -133,6 +137,22 @@ impl ObservedContainer {
     /// The spec it was created from, if its label is present and readable.
     pub fn spec(&self) -> Option<ContainerSpec> {
         serde_json::from_str(self.labels.get(labels::SPEC)?).ok()
+    }
+
+    /// The volumes it took over from the container it replaced ([`labels::CARRIED_VOLUMES`]).
+    pub fn carried_volumes(&self) -> Vec<String> {
+        let names = self.labels.get(labels::CARRIED_VOLUMES).map(String::as_str).unwrap_or_default();
+        names.split(',').filter(|n| !n.is_empty()).map(str::to_string).collect()
+    }
+
+    /// Running, and healthy if it has a healthcheck.
+    pub fn is_ready(&self) -> bool {
+        self.state == RunState::Running && matches!(self.health, None | Some(Health::Healthy))
+    }
+
+    /// The spec of the container it replaced, if it replaced one (`scale rollback`'s target).
+    pub fn previous_spec(&self) -> Option<ContainerSpec> {
+        serde_json::from_str(self.labels.get(labels::PREVIOUS_SPEC)?).ok()
     }
 }
 

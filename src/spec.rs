@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::model::{Condition, Kind, Protocol, RestartPolicy};
+use crate::model::{Condition, Kind, Protocol, RestartPolicy, RolloutPolicy};
 
 /// Everything the project should consist of.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -90,6 +90,8 @@ pub struct ServiceSpec {
     /// This replica must be ready before the others start (a database primary before its
     /// replicas take their base backup from it).
     pub leader: Option<u32>,
+    /// How a change rolls over the replicas.
+    pub rollout: RolloutPolicy,
 }
 
 /// One published port.
@@ -159,6 +161,17 @@ pub struct ContainerSpec {
     pub stop_grace_secs: Option<u64>,
     pub labels: BTreeMap<String, String>,
     pub hostname: String,
+    /// The spec of the container this one replaces, kept in the engine (label
+    /// [`crate::labels::PREVIOUS_SPEC`]) so a rollout can be undone on purpose. Outside the
+    /// hash and the stored spec: where a container came from is not what it is.
+    #[serde(skip)]
+    pub previous: Option<Box<ContainerSpec>>,
+    /// The volumes of the container this one replaces that its anonymous (`"/path"`) mounts
+    /// take over, by target (as Compose carries anonymous volumes over). A runtime fact the
+    /// executor fills in, outside the hash and the stored spec; recorded in the label
+    /// [`crate::labels::CARRIED_VOLUMES`] so that `destroy --volumes` can remove them.
+    #[serde(skip)]
+    pub carried: BTreeMap<String, String>,
 }
 
 impl ContainerSpec {

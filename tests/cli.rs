@@ -126,7 +126,8 @@ fn plan_rejects_an_invalid_project_name() {
 fn destroy_needs_a_file_or_a_project() {
     // Run from the crate's root, which holds no compose.yaml: nothing to discover.
     let run = Scale::new(&["destroy"]).run();
-    run.expect_code(1);
+    // Nothing to act on is a usage error: 64 (EX_USAGE), never 1 or 2.
+    run.expect_code(64);
     assert!(run.stderr.contains("no Compose file here (looked for compose.yaml"), "{}", run.stderr);
     assert!(run.stderr.contains("-p NAME"), "says how to give one:\n{}", run.stderr);
 }

@@ -51,6 +51,8 @@ fn sleeper(project: &str, service: &str, networks: &[&NetworkSpec]) -> Container
         stop_grace_secs: Some(2),
         labels: BTreeMap::from([("team".to_string(), "tests".to_string())]),
         hostname: format!("{project}-{service}-1"),
+        previous: None,
+        carried: Default::default(),
     }
 }
 

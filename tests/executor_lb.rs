@@ -283,10 +283,27 @@ fn replaced_servers_are_drained_then_rejoin_on_probation(vars: &[(&str, &str)], 
 
 #[test]
 fn a_replacement_started_first_drains_the_old_server_and_rejoins_on_probation() {
-    replaced_servers_are_drained_then_rejoin_on_probation(&[], true);
+    // A read-only mount: nothing the two containers could both write to.
+    replaced_servers_are_drained_then_rejoin_on_probation(&[("WEB_MOUNT", "/tmp:/scratch:ro")], true);
 }
 
 #[test]
 fn a_replacement_stopping_the_old_one_first_drains_it_and_rejoins_on_probation() {
     replaced_servers_are_drained_then_rejoin_on_probation(&[("WEB_MOUNT", "uploads:/data")], false);
+}
+
+#[test]
+fn a_scale_down_drains_the_leaving_replica_before_stopping_it_then_reloads() {
+    let h = Harness::new();
+    h.apply(&desired(&[("WEB_REPLICAS", "3")]));
+    h.clear_log();
+    let (plan, _, _) = h.apply(&desired(&[("WEB_REPLICAS", "2")]));
+    let ops: Vec<String> = plan.actions.iter().map(|a| format!("{} {}", a.op.verb(), a.op.target())).collect();
+    assert_eq!(ops, ["remove shop-web-3", "reload shop-lb-1"], "{}", render_text(&plan));
+    let log = h.log();
+    let at = |entry: &str| log.iter().position(|l| l == entry).unwrap_or_else(|| panic!("no `{entry}` in {log:#?}"));
+    let drain = at("drain shop-web-3 (old running)");
+    assert!(drain < at("maint shop-web-3"), "{log:#?}");
+    assert!(at("maint shop-web-3") < at("check config"), "drained before the reload drops it: {log:#?}");
+    assert!(!h.engine.containers().iter().any(|c| c.name == "shop-web-3"));
 }

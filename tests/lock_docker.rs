@@ -326,3 +326,39 @@ fn failover_waits_for_a_held_lock_then_proceeds_and_releases_it_on_error() {
     assert!(failover.lines().iter().any(|l| l.text.contains(&no_db)), "{}", failover.transcript());
     assert!(!lock_exists(&t), "failover must release its lock on error");
 }
+
+#[test]
+fn apply_watch_honours_lock_timeout_saying_so_each_time_it_waits() {
+    let Some(t) = DockerTest::start("lock-watch-timeout") else { return };
+    let _lock = LockCleanup(t.project().to_string());
+    let p = t.project().to_string();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("watch.yaml");
+    let yaml = format!(
+        "name: lock-watch\nservices:\n  app:\n    image: {TEST_IMAGE}\n    command: [sleep, infinity]\n    \
+         stop_grace_period: 1s\n"
+    );
+    std::fs::write(&file, yaml).expect("write blueprint");
+    let file = file.to_str().expect("utf-8 path");
+    plant_foreign_lock(&t);
+
+    let mut watch =
+        Scale::new(&["apply", "--watch", file, "-p", &p, "--resync", "1s", "--lock-timeout", "1s"]).isolated().spawn();
+    let waiting = format!("project {p} is locked by ci@elsewhere.invalid pid 1 (apply); waiting (up to 1s)");
+    // Each pass waits at most 1 s, gives up, and the next one (after back-off) says so again.
+    let until = Instant::now() + Duration::from_secs(40);
+    while Instant::now() < until && watch.lines().iter().filter(|l| l.text.contains(&waiting)).count() < 2 {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let said = watch.lines().iter().filter(|l| l.text.contains(&waiting)).count();
+    assert!(said >= 2, "each wait is announced, and a timed-out pass is tried again:\n{}", watch.transcript());
+    assert!(watch.lines().iter().any(|l| l.text.contains("trying again later")), "{}", watch.transcript());
+    assert!(project_containers(&t).is_empty(), "the watcher changed the project without the lock");
+
+    t.docker(&["rm", "-f", &lock_name(&p)]);
+    let repaired = watch.wait_stdout(Instant::now(), Duration::from_secs(60), |l| l.contains("repaired"));
+    assert!(repaired.is_some(), "the watcher did not repair once the lock was free:\n{}", watch.transcript());
+    watch.interrupt();
+    let exit = watch.wait_exit(Duration::from_secs(15));
+    assert_eq!(exit.and_then(|e| e.code()), Some(0), "{}", watch.transcript());
+}

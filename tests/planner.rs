@@ -380,24 +380,22 @@ fn a_failing_healthcheck_stops_the_rollout_after_the_first_replacement() {
         assert!(!run.events.contains(&ExecEvent::Started { id: a.id }));
     }
 
-    // The replacement started beside the old container (no fixed port, no volume), so the
-    // failed new one is left under its temporary name and every old replica still serves.
+    // The replacement started beside the old container (no fixed port, no volume), so no
+    // replica had been replaced yet: the rollback (the default policy) only removes the
+    // failed new container, and every old replica still serves.
+    let [rollout] = &run.report.rollouts[..] else { panic!("one failed rollout: {:?}", run.report.rollouts) };
+    assert_eq!(rollout.failed, ["shop-web-1"]);
+    assert!(rollout.rolled_back.is_empty() && rollout.rollback_failed.is_empty(), "{rollout:?}");
     let seen = h.observe("shop");
-    let failed = &seen.containers["shop-web-1.next"];
-    assert_eq!(failed.spec_hash(), Some(new.containers["shop-web-1"].hash().as_str()));
-    assert_eq!(failed.health, Some(Health::Unhealthy));
+    assert!(!seen.containers.contains_key("shop-web-1.next"), "the failed new container is gone");
     for web in WEB {
         assert_eq!(seen.containers[web].spec_hash(), Some(old.containers[web].hash().as_str()), "{web}");
         assert_eq!(seen.containers[web].id, before[web]);
         assert_eq!(seen.containers[web].health, Some(Health::Healthy));
     }
 
-    // The next run cleans the leftover up first, then rolls the whole service again.
+    // The next run tries the whole service again.
     let rest = h.plan(&new);
-    let leftover = rest.actions.iter().find(|a| a.op.target() == "shop-web-1.next").expect("the leftover is removed");
-    assert_eq!(leftover.reason, "leftover of an interrupted replacement");
-    let recreate_1 = rest.actions.iter().find(|a| a.op.target() == "shop-web-1").expect("web-1 again");
-    assert!(recreate_1.after.contains(&leftover.id), "the temporary name is freed first");
     let targets: Vec<String> =
         rest.actions.iter().filter(|a| a.op.verb() == "recreate").map(|a| a.op.target()).collect();
     assert_eq!(targets, WEB);
@@ -695,4 +693,27 @@ fn a_replica_that_leaves_gives_up_its_replication_slot_on_the_primary() {
         destroy.actions.iter().all(|a| !matches!(&a.op, Op::RemoveContainer { release_slot: Some(_), .. })),
         "destroy plans no slot drops"
     );
+}
+
+#[test]
+fn a_replica_that_cannot_stream_is_reseeded_with_the_reason_and_keeps_its_container() {
+    let h = Harness::new();
+    let d = desired("replicas.yaml", &[("REPLICAS", "1")]);
+    h.apply(&d);
+    let before = h.ids("shop");
+    let mut seen = h.observe("shop");
+    let why = "cannot stream: the WAL it needs (from 0/3000148) is gone from the primary shop-db-1";
+    seen.stale_replicas.insert("shop-db-2".into(), why.into());
+    let p = plan(&d, &seen).expect("a plan");
+    assert_eq!(
+        lines(&p),
+        [format!("reseed shop-db-2: {why}; a fresh base backup (its old data is set aside in its volume, kept)")]
+    );
+    assert!(render_text(&p).contains("1 to reseed"), "{}", render_text(&p));
+    let run = h.execute(&p);
+    assert!(run.report.succeeded(), "{:?}", run.events);
+    let marker = h.engine.file("shop-db-2", "/var/lib/postgresql/data/scale-reseed");
+    assert!(marker.is_some(), "the entrypoint's marker was not written");
+    assert_eq!(h.ids("shop")["shop-db-2"], before["shop-db-2"], "re-seeding restarts, it does not recreate");
+    assert_eq!(h.observe("shop").containers["shop-db-2"].state, RunState::Running);
 }

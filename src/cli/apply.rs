@@ -132,38 +132,39 @@ async fn run_locked(
     if args.ttl.is_some() {
         note_unstamped(ui, &loaded.desired, &applied);
     }
+    Ok(conclude(ui, &loaded.project, applied))
+}
+
+/// What to say once an apply pass (or a rollback) ended; the exit code.
+pub(super) fn conclude(ui: Ui, project: &str, applied: Applied) -> u8 {
     match applied {
         Applied::InSync { observed } => {
             print_endpoints(ui, &observed);
             if ui.is_json() {
                 ui.json(&json!({"event": "result", "status": "ok", "changes": 0, "endpoints": observed.endpoints()}));
             }
-            Ok(0)
+            0
         }
         Applied::Stopped(Review::Declined) => {
             eprintln!("Nothing was changed.");
-            Ok(1)
+            1
         }
         Applied::Stopped(_) => {
             eprintln!("interrupted: nothing was changed");
-            Ok(130)
+            130
         }
-        Applied::ExitNow => Ok(130),
-        Applied::Incomplete { plan, report } => Ok(report_incomplete(ui, &plan, &report)),
+        Applied::ExitNow => 130,
+        Applied::Incomplete { plan, report } => report_incomplete(ui, &plan, &report),
         Applied::Done { report, after, .. } => {
             let after = after.unwrap_or_default();
             let done = report.finished.len();
             if ui.is_json() {
                 ui.json(&json!({"event": "result", "status": "ok", "changes": done, "endpoints": after.endpoints()}));
             } else {
-                ui.say(format!(
-                    "Applied {done} change{} to project {}.",
-                    if done == 1 { "" } else { "s" },
-                    loaded.project
-                ));
+                ui.say(format!("Applied {done} change{} to project {}.", if done == 1 { "" } else { "s" }, project));
                 print_endpoints(ui, &after);
             }
-            Ok(0)
+            0
         }
     }
 }
@@ -204,11 +205,22 @@ fn report_incomplete(ui: Ui, plan: &Plan, report: &ExecReport) -> u8 {
     let total = plan.actions.len();
     let status = if report.interrupted && report.failed.is_empty() { "interrupted" } else { "failed" };
     if ui.is_json() {
+        let rollouts: Vec<serde_json::Value> = report
+            .rollouts
+            .iter()
+            .map(|r| {
+                json!({"service": r.service, "on_failure": r.policy.as_str(), "failed": r.failed,
+                    "rolled_back": r.rolled_back, "rollback_failed": r.rollback_failed})
+            })
+            .collect();
         ui.json(&json!({
             "event": "result", "status": status, "done": done, "failed": report.failed.len(),
-            "not_started": report.not_started.len(),
+            "not_started": report.not_started.len(), "rollouts": rollouts,
         }));
     } else {
+        for r in &report.rollouts {
+            eprintln!("{}", rollout_outcome(r));
+        }
         eprintln!(
             "apply {status}: {done} of {total} actions done, {} failed, {} not started; run `scale apply` again once fixed",
             report.failed.len(),
@@ -216,6 +228,31 @@ fn report_incomplete(ui: Ui, plan: &Plan, report: &ExecReport) -> u8 {
         );
     }
     if report.interrupted && report.failed.is_empty() { 130 } else { 1 }
+}
+
+/// One sentence on a failed rollout: what failed and what its policy did about it.
+fn rollout_outcome(r: &crate::exec::RolloutFailure) -> String {
+    use crate::model::OnFailure;
+    let failed = format!("rollout of {} failed on {}", r.service, r.failed.join(", "));
+    match r.policy {
+        OnFailure::Rollback if r.rollback_failed.is_empty() && r.rolled_back.is_empty() => {
+            format!("{failed}; rolled back: no replica had been replaced yet, all run their previous spec")
+        }
+        OnFailure::Rollback if r.rollback_failed.is_empty() => {
+            format!("{failed}; rolled back: {} run their previous spec again", r.rolled_back.join(", "))
+        }
+        OnFailure::Rollback => format!(
+            "{failed}; the rollback did not finish ({} not put back): run `scale rollback {}` or fix and apply again",
+            r.rollback_failed.join(", "),
+            r.service
+        ),
+        OnFailure::Pause => format!(
+            "{failed}; paused (on_failure: pause): replaced replicas run the new spec, the others the old; \
+             fix and apply again, or `scale rollback {}`",
+            r.service
+        ),
+        OnFailure::Continue => format!("{failed}; the other replicas went on (on_failure: continue)"),
+    }
 }
 
 fn print_endpoints(ui: Ui, observed: &crate::observed::ObservedState) {

@@ -35,6 +35,12 @@ pub struct Args {
     /// changes the project (0: don't wait).
     #[arg(long, default_value = "5m", value_name = "DURATION", value_parser = parse_lock_timeout)]
     pub lock_timeout: std::time::Duration,
+    /// How many containers are stopped and removed at once. Stopping mostly waits out each
+    /// container's grace period, so more at once is faster; but Docker 20.10 was seen to leak
+    /// a network endpoint (the network then cannot be removed) when 64 were removed at once,
+    /// so the default stays at apply's 8.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub parallel: u16,
 }
 
 /// Removes everything carrying the project's label.
@@ -86,7 +92,8 @@ async fn run_locked(
     if !ui.is_json() {
         ui.say(crate::plan::render_text(&plan).trim_end());
     }
-    let Some(report) = interrupt::execute(engine, &plan, &ExecOptions::default(), ui, interrupt, WORDING).await else {
+    let opts = ExecOptions { parallel: usize::from(args.parallel), ..Default::default() };
+    let Some(report) = interrupt::execute(engine, &plan, &opts, ui, interrupt, WORDING).await else {
         return Ok(130);
     };
     // Interrupted with nothing failed exits 130, as apply does; what is left, the next destroy removes.

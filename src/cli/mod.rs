@@ -29,6 +29,7 @@ mod locking;
 pub mod logs;
 pub mod plan;
 pub mod reap;
+pub mod rollback;
 pub mod run;
 pub mod stages;
 pub mod status;
@@ -124,6 +125,8 @@ pub enum Command {
     Check(check::Args),
     /// List the stage ladder and which stage the project runs now.
     Stages(stages::Args),
+    /// Put a service's replicas back on the spec they ran before their last replacement.
+    Rollback(rollback::Args),
 }
 
 /// Problems were already printed; exit 1 without printing more.
@@ -141,7 +144,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
             // The controller's first pass is the apply itself: it observes, plans and runs
             // exactly as `apply` does, then keeps going. No apply lock is held here: each pass
             // that changes something takes the lock and gives it back (see `watch`).
-            let watch = watch::Args { file: args.file, resync: args.resync, timeout: args.timeout };
+            let watch = watch::Args {
+                file: args.file,
+                resync: args.resync,
+                timeout: args.timeout,
+                lock_timeout: Some(args.lock_timeout),
+            };
             watch::run(watch, &cli.global, ui).await
         }
         Command::Apply(args) => apply::run(args, &cli.global, ui).await,
@@ -162,6 +170,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Diff(args) => diff::run(args, &cli.global, ui).await,
         Command::Check(args) => check::run(args, &cli.global, ui).await,
         Command::Stages(args) => stages::run(args, &cli.global, ui).await,
+        Command::Rollback(args) => rollback::run(args, &cli.global, ui).await,
     }
 }
 
@@ -232,6 +241,9 @@ pub fn warn(ui: Ui, bp: &Blueprint) {
 /// Loads and validates a blueprint; problems are printed and become `Reported`.
 pub fn load_valid(file: Option<&Path>, global: &Global, ui: Ui) -> anyhow::Result<(Blueprint, String)> {
     let options = load_options(file, global);
+    if let Some(nothing) = crate::model::project::nothing_to_load(&options) {
+        return Err(crate::exit::UsageError { message: nothing.message, hint: nothing.hint }.into());
+    }
     let (blueprint, mut problems) = crate::model::load_project(&options);
     if let Some(bp) = &blueprint {
         problems.0.extend(crate::validate::validate(bp, global.project.as_deref()));

@@ -59,6 +59,7 @@ pub async fn run(args: Args, global: &Global, ui: Ui) -> anyhow::Result<u8> {
             "load_balancers": pools,
             "recent_events": recent,
             "databases": nodes,
+            "stale_replicas": observed.stale_replicas,
             "caches": caches.iter().map(|c| json!({
                 "container": c.container,
                 "service": c.service,
@@ -80,6 +81,9 @@ pub async fn run(args: Args, global: &Global, ui: Ui) -> anyhow::Result<u8> {
     }
     say_pools(ui, &pools);
     say_databases(ui, &nodes);
+    for (name, why) in &observed.stale_replicas {
+        ui.say(format!("  {name}: {why}; the next apply (or watch pass) re-seeds it"));
+    }
     say_caches(ui, &caches);
     say_events(ui, &recent);
     let lines = endpoint_lines(&observed.endpoints());

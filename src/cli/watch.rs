@@ -12,8 +12,9 @@
 //! expects of a controller (it reconciles after the other writer, never over it). Waiting
 //! rather than skipping matters because giving the lock back makes no project event: a
 //! skipped pass would sit until the next resync, and an auto failover must not. Events that
-//! arrive meanwhile are queued and folded into the next pass. There is no time limit: a
-//! controller has nothing better to do, and the message names the holder.
+//! arrive meanwhile are queued and folded into the next pass. By default there is no time
+//! limit (a controller has nothing better to do, and the message names the holder);
+//! `--lock-timeout` bounds each wait, and a pass that gives up is tried again after back-off.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -51,6 +52,10 @@ pub struct Args {
     /// How long a container may take to become ready.
     #[arg(long, default_value = "120s", value_parser = parse_duration)]
     pub timeout: Duration,
+    /// How long a pass that must repair waits while another scale command holds the project
+    /// (0: don't wait); past it the pass gives up and is tried again later. Default: no limit.
+    #[arg(long, value_name = "DURATION", value_parser = super::locking::parse_lock_timeout)]
+    pub lock_timeout: Option<Duration>,
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -75,7 +80,8 @@ pub async fn run(args: Args, global: &Global, ui: Ui) -> anyhow::Result<u8> {
     let mut backoff = Backoff::default();
     let mut wake_reason = String::from("start");
     loop {
-        let mut ctl = TerminalWatch { ui, interrupt: &mut interrupt, opts: opts.clone() };
+        let mut ctl =
+            TerminalWatch { ui, interrupt: &mut interrupt, opts: opts.clone(), lock_timeout: args.lock_timeout };
         let pass = ops::watch::pass(&engine, &loaded.blueprint, &loaded.desired, &mut ctl, &wake_reason)
             .await
             .context("cannot plan")?;
@@ -123,6 +129,8 @@ struct TerminalWatch<'a> {
     ui: Ui,
     interrupt: &'a mut Interrupt,
     opts: ExecOptions,
+    /// `--lock-timeout`; `None`: wait as long as it takes.
+    lock_timeout: Option<Duration>,
 }
 
 impl Controller<DockerEngine> for TerminalWatch<'_> {
@@ -130,10 +138,14 @@ impl Controller<DockerEngine> for TerminalWatch<'_> {
 
     async fn lock(&mut self, engine: &DockerEngine, project: &str) -> Locked<ProjectLock> {
         let ui = self.ui;
+        let limit = match self.lock_timeout {
+            Some(t) => format!(" (up to {})", crate::model::duration::format(t)),
+            None => String::new(),
+        };
         let on_event = |event: LockEvent<'_>| match event {
             LockEvent::Waiting { project, holder } => log(
                 ui,
-                &format!("project {project} is locked by {}; waiting", holder.describe()),
+                &format!("project {project} is locked by {}; waiting{limit}", holder.describe()),
                 json!({"event": "lock_waiting", "project": project, "holder": holder.describe()}),
             ),
             LockEvent::BrokeStale { project, holder } => log(
@@ -142,7 +154,8 @@ impl Controller<DockerEngine> for TerminalWatch<'_> {
                 json!({"event": "lock_broken", "project": project, "holder": holder.describe()}),
             ),
         };
-        match wait_for_lock(engine, project, "watch", Duration::MAX, self.interrupt, &on_event).await {
+        let timeout = self.lock_timeout.unwrap_or(Duration::MAX);
+        match wait_for_lock(engine, project, "watch", timeout, self.interrupt, &on_event).await {
             Ok(Some(lock)) => Locked::Taken(lock),
             Ok(None) => Locked::Interrupted,
             Err(err) => Locked::Failed(err.to_string()),

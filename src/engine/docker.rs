@@ -271,7 +271,7 @@ pub fn create_body(spec: &ContainerSpec, project: &str) -> ContainerCreateBody {
             let (typ, source) = match &m.source {
                 MountSourceSpec::Volume(name) => (MountType::VOLUME, Some(name.clone())),
                 MountSourceSpec::Bind(path) => (MountType::BIND, Some(path.to_string_lossy().into_owned())),
-                MountSourceSpec::Anonymous => (MountType::VOLUME, None),
+                MountSourceSpec::Anonymous => (MountType::VOLUME, spec.carried.get(&m.target).cloned()),
             };
             Mount {
                 target: Some(m.target.clone()),
@@ -441,6 +441,7 @@ impl Engine for DockerEngine {
         };
         Ok(ObservedState {
             load_balancers: Default::default(),
+            stale_replicas: Default::default(),
             published_host: published_host(&self.address),
             project: project.to_string(),
             containers: containers
@@ -687,6 +688,21 @@ impl Engine for DockerEngine {
             Err(cause) if classify::not_paused(&cause) => Ok(()),
             Err(cause) => Err(EngineError::Unpause { name: name.into(), cause }),
         }
+    }
+
+    async fn volume_mounts(&self, id: &str, name: &str) -> Result<BTreeMap<String, String>, EngineError> {
+        let inspect = self
+            .docker
+            .inspect_container(id, None::<InspectContainerOptions>)
+            .await
+            .map_err(|e| EngineError::Inspect { name: name.into(), cause: e.into() })?;
+        Ok(inspect
+            .mounts
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|m| m.typ.as_deref() == Some("volume"))
+            .filter_map(|m| Some((m.destination?, m.name?)))
+            .collect())
     }
 
     async fn container_status(&self, id: &str, name: &str) -> Result<ContainerStatus, EngineError> {

@@ -47,6 +47,8 @@ struct World {
     volumes: BTreeMap<String, BTreeMap<String, String>>,
     images: BTreeSet<String>,
     unhealthy_images: BTreeSet<String>,
+    /// Images whose containers start healthy this many more times, then unhealthy.
+    healthy_starts_left: BTreeMap<String, usize>,
     files: BTreeMap<(String, String), Vec<u8>>,
     commands: Vec<(String, String)>,
     next_id: u64,
@@ -105,6 +107,14 @@ impl FakeEngine {
     /// Containers started from this image never become healthy.
     pub fn make_unhealthy(&self, image: &str) {
         self.world().unhealthy_images.insert(image.to_string());
+    }
+
+    /// Containers of `image` start healthy `starts` more times, unhealthy after that (a
+    /// rollout that fails part-way: its first batches pass, a later one does not).
+    pub fn make_unhealthy_after(&self, image: &str, starts: usize) {
+        let mut w = self.world();
+        w.unhealthy_images.insert(image.to_string());
+        w.healthy_starts_left.insert(image.to_string(), starts);
     }
 
     /// A container someone else created (no project label).
@@ -284,6 +294,7 @@ impl Engine for FakeEngine {
         let owned = |l: &BTreeMap<String, String>| l.get(labels::PROJECT).map(String::as_str) == Some(project);
         Ok(ObservedState {
             load_balancers: Default::default(),
+            stale_replicas: Default::default(),
             published_host: None,
             project: project.into(),
             containers: w
@@ -457,12 +468,16 @@ impl Engine for FakeEngine {
     async fn start_container(&self, id: &str, name: &str) -> Result<(), EngineError> {
         self.wrote();
         let mut w = self.world();
-        let unhealthy = w.unhealthy_images.clone();
+        let image = w.by_id(id).map(|c| c.image.clone()).unwrap_or_default();
+        let mut unhealthy = w.unhealthy_images.contains(&image);
+        if let Some(left) = w.healthy_starts_left.get_mut(&image).filter(|n| **n > 0) {
+            *left -= 1;
+            unhealthy = false;
+        }
         let c = w.by_id(id).ok_or_else(|| EngineError::Start { name: name.into(), cause: no_such_container() })?;
         c.state = RunState::Running;
         c.exit_code = None;
-        c.health =
-            c.has_healthcheck.then(|| if unhealthy.contains(&c.image) { Health::Unhealthy } else { Health::Healthy });
+        c.health = c.has_healthcheck.then_some(if unhealthy { Health::Unhealthy } else { Health::Healthy });
         Ok(())
     }
 

@@ -2,6 +2,8 @@
 //! PostgreSQL node's role and replication position, and each cache's hit counters. Used by
 //! `status` and failover.
 
+use std::collections::BTreeMap;
+
 use serde::Serialize;
 
 use super::Engine;
@@ -71,6 +73,65 @@ pub async fn database_nodes<E: Engine>(engine: &E, observed: &ObservedState) -> 
         });
     }
     out
+}
+
+/// The replicas of each `kind: postgres` service that cannot stream because the WAL they
+/// need is gone from the primary (their slot was dropped, or the WAL outlived
+/// `wal_keep_size`), with why. One query on each running primary; a replica whose slot is
+/// active streams and is not asked. A replica that is merely behind (its WAL is still there)
+/// is not stale: it catches up by itself.
+pub async fn stale_replicas<E: Engine>(engine: &E, observed: &ObservedState) -> BTreeMap<String, String> {
+    use crate::kinds::postgres::{psql, slot_name};
+    let mut stale = BTreeMap::new();
+    let primaries = observed.primaries();
+    let nodes: Vec<_> = running_of_kind(observed, crate::model::Kind::Postgres)
+        .filter(|c| c.state == RunState::Running && !c.name.ends_with(crate::plan::TEMP_SUFFIX))
+        .collect();
+    for primary in &nodes {
+        let (Some(service), Some(n)) = (primary.service(), primary.replica()) else { continue };
+        if primaries.get(service).map_or(1, |(p, _)| *p) != n {
+            continue;
+        }
+        let active = match engine.exec(&primary.id, &primary.name, &psql(ACTIVE_SLOTS)).await {
+            Ok(out) if out.exit_code == 0 => out.output,
+            _ => continue,
+        };
+        for replica in nodes.iter().filter(|c| c.service() == Some(service) && c.name != primary.name) {
+            let Some(m) = replica.replica() else { continue };
+            if active.lines().any(|l| l.trim() == slot_name(&observed.project, service, m)) {
+                continue;
+            }
+            let Ok(out) = engine.exec(&replica.id, &replica.name, &status_command()).await else { continue };
+            let Some(status) = parse_status(&out.output) else { continue };
+            let Some(lsn) = status.lsn.filter(|l| is_lsn(l)) else { continue };
+            if status.role != "replica" || status.streaming == Some(true) {
+                continue;
+            }
+            let gone = format!(
+                "SELECT '{lsn}'::pg_lsn < pg_current_wal_lsn() AND NOT EXISTS \
+                 (SELECT 1 FROM pg_ls_waldir() WHERE name = pg_walfile_name('{lsn}'::pg_lsn))"
+            );
+            if let Ok(out) = engine.exec(&primary.id, &primary.name, &psql(&gone)).await
+                && out.output.trim() == "t"
+            {
+                let why =
+                    format!("cannot stream: the WAL it needs (from {lsn}) is gone from the primary {}", primary.name);
+                stale.insert(replica.name.clone(), why);
+            }
+        }
+    }
+    stale
+}
+
+/// The replication slots a replica streams through right now, one per line.
+const ACTIVE_SLOTS: &str = "SELECT slot_name FROM pg_replication_slots WHERE active";
+
+/// `0/3000148`: what a WAL position looks like (and nothing that could change a query).
+fn is_lsn(text: &str) -> bool {
+    let mut parts = text.split('/');
+    let hex =
+        |p: Option<&str>| p.is_some_and(|p| !p.is_empty() && p.len() <= 8 && p.chars().all(|c| c.is_ascii_hexdigit()));
+    hex(parts.next()) && hex(parts.next()) && parts.next().is_none()
 }
 
 /// A cache (or CDN edge) and its hit counters, as its image's stats command reports them.
@@ -145,5 +206,13 @@ mod tests {
         assert_eq!(stats.hit_ratio(), Some(0.75));
         assert_eq!(parse_cache_stats("Could not connect to Redis\n"), None);
         assert_eq!(CacheStats { hits: 0, misses: 0 }.hit_ratio(), None, "no lookups yet: no ratio");
+    }
+
+    #[test]
+    fn only_wal_positions_reach_the_query() {
+        assert!(super::is_lsn("0/3000148") && super::is_lsn("1A/FF"));
+        for bad in ["", "0/", "/1", "0/1/2", "0/1'; DROP TABLE x; --", "123456789/0"] {
+            assert!(!super::is_lsn(bad), "{bad}");
+        }
     }
 }

@@ -4,6 +4,7 @@
 //! one variant per operation, each keeping the engine's answer ([`Cause`]); what an answer
 //! means is decided in [`classify`] alone.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::desired::{ContainerSpec, ImageSpec, NetworkSpec, VolumeSpec};
@@ -64,6 +65,11 @@ pub trait Engine {
     /// which belong to no one else and carry no label: only `destroy --volumes` asks for this.
     async fn remove_container_and_anonymous_volumes(&self, id: &str, name: &str) -> Result<(), EngineError> {
         self.remove_container(id, name).await
+    }
+    /// The volumes mounted in a container, by target (engines that cannot say: none, and a
+    /// replacement then gets fresh anonymous volumes).
+    async fn volume_mounts(&self, _id: &str, _name: &str) -> Result<BTreeMap<String, String>, EngineError> {
+        Ok(BTreeMap::new())
     }
     async fn unpause_container(&self, id: &str, name: &str) -> Result<(), EngineError>;
     async fn container_status(&self, id: &str, name: &str) -> Result<ContainerStatus, EngineError>;
@@ -144,6 +150,7 @@ pub async fn observe_project<E: Engine>(engine: &E, project: &str) -> Result<Obs
             observed.load_balancers.insert(name, pool);
         }
     }
+    observed.stale_replicas = live::stale_replicas(engine, &observed).await;
     Ok(observed)
 }
 

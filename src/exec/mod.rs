@@ -10,6 +10,7 @@ use futures_util::stream::FuturesUnordered;
 
 use crate::desired::{ContainerSpec, Readiness};
 use crate::engine::Engine;
+use crate::model::OnFailure;
 use crate::plan::{ActionId, FileSpec, Op, Plan};
 
 mod balancer;
@@ -91,6 +92,8 @@ pub struct ExecReport {
     pub failed: Vec<ActionId>,
     pub not_started: Vec<ActionId>,
     pub interrupted: bool,
+    /// Rollouts that had a replica fail, and what their policy did about it.
+    pub rollouts: Vec<RolloutFailure>,
 }
 
 impl ExecReport {
@@ -102,8 +105,112 @@ impl ExecReport {
 /// Receives events; must be callable from any action.
 pub type EventSink<'a> = &'a (dyn Fn(ExecEvent) + Sync);
 
-/// Executes `plan`. `cancel` set to true stops new actions from starting (Ctrl-C).
+/// What happened to a rollout that failed, by its policy.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RolloutFailure {
+    pub service: String,
+    pub policy: OnFailure,
+    /// The replicas whose new container failed.
+    pub failed: Vec<String>,
+    /// The replicas put back on their previous spec (rollback only).
+    pub rolled_back: Vec<String>,
+    /// Replicas the rollback could not put back (it failed too); empty when it worked.
+    pub rollback_failed: Vec<String>,
+}
+
+/// Executes `plan`. `cancel` set to true stops new actions from starting (Ctrl-C). A
+/// replacement that fails inside a rollout does what the rollout's policy says: a rollback
+/// runs the plan [`crate::plan::rollback_plan`] makes once what was in flight has finished
+/// (its progress is reported as output of the failed action), a pause stops like any
+/// failure, and a continue lets the other replicas go on.
 pub async fn execute<E: Engine>(
+    engine: &E,
+    plan: &Plan,
+    opts: &ExecOptions,
+    sink: EventSink<'_>,
+    cancel: &AtomicBool,
+) -> ExecReport {
+    let mut report = run_plan(engine, plan, opts, sink, cancel).await;
+    let failed_rollouts = failed_rollouts(plan, &report);
+    for (rollout, failed_ids) in failed_rollouts {
+        let failed: Vec<String> = failed_ids.iter().map(|id| plan.actions[*id].op.target()).collect();
+        let mut outcome = RolloutFailure {
+            service: rollout.service.clone(),
+            policy: rollout.policy.on_failure,
+            failed,
+            rolled_back: Vec::new(),
+            rollback_failed: Vec::new(),
+        };
+        if rollout.policy.on_failure == OnFailure::Rollback && !report.interrupted {
+            let trigger = failed_ids[0];
+            roll_back(engine, plan, rollout, trigger, opts, sink, &mut outcome).await;
+        }
+        report.rollouts.push(outcome);
+    }
+    report
+}
+
+/// The rollouts with a failed replacement, with those replacements.
+fn failed_rollouts<'p>(plan: &'p Plan, report: &ExecReport) -> Vec<(&'p crate::plan::Rollout, Vec<ActionId>)> {
+    plan.rollouts
+        .iter()
+        .filter_map(|r| {
+            let failed: Vec<ActionId> =
+                r.batches.iter().flatten().copied().filter(|id| report.failed.contains(id)).collect();
+            (!failed.is_empty()).then_some((r, failed))
+        })
+        .collect()
+}
+
+/// Observes the project and runs the rollback plan of `rollout`, reporting each step as
+/// output of the action that failed (`trigger`).
+async fn roll_back<E: Engine>(
+    engine: &E,
+    plan: &Plan,
+    rollout: &crate::plan::Rollout,
+    trigger: ActionId,
+    opts: &ExecOptions,
+    sink: EventSink<'_>,
+    outcome: &mut RolloutFailure,
+) {
+    let say = |line: String| sink(ExecEvent::Output { id: trigger, line });
+    let observed = match engine.observe(&plan.project).await {
+        Ok(observed) => observed,
+        Err(err) => {
+            say(format!("cannot roll back {}: {err}", rollout.service));
+            outcome.rollback_failed.push(rollout.service.clone());
+            return;
+        }
+    };
+    let back = crate::plan::rollback_plan(plan, rollout, &observed);
+    say(format!("rolling back {}: {} step(s)", rollout.service, back.actions.len()));
+    let relay = |event: ExecEvent| match event {
+        ExecEvent::Started { id } => {
+            say(format!("rollback: {} {}", back.actions[id].op.verb(), back.actions[id].op.target()))
+        }
+        ExecEvent::Output { line, .. } => say(format!("rollback: {line}")),
+        ExecEvent::Failed { id, failure, .. } => {
+            say(format!("rollback of {} failed: {}", back.actions[id].op.target(), failure.message))
+        }
+        ExecEvent::Finished { .. } | ExecEvent::NotStarted { .. } => {}
+    };
+    let never = AtomicBool::new(false);
+    let result = run_plan(engine, &back, opts, &relay, &never).await;
+    for a in &back.actions {
+        if !matches!(a.op, Op::RecreateContainer { .. } | Op::CreateContainer { .. }) {
+            continue;
+        }
+        let name = a.op.target();
+        if result.finished.contains(&a.id) {
+            outcome.rolled_back.push(name);
+        } else {
+            outcome.rollback_failed.push(name);
+        }
+    }
+}
+
+/// Runs a plan's actions in dependency order; what a failure means is the caller's.
+async fn run_plan<E: Engine>(
     engine: &E,
     plan: &Plan,
     opts: &ExecOptions,
@@ -138,9 +245,14 @@ pub async fn execute<E: Engine>(
                 sink(ExecEvent::Finished { id, elapsed });
             }
             Err(failure) => {
-                queue.fail(id);
                 report.failed.push(id);
-                stopping = true;
+                // `continue`: the rollout goes on as if this replica were done.
+                if plan.rollout_of(id).is_some_and(|r| r.policy.on_failure == OnFailure::Continue) {
+                    queue.finish(id);
+                } else {
+                    queue.fail(id);
+                    stopping = true;
+                }
                 sink(ExecEvent::Failed { id, failure, elapsed });
             }
         }
@@ -178,26 +290,44 @@ async fn run_action<E: Engine>(
         Op::CreateContainer { spec, readiness, files } => {
             bring_up(engine, plan, id, spec, *readiness, files, opts, &say).await
         }
-        Op::RecreateContainer { old_id, old_grace_secs, spec, readiness, files, drains, start_first } => {
+        Op::RecreateContainer {
+            old_id,
+            old_grace_secs,
+            spec,
+            readiness,
+            files,
+            drains,
+            start_first,
+            monitor_ms,
+            delay_ms,
+        } => {
             let grace = Duration::from_secs(*old_grace_secs);
+            let monitor = Duration::from_millis(*monitor_ms);
+            if *delay_ms > 0 {
+                say(&format!("waiting {delay_ms}ms before this batch"));
+                tokio::time::sleep(Duration::from_millis(*delay_ms)).await;
+            }
             if *start_first {
                 // The new one runs beside the old one until ready; only then does the old
                 // one leave, and the new one takes its name.
                 let temp = format!("{}{}", spec.name, crate::plan::TEMP_SUFFIX);
                 say(&format!("starting the new container as {temp}"));
                 let cid = bring_up_as(engine, plan, id, &temp, spec, *readiness, files, opts, &say).await?;
+                watch_ready(engine, &cid, &temp, *readiness, monitor, opts, &say).await?;
                 balancer::mark_draining(engine, drains, true).await;
                 balancer::drain(engine, drains, &say).await;
                 engine.stop_container(old_id, &spec.name, grace).await.map_err(failure)?;
                 engine.remove_container(old_id, &spec.name).await.map_err(failure)?;
                 engine.rename_container(&cid, &temp, &spec.name).await.map_err(failure)?;
             } else {
+                let spec = &carry_anonymous_volumes(engine, old_id, spec, &say).await?;
                 balancer::mark_draining(engine, drains, true).await;
                 balancer::drain(engine, drains, &say).await;
                 say("stopping the old container first");
                 engine.stop_container(old_id, &spec.name, grace).await.map_err(failure)?;
                 engine.remove_container(old_id, &spec.name).await.map_err(failure)?;
-                bring_up(engine, plan, id, spec, *readiness, files, opts, &say).await?;
+                let cid = bring_up_as(engine, plan, id, &spec.name, spec, *readiness, files, opts, &say).await?;
+                watch_ready(engine, &cid, &spec.name, *readiness, monitor, opts, &say).await?;
             }
             balancer::undrain(engine, drains, &say).await;
             balancer::mark_draining(engine, drains, false).await;
@@ -208,6 +338,14 @@ async fn run_action<E: Engine>(
             engine.start_container(cid, &spec.name).await.map_err(failure)?;
             let context = wait_context(plan, id, spec.healthcheck.as_ref().map(|h| h.retries));
             await_ready(engine, cid, &spec.name, *readiness, opts, &context, &say).await
+        }
+        Op::ReseedReplica { id: cid, name, grace_secs, readiness } => {
+            say("marking its data for a fresh base backup and restarting it");
+            let marker = crate::kinds::postgres::reseed_marker();
+            engine.write_file(cid, name, &marker, b"requested by scale\n").await.map_err(failure)?;
+            engine.stop_container(cid, name, Duration::from_secs(*grace_secs)).await.map_err(failure)?;
+            engine.start_container(cid, name).await.map_err(failure)?;
+            await_ready(engine, cid, name, *readiness, opts, &wait_context(plan, id, None), &say).await
         }
         Op::Reconnect { id: cid, name, networks } => {
             for n in networks {
@@ -297,7 +435,67 @@ pub fn wait_context(plan: &Plan, id: ActionId, retries: Option<u32>) -> wait::Wa
     wait::WaitContext { retries, blocks }
 }
 
-#[allow(clippy::too_many_arguments)]
+/// `spec` with the old container's anonymous volumes carried over to its anonymous mounts
+/// (as Compose does), so a replacement keeps what it wrote there.
+async fn carry_anonymous_volumes<E: Engine>(
+    engine: &E,
+    old_id: &str,
+    spec: &ContainerSpec,
+    say: &(dyn Fn(&str) + Sync),
+) -> Result<ContainerSpec, ActionFailure> {
+    let mut spec = spec.clone();
+    let anonymous: Vec<&str> = spec
+        .mounts
+        .iter()
+        .filter(|m| m.source == crate::spec::MountSourceSpec::Anonymous)
+        .map(|m| m.target.as_str())
+        .collect();
+    if anonymous.is_empty() {
+        return Ok(spec);
+    }
+    let mounted = engine.volume_mounts(old_id, &spec.name).await.map_err(failure)?;
+    spec.carried = mounted.into_iter().filter(|(target, _)| anonymous.contains(&target.as_str())).collect();
+    if !spec.carried.is_empty() {
+        let targets: Vec<&str> = spec.carried.keys().map(String::as_str).collect();
+        say(&format!("carrying the anonymous volume(s) of {} over", targets.join(", ")));
+    }
+    Ok(spec)
+}
+
+/// Keeps looking at a new container for `monitor` after it first turned ready (a rollout's
+/// `monitor`): one that turns unhealthy or exits in that time fails its replacement.
+async fn watch_ready<E: Engine>(
+    engine: &E,
+    cid: &str,
+    name: &str,
+    readiness: Readiness,
+    monitor: Duration,
+    opts: &ExecOptions,
+    say: &(dyn Fn(&str) + Sync),
+) -> Result<(), ActionFailure> {
+    if monitor.is_zero() {
+        return Ok(());
+    }
+    say(&format!("monitoring {name} for {}s", monitor.as_secs_f64()));
+    let start = Instant::now();
+    while start.elapsed() < monitor {
+        tokio::time::sleep(Duration::from_millis(250).min(monitor)).await;
+        let verdict = match engine.container_status(cid, name).await {
+            Ok(status) => wait::judge(readiness, &status).map(|_| ()),
+            Err(err) => Err(wait::WaitError::Engine(err.to_string())),
+        };
+        if let Err(err) = verdict {
+            return Err(ActionFailure {
+                message: format!("{name}: {err} within its monitor period"),
+                hint: Some(format!("see `docker logs {name}`; fix the blueprint or the image, then apply again")),
+                logs: engine.logs_tail(cid, opts.log_lines).await.unwrap_or_default(),
+                output: Vec::new(),
+            });
+        }
+    }
+    Ok(())
+}
+
 async fn await_ready<E: Engine>(
     engine: &E,
     cid: &str,

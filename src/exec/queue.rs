@@ -94,7 +94,7 @@ mod tests {
                 service: None,
             })
             .collect();
-        Plan { project: "p".into(), actions, notes: Vec::new() }
+        Plan { project: "p".into(), actions, notes: Vec::new(), rollouts: Vec::new() }
     }
 
     #[test]

@@ -15,6 +15,12 @@ use crate::spec::{ContainerSpec, HealthSpec, MountSourceSpec, MountSpec, VolumeS
 /// Where the image keeps its data (the volume is mounted here).
 pub const DATA_DIR: &str = "/var/lib/postgresql/data";
 
+/// The file (in the node's volume) that tells its entrypoint to set the data aside and take
+/// a fresh base backup at the next start.
+pub fn reseed_marker() -> String {
+    format!("{DATA_DIR}/scale-reseed")
+}
+
 /// The alias that always names the current primary.
 pub fn primary_alias(service: &str) -> String {
     format!("{service}-primary")
@@ -126,6 +132,33 @@ pub fn set_role(node: &mut ContainerSpec, project: &str, service: &str, primary:
     }
 }
 
+/// `spec` without what only its role decides (the role variables and the role aliases): two
+/// nodes' specs that are equal this way differ only in role.
+pub fn role_neutral(spec: &ContainerSpec) -> ContainerSpec {
+    let mut neutral = spec.clone();
+    neutral.previous = None;
+    for key in ROLE_ENV {
+        neutral.env.remove(key);
+    }
+    let role_aliases = [spec.service.clone(), primary_alias(&spec.service), replica_alias(&spec.service)];
+    for attachment in &mut neutral.networks {
+        attachment.aliases.retain(|a| !role_aliases.contains(a));
+    }
+    neutral
+}
+
+/// Whether a node created as a replica (`created`) is what `desired` asks of it as a primary
+/// but for its role: a failover promoted it in place and moved its aliases, so it must not be
+/// recreated to match (that would be a second write gap after the promotion's). Its
+/// entrypoint tells a promoted node from a fenced one by whom the primary alias names.
+pub fn promoted_in_place(created: &ContainerSpec, desired: &ContainerSpec) -> bool {
+    let role = |s: &ContainerSpec| s.env.get("SCALE_PG_ROLE").cloned();
+    desired.kind == Some(crate::model::Kind::Postgres)
+        && role(created).as_deref() == Some("replica")
+        && role(desired).as_deref() == Some("primary")
+        && role_neutral(created) == role_neutral(desired)
+}
+
 pub use crate::labels::{MARKER_NODE_LABEL, MARKER_SERVICE_LABEL, MARKER_SINCE_LABEL};
 
 /// The marker volume recording that node `n` is the primary of `service` after a failover.
@@ -190,6 +223,53 @@ mod tests {
         let s = parse_status(replica).unwrap();
         assert_eq!((s.lag_bytes, s.lag_seconds, s.streaming), (Some(120), Some(0.5), Some(true)));
         assert!(parse_status("psql: error").is_none());
+    }
+
+    #[test]
+    fn a_promotion_is_a_role_only_difference_and_nothing_else_is() {
+        use crate::model::{FailoverMode, PostgresDef};
+        let def = |replicas: u32| PostgresDef {
+            read_replicas: crate::model::At::new(replicas, crate::diag::Pos::default()),
+            synchronous: true,
+            failover: FailoverMode::Manual,
+            database: "app".into(),
+            user: "app".into(),
+            password: "pw".into(),
+            password_is_default: false,
+        };
+        let mut template = crate::spec::ContainerSpec {
+            name: String::new(),
+            service: "db".into(),
+            replica: 0,
+            kind: Some(crate::model::Kind::Postgres),
+            image: "shop/db:1".into(),
+            command: None,
+            entrypoint: None,
+            env: BTreeMap::new(),
+            ports: vec![],
+            networks: vec![crate::spec::AttachmentSpec {
+                network: "shop_private".into(),
+                aliases: vec!["db".into(), "custom".into()],
+            }],
+            mounts: vec![],
+            healthcheck: None,
+            restart: crate::model::RestartPolicy::No,
+            stop_grace_secs: None,
+            labels: BTreeMap::new(),
+            hostname: String::new(),
+            previous: None,
+            carried: Default::default(),
+        };
+        let nodes = expand("shop", "db", &def(1), &template, &mut BTreeMap::new());
+        let (created, mut promoted) = (nodes[1].clone(), nodes[1].clone());
+        set_role(&mut promoted, "shop", "db", true, true);
+        assert_ne!(created.hash(), promoted.hash());
+        assert!(promoted_in_place(&created, &promoted));
+        assert!(!promoted_in_place(&promoted, &created), "a demotion is a replacement (fence, re-seed)");
+        template.image = "shop/db:2".into();
+        let mut upgraded = expand("shop", "db", &def(1), &template, &mut BTreeMap::new())[1].clone();
+        set_role(&mut upgraded, "shop", "db", true, true);
+        assert!(!promoted_in_place(&created, &upgraded), "anything but the role still replaces it");
     }
 
     #[test]

@@ -34,6 +34,8 @@ const SERVICE_KEYS: &[&str] = &[
     "restart",
     "stop_grace_period",
     "labels",
+    "rollout",
+    "deploy",
     "backends",
     "read_replicas",
     "synchronous",
@@ -42,6 +44,11 @@ const SERVICE_KEYS: &[&str] = &[
     "user",
     "password",
 ];
+/// The blueprint's own `rollout:` keys.
+const ROLLOUT_KEYS: &[&str] = &["parallelism", "order", "monitor", "delay", "on_failure"];
+/// Compose's `deploy.update_config` keys that mean the same (`failure_action` is `on_failure`).
+pub(super) const UPDATE_CONFIG_KEYS: &[&str] = &["parallelism", "order", "monitor", "delay", "failure_action"];
+
 const LOAD_BALANCER_KEYS: &[&str] = &["backends"];
 const POSTGRES_KEYS: &[&str] = &["read_replicas", "synchronous", "failover", "database", "user", "password"];
 
@@ -501,6 +508,7 @@ impl Decoder<'_> {
             restart: RestartPolicy::No,
             stop_grace_period: None,
             labels: BTreeMap::new(),
+            rollout: RolloutPolicy::default(),
             load_balancer: None,
             postgres: None,
             compose: ComposeSettings::default(),
@@ -533,6 +541,7 @@ impl Decoder<'_> {
                 "restart" => s.restart = self.restart(v, &f),
                 "stop_grace_period" => s.stop_grace_period = self.duration(v, &f),
                 "labels" => s.labels = self.plain_map(v, &f),
+                "rollout" => self.rollout(v, &f, ROLLOUT_KEYS, &mut s.rollout),
                 _ => self.compose_key(&mut s, k, v, &f),
             }
         }
@@ -630,6 +639,32 @@ impl Decoder<'_> {
                 s.postgres = Some(pg);
             }
             None => {}
+        }
+    }
+
+    /// A rollout policy: the blueprint's `rollout:` or Compose's `deploy.update_config` (one
+    /// function for both, so the two spellings cannot drift apart).
+    pub(super) fn rollout(&mut self, node: &Node, what: &str, allowed: &[&str], policy: &mut RolloutPolicy) {
+        let Some(entries) = self.optional_map(node, what) else { return };
+        self.check_keys(entries, allowed, what);
+        for (k, v) in entries {
+            let f = format!("{what}.{}", k.name);
+            match k.name.as_str() {
+                "parallelism" => {
+                    if let Some(n) = self.integer(v, &f, 1, 1_000) {
+                        policy.parallelism = n as u32;
+                    }
+                }
+                "order" => policy.order = self.choice(v, &f, &RolloutOrder::ALL).or(policy.order),
+                "monitor" => {
+                    policy.monitor_ms = self.duration(v, &f).map_or(policy.monitor_ms, |d| d.as_millis() as u64)
+                }
+                "delay" => policy.delay_ms = self.duration(v, &f).map_or(policy.delay_ms, |d| d.as_millis() as u64),
+                "on_failure" | "failure_action" => {
+                    policy.on_failure = self.choice(v, &f, &OnFailure::ALL).unwrap_or(policy.on_failure);
+                }
+                _ => {}
+            }
         }
     }
 
@@ -1100,6 +1135,33 @@ mod tests {
             decoded("services:\n  web:\n    image: nginx\n    imagee: x\n    replicas: many\n");
         assert!(kept.is_empty(), "{kept:?}");
         assert_eq!(incomplete, ["web"]);
+        assert_eq!(problems.len(), 2, "{problems:?}");
+    }
+
+    fn rollout_of(yaml: &str) -> (crate::model::RolloutPolicy, Vec<String>) {
+        let (bp, problems) = load_bytes_lenient(Path::new("t.yaml"), yaml.as_bytes(), &Env::default());
+        let policy = bp.and_then(|bp| bp.services.first().map(|s| s.rollout)).unwrap_or_default();
+        (policy, problems.0.into_iter().map(|d| d.message).collect())
+    }
+
+    #[test]
+    fn rollout_and_compose_update_config_mean_the_same() {
+        use crate::model::{OnFailure, RolloutOrder, RolloutPolicy};
+        let ours = "services:\n  web:\n    image: nginx\n    rollout: { parallelism: 2, order: start-first, monitor: 5s, on_failure: pause }\n";
+        let compose = "services:\n  web:\n    image: nginx\n    deploy:\n      resources: {}\n      update_config: { parallelism: 2, order: start-first, monitor: 5s, failure_action: pause }\n";
+        let want = RolloutPolicy {
+            parallelism: 2,
+            order: Some(RolloutOrder::StartFirst),
+            monitor_ms: 5000,
+            delay_ms: 0,
+            on_failure: OnFailure::Pause,
+        };
+        assert_eq!(rollout_of(ours), (want, vec![]));
+        assert_eq!(rollout_of(compose), (want, vec![]));
+        let (default, _) = rollout_of("services:\n  web:\n    image: nginx\n");
+        assert_eq!(default.on_failure, OnFailure::Rollback);
+        let (_, problems) =
+            rollout_of("services:\n  web:\n    image: nginx\n    rollout: { parallelism: 0, on_failure: rollbak }\n");
         assert_eq!(problems.len(), 2, "{problems:?}");
     }
 }

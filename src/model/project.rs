@@ -80,6 +80,16 @@ pub fn discover(dir: &Path) -> Result<(Vec<PathBuf>, Vec<Diagnostic>), Diagnosti
     Ok((files, warnings))
 }
 
+/// Why there is nothing to load when nothing names a file (no `-f`, no `COMPOSE_FILE`) and the
+/// directory holds no Compose file: for the CLI a usage error (there is nothing to act on),
+/// unlike a named file that cannot be read.
+pub fn nothing_to_load(opts: &Options) -> Option<Diagnostic> {
+    if !opts.files.is_empty() || compose_file_variable(opts).is_some() {
+        return None;
+    }
+    discover(&opts.workdir).err()
+}
+
 /// Compose's project-name normalisation of a directory name: lowercase, keep only
 /// `[a-z0-9_-]`, drop leading `_` and `-`.
 pub fn normalize_project_name(name: &str) -> String {

@@ -155,6 +155,8 @@ pub struct Service {
     /// How long a stop waits after SIGTERM before SIGKILL (Compose's `stop_grace_period`).
     pub stop_grace_period: Option<Duration>,
     pub labels: BTreeMap<String, String>,
+    /// How a change rolls over its replicas (`rollout:` or Compose's `deploy.update_config`).
+    pub rollout: RolloutPolicy,
     pub load_balancer: Option<LoadBalancerDef>,
     pub postgres: Option<PostgresDef>,
     /// Compose attributes beyond scale's own schema.
@@ -357,3 +359,74 @@ pub struct PostgresDef {
 /// The password a `kind: postgres` service gets without `password:` (as `database` and
 /// `user` default to `app`).
 pub const DEFAULT_POSTGRES_PASSWORD: &str = "app";
+
+/// Which of old and new runs while a replica is replaced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RolloutOrder {
+    /// The new container starts (under a temporary name) and turns ready before the old one
+    /// stops: capacity never drops (max_surge = parallelism, max_unavailable = 0).
+    StartFirst,
+    /// The old container stops first (max_surge = 0, max_unavailable = parallelism).
+    StopFirst,
+}
+
+impl RolloutOrder {
+    pub const ALL: [(&'static str, RolloutOrder); 2] =
+        [("start-first", RolloutOrder::StartFirst), ("stop-first", RolloutOrder::StopFirst)];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RolloutOrder::StartFirst => "start-first",
+            RolloutOrder::StopFirst => "stop-first",
+        }
+    }
+}
+
+/// What a rollout does when a new replica fails to turn (or stay) ready.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OnFailure {
+    /// Put the previous spec back on every replica already replaced, then fail.
+    #[default]
+    Rollback,
+    /// Stop where it is: replaced replicas stay new, the others old.
+    Pause,
+    /// Go on with the other replicas; the apply still fails at the end.
+    Continue,
+}
+
+impl OnFailure {
+    pub const ALL: [(&'static str, OnFailure); 3] =
+        [("rollback", OnFailure::Rollback), ("pause", OnFailure::Pause), ("continue", OnFailure::Continue)];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OnFailure::Rollback => "rollback",
+            OnFailure::Pause => "pause",
+            OnFailure::Continue => "continue",
+        }
+    }
+}
+
+/// How a change rolls over a service's replicas. Not part of any container's spec: changing
+/// the policy replaces nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct RolloutPolicy {
+    /// How many replicas are replaced at once (a batch).
+    pub parallelism: u32,
+    /// `None`: start-first where it is safe (no fixed host port, no shared writable volume),
+    /// stop-first otherwise.
+    pub order: Option<RolloutOrder>,
+    /// How long a new replica must stay ready after its first ready reading (ms).
+    pub monitor_ms: u64,
+    /// Pause between batches (ms), Compose's `delay`.
+    pub delay_ms: u64,
+    pub on_failure: OnFailure,
+}
+
+impl Default for RolloutPolicy {
+    fn default() -> Self {
+        RolloutPolicy { parallelism: 1, order: None, monitor_ms: 0, delay_ms: 0, on_failure: OnFailure::Rollback }
+    }
+}

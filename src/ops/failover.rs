@@ -160,8 +160,16 @@ pub async fn failover<E: Engine>(
         say(&format!("fenced the old primary {}: container removed, its data kept in its volume", c.name));
     }
 
+    let synchronous = observed.containers.values().any(|c| {
+        c.service() == Some(service)
+            && c.spec().is_some_and(|s| s.env.get("SCALE_PG_SYNCHRONOUS").map(String::as_str) == Some("true"))
+    });
     promote_and_wait(engine, &candidate).await?;
     say(&format!("{} is the primary now", candidate.container));
+    if synchronous {
+        keep_synchronous(engine, &candidate).await?;
+    }
+    move_aliases(engine, observed, service, &candidate, synchronous, say).await?;
 
     let others = create_slots(engine, observed, service, &candidate, candidate_node).await?;
     record_primary(engine, observed, service, candidate_node).await?;
@@ -202,6 +210,46 @@ async fn promote_and_wait<E: Engine>(engine: &E, candidate: &NodeReport) -> Resu
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    Ok(())
+}
+
+/// A synchronous service stays synchronous on the promoted node, which was started as a
+/// replica (its start-up configuration names no synchronous standby): set in the data
+/// directory (`ALTER SYSTEM`), so it holds across restarts of the node too.
+async fn keep_synchronous<E: Engine>(engine: &E, candidate: &NodeReport) -> Result<(), FailoverError> {
+    for sql in ["ALTER SYSTEM SET synchronous_standby_names = 'ANY 1 (*)'", "SELECT pg_reload_conf()"] {
+        let out = engine.exec(&candidate.id, &candidate.container, &psql(sql)).await?;
+        if out.exit_code != 0 {
+            return Err(FailoverError::Promote {
+                name: candidate.container.clone(),
+                reason: format!("keeping it synchronous: {}", out.output.trim()),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Gives the promoted node the primary's aliases (`<svc>`, `<svc>-primary`) in place, network
+/// by network (disconnect, connect with the new aliases), so clients reach it as soon as the
+/// failover returns, and the next apply, which finds it differing only in role, leaves it be.
+async fn move_aliases<E: Engine>(
+    engine: &E,
+    observed: &ObservedState,
+    service: &str,
+    candidate: &NodeReport,
+    synchronous: bool,
+    say: &(dyn Fn(&str) + Sync),
+) -> Result<(), FailoverError> {
+    let Some(c) = observed.containers.get(&candidate.container) else { return Ok(()) };
+    let Some(mut spec) = c.spec() else { return Ok(()) };
+    crate::kinds::postgres::set_role(&mut spec, &observed.project, service, true, synchronous);
+    for n in &spec.networks {
+        // Not attached (cut off by chaos) is fine: the connect below attaches it.
+        let _ = engine.disconnect(&c.id, &c.name, &n.network).await;
+        engine.connect(&c.id, &c.name, &n.network, &n.aliases).await?;
+    }
+    let aliases = spec.networks.first().map(|n| n.aliases.join(", ")).unwrap_or_default();
+    say(&format!("{} answers as {aliases} now", c.name));
     Ok(())
 }
 

@@ -12,6 +12,7 @@
 
 pub mod apply;
 pub mod failover;
+pub mod rollback;
 pub mod watch;
 
 /// Why an operation could not go on (what it did so far is in its outcome).
@@ -23,4 +24,11 @@ pub enum OpsError {
     ObserveAfter(#[source] crate::engine::EngineError),
     #[error(transparent)]
     Plan(#[from] crate::plan::PlanError),
+    #[error("there is no service {service} in the blueprint (it has: {known})")]
+    UnknownService { service: String, known: String },
+    #[error(
+        "no replica of {service} records a previous spec: it was never replaced by this version of scale, \
+         so there is nothing to roll back to"
+    )]
+    NoPreviousSpec { service: String },
 }

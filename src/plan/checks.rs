@@ -6,11 +6,15 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use super::{DEFAULT_STOP_GRACE_SECS, Drain, FileSpec, SlotRelease, TEMP_SUFFIX, reason};
 use crate::observed::{ObservedContainer, ObservedState, RunState};
-use crate::spec::{AttachmentSpec, ContainerSpec, DesiredState, MountSourceSpec, Readiness};
+use crate::spec::{AttachmentSpec, ContainerSpec, DesiredState, Readiness};
 
 /// Whether an existing container must give way to a new one built from `spec`.
+/// A replica a failover promoted in place differs from its primary spec only in role: no.
 pub(super) fn needs_replacement(seen: &ObservedContainer, spec: &ContainerSpec, hashes: &SpecHashes) -> bool {
-    seen.spec_hash() != Some(hashes.of(spec).as_ref()) || seen.state == RunState::Dead
+    let changed = seen.spec_hash() != Some(hashes.of(spec).as_ref())
+        && !(spec.kind == Some(crate::model::Kind::Postgres)
+            && seen.spec().is_some_and(|old| crate::kinds::postgres::promoted_in_place(&old, spec)));
+    changed || seen.state == RunState::Dead
 }
 
 /// Each desired container's spec hash, computed once per plan: serialising and hashing the
@@ -70,11 +74,13 @@ pub(super) fn finishable_leftover<'a>(
 
 /// Whether the new container may run beside the old one for a moment: not when either holds
 /// a fixed host port (it would not start) or the new one writes to a volume or host path
-/// (two processes on one database directory would corrupt it).
+/// (two processes on one database directory would corrupt it), anonymous volumes included,
+/// since they carry over to the replacement.
 pub(super) fn can_start_first(seen: &ObservedContainer, spec: &ContainerSpec) -> bool {
     let old_fixed = seen.spec().is_none_or(|old| old.ports.iter().any(|p| p.host_port.is_some()));
     let fixed_port = old_fixed || spec.ports.iter().any(|p| p.host_port.is_some());
-    let writes_shared = spec.mounts.iter().any(|m| !m.read_only && !matches!(m.source, MountSourceSpec::Anonymous));
+    // Anonymous volumes carry over to the replacement (as in Compose): shared data too.
+    let writes_shared = spec.mounts.iter().any(|m| !m.read_only);
     !fixed_port && !writes_shared
 }
 

@@ -36,6 +36,21 @@ pub fn destroy_plan(observed: &ObservedState, volumes: bool) -> Plan {
         });
     }
     let mut notes = Vec::new();
+    // Anonymous volumes carried over by a replacement are mounted by name, so the engine does
+    // not remove them with their container: they go by the record on the container.
+    for name in observed.containers.values().flat_map(|c| c.carried_volumes()) {
+        if volumes && !observed.volumes.contains_key(&name) {
+            let id = actions.len();
+            let op = Op::RemoveVolume { name };
+            actions.push(Action {
+                id,
+                op,
+                reason: "destroy --volumes (anonymous, carried over)".into(),
+                after: containers.clone(),
+                service: None,
+            });
+        }
+    }
     for name in observed.volumes.keys() {
         if volumes {
             let id = actions.len();
@@ -50,5 +65,5 @@ pub fn destroy_plan(observed: &ObservedState, volumes: bool) -> Plan {
             notes.push(format!("volume {name} is kept (add --volumes to delete it and its data)"));
         }
     }
-    Plan { project: observed.project.clone(), actions, notes }
+    Plan { project: observed.project.clone(), actions, notes, rollouts: Vec::new() }
 }

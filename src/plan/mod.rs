@@ -14,6 +14,7 @@ mod planner;
 mod primaries;
 pub mod reason;
 mod render;
+pub mod rollout;
 mod scope;
 
 use checks::stop_grace;
@@ -21,7 +22,12 @@ pub use destroy::destroy_plan;
 pub use planner::plan;
 pub use primaries::assign_primaries;
 pub use render::{render_json, render_text};
+pub use rollout::{Rollout, rollback_plan};
 pub use scope::{Scope, ScopeError, needed_services, plan_scoped};
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
 
 /// Index of an action within its plan.
 pub type ActionId = usize;
@@ -63,6 +69,13 @@ pub enum Op {
         /// Start the new container under a temporary name before the old one stops; false
         /// when a fixed host port or a writable volume forces stopping the old one first.
         start_first: bool,
+        /// How long the new container must stay ready before it counts (the rollout's
+        /// `monitor`), in milliseconds.
+        #[serde(default, skip_serializing_if = "is_zero")]
+        monitor_ms: u64,
+        /// Pause before starting (the rollout's `delay` between batches), in milliseconds.
+        #[serde(default, skip_serializing_if = "is_zero")]
+        delay_ms: u64,
     },
     /// A replacement was interrupted after its old container was removed: give the new one
     /// its final name, start it if needed, and wait until ready.
@@ -77,6 +90,15 @@ pub enum Op {
         id: String,
         name: String,
         files: Vec<FileSpec>,
+    },
+    /// A database replica whose WAL is gone: mark its volume for re-seeding and restart it,
+    /// so its entrypoint sets the old data aside (kept, never deleted) and takes a fresh base
+    /// backup; wait until ready.
+    ReseedReplica {
+        id: String,
+        name: String,
+        grace_secs: u64,
+        readiness: Readiness,
     },
     /// Attach a running container again to networks it was cut off from, with its aliases.
     Reconnect {
@@ -120,6 +142,7 @@ impl Op {
             Op::RecreateContainer { .. } | Op::FinishReplacement { .. } => "recreate",
             Op::ReloadLoadBalancer { .. } => "reload",
             Op::StartContainer { .. } => "start",
+            Op::ReseedReplica { .. } => "reseed",
             Op::Reconnect { .. } => "reconnect",
             Op::RemoveNetwork { .. } | Op::RemoveContainer { .. } | Op::RemoveVolume { .. } => "remove",
         }
@@ -147,7 +170,9 @@ impl Op {
             Op::CreateContainer { spec, .. }
             | Op::RecreateContainer { spec, .. }
             | Op::FinishReplacement { spec, .. } => spec.name.clone(),
-            Op::StartContainer { name, .. } | Op::RemoveContainer { name, .. } => name.clone(),
+            Op::StartContainer { name, .. } | Op::RemoveContainer { name, .. } | Op::ReseedReplica { name, .. } => {
+                name.clone()
+            }
             Op::ReloadLoadBalancer { name, .. } | Op::Reconnect { name, .. } => name.clone(),
         }
     }
@@ -230,9 +255,16 @@ pub struct Plan {
     pub actions: Vec<Action>,
     /// Things worth saying that are not actions (a volume left in place, ...).
     pub notes: Vec<String>,
+    /// Each service whose replicas are replaced: its batches and what a failure does.
+    pub rollouts: Vec<Rollout>,
 }
 
 impl Plan {
+    /// The rollout an action belongs to, if it replaces a replica.
+    pub fn rollout_of(&self, id: ActionId) -> Option<&Rollout> {
+        self.rollouts.iter().find(|r| r.batches.iter().flatten().any(|a| *a == id))
+    }
+
     /// Whether applying would change anything.
     pub fn has_changes(&self) -> bool {
         !self.actions.is_empty()

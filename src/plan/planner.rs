@@ -8,7 +8,8 @@ use super::checks::{
     SpecHashes, can_start_first, drains_for, files_for, finishable_leftover, hands_over, held_ports, missing_networks,
     needs_replacement, reload_needed, replacement_reason, slot_release, start_reason, stop_grace,
 };
-use super::{Action, ActionId, Op, Plan, PlanError, TEMP_SUFFIX, assign_primaries};
+use super::{Action, ActionId, Op, Plan, PlanError, Rollout, TEMP_SUFFIX, assign_primaries};
+use crate::model::RolloutOrder;
 use crate::observed::{ObservedContainer, ObservedState, RunState};
 use crate::spec::{ContainerSpec, DesiredState, ImageSource, MountSourceSpec, ServiceSpec};
 
@@ -69,14 +70,37 @@ struct Planner<'d> {
     service_actions: BTreeMap<&'d str, Vec<ActionId>>,
     /// Containers to replace whether or not they changed (`apply --replace`).
     replace: &'d BTreeSet<String>,
+    rollouts: Vec<Rollout>,
 }
 
 /// The actions of one service so far, for ordering its later containers.
 #[derive(Default)]
 struct ServiceProgress {
-    previous_replacement: Option<ActionId>,
+    /// The service's replacements so far, batch by batch (the rollout).
+    batches: Vec<Vec<ActionId>>,
     leader_action: Option<ActionId>,
     mine: Vec<ActionId>,
+}
+
+impl ServiceProgress {
+    /// What the next replacement waits for: the whole previous batch once the current one is
+    /// full, else the same as its batch-mates.
+    fn batch_waits(&self, parallelism: u32) -> (Vec<ActionId>, bool) {
+        let full = self.batches.last().is_none_or(|b| b.len() >= parallelism.max(1) as usize);
+        let waits = match (full, self.batches.len()) {
+            (true, _) => self.batches.last().cloned().unwrap_or_default(),
+            (false, n) if n >= 2 => self.batches[n - 2].clone(),
+            _ => Vec::new(),
+        };
+        (waits, full && !self.batches.is_empty())
+    }
+
+    fn add_replacement(&mut self, id: ActionId, parallelism: u32) {
+        match self.batches.last_mut() {
+            Some(b) if b.len() < parallelism.max(1) as usize => b.push(id),
+            _ => self.batches.push(vec![id]),
+        }
+    }
 }
 
 impl<'d> Planner<'d> {
@@ -97,6 +121,7 @@ impl<'d> Planner<'d> {
             port_freed_by: BTreeMap::new(),
             service_actions: BTreeMap::new(),
             replace: const { &BTreeSet::new() },
+            rollouts: Vec::new(),
         }
     }
 
@@ -107,7 +132,12 @@ impl<'d> Planner<'d> {
         self.do_plan_services();
         self.do_plan_network_removals();
         self.note_unused_volumes();
-        Ok(Plan { project: self.desired.project.clone(), actions: self.b.actions, notes: self.notes })
+        Ok(Plan {
+            project: self.desired.project.clone(),
+            actions: self.b.actions,
+            notes: self.notes,
+            rollouts: self.rollouts,
+        })
     }
 
     /// Builds and pulls of the images no container can start without.
@@ -242,6 +272,10 @@ impl<'d> Planner<'d> {
             for spec in specs {
                 self.plan_container(service, spec, &mut progress);
             }
+            if !progress.batches.is_empty() {
+                let batches = progress.batches;
+                self.rollouts.push(Rollout { service: service.name.clone(), policy: service.rollout, batches });
+            }
             self.service_actions.insert(&service.name, progress.mine);
         }
     }
@@ -252,14 +286,14 @@ impl<'d> Planner<'d> {
         if service.leader.is_some_and(|leader| leader != spec.replica) {
             after.extend(progress.leader_action);
         }
-        let Some((op, reason)) = self.container_op(service, spec, &mut after, progress.previous_replacement) else {
+        let Some((op, reason)) = self.container_op(service, spec, &mut after, progress) else {
             return;
         };
         let recreate = matches!(op, Op::RecreateContainer { .. });
         let held: Vec<u16> = self.observed.containers.get(&spec.name).map(held_ports).unwrap_or_default();
         let id = self.b.push(op, reason, after, Some(&service.name));
         if recreate {
-            progress.previous_replacement = Some(id);
+            progress.add_replacement(id, service.rollout.parallelism);
             for port in held {
                 self.port_freed_by.entry(port).or_default().push(id);
             }
@@ -297,7 +331,7 @@ impl<'d> Planner<'d> {
         service: &ServiceSpec,
         spec: &ContainerSpec,
         after: &mut Vec<ActionId>,
-        previous_replacement: Option<ActionId>,
+        progress: &ServiceProgress,
     ) -> Option<(Op, String)> {
         let (desired, observed) = (self.desired, self.observed);
         let readiness = service.readiness;
@@ -319,19 +353,45 @@ impl<'d> Planner<'d> {
                 Some((Op::CreateContainer { spec: spec.clone(), readiness, files }, replacement_reason(seen, spec)))
             }
             Some(seen) if needs_replacement(seen, spec, &self.hashes) || self.replace.contains(&spec.name) => {
-                let reason = match needs_replacement(seen, spec, &self.hashes) {
+                let mut reason = match needs_replacement(seen, spec, &self.hashes) {
                     true => replacement_reason(seen, spec),
                     false => "replace requested".to_string(),
                 };
-                after.extend(previous_replacement);
+                let policy = service.rollout;
+                let (waits, new_batch) = progress.batch_waits(policy.parallelism);
+                after.extend(waits);
+                let safe = can_start_first(seen, spec);
+                let start_first = match policy.order {
+                    Some(RolloutOrder::StopFirst) => false,
+                    Some(RolloutOrder::StartFirst) if !safe => {
+                        reason.push_str(" (stop-first: a fixed host port or a shared writable volume)");
+                        false
+                    }
+                    _ => safe,
+                };
+                let mut spec = spec.clone();
+                spec.previous = seen.spec().map(Box::new);
                 let op = Op::RecreateContainer {
                     old_id: seen.id.clone(),
                     old_grace_secs: stop_grace(seen),
-                    spec: spec.clone(),
+                    spec,
                     readiness,
                     files,
-                    drains: drains_for(&spec.name, observed, desired, &self.hashes),
-                    start_first: can_start_first(seen, spec),
+                    drains: drains_for(&seen.name, observed, desired, &self.hashes),
+                    start_first,
+                    monitor_ms: policy.monitor_ms,
+                    delay_ms: if new_batch { policy.delay_ms } else { 0 },
+                };
+                Some((op, reason))
+            }
+            Some(seen) if observed.stale_replicas.contains_key(&seen.name) => {
+                let why = &observed.stale_replicas[&seen.name];
+                let reason = format!("{why}; a fresh base backup (its old data is set aside in its volume, kept)");
+                let op = Op::ReseedReplica {
+                    id: seen.id.clone(),
+                    name: seen.name.clone(),
+                    grace_secs: stop_grace(seen),
+                    readiness,
                 };
                 Some((op, reason))
             }

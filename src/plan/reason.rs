@@ -203,6 +203,8 @@ mod tests {
             stop_grace_secs: None,
             labels: BTreeMap::new(),
             hostname: "shop-web-2".into(),
+            previous: None,
+            carried: Default::default(),
         }
     }
 

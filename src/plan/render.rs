@@ -10,7 +10,7 @@ use super::{Op, Plan};
 fn symbol(op: &Op) -> char {
     match op.verb() {
         "create" | "build" | "pull" => '+',
-        "recreate" | "reload" => '~',
+        "recreate" | "reload" | "reseed" => '~',
         "start" | "reconnect" => '>',
         _ => '-',
     }
@@ -23,10 +23,11 @@ pub fn render_text(plan: &Plan) -> String {
         let _ = writeln!(out, "No changes: project {} matches the blueprint.", plan.project);
     } else {
         let counts = plan.counts();
-        let summary: Vec<String> = ["build", "pull", "create", "recreate", "reload", "start", "reconnect", "remove"]
-            .iter()
-            .filter_map(|verb| counts.get(verb).map(|n| format!("{n} to {verb}")))
-            .collect();
+        let summary: Vec<String> =
+            ["build", "pull", "create", "recreate", "reseed", "reload", "start", "reconnect", "remove"]
+                .iter()
+                .filter_map(|verb| counts.get(verb).map(|n| format!("{n} to {verb}")))
+                .collect();
         let _ = writeln!(out, "Plan for project {}: {}", plan.project, summary.join(", "));
         for action in &plan.actions {
             let _ = writeln!(
@@ -37,6 +38,9 @@ pub fn render_text(plan: &Plan) -> String {
                 action.op.target(),
                 action.reason
             );
+        }
+        for rollout in &plan.rollouts {
+            let _ = writeln!(out, "  {}", rollout.describe(plan));
         }
     }
     for note in &plan.notes {
@@ -56,6 +60,8 @@ struct PlanDoc<'a> {
     summary: std::collections::BTreeMap<&'static str, usize>,
     actions: Vec<ActionDoc<'a>>,
     notes: &'a [String],
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    rollouts: &'a [super::Rollout],
 }
 
 #[derive(Serialize)]
@@ -91,6 +97,7 @@ pub fn render_json(plan: &Plan) -> serde_json::Value {
             })
             .collect(),
         notes: &plan.notes,
+        rollouts: &plan.rollouts,
     };
     serde_json::to_value(doc).expect("plan documents always serialize")
 }

@@ -464,10 +464,12 @@ impl Decoder<'_> {
                             .hint("there is one node, so there is nothing to place; Compose ignores it too"),
                     ),
                     "resources" => self.not_supported(k.pos, &f, "no CPU or memory limit is set"),
-                    "update_config" | "rollback_config" => self.not_supported(
+                    // The same policy as the blueprint's own `rollout:` (one decoder for both).
+                    "update_config" => self.rollout(v, &f, super::UPDATE_CONFIG_KEYS, &mut s.rollout),
+                    "rollback_config" => self.not_supported(
                         k.pos,
                         &f,
-                        "scale replaces replicas one at a time, each health-gated, and stops at the first failure",
+                        "a rollback puts the previous spec back with the service's own rollout policy",
                     ),
                     "labels" => self.not_supported(k.pos, &f, "the service's labels are set on its containers"),
                     _ => {}
