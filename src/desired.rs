@@ -227,6 +227,7 @@ fn service_spec(service: &Service, containers: &[ContainerSpec], others_wait_for
         depends_on: service.depends_on.iter().map(|d| (d.service.value.clone(), d.condition)).collect(),
         readiness,
         leader: service.postgres.as_ref().map(|_| 1),
+        autoscale: service.autoscale.as_ref().map(|a| a.value.clone()),
     }
 }
 

@@ -90,6 +90,8 @@ pub struct ServiceSpec {
     /// This replica must be ready before the others start (a database primary before its
     /// replicas take their base backup from it).
     pub leader: Option<u32>,
+    /// `replicas: { min, max, target }`: the count may be what the autoscaler chose.
+    pub autoscale: Option<crate::model::Autoscale>,
 }
 
 /// One published port.
@@ -221,6 +223,9 @@ pub struct LoadBalancerSpec {
     pub container: String,
     pub pool: Pool,
     pub config: String,
+    /// The backends' port and the ports it listens on: what a new pool is rendered with.
+    pub port: u16,
+    pub listen: Vec<u16>,
 }
 
 #[cfg(test)]

@@ -14,6 +14,8 @@ use crate::diag::{Diagnostic, Pos, did_you_mean};
 
 type Entries = [(Key, Node)];
 
+mod replicas;
+
 const TOP_KEYS: &[&str] = &["name", "stage", "networks", "volumes", "services"];
 const SERVICE_KEYS: &[&str] = &[
     "kind",
@@ -428,6 +430,7 @@ impl Decoder<'_> {
             depends_on: Vec::new(),
             healthcheck: None,
             replicas: At::new(1, key.pos),
+            autoscale: None,
             restart: RestartPolicy::No,
             stop_grace_period: None,
             labels: BTreeMap::new(),
@@ -452,9 +455,11 @@ impl Decoder<'_> {
                 "depends_on" => s.depends_on = self.dependencies(v, &f),
                 "healthcheck" => s.healthcheck = self.healthcheck(v, &f),
                 "replicas" => {
-                    if let Some(n) = self.integer(v, &f, 0, 10_000) {
-                        s.replicas = At::new(n as u32, v.pos);
+                    let (count, policy) = self.replicas(v, &f);
+                    if let Some(count) = count {
+                        s.replicas = count;
                     }
+                    s.autoscale = policy;
                 }
                 "restart" => s.restart = self.choice(v, &f, &RestartPolicy::ALL).unwrap_or_default(),
                 "stop_grace_period" => s.stop_grace_period = self.duration(v, &f),

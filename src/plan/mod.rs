@@ -8,18 +8,21 @@ use serde::Serialize;
 
 use crate::spec::{ContainerSpec, ImageSpec, NetworkSpec, Readiness, VolumeSpec};
 
+pub mod autoscale;
 mod checks;
 mod destroy;
 mod planner;
 mod primaries;
 pub mod reason;
 mod render;
+mod replicas;
 
 use checks::stop_grace;
 pub use destroy::destroy_plan;
 pub use planner::plan;
 pub use primaries::assign_primaries;
 pub use render::{render_json, render_text};
+pub use replicas::{assign_replicas, scaled_markers, set_replicas};
 
 /// Index of an action within its plan.
 pub type ActionId = usize;

@@ -15,7 +15,8 @@ use crate::spec::{ContainerSpec, DesiredState, ImageSource, MountSourceSpec, Ser
 /// Computes the plan that takes `observed` to `desired` (the blueprint's desired state: the
 /// primaries a failover promoted are assigned here, see [`assign_primaries`]).
 pub fn plan(desired: &DesiredState, observed: &ObservedState) -> Result<Plan, PlanError> {
-    let desired = &*assign_primaries(desired, observed);
+    let scaled = super::assign_replicas(desired, observed);
+    let desired = &*assign_primaries(&scaled, observed);
     Planner::new(desired, observed).do_plan()
 }
 
