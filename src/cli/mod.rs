@@ -17,6 +17,8 @@ pub mod chaos;
 pub mod destroy;
 pub mod failover;
 mod interrupt;
+mod load;
+mod load_report;
 mod locking;
 pub mod plan;
 pub mod status;
@@ -76,6 +78,9 @@ pub enum Command {
     Watch(watch::Args),
     /// Promote the most advanced replica of a kind: postgres service.
     Failover(failover::Args),
+    /// Send a bounded load to one of the project's published ports and report rate,
+    /// latency percentiles, status codes and which servers answered.
+    Load(load::Args),
 }
 
 /// Problems were already printed; exit 1 without printing more.
@@ -102,6 +107,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Chaos(args) => chaos::run(args, &cli.global, ui).await,
         Command::Watch(args) => watch::run(args, &cli.global, ui).await,
         Command::Failover(args) => failover::run(args, &cli.global, ui).await,
+        Command::Load(args) => load::run(args, &cli.global, ui).await,
     }
 }
 

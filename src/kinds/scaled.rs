@@ -12,7 +12,7 @@ use crate::spec::{VolumeSpec, scoped_name};
 /// the newest one counts and older ones are removed by whoever writes a new one.
 pub fn marker_volume(project: &str, service: &str, count: u32, since: u64) -> VolumeSpec {
     VolumeSpec {
-        name: scoped_name(project, &format!("{service}-replicas-{since}")),
+        name: scoped_name(project, &format!("{service}-replicas-{since}-{count}")),
         labels: BTreeMap::from([
             (PROJECT.to_string(), project.to_string()),
             (SCALED_SERVICE_LABEL.to_string(), service.to_string()),

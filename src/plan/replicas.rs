@@ -115,7 +115,7 @@ mod tests {
         assert_eq!(web(&assigned), ["shop-web-1", "shop-web-2", "shop-web-3", "shop-web-4"]);
         assert_eq!(assigned.load_balancers["shop-lb-1"].pool.servers.len(), 4);
         assert!(assigned.load_balancers["shop-lb-1"].config.contains("shop-web-4"));
-        assert!(assigned.volumes.contains_key("shop_web-replicas-20"), "the marker is kept");
+        assert!(assigned.volumes.contains_key("shop_web-replicas-20-4"), "the marker is kept");
         assert_eq!(assigned.services.iter().find(|s| s.name == "web").map(|s| s.replicas), Some(4));
     }
 
