@@ -74,9 +74,9 @@ pub fn decide(policy: &Autoscale, seen: Observed) -> (Decision, Option<u64>) {
     (Decision::Hold, Some(low_since))
 }
 
-/// A rate as people read it: whole numbers above 10, one decimal below.
+/// A rate as people read it: whole numbers as such and above 10, one decimal otherwise.
 fn fmt(x: f64) -> String {
-    if x >= 10.0 { format!("{x:.0}") } else { format!("{x:.1}") }
+    if x >= 10.0 || x.fract() == 0.0 { format!("{x:.0}") } else { format!("{x:.1}") }
 }
 
 #[cfg(test)]
