@@ -16,8 +16,11 @@ use crate::spec::{ContainerSpec, DesiredState, ImageSource, MountSourceSpec, Ser
 /// primaries a failover promoted are assigned here, see [`assign_primaries`]).
 pub fn plan(desired: &DesiredState, observed: &ObservedState) -> Result<Plan, PlanError> {
     let scaled = super::assign_replicas(desired, observed);
+    let notes = super::replicas::scaled_notes(desired, observed);
     let desired = &*assign_primaries(&scaled, observed);
-    Planner::new(desired, observed).do_plan()
+    let mut plan = Planner::new(desired, observed).do_plan()?;
+    plan.notes.splice(0..0, notes);
+    Ok(plan)
 }
 
 /// Numbers actions as they are pushed; `after` is kept sorted and without repeats.

@@ -42,6 +42,24 @@ pub fn assign_replicas<'d>(desired: &'d DesiredState, observed: &ObservedState) 
     out
 }
 
+/// Says which autoscaled services run the autoscaler's count rather than `min`, so a plan
+/// that keeps (or sets) more servers than the blueprint's number explains why.
+pub fn scaled_notes(desired: &DesiredState, observed: &ObservedState) -> Vec<String> {
+    let mut notes = Vec::new();
+    for (service, marker) in scaled_markers(observed) {
+        let Some(policy) = desired.services.iter().find(|s| s.name == service).and_then(|s| s.autoscale.as_ref())
+        else {
+            continue;
+        };
+        let count = marker.count.clamp(policy.min, policy.max);
+        notes.push(format!(
+            "{service} runs {count} replicas, as the autoscaler last chose (min {}, max {}; marker volume {})",
+            policy.min, policy.max, marker.volume
+        ));
+    }
+    notes
+}
+
 /// Makes `service` `count` containers (numbered copies of its first) and its load balancers'
 /// pools follow.
 pub fn set_replicas(desired: &mut DesiredState, service: &str, count: u32) {
@@ -132,5 +150,10 @@ mod tests {
         let created: Vec<&str> =
             p.actions.iter().filter_map(|a| a.op.container_spec()).map(|c| c.name.as_str()).collect();
         assert!(created.contains(&"shop-web-3"), "{created:?}");
+        assert!(
+            p.notes.iter().any(|n| n.starts_with("web runs 3 replicas, as the autoscaler last chose")),
+            "{:?}",
+            p.notes
+        );
     }
 }
