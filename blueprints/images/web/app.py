@@ -1117,5 +1117,69 @@ def main():
     return 0
 
 
+# --------------------------------------------------------------------------- data migration
+
+
+def migrate(direction):
+    """`app.py migrate to-postgres|to-sqlite`: copies every user between the embedded SQLite
+    file ($DATA_DIR/app.db) and the data tier (DATABASE_URL), replacing what the target has
+    under the same id (an upsert), so running it again, or after an interruption, gives the
+    same result. `scale apply` runs it when stepping between stages 1 and 2. Prints
+    {"users": N}; exit 1 with the reason on stderr if a side cannot be read or written."""
+    if not DATABASE_URL:
+        sys.stderr.write("migrate needs DATABASE_URL (the data tier)\n")
+        return 1
+    sqlite = SqliteStore(DATA_DIR)
+    sqlite.init()
+    pg = PostgresStore(DATABASE_URL, "")
+    for attempt in range(30):
+        try:
+            pg.init()
+            break
+        except DbUnavailable as e:
+            if attempt == 29:
+                sys.stderr.write("the data tier does not answer: %s\n" % e)
+                return 1
+            time.sleep(1)
+
+    def pg_rows(cur):
+        cur.execute("SELECT id, doc FROM users ORDER BY id")
+        return cur.fetchall()
+
+    if direction == "to-postgres":
+        conn = sqlite._connect()
+        try:
+            rows = conn.execute("SELECT id, doc FROM users ORDER BY id").fetchall()
+        finally:
+            conn.close()
+
+        def write(cur):
+            for uid, doc in rows:
+                cur.execute(
+                    "INSERT INTO users (id, doc) VALUES (%s, %s) ON CONFLICT (id) DO UPDATE SET doc = EXCLUDED.doc",
+                    (uid, doc),
+                )
+
+        pg._run(pg.url, 60.0, write)
+    elif direction == "to-sqlite":
+        rows = pg._run(pg.url, 60.0, pg_rows)
+        conn = sqlite._connect()
+        try:
+            conn.execute("BEGIN")
+            conn.executemany(
+                "INSERT INTO users (id, doc) VALUES (?, ?) ON CONFLICT (id) DO UPDATE SET doc = excluded.doc", rows
+            )
+            conn.execute("COMMIT")
+        finally:
+            conn.close()
+    else:
+        sys.stderr.write("usage: app.py migrate to-postgres|to-sqlite\n")
+        return 2
+    print(compact({"users": len(rows)}))
+    return 0
+
+
 if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] == "migrate":
+        sys.exit(migrate(sys.argv[2]))
     sys.exit(main())
