@@ -230,6 +230,7 @@ fn service_spec(service: &Service, containers: &[ContainerSpec], others_wait_for
         readiness,
         leader: service.postgres.as_ref().map(|_| 1),
         rollout: service.rollout,
+        autoscale: service.autoscale.as_ref().map(|a| a.value.clone()),
     }
 }
 

@@ -39,6 +39,14 @@ pub const MARKER_NODE_LABEL: &str = "io.scale.primary-node";
 /// Label on a primary marker volume: when the failover made it (Unix seconds), newest wins.
 pub const MARKER_SINCE_LABEL: &str = "io.scale.primary-since";
 
+/// Label on a replica-count marker volume: the autoscaled service it counts.
+pub const SCALED_SERVICE_LABEL: &str = "io.scale.replicas-of";
+/// Label on a replica-count marker volume: how many containers the autoscaler chose.
+pub const SCALED_COUNT_LABEL: &str = "io.scale.replicas";
+/// Label on a replica-count marker volume: when that was decided (Unix seconds), newest wins;
+/// also the last change the cooldown counts from.
+pub const SCALED_SINCE_LABEL: &str = "io.scale.replicas-since";
+
 /// The labels a container is created with: the user's, then scale's (which win).
 pub fn container_labels(spec: &ContainerSpec, project: &str) -> BTreeMap<String, String> {
     let mut labels = spec.labels.clone();

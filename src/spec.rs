@@ -92,6 +92,8 @@ pub struct ServiceSpec {
     pub leader: Option<u32>,
     /// How a change rolls over the replicas.
     pub rollout: RolloutPolicy,
+    /// `replicas: { min, max, target }`: the count may be what the autoscaler chose.
+    pub autoscale: Option<crate::model::Autoscale>,
 }
 
 /// One published port.
@@ -246,6 +248,9 @@ pub struct LoadBalancerSpec {
     pub container: String,
     pub pool: Pool,
     pub config: String,
+    /// The backends' port and the ports it listens on: what a new pool is rendered with.
+    pub port: u16,
+    pub listen: Vec<u16>,
 }
 
 #[cfg(test)]

@@ -73,6 +73,7 @@ pub fn validate(bp: &Blueprint, project_override: Option<&str>) -> Vec<Diagnosti
         v.networks(service);
         v.mounts(service);
         v.replicated_ports(service);
+        v.autoscaled(service);
         v.kind(service);
         v.environment(service);
         v.healthcheck(service);
@@ -370,8 +371,36 @@ impl<'a> Validator<'a> {
         }
     }
 
+    /// An autoscaled service is a plain one with a load balancer in front: the balancer's
+    /// counters are its load, and its pool is what grows and shrinks.
+    fn autoscaled(&mut self, s: &Service) {
+        let Some(policy) = &s.autoscale else { return };
+        if let Some(kind) = &s.kind {
+            let message = format!("a `kind: {}` service cannot be autoscaled", kind.value.as_str());
+            self.service_error(s, policy.pos, message, "give `replicas:` a number for this service");
+            return;
+        }
+        let fronted = self
+            .bp
+            .services
+            .iter()
+            .any(|b| b.load_balancer.as_ref().is_some_and(|lb| lb.backend_service.value == s.name));
+        if !fronted {
+            self.service_error(
+                s,
+                policy.pos,
+                "is autoscaled, but no `kind: load-balancer` sends it traffic to measure",
+                format!(
+                    "add a load balancer with `backends: {{ service: {}, port: … }}`, or give `replicas:` a number",
+                    s.name
+                ),
+            );
+        }
+    }
+
     fn replicated_ports(&mut self, s: &Service) {
-        if s.replicas.value <= 1 {
+        let (most, up_to) = s.autoscale.as_ref().map_or((s.replicas.value, ""), |a| (a.value.max, "up to "));
+        if most <= 1 {
             return;
         }
         for port in &s.ports {
@@ -380,8 +409,7 @@ impl<'a> Validator<'a> {
                     s,
                     port.pos,
                     format!(
-                        "publishes fixed host port {host} but runs {} replicas, which cannot all bind it",
-                        s.replicas.value
+                        "publishes fixed host port {host} but runs {up_to}{most} replicas, which cannot all bind it"
                     ),
                     format!(
                         "write \"{}\" alone for a random host port per replica, or put a `kind: load-balancer` in front",
@@ -1126,6 +1154,17 @@ services:
             ]
         );
         assert_eq!(diags[0].service.as_deref(), Some("api"));
+    }
+
+    #[test]
+    fn an_autoscaled_service_needs_a_load_balancer_and_no_kind_or_fixed_port() {
+        let alone = "name: p\nservices:\n  web:\n    image: x\n    replicas: { min: 1, max: 3, target: 5 }\n";
+        let d = only(&check(alone), 5, "no `kind: load-balancer` sends it traffic");
+        assert!(d.hint.as_deref().unwrap_or("").contains("backends: { service: web"), "{d:?}");
+        let port = "name: p\nservices:\n  web:\n    image: x\n    replicas: { min: 1, max: 3, target: 5 }\n    ports: [\"8080:80\"]\n  lb:\n    kind: load-balancer\n    image: h\n    backends: { service: web, port: 80 }\n";
+        only(&check(port), 6, "runs up to 3 replicas");
+        let pg = "name: p\nservices:\n  db:\n    kind: postgres\n    image: pg\n    replicas: { min: 1, max: 3, target: 5 }\n";
+        assert!(check(pg).iter().any(|d| d.message.contains("cannot be autoscaled")), "{:?}", check(pg));
     }
 
     #[test]

@@ -25,6 +25,8 @@ pub mod failover;
 pub mod failure;
 pub mod graph;
 mod interrupt;
+mod load;
+mod load_report;
 mod locking;
 pub mod logs;
 pub mod plan;
@@ -127,6 +129,9 @@ pub enum Command {
     Stages(stages::Args),
     /// Put a service's replicas back on the spec they ran before their last replacement.
     Rollback(rollback::Args),
+    /// Send a bounded load to one of the project's published ports and report rate,
+    /// latency percentiles, status codes and which servers answered.
+    Load(load::Args),
 }
 
 /// Problems were already printed; exit 1 without printing more.
@@ -171,6 +176,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Check(args) => check::run(args, &cli.global, ui).await,
         Command::Stages(args) => stages::run(args, &cli.global, ui).await,
         Command::Rollback(args) => rollback::run(args, &cli.global, ui).await,
+        Command::Load(args) => load::run(args, &cli.global, ui).await,
     }
 }
 

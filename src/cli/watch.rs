@@ -30,10 +30,14 @@ use crate::engine::lock::{LockEvent, ProjectLock};
 use crate::exec::{ExecOptions, ExecReport};
 use crate::ops::{
     self,
+    autoscale::Autoscaler,
     watch::{Backoff, Controller, Locked, Pass, clock},
 };
 use crate::plan::{Plan, render_text};
 use crate::ui::Ui;
+
+/// How often the autoscaler samples request rates (with an autoscaled service in the blueprint).
+const SAMPLE_EVERY: Duration = Duration::from_secs(2);
 
 /// What watch says on Ctrl-C while a repair runs.
 const WORDING: Wording<'static> = Wording {
@@ -79,9 +83,14 @@ pub async fn run(args: Args, global: &Global, ui: Ui) -> anyhow::Result<u8> {
     );
     let mut backoff = Backoff::default();
     let mut wake_reason = String::from("start");
+    let mut autoscaler = Autoscaler::default();
+    let autoscaled = loaded.desired.services.iter().any(|s| s.autoscale.is_some());
     loop {
         let mut ctl =
             TerminalWatch { ui, interrupt: &mut interrupt, opts: opts.clone(), lock_timeout: args.lock_timeout };
+        if let Some(scaled) = autoscaler.step(&engine, &loaded.desired, &mut ctl).await {
+            wake_reason = scaled.describe();
+        }
         let pass = ops::watch::pass(&engine, &loaded.blueprint, &loaded.desired, &mut ctl, &wake_reason)
             .await
             .context("cannot plan")?;
@@ -90,7 +99,11 @@ pub async fn run(args: Args, global: &Global, ui: Ui) -> anyhow::Result<u8> {
             Pass::ExitNow => return Ok(130),
             other => backoff.record(other),
         }
-        let wait = backoff.wait(args.resync);
+        let mut wait = backoff.wait(args.resync);
+        if autoscaled && backoff.failures == 0 {
+            // The autoscaler samples the load balancers' counters this often.
+            wait = wait.min(SAMPLE_EVERY);
+        }
         tokio::select! {
             event = events.recv() => {
                 let Some(first) = event else {

@@ -15,6 +15,7 @@ use crate::plan::{ActionId, FileSpec, Op, Plan};
 
 mod balancer;
 mod database;
+mod migrate;
 mod poll;
 pub mod queue;
 pub mod wait;
@@ -287,6 +288,9 @@ async fn run_action<E: Engine>(
         Op::RemoveNetwork { name } => engine.remove_network(name).await.map_err(failure),
         Op::CreateVolume { spec } => engine.create_volume(spec).await.map_err(failure),
         Op::RemoveVolume { name } => engine.remove_volume(name).await.map_err(failure),
+        Op::MigrateData { name, direction, marker, .. } => {
+            migrate::run(engine, &plan.project, name, *direction, marker.as_deref(), &say).await
+        }
         Op::CreateContainer { spec, readiness, files } => {
             bring_up(engine, plan, id, spec, *readiness, files, opts, &say).await
         }

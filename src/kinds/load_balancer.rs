@@ -32,7 +32,14 @@ impl LoadBalancerSpec {
             container: container.to_string(),
             pool: Pool { hash, backend: backend.to_string(), servers, draining: Vec::new() },
             config,
+            port,
+            listen: listen.to_vec(),
         }
+    }
+
+    /// The same load balancer in front of another set of servers (an autoscaled pool).
+    pub fn with_servers(&self, servers: Vec<String>) -> Self {
+        LoadBalancerSpec::new(&self.container, &self.pool.backend, self.port, servers, &self.listen)
     }
 
     /// The files to write into the container: the configuration and the pool record.

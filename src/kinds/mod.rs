@@ -4,6 +4,7 @@
 
 pub mod load_balancer;
 pub mod postgres;
+pub mod scaled;
 
 use crate::spec::{ContainerSpec, container_name};
 

@@ -16,6 +16,8 @@ mod compose;
 
 type Entries = [(Key, Node)];
 
+mod replicas;
+
 const TOP_KEYS: &[&str] =
     &["name", "stage", "networks", "volumes", "services", "version", "include", "secrets", "configs", "models"];
 const SERVICE_KEYS: &[&str] = &[
@@ -505,6 +507,7 @@ impl Decoder<'_> {
             depends_on: Vec::new(),
             healthcheck: None,
             replicas: At::new(1, key.pos),
+            autoscale: None,
             restart: RestartPolicy::No,
             stop_grace_period: None,
             labels: BTreeMap::new(),
@@ -534,9 +537,11 @@ impl Decoder<'_> {
                     s.compose.start_interval = self.start_interval.take();
                 }
                 "replicas" => {
-                    if let Some(n) = self.integer(v, &f, 0, 10_000) {
-                        s.replicas = At::new(n as u32, v.pos);
+                    let (count, policy) = self.replicas(v, &f);
+                    if let Some(count) = count {
+                        s.replicas = count;
                     }
+                    s.autoscale = policy;
                 }
                 "restart" => s.restart = self.restart(v, &f),
                 "stop_grace_period" => s.stop_grace_period = self.duration(v, &f),

@@ -150,7 +150,10 @@ pub struct Service {
     pub volumes: Vec<At<Mount>>,
     pub depends_on: Vec<Dependency>,
     pub healthcheck: Option<Healthcheck>,
+    /// The policy's `min` when `replicas:` is an autoscaling map (see [`Autoscale`]).
     pub replicas: At<u32>,
+    /// `replicas: { min, max, target, ... }`: the watch controller adds and removes servers.
+    pub autoscale: Option<At<Autoscale>>,
     pub restart: RestartPolicy,
     /// How long a stop waits after SIGTERM before SIGKILL (Compose's `stop_grace_period`).
     pub stop_grace_period: Option<Duration>,
@@ -193,6 +196,37 @@ pub struct Grant {
     pub source: At<String>,
     /// Absolute path inside the container.
     pub target: String,
+}
+
+/// An autoscaled service's policy (`replicas: { min: 2, max: 6, target: 50 }`): between
+/// `min` and `max` containers, one more while the load balancer counts more than `target`
+/// requests per second per server, fewer once the load stayed below `target × (1 −
+/// hysteresis)` for `cooldown`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Autoscale {
+    pub min: u32,
+    pub max: u32,
+    /// Requests per second per server.
+    pub target: f64,
+    /// How far below the target the load must fall before servers are removed (a fraction),
+    /// so a load near the target does not add and remove servers in turn.
+    pub hysteresis: f64,
+    /// How long the load must stay low before servers are removed, and the least time between
+    /// two removals.
+    #[serde(serialize_with = "seconds")]
+    pub cooldown: Duration,
+}
+
+fn seconds<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(d.as_secs_f64())
+}
+
+/// The decoder only accepts finite numbers, so `target` and `hysteresis` are never NaN.
+impl Eq for Autoscale {}
+
+impl Autoscale {
+    pub const DEFAULT_HYSTERESIS: f64 = 0.2;
+    pub const DEFAULT_COOLDOWN: Duration = Duration::from_secs(60);
 }
 
 /// How to build a service's image from a directory.

@@ -11,6 +11,7 @@
 //! [`Engine`]: crate::engine::Engine
 
 pub mod apply;
+pub mod autoscale;
 pub mod failover;
 pub mod rollback;
 pub mod watch;

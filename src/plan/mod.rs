@@ -8,20 +8,25 @@ use serde::Serialize;
 
 use crate::spec::{ContainerSpec, ImageSpec, NetworkSpec, Readiness, VolumeSpec};
 
+pub mod autoscale;
 mod checks;
 mod destroy;
+mod migrate;
 mod planner;
 mod primaries;
 pub mod reason;
 mod render;
+mod replicas;
 pub mod rollout;
 mod scope;
 
 use checks::stop_grace;
 pub use destroy::destroy_plan;
+pub use migrate::{MIGRATING_LABEL, Migration, migrations};
 pub use planner::plan;
 pub use primaries::assign_primaries;
 pub use render::{render_json, render_text};
+pub use replicas::{assign_replicas, scaled_markers, set_replicas};
 pub use rollout::{Rollout, rollback_plan};
 pub use scope::{Scope, ScopeError, needed_services, plan_scoped};
 
@@ -130,6 +135,38 @@ pub enum Op {
     RemoveVolume {
         name: String,
     },
+    /// Copy the users between the embedded SQLite file (`volume`) and the data tier by
+    /// running the web image's `app.py migrate` in container `name` (an upsert: running it
+    /// again gives the same result), then remove the pending-migration `marker` if any.
+    MigrateData {
+        name: String,
+        direction: MigrationDirection,
+        volume: String,
+        /// The data tier's primary, for the messages.
+        database: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        marker: Option<String>,
+    },
+}
+
+/// Which way a migration copies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MigrationDirection {
+    /// Stage 1 → 2: from the SQLite file into PostgreSQL.
+    ToPostgres,
+    /// Stage 2 → 1: from PostgreSQL back into the SQLite file.
+    ToSqlite,
+}
+
+impl MigrationDirection {
+    /// The argument of `app.py migrate`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MigrationDirection::ToPostgres => "to-postgres",
+            MigrationDirection::ToSqlite => "to-sqlite",
+        }
+    }
 }
 
 impl Op {
@@ -141,6 +178,7 @@ impl Op {
             Op::CreateNetwork { .. } | Op::CreateVolume { .. } | Op::CreateContainer { .. } => "create",
             Op::RecreateContainer { .. } | Op::FinishReplacement { .. } => "recreate",
             Op::ReloadLoadBalancer { .. } => "reload",
+            Op::MigrateData { .. } => "migrate",
             Op::StartContainer { .. } => "start",
             Op::ReseedReplica { .. } => "reseed",
             Op::Reconnect { .. } => "reconnect",
@@ -153,7 +191,7 @@ impl Op {
         match self {
             Op::Build { .. } | Op::Pull { .. } => "image",
             Op::CreateNetwork { .. } | Op::RemoveNetwork { .. } => "network",
-            Op::CreateVolume { .. } | Op::RemoveVolume { .. } => "volume",
+            Op::CreateVolume { .. } | Op::RemoveVolume { .. } | Op::MigrateData { .. } => "volume",
             _ => "container",
         }
     }
@@ -174,6 +212,12 @@ impl Op {
                 name.clone()
             }
             Op::ReloadLoadBalancer { name, .. } | Op::Reconnect { name, .. } => name.clone(),
+            Op::MigrateData { direction: MigrationDirection::ToPostgres, volume, database, .. } => {
+                format!("{volume} (SQLite) → {database}")
+            }
+            Op::MigrateData { direction: MigrationDirection::ToSqlite, volume, database, .. } => {
+                format!("{database} → {volume} (SQLite)")
+            }
         }
     }
 

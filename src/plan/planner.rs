@@ -26,10 +26,14 @@ pub fn plan_replacing(
     observed: &ObservedState,
     replace: &BTreeSet<String>,
 ) -> Result<Plan, PlanError> {
-    let desired = &*assign_primaries(desired, observed);
+    let scaled = super::assign_replicas(desired, observed);
+    let notes = super::replicas::scaled_notes(desired, observed);
+    let desired = &*assign_primaries(&scaled, observed);
     let mut planner = Planner::new(desired, observed);
     planner.replace = replace;
-    planner.do_plan()
+    let mut plan = planner.do_plan()?;
+    plan.notes.splice(0..0, notes);
+    Ok(plan)
 }
 
 /// Numbers actions as they are pushed; `after` is kept sorted and without repeats.
@@ -71,6 +75,12 @@ struct Planner<'d> {
     /// Containers to replace whether or not they changed (`apply --replace`).
     replace: &'d BTreeSet<String>,
     rollouts: Vec<Rollout>,
+    /// Data copies between stage 1's SQLite and the data tier (see `migrate.rs`).
+    migrations: Vec<super::Migration>,
+    /// What each container's (re)creation, and every removal, must wait for: a copy that
+    /// reads the old state, or the marker that makes an interrupted copy resumable.
+    gate_of: BTreeMap<String, Vec<ActionId>>,
+    removal_gate: Vec<ActionId>,
 }
 
 /// The actions of one service so far, for ordering its later containers.
@@ -122,14 +132,19 @@ impl<'d> Planner<'d> {
             service_actions: BTreeMap::new(),
             replace: const { &BTreeSet::new() },
             rollouts: Vec::new(),
+            migrations: super::migrations(desired, observed),
+            gate_of: BTreeMap::new(),
+            removal_gate: Vec::new(),
         }
     }
 
     fn do_plan(mut self) -> Result<Plan, PlanError> {
         self.do_plan_images();
+        self.do_plan_migrations_first();
         self.do_plan_networks_and_volumes()?;
         self.do_plan_removals();
         self.do_plan_services();
+        self.do_plan_migrations_last();
         self.do_plan_network_removals();
         self.note_unused_volumes();
         Ok(Plan {
@@ -232,7 +247,7 @@ impl<'d> Planner<'d> {
                 release_slot,
                 anonymous_volumes: false,
             };
-            let id = self.b.push(op, reason, vec![], c.service());
+            let id = self.b.push(op, reason, self.removal_gate.clone(), c.service());
             self.removal_action.insert(&c.name, id);
             for port in held_ports(c) {
                 self.port_freed_by.entry(port).or_default().push(id);
@@ -243,6 +258,40 @@ impl<'d> Planner<'d> {
             .iter()
             .filter_map(|(name, id)| name.strip_suffix(TEMP_SUFFIX).map(|real| (real, *id)))
             .collect();
+    }
+
+    /// Before anything changes: 2 → 1 copies run in the old web container while the data
+    /// tier is still there, and 1 → 2 copies get their pending marker.
+    fn do_plan_migrations_first(&mut self) {
+        for m in self.migrations.clone() {
+            let (op, reason) = match &m.marker {
+                Some((marker, false)) => (
+                    Op::CreateVolume { spec: marker.clone() },
+                    format!("marks the copy of {} into {} as pending until it is done", m.volume, m.database),
+                ),
+                Some((_, true)) => continue,
+                None => (
+                    migrate_op(&m),
+                    format!("{} goes back to one server: its users come home to {} first", m.database, m.volume),
+                ),
+            };
+            let id = self.b.push(op, reason, vec![], None);
+            self.gate_of.entry(m.container.clone()).or_default().push(id);
+            if m.marker.is_none() {
+                self.removal_gate.push(id);
+            }
+        }
+    }
+
+    /// After everything: 1 → 2 copies, through the new web container, once it and the data
+    /// tier are ready.
+    fn do_plan_migrations_last(&mut self) {
+        for m in self.migrations.clone().into_iter().filter(|m| m.marker.is_some()) {
+            let mut after: Vec<ActionId> = self.gate_of.get(&m.container).cloned().unwrap_or_default();
+            after.extend(self.service_actions.values().flatten());
+            let reason = format!("the data tier is new: stage 1's users in {} follow into {}", m.volume, m.database);
+            self.b.push(migrate_op(&m), reason, after, None);
+        }
     }
 
     /// Why a container of `service` (or of none) that is not wanted any more goes.
@@ -322,6 +371,7 @@ impl<'d> Planner<'d> {
         }
         // A leftover of an interrupted replacement holds the temporary name.
         after.extend(self.leftover_removal.get(spec.name.as_str()));
+        after.extend(self.gate_of.get(&spec.name).into_iter().flatten());
         after
     }
 
@@ -464,4 +514,15 @@ fn port_claims(desired: &DesiredState) -> BTreeMap<u16, &str> {
         .values()
         .flat_map(|s| s.ports.iter().filter_map(|p| p.host_port).map(move |port| (port, s.name.as_str())))
         .collect()
+}
+
+/// The action that runs one copy.
+fn migrate_op(m: &super::Migration) -> Op {
+    Op::MigrateData {
+        name: m.container.clone(),
+        direction: m.direction,
+        volume: m.volume.clone(),
+        database: m.database.clone(),
+        marker: m.marker.as_ref().map(|(v, _)| v.name.clone()),
+    }
 }

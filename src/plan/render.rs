@@ -11,7 +11,7 @@ fn symbol(op: &Op) -> char {
     match op.verb() {
         "create" | "build" | "pull" => '+',
         "recreate" | "reload" | "reseed" => '~',
-        "start" | "reconnect" => '>',
+        "start" | "reconnect" | "migrate" => '>',
         _ => '-',
     }
 }
@@ -24,7 +24,7 @@ pub fn render_text(plan: &Plan) -> String {
     } else {
         let counts = plan.counts();
         let summary: Vec<String> =
-            ["build", "pull", "create", "recreate", "reseed", "reload", "start", "reconnect", "remove"]
+            ["build", "pull", "create", "recreate", "reseed", "reload", "start", "reconnect", "migrate", "remove"]
                 .iter()
                 .filter_map(|verb| counts.get(verb).map(|n| format!("{n} to {verb}")))
                 .collect();

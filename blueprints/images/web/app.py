@@ -19,7 +19,13 @@ before it answers; see class Cache for why a read never stores a stale document.
 Static content (stage 6, what the CDN edge caches): /index.html links a stylesheet, a script
 and an image under versioned URLs, /static/v<ASSET_VERSION>/..., with Cache-Control max-age.
 
-Only the Python standard library, psycopg2 and (with CACHE_URL) redis-py are used.
+Sessions (stage 7, "stateless web tier"): POST /login sets a `scale_session` cookie and
+GET /session counts the requests of that session. With SESSION_URL set (redis://sessions:6379/0)
+the counter lives in the shared store, so it keeps climbing whichever server answers (and
+across a killed or replaced server); without it each server keeps its own sessions in memory,
+as stages 1-6 do, and a request that lands on another server starts counting from 1 again.
+
+Only the Python standard library, psycopg2 and (with CACHE_URL or SESSION_URL) redis-py are used.
 """
 
 import json
@@ -42,6 +48,8 @@ DATABASE_URL = os.environ.get("DATABASE_URL", "").strip()
 DATABASE_READ_URL = os.environ.get("DATABASE_READ_URL", "").strip()
 CACHE_URL = os.environ.get("CACHE_URL", "").strip()        # redis://cache:6379/0 from stage 5 on
 CACHE_TTL = int(os.environ.get("CACHE_TTL", "30") or 30)   # seconds a cached user lives
+SESSION_URL = os.environ.get("SESSION_URL", "").strip()    # redis://sessions:6379/0 at stage 7
+SESSION_TTL = int(os.environ.get("SESSION_TTL", "1800") or 1800)  # idle seconds a session lives
 
 REQUEST_BUDGET = 2.8       # seconds of database work one request may spend, in total
 REPLICA_BUDGET = 1.0       # of which at most this much on the read replica
@@ -604,12 +612,109 @@ class Cache:
             raise
 
 
+# --------------------------------------------------------------------------- sessions (stage 7)
+
+SESSION_COOKIE = "scale_session"
+SESSION_ID = re.compile(r"^[0-9a-f]{32}$")
+
+
+class SessionsDown(Exception):
+    """The shared session store did not answer: the request fails (503) rather than forget
+    the session, since a session, unlike a cached user, exists nowhere else."""
+
+
+class MemorySessions:
+    """Stages 1-6: sessions in this server's memory. Another server does not know them, and
+    a restarted server has forgotten them all; a request with an unknown id starts at 0."""
+
+    kind = "memory"
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.counts = {}
+
+    def describe(self):
+        return "in memory (this server only)"
+
+    def create(self, sid, user):
+        with self.lock:
+            self.counts[sid] = 0
+
+    def hit(self, sid):
+        with self.lock:
+            self.counts[sid] = self.counts.get(sid, 0) + 1
+            return self.counts[sid]
+
+
+class RedisSessions:
+    """Stage 7: sessions in a shared Redis (SESSION_URL), one hash per session with an idle
+    expiry of SESSION_TTL seconds; HINCRBY makes the count atomic across servers."""
+
+    kind = "redis"
+
+    def __init__(self, url, ttl):
+        import redis
+
+        m = re.match(r"^redis://(?:[^@/]*@)?([^:/]+)(?::([0-9]+))?(?:/([0-9]+))?/?$", url)
+        if not m:
+            raise ValueError("SESSION_URL must look like redis://host:6379/0, not %r" % url)
+        self.redis = redis
+        self.host, self.port, self.db = m.group(1), int(m.group(2) or 6379), int(m.group(3) or 0)
+        self.ttl = ttl
+        self.lock = threading.Lock()
+        self.clients = {}
+
+    def describe(self):
+        return "redis %s:%d/%d ttl=%ds" % (self.host, self.port, self.db, self.ttl)
+
+    def _call(self, fn):
+        try:
+            addr = resolve(self.host)
+        except DbUnavailable as e:
+            raise SessionsDown(str(e))
+        with self.lock:
+            client = self.clients.get(addr)
+            if client is None:
+                client = self.redis.Redis(host=addr, port=self.port, db=self.db, socket_connect_timeout=0.5,
+                                          socket_timeout=1.0, decode_responses=True)
+                self.clients = {addr: client}
+        try:
+            return fn(client)
+        except self.redis.RedisError as e:
+            raise SessionsDown(str(e))
+
+    def create(self, sid, user):
+        def fn(c):
+            pipe = c.pipeline(transaction=True)
+            pipe.hset("session:" + sid, mapping={"user": user, "count": 0, "created_by": HOSTNAME})
+            pipe.expire("session:" + sid, self.ttl)
+            pipe.execute()
+
+        self._call(fn)
+
+    def hit(self, sid):
+        """The session's new count, or None if the store does not know it (expired, or never
+        created: a client must log in)."""
+
+        def fn(c):
+            key = "session:" + sid
+            if not c.exists(key):
+                return None
+            pipe = c.pipeline(transaction=True)
+            pipe.hincrby(key, "count", 1)
+            pipe.expire(key, self.ttl)
+            return pipe.execute()[0]
+
+        return self._call(fn)
+
+
 # --------------------------------------------------------------------------- HTTP
 
 
 class State:
     store = None
     cache = None  # a Cache when CACHE_URL is set (stage 5 on)
+    sessions = None  # MemorySessions, or RedisSessions when SESSION_URL is set (stage 7)
     ready = threading.Event()
 
 
@@ -734,7 +839,7 @@ class Handler(BaseHTTPRequestHandler):
                     "service": "scale demo web",
                     "served_by": HOSTNAME,
                     "version": APP_VERSION,
-                    "endpoints": ["GET /users/{id}", "POST /users", "GET /healthz"],
+                    "endpoints": ["GET /users/{id}", "POST /users", "POST /login", "GET /session", "GET /healthz"],
                 },
             )
         m = USER_PATH.match(path)
@@ -753,6 +858,8 @@ class Handler(BaseHTTPRequestHandler):
             if doc is None:
                 return self._reply(404, {"error": "user %d not found" % uid}, (node, role))
             return self._reply(200, doc, (node, role))
+        if path == "/session":
+            return self._session()
         if path == "/index.html":
             cache_control = {"Cache-Control": "public, max-age=%d" % PAGE_MAX_AGE}
             return self._reply(200, index_page(), extra=cache_control, content_type="text/html; charset=utf-8")
@@ -762,6 +869,50 @@ class Handler(BaseHTTPRequestHandler):
             cache_control = {"Cache-Control": "public, max-age=%d, immutable" % ASSET_MAX_AGE}
             return self._reply(200, static_asset(version, name), extra=cache_control, content_type=STATIC_TYPES[name])
         return self._reply(404, {"error": "no route for %s" % path})
+
+    def _cookie_session(self):
+        """The session id of the request's cookie, or None."""
+        for part in (self.headers.get("Cookie") or "").split(";"):
+            name, _, value = part.strip().partition("=")
+            if name == SESSION_COOKIE and SESSION_ID.match(value):
+                return value
+        return None
+
+    def _session(self):
+        """GET /session: this session's request count, one more each time."""
+        sid = self._cookie_session()
+        store = State.sessions
+        if sid is None:
+            return self._reply(401, {"error": "no session: POST /login first"})
+        try:
+            count = store.hit(sid)
+        except SessionsDown as e:
+            return self._reply(503, {"error": "session store unavailable: %s" % e})
+        if count is None:
+            return self._reply(401, {"error": "session expired or unknown: POST /login again"})
+        body = {"session": sid[:8], "count": count, "served_by": HOSTNAME, "store": store.kind}
+        return self._reply(200, body, extra={"X-Session-Store": store.kind})
+
+    def _login(self):
+        """POST /login: a new session (body optional, {"user": "..."}), its id in a cookie."""
+        try:
+            length = min(int(self.headers.get("Content-Length") or 0), MAX_BODY)
+        except ValueError:
+            length = 0
+        raw = self.rfile.read(length) if length > 0 else b""
+        try:
+            user = str(json.loads(raw.decode("utf-8")).get("user", "guest")) if raw else "guest"
+        except (UnicodeDecodeError, ValueError, AttributeError):
+            user = "guest"
+        sid = os.urandom(16).hex()
+        store = State.sessions
+        try:
+            store.create(sid, user[:64])
+        except SessionsDown as e:
+            return self._reply(503, {"error": "session store unavailable: %s" % e})
+        cookie = "%s=%s; Path=/; HttpOnly; SameSite=Lax" % (SESSION_COOKIE, sid)
+        body = {"session": sid[:8], "user": user[:64], "served_by": HOSTNAME, "store": store.kind}
+        return self._reply(200, body, extra={"Set-Cookie": cookie, "X-Session-Store": store.kind})
 
     def _user_id(self, raw):
         """The user id in the path, or None after answering 400."""
@@ -837,6 +988,8 @@ class Handler(BaseHTTPRequestHandler):
     def do_POST(self):
         self._t0 = time.monotonic()
         path = self.path.split("?", 1)[0]
+        if path.rstrip("/") == "/login":
+            return self._login()
         if path.rstrip("/") != "/users":
             return self._reply(404, {"error": "no route for POST %s" % path})
         obj = self._json_body()
@@ -936,6 +1089,7 @@ def main():
         State.store = SqliteStore(DATA_DIR)
     if CACHE_URL:
         State.cache = Cache(CACHE_URL, CACHE_TTL)
+    State.sessions = RedisSessions(SESSION_URL, SESSION_TTL) if SESSION_URL else MemorySessions()
 
     server = Server(("0.0.0.0", PORT), Handler)
 
@@ -955,6 +1109,7 @@ def main():
         "scale demo web %s listening on 0.0.0.0:%d as %s, storage: %s"
         % (APP_VERSION, PORT, HOSTNAME, State.store.describe())
         + (", cache: %s" % State.cache.describe() if State.cache else "")
+        + ", sessions: %s" % State.sessions.describe()
     )
     server.serve_forever(poll_interval=0.2)
     server.server_close()  # closes the listening socket, joins request threads
@@ -962,5 +1117,69 @@ def main():
     return 0
 
 
+# --------------------------------------------------------------------------- data migration
+
+
+def migrate(direction):
+    """`app.py migrate to-postgres|to-sqlite`: copies every user between the embedded SQLite
+    file ($DATA_DIR/app.db) and the data tier (DATABASE_URL), replacing what the target has
+    under the same id (an upsert), so running it again, or after an interruption, gives the
+    same result. `scale apply` runs it when stepping between stages 1 and 2. Prints
+    {"users": N}; exit 1 with the reason on stderr if a side cannot be read or written."""
+    if not DATABASE_URL:
+        sys.stderr.write("migrate needs DATABASE_URL (the data tier)\n")
+        return 1
+    sqlite = SqliteStore(DATA_DIR)
+    sqlite.init()
+    pg = PostgresStore(DATABASE_URL, "")
+    for attempt in range(30):
+        try:
+            pg.init()
+            break
+        except DbUnavailable as e:
+            if attempt == 29:
+                sys.stderr.write("the data tier does not answer: %s\n" % e)
+                return 1
+            time.sleep(1)
+
+    def pg_rows(cur):
+        cur.execute("SELECT id, doc FROM users ORDER BY id")
+        return cur.fetchall()
+
+    if direction == "to-postgres":
+        conn = sqlite._connect()
+        try:
+            rows = conn.execute("SELECT id, doc FROM users ORDER BY id").fetchall()
+        finally:
+            conn.close()
+
+        def write(cur):
+            for uid, doc in rows:
+                cur.execute(
+                    "INSERT INTO users (id, doc) VALUES (%s, %s) ON CONFLICT (id) DO UPDATE SET doc = EXCLUDED.doc",
+                    (uid, doc),
+                )
+
+        pg._run(pg.url, 60.0, write)
+    elif direction == "to-sqlite":
+        rows = pg._run(pg.url, 60.0, pg_rows)
+        conn = sqlite._connect()
+        try:
+            conn.execute("BEGIN")
+            conn.executemany(
+                "INSERT INTO users (id, doc) VALUES (?, ?) ON CONFLICT (id) DO UPDATE SET doc = excluded.doc", rows
+            )
+            conn.execute("COMMIT")
+        finally:
+            conn.close()
+    else:
+        sys.stderr.write("usage: app.py migrate to-postgres|to-sqlite\n")
+        return 2
+    print(compact({"users": len(rows)}))
+    return 0
+
+
 if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] == "migrate":
+        sys.exit(migrate(sys.argv[2]))
     sys.exit(main())

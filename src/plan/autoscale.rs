@@ -1,0 +1,184 @@
+//! The autoscaler's decision: a pure function of the observed request rate, the policy and
+//! the time of the last change, so every rule (bounds, hysteresis, cooldown) is unit-tested
+//! without an engine. The watch controller samples the rate, calls [`decide`], and turns a
+//! [`Decision::Scale`] into a marker plus an ordinary plan.
+
+use std::time::Duration;
+
+use crate::model::Autoscale;
+
+/// After a scale-up, how long before another: the new servers' pool is reloaded and the rate
+/// measured afresh first.
+pub const UP_SETTLE: Duration = Duration::from_secs(5);
+
+/// What the autoscaler knows when it decides, times in seconds (Unix).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Observed {
+    /// The containers the service runs now (its marker's count, or `min`).
+    pub current: u32,
+    /// Requests per second over the whole service, from the load balancer; `None` when no
+    /// fresh sample exists (first pass, or the pool was just reloaded).
+    pub rate: Option<f64>,
+    pub now: u64,
+    /// When the count last changed (the marker's time).
+    pub last_change: Option<u64>,
+    /// Since when the load has been low enough to remove servers (kept by the caller).
+    pub low_since: Option<u64>,
+}
+
+/// What to do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Decision {
+    Hold,
+    Scale { from: u32, to: u32, reason: String },
+}
+
+/// The decision, and the `low_since` to pass next time.
+pub fn decide(policy: &Autoscale, seen: Observed) -> (Decision, Option<u64>) {
+    let current = seen.current.max(1);
+    let clamped = current.clamp(policy.min, policy.max);
+    if clamped != current {
+        let reason = format!("{current} server(s) is outside min {} / max {}", policy.min, policy.max);
+        return (Decision::Scale { from: current, to: clamped, reason }, None);
+    }
+    let Some(rate) = seen.rate else { return (Decision::Hold, seen.low_since) };
+    let per_server = rate / f64::from(current);
+    let since_change = seen.last_change.map_or(u64::MAX, |t| seen.now.saturating_sub(t));
+    if per_server > policy.target {
+        let wanted = (rate / policy.target).ceil() as u32;
+        let to = wanted.min(current * 2).clamp(policy.min, policy.max);
+        if to > current && since_change >= UP_SETTLE.as_secs() {
+            let reason = format!("{} req/s per server > target {}", fmt(per_server), fmt(policy.target));
+            return (Decision::Scale { from: current, to, reason }, None);
+        }
+        return (Decision::Hold, None);
+    }
+    let low_mark = policy.target * (1.0 - policy.hysteresis);
+    let needed = ((rate / low_mark).ceil() as u32).clamp(policy.min, policy.max);
+    if needed >= current {
+        return (Decision::Hold, None);
+    }
+    let low_since = seen.low_since.unwrap_or(seen.now);
+    let cooldown = policy.cooldown.as_secs();
+    if seen.now.saturating_sub(low_since) >= cooldown && since_change >= cooldown {
+        let reason = format!(
+            "{} req/s per server < {} (target {} less hysteresis {}) for {}",
+            fmt(per_server),
+            fmt(low_mark),
+            fmt(policy.target),
+            policy.hysteresis,
+            crate::model::duration::format(policy.cooldown)
+        );
+        return (Decision::Scale { from: current, to: needed, reason }, None);
+    }
+    (Decision::Hold, Some(low_since))
+}
+
+/// A rate as people read it: whole numbers as such and above 10, one decimal otherwise.
+fn fmt(x: f64) -> String {
+    if x >= 10.0 || x.fract() == 0.0 { format!("{x:.0}") } else { format!("{x:.1}") }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::{Decision, Observed, decide};
+    use crate::model::Autoscale;
+
+    fn policy() -> Autoscale {
+        Autoscale { min: 2, max: 6, target: 50.0, hysteresis: 0.2, cooldown: Duration::from_secs(30) }
+    }
+
+    fn seen(current: u32, rate: f64, now: u64) -> Observed {
+        Observed { current, rate: Some(rate), now, last_change: None, low_since: None }
+    }
+
+    fn to(d: &Decision) -> Option<u32> {
+        match d {
+            Decision::Scale { to, .. } => Some(*to),
+            Decision::Hold => None,
+        }
+    }
+
+    #[test]
+    fn above_target_it_scales_up_at_most_doubling_and_says_why() {
+        let (d, _) = decide(&policy(), seen(2, 360.0, 100));
+        assert_eq!(d, Decision::Scale { from: 2, to: 4, reason: "180 req/s per server > target 50".into() });
+        assert_eq!(to(&decide(&policy(), seen(2, 120.0, 100)).0), Some(3), "ceil(120 / 50)");
+    }
+
+    #[test]
+    fn never_above_max_nor_below_min() {
+        assert_eq!(to(&decide(&policy(), seen(4, 10_000.0, 100)).0), Some(6));
+        assert_eq!(decide(&policy(), seen(6, 10_000.0, 100)).0, Decision::Hold);
+        let low = Observed { low_since: Some(0), ..seen(3, 0.0, 1_000) };
+        assert_eq!(to(&decide(&policy(), low).0), Some(2));
+        let at_min = Observed { low_since: Some(0), ..seen(2, 0.0, 1_000) };
+        assert_eq!(decide(&policy(), at_min).0, Decision::Hold);
+        assert_eq!(to(&decide(&policy(), seen(9, 100.0, 0)).0), Some(6), "a count outside the bounds is clamped");
+    }
+
+    #[test]
+    fn it_scales_down_only_after_the_load_stayed_low_for_the_cooldown() {
+        let p = policy();
+        let (d, low_since) = decide(&p, seen(4, 40.0, 100));
+        assert_eq!((d, low_since), (Decision::Hold, Some(100)), "the low period starts");
+        let (d, low_since) = decide(&p, Observed { low_since, ..seen(4, 40.0, 129) });
+        assert_eq!((d, low_since), (Decision::Hold, Some(100)));
+        let (d, _) = decide(&p, Observed { low_since, ..seen(4, 40.0, 130) });
+        assert_eq!(to(&d), Some(2));
+        let Decision::Scale { reason, .. } = d else { unreachable!() };
+        assert_eq!(reason, "10 req/s per server < 40 (target 50 less hysteresis 0.2) for 30s");
+    }
+
+    #[test]
+    fn a_load_back_in_the_band_restarts_the_cooldown() {
+        let p = policy();
+        let (_, low_since) = decide(&p, seen(4, 40.0, 100));
+        let (d, low_since) = decide(&p, Observed { low_since, ..seen(4, 170.0, 120) });
+        assert_eq!((d, low_since), (Decision::Hold, None), "42.5 per server: inside the band");
+        let (d, low_since) = decide(&p, Observed { low_since, ..seen(4, 40.0, 140) });
+        assert_eq!((d, low_since), (Decision::Hold, Some(140)));
+    }
+
+    #[test]
+    fn inside_the_hysteresis_band_nothing_changes() {
+        // 3 servers at 45 req/s each: below target, but 2 servers would take 67.5 each.
+        let (d, low) = decide(&policy(), Observed { low_since: Some(0), ..seen(3, 135.0, 1_000) });
+        assert_eq!((d, low), (Decision::Hold, None));
+    }
+
+    #[test]
+    fn no_flapping_a_scale_down_never_lands_above_target() {
+        for rate in (0..2_000).step_by(7) {
+            let rate = f64::from(rate);
+            for current in 2..=6 {
+                let seen = Observed { low_since: Some(0), ..seen(current, rate, 10_000) };
+                if let (Decision::Scale { to, .. }, _) = decide(&policy(), seen)
+                    && to < current
+                {
+                    let after = Observed {
+                        current: to,
+                        rate: Some(rate),
+                        now: 10_010,
+                        last_change: Some(10_000),
+                        low_since: None,
+                    };
+                    assert!(rate / f64::from(to) <= 50.0, "{rate} req/s: {current} → {to} is above target");
+                    assert!(!matches!(decide(&policy(), after).0, Decision::Scale { to: up, .. } if up > to));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn without_a_fresh_rate_or_right_after_a_change_it_waits() {
+        let none = Observed { rate: None, ..seen(2, 0.0, 100) };
+        assert_eq!(decide(&policy(), none).0, Decision::Hold);
+        let settling = Observed { last_change: Some(98), ..seen(2, 500.0, 100) };
+        assert_eq!(decide(&policy(), settling).0, Decision::Hold);
+        let low_but_recent = Observed { low_since: Some(0), last_change: Some(90), ..seen(4, 0.0, 100) };
+        assert_eq!(decide(&policy(), low_but_recent).0, Decision::Hold, "the cooldown counts from the last change too");
+    }
+}
