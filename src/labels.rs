@@ -29,6 +29,11 @@ pub const CARRIED_VOLUMES: &str = "io.scale.carried-volumes";
 /// it to show the hit ratio (the stage-5 cache and the stage-6 CDN edge carry it).
 pub const STATS: &str = "io.scale.stats";
 
+/// Set by a *blueprint* on a service: what the service is, as a noun phrase in the book's
+/// words (`a Redis read-through cache`); `scale diff` names a new or removed service with it
+/// instead of "a plain service". Only a description: nothing else reads it.
+pub const ROLE: &str = "io.scale.role";
+
 /// When the project may be reaped (RFC 3339), on everything `apply --ttl` creates.
 pub const EXPIRES_AT: &str = crate::spec::EXPIRES_AT_LABEL;
 

@@ -41,6 +41,13 @@ pub fn judge(check: &LessonCheck, answers: &[Result<Answer, String>]) -> Result<
             ));
         }
     }
+    if let Some(last) = &check.expect.last
+        && let Some(answer) = answers.last()
+    {
+        let which = if answers.len() > 1 { format!("the last of {} answers: ", answers.len()) } else { String::new() };
+        let answer = answer.as_ref().map_err(|e| format!("{which}no answer: {e}"))?;
+        judge_one(last, answer).map_err(|why| format!("{which}{why}"))?;
+    }
     Ok(())
 }
 
@@ -124,6 +131,7 @@ mod tests {
                 ("phoneNumbers.0".into(), Matcher::StartsWith("212".into())),
             ],
             distinct: None,
+            last: None,
         };
         assert_eq!(judge(&check(expect.clone()), &[answer("w1")]), Ok(()));
         let wrong = Expectation { headers: vec![("X-Db-Role".into(), Matcher::Equals("primary".into()))], ..expect };
@@ -136,6 +144,31 @@ mod tests {
         assert_eq!(judge(&check(expect.clone()), &[answer("w1"), answer("w2")]), Ok(()));
         let only_one = judge(&check(expect), &[answer("w2"), answer("w2")]).expect_err("one server is not two");
         assert!(only_one.contains("only 1 different X-Served-By in 2 answers (w2)"), "{only_one}");
+    }
+
+    fn cached(outcome: &str) -> Result<Answer, String> {
+        Ok(Answer { status: 200, headers: vec![("X-Cache".into(), outcome.into())], body: String::new() })
+    }
+
+    #[test]
+    fn last_is_judged_on_the_last_answer_only() {
+        let hit = Expectation {
+            headers: vec![("X-Cache".into(), Matcher::OneOf(vec!["MISS".into(), "HIT".into()]))],
+            last: Some(Box::new(Expectation {
+                headers: vec![("X-Cache".into(), Matcher::Equals("HIT".into()))],
+                ..Default::default()
+            })),
+            ..Default::default()
+        };
+        assert_eq!(judge(&check(hit.clone()), &[cached("MISS"), cached("HIT")]), Ok(()));
+        assert_eq!(judge(&check(hit.clone()), &[cached("HIT"), cached("HIT")]), Ok(()));
+        assert_eq!(
+            judge(&check(hit.clone()), &[cached("HIT"), cached("MISS")]),
+            Err("the last of 2 answers: X-Cache: MISS (expected \"HIT\")".into())
+        );
+        // What every answer must show still holds for the ones before the last.
+        let why = judge(&check(hit), &[cached("BYPASS"), cached("HIT")]).expect_err("BYPASS is neither");
+        assert!(why.starts_with("answer 1 of 2: X-Cache: BYPASS"), "{why}");
     }
 
     #[test]

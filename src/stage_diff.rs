@@ -24,15 +24,20 @@ pub struct Side<'a> {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "change", rename_all = "snake_case")]
 pub enum Change {
+    /// `role` is the service's [`crate::labels::ROLE`] label; `publishes` its host ports
+    /// (or `random → 80`), which a learner must know to reach it.
     ServiceAdded {
         service: String,
         kind: Option<Kind>,
+        role: Option<String>,
         in_front_of: Option<String>,
         replicas: u32,
+        publishes: Vec<String>,
     },
     ServiceRemoved {
         service: String,
         kind: Option<Kind>,
+        role: Option<String>,
     },
     KindChanged {
         service: String,
@@ -138,6 +143,11 @@ fn kind_of(s: &Service) -> Option<Kind> {
     s.kind.as_ref().map(|k| k.value)
 }
 
+/// What the blueprint says the service is (its `io.scale.role` label), if it says.
+fn role_of(s: &Service) -> Option<String> {
+    s.labels.get(crate::labels::ROLE).map(|r| r.trim().to_string()).filter(|r| !r.is_empty())
+}
+
 /// Read replicas of a postgres service, or the replicas of anything else.
 fn size(s: &Service) -> u32 {
     s.postgres.as_ref().map_or(s.replicas.value, |pg| pg.read_replicas.value)
@@ -146,7 +156,7 @@ fn size(s: &Service) -> u32 {
 fn service_changes(a: Side, b: Side, out: &mut Vec<Change>) {
     for s in &a.blueprint.services {
         if b.blueprint.service(&s.name).is_none() {
-            out.push(Change::ServiceRemoved { service: s.name.clone(), kind: kind_of(s) });
+            out.push(Change::ServiceRemoved { service: s.name.clone(), kind: kind_of(s), role: role_of(s) });
         }
     }
     let added = b.blueprint.services.iter().filter(|s| a.blueprint.service(&s.name).is_none());
@@ -154,7 +164,14 @@ fn service_changes(a: Side, b: Side, out: &mut Vec<Change>) {
     let (front, rest): (Vec<&Service>, Vec<&Service>) = added.partition(|s| s.load_balancer.is_some());
     for s in front.into_iter().chain(rest) {
         let in_front_of = s.load_balancer.as_ref().map(|lb| lb.backend_service.value.clone());
-        out.push(Change::ServiceAdded { service: s.name.clone(), kind: kind_of(s), in_front_of, replicas: size(s) });
+        out.push(Change::ServiceAdded {
+            service: s.name.clone(),
+            kind: kind_of(s),
+            role: role_of(s),
+            in_front_of,
+            replicas: size(s),
+            publishes: port_words(s).into_iter().collect(),
+        });
     }
     for new in &b.blueprint.services {
         let Some(old) = a.blueprint.service(&new.name) else { continue };
@@ -260,6 +277,28 @@ fn kind_words(kind: Option<Kind>) -> &'static str {
     }
 }
 
+/// The service's role when the blueprint names it, else what its kind makes it.
+fn what(kind: Option<Kind>, role: &Option<String>) -> String {
+    role.clone().unwrap_or_else(|| kind_words(kind).to_string())
+}
+
+/// "adds …", then "; cdn publishes 8081" when the new service is reachable from the host.
+fn added(
+    service: &str,
+    kind: Option<Kind>,
+    role: &Option<String>,
+    in_front_of: &Option<String>,
+    replicas: u32,
+) -> String {
+    let what = what(kind, role);
+    match (kind, in_front_of) {
+        (Some(Kind::LoadBalancer), Some(b)) => format!("adds {what} ({service}) in front of {b}"),
+        (Some(Kind::Postgres), _) if replicas == 0 => format!("adds {what} ({service})"),
+        (Some(Kind::Postgres), _) => format!("adds {what} ({service}) with {}", plural(replicas, "read replica")),
+        _ => format!("adds {what} ({service}, {})", plural(replicas, "replica")),
+    }
+}
+
 fn plural(n: u32, one: &str) -> String {
     if n == 1 { format!("1 {one}") } else { format!("{n} {one}s") }
 }
@@ -267,17 +306,15 @@ fn plural(n: u32, one: &str) -> String {
 /// One change as a phrase of the headline.
 pub fn sentence(change: &Change) -> String {
     match change {
-        Change::ServiceAdded { service, kind: Some(Kind::LoadBalancer), in_front_of: Some(b), .. } => {
-            format!("adds a load balancer ({service}) in front of {b}")
+        Change::ServiceAdded { service, kind, role, in_front_of, replicas, publishes } => {
+            let phrase = added(service, *kind, role, in_front_of, *replicas);
+            if publishes.is_empty() {
+                phrase
+            } else {
+                format!("{phrase}; {service} publishes {}", publishes.join(", "))
+            }
         }
-        Change::ServiceAdded { service, kind: Some(Kind::Postgres), replicas, .. } => match replicas {
-            0 => format!("adds a PostgreSQL database ({service})"),
-            n => format!("adds a PostgreSQL database ({service}) with {}", plural(*n, "read replica")),
-        },
-        Change::ServiceAdded { service, kind, replicas, .. } => {
-            format!("adds {} ({service}, {})", kind_words(*kind), plural(*replicas, "replica"))
-        }
-        Change::ServiceRemoved { service, kind } => format!("removes {} ({service})", kind_words(*kind)),
+        Change::ServiceRemoved { service, kind, role } => format!("removes {} ({service})", what(*kind, role)),
         Change::KindChanged { service, from, to } => {
             format!("{service} becomes {} (was {})", kind_words(*to), kind_words(*from))
         }
@@ -337,4 +374,47 @@ pub fn render_text(d: &StageDiff) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::model::{Env, load_bytes};
+
+    fn side(yaml: &str) -> (Blueprint, DesiredState) {
+        let env = Env::from_pairs(Vec::<(String, String)>::new());
+        let bp = load_bytes(Path::new("bp.yaml"), yaml.as_bytes(), &env).expect("the blueprint loads");
+        let desired = crate::desired::desired_state(&bp, "shop", &|_: &crate::model::Build| Ok("0".repeat(64)))
+            .expect("it expands");
+        (bp, desired)
+    }
+
+    fn headline_of(a: &str, b: &str) -> String {
+        let ((ba, da), (bb, db)) = (side(a), side(b));
+        headline(&diff(Side { blueprint: &ba, desired: &da }, Side { blueprint: &bb, desired: &db }))
+    }
+
+    const WEB: &str = "name: shop\nservices:\n  web:\n    image: web\n";
+
+    #[test]
+    fn a_new_service_is_named_by_its_role_label_and_its_published_ports() {
+        let edge = format!(
+            "{WEB}  edge:\n    image: v\n    ports: [\"8081:80\", \"90\"]\n    labels: {{ io.scale.role: a CDN edge }}\n"
+        );
+        assert_eq!(
+            headline_of(WEB, &edge),
+            "bp.yaml adds a CDN edge (edge, 1 replica); edge publishes 8081, random → 90"
+        );
+        assert_eq!(headline_of(&edge, WEB), "bp.yaml removes a CDN edge (edge)");
+    }
+
+    #[test]
+    fn without_a_role_label_a_service_is_named_by_its_kind() {
+        let plain = format!("{WEB}  cache:\n    image: redis\n    replicas: 2\n");
+        assert_eq!(headline_of(WEB, &plain), "bp.yaml adds a plain service (cache, 2 replicas)");
+        let blank = format!("{WEB}  cache:\n    image: redis\n    labels: {{ io.scale.role: ' ' }}\n");
+        assert_eq!(headline_of(WEB, &blank), "bp.yaml adds a plain service (cache, 1 replica)");
+    }
 }

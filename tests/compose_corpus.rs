@@ -23,8 +23,10 @@ use scale::model::{Blueprint, Build, Env, LoadOptions, load_project};
 use scale::validate::{project_name, validate};
 use serde_json::{Map, Value, json};
 
-/// A hang guard, as in the broken-blueprint corpus: real files take milliseconds.
-const LIMIT: Duration = Duration::from_secs(2);
+/// A hang guard only: a case that takes this long is stuck. How fast inputs are handled
+/// (the < 2 s goal for pathological files) is measured by `cargo bench --bench hostile`, not
+/// asserted here, where a loaded CI machine would make it flaky.
+const LIMIT: Duration = Duration::from_secs(20);
 
 fn projects() -> Vec<PathBuf> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus/compose");

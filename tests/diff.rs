@@ -66,6 +66,15 @@ fn stage_3_names_the_load_balancer_and_the_web_tiers_lost_port() {
 }
 
 #[test]
+fn stages_5_and_6_name_what_they_add_and_the_edges_port() {
+    let text = diff_text("blueprints/04-database-replication.yaml", "blueprints/05-cache.yaml");
+    assert!(text.starts_with("stage 5 adds a Redis read-through cache (cache, 1 replica)\n"), "{text}");
+    let text = diff_text("blueprints/05-cache.yaml", "blueprints/06-cdn.yaml");
+    assert!(text.starts_with("stage 6 adds a Varnish CDN edge for the static content (cdn, 1 replica)"), "{text}");
+    assert!(text.lines().next().is_some_and(|l| l.ends_with("; cdn publishes 8081")), "{text}");
+}
+
+#[test]
 fn the_cli_exits_like_kubectl_diff_and_speaks_json() {
     let (s2, s3) = (repo("blueprints/02-web-and-data-tiers.yaml"), repo("blueprints/03-load-balancer.yaml"));
     let (s2, s3) = (s2.to_str().expect("UTF-8"), s3.to_str().expect("UTF-8"));
@@ -79,9 +88,11 @@ fn the_cli_exits_like_kubectl_diff_and_speaks_json() {
     assert_eq!(doc["same"], false, "{doc:#}");
     let changes = doc["changes"].as_array().expect("changes[]");
     assert!(
-        changes
-            .iter()
-            .any(|c| c["change"] == "service_added" && c["kind"] == "load-balancer" && c["in_front_of"] == "web"),
+        changes.iter().any(|c| c["change"] == "service_added"
+            && c["kind"] == "load-balancer"
+            && c["in_front_of"] == "web"
+            && c["publishes"] == serde_json::json!(["8080"])
+            && c["role"].is_null()),
         "{doc:#}"
     );
     assert!(

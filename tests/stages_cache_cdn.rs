@@ -10,6 +10,9 @@
 //! fetch of it; a new asset version is a new URL; with the origin (the load balancer) killed
 //! the edge still serves what it holds, and with the edge killed the page loads from the
 //! origin. `scale status` reports the cache's and the edge's hit counters.
+//! `scale check` runs each stage's `x-lesson` while the stage is live (after its proofs, which
+//! count every request), so the lessons a learner runs and this test cannot disagree; with the
+//! cache killed, stage 5's lesson fails and gives its hint.
 //!
 //! The stage files are copied into a scratch directory with two kinds of edits only: fixed
 //! public ports become random ones (`"8080:80"`/`"8081:80"` → `"80"`) and `build: images/…`
@@ -104,6 +107,15 @@ impl Walk {
         let expected: BTreeSet<(String, String)> =
             expected.iter().map(|(verb, c)| (verb.to_string(), format!("{}-{c}", self.p))).collect();
         assert_eq!(touched, expected, "the containers the plan of {name} touches: {plan:#}");
+    }
+
+    /// `scale check` of stage `name`: the lesson the blueprint teaches must hold on the live
+    /// project (the same checks a learner runs).
+    fn check(&self, name: &str, env: &[(&str, &str)]) {
+        let run = Scale::new(&["check", "-p", &self.p, &self.file(name)]).envs(env).isolated().run();
+        assert_eq!(run.code, Some(0), "{name}'s x-lesson does not hold:\n{}", run.all());
+        assert!(run.stdout.contains(" 0 failed"), "{name}: {}", run.stdout);
+        self.log(&format!("check {name}: {}", run.stdout.lines().last().unwrap_or("")));
     }
 
     /// `scale chaos kill TARGET`.
@@ -366,9 +378,15 @@ fn cache_and_cdn_stages() {
     assert_eq!(w.container_id("db", 1), db1_id, "4 → 5 recreated {db1}");
     let lb = w.port("05-cache.yaml", "lb", ENV);
     let (path, latest) = cache_proofs(&w, lb);
+    // With the cache still down the lesson fails, and says where to look.
+    let down = Scale::new(&["check", "-p", &w.p, &w.file("05-cache.yaml")]).envs(ENV).isolated().run();
+    assert_eq!(down.code, Some(1), "stage 5's lesson passes with the cache killed:\n{}", down.all());
+    assert!(down.stdout.contains("X-Cache: BYPASS"), "{}", down.stdout);
+    assert!(down.stdout.contains("hint: X-Cache BYPASS means"), "{}", down.stdout);
     w.apply("05-cache.yaml", ENV);
     cache_is_back(lb, &path, &latest);
     w.log("cache back after apply: MISS, then HIT");
+    w.check("05-cache.yaml", ENV);
 
     let human = Scale::new(&["status", &w.file("05-cache.yaml"), "-p", &w.p]).envs(ENV).isolated().run();
     let cache1 = w.container("cache", 1);
@@ -385,6 +403,7 @@ fn cache_and_cdn_stages() {
     let cdn = w.port("06-cdn.yaml", "cdn", ENV);
     assert_eq!(w.port("06-cdn.yaml", "lb", ENV), lb, "the origin's public port moved");
     let lb = cdn_proofs(&w, lb, cdn);
+    w.check("06-cdn.yaml", ENV_V2);
 
     // ---- 6 → 4: the cache and the edge go; the primary and the stage-5 user stay.
     let back = [("remove", "cache-1"), ("remove", "cdn-1"), ("recreate", "web-1"), ("recreate", "web-2")];

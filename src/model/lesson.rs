@@ -12,11 +12,16 @@
 //!       headers: { X-Db-Role: replica, X-Served-By: { starts_with: shop-web- } }
 //!       body: { firstName: John, address.city: New York }    # dotted paths into the JSON body
 //!       distinct: { header: X-Served-By, at_least: 2 }       # over the `repeat` answers
+//!       last: { headers: { X-Cache: HIT } }                   # the last answer only
 //!     hint: what to look at when it fails
 //! ```
 //!
 //! A matcher is a string (equals) or one of `equals`, `starts_with`, `ends_with`, `contains`,
 //! `one_of` (a list).
+//!
+//! `last:` (status, headers, body) holds for the last of the `repeat` answers only, on top of
+//! what every answer must show: a cache's lesson is "whatever the first answer was, the
+//! repeated request is a HIT", which stays true however often the learner runs it.
 
 use super::node::{Key, Node, Value};
 use super::types::At;
@@ -112,11 +117,14 @@ pub struct Expectation {
     pub body: Vec<(String, Matcher)>,
     /// Over all `repeat` answers, at least this many different values of a header.
     pub distinct: Option<(String, u32)>,
+    /// What the last answer must show besides (status, headers and body only).
+    pub last: Option<Box<Expectation>>,
 }
 
 const CHECK_KEYS: &[&str] = &["check", "request", "expect", "hint"];
 const REQUEST_KEYS: &[&str] = &["service", "port", "path", "method", "body", "repeat"];
-const EXPECT_KEYS: &[&str] = &["status", "headers", "body", "distinct"];
+const EXPECT_KEYS: &[&str] = &["status", "headers", "body", "distinct", "last"];
+const LAST_KEYS: &[&str] = &["status", "headers", "body"];
 const MATCHER_KEYS: &[&str] = &["equals", "starts_with", "ends_with", "contains", "one_of"];
 
 /// Decodes `x-lesson:`; every problem is reported with its position.
@@ -193,7 +201,7 @@ impl LessonDecoder<'_> {
         let check = self.text(check, "check")?;
         let request = self.request(request)?;
         let expect = match get("expect") {
-            Some(e) => self.expect(e)?,
+            Some(e) => self.expect(e, "expect", EXPECT_KEYS)?,
             None => Expectation::default(),
         };
         let hint = match get("hint") {
@@ -239,14 +247,16 @@ impl LessonDecoder<'_> {
         Some(LessonRequest { method, service, port, path, body, repeat })
     }
 
-    fn expect(&mut self, node: &Node) -> Option<Expectation> {
-        let entries = self.map(node, "expect", EXPECT_KEYS)?;
+    /// `expect:` (with `allowed` its keys), or the `last:` inside it (`what` names which).
+    fn expect(&mut self, node: &Node, what: &str, allowed: &[&str]) -> Option<Expectation> {
+        let entries = self.map(node, what, allowed)?;
         let mut e = Expectation::default();
-        for (key, value) in entries {
+        for (key, value) in entries.iter().filter(|(k, _)| allowed.contains(&k.name.as_str())) {
             match key.name.as_str() {
-                "status" => e.status = Some(self.number(value, "expect.status", 100, 599)? as u16),
-                "headers" => e.headers = self.matchers(value, "expect.headers")?,
-                "body" => e.body = self.matchers(value, "expect.body")?,
+                "status" => e.status = Some(self.number(value, &format!("{what}.status"), 100, 599)? as u16),
+                "headers" => e.headers = self.matchers(value, &format!("{what}.headers"))?,
+                "body" => e.body = self.matchers(value, &format!("{what}.body"))?,
+                "last" => e.last = Some(Box::new(self.expect(value, "expect.last", LAST_KEYS)?)),
                 "distinct" => {
                     let entries = self.map(value, "expect.distinct", &["header", "at_least"])?;
                     let get = |name: &str| entries.iter().find(|(k, _)| k.name == name).map(|(_, v)| v);
@@ -369,6 +379,7 @@ mod tests {
             "      headers: { X-Db-Role: primary, X-Served-By: { one_of: [a, b] } }\n",
             "      body: { address.city: { starts_with: New } }\n",
             "      distinct: { header: X-Served-By, at_least: 2 }\n",
+            "      last: { status: 200, headers: { X-Cache: HIT } }\n",
             "    hint: look at the primary\n",
         ));
         assert_eq!(problems, Vec::<String>::new());
@@ -380,6 +391,9 @@ mod tests {
         assert_eq!(check.expect.headers[1], ("X-Served-By".into(), Matcher::OneOf(vec!["a".into(), "b".into()])));
         assert_eq!(check.expect.body[0], ("address.city".into(), Matcher::StartsWith("New".into())));
         assert_eq!(check.expect.distinct, Some(("X-Served-By".into(), 2)));
+        let last = check.expect.last.as_deref().expect("last: decoded");
+        assert_eq!(last.status, Some(200));
+        assert_eq!(last.headers, vec![("X-Cache".into(), Matcher::Equals("HIT".into()))]);
         assert_eq!(check.hint.as_deref(), Some("look at the primary"));
     }
 
@@ -398,6 +412,20 @@ mod tests {
         assert!(all.contains("did you mean `path`?"), "{all}");
         assert!(all.contains("bp.yaml:10:36: error: request.port: expected a whole number from 1 to 65535"), "{all}");
         assert!(all.contains("request.method \"PUT\": expected GET, HEAD or POST"), "{all}");
+    }
+
+    #[test]
+    fn last_takes_status_headers_and_body_only() {
+        let (bp, problems) = load(concat!(
+            "  - check: c\n",
+            "    request: { service: web, port: 8000, path: /x, repeat: 2 }\n",
+            "    expect: { last: { distinct: { header: X, at_least: 2 }, status: 200 } }\n",
+        ));
+        let all = problems.join("\n");
+        assert!(all.contains("bp.yaml:9:23: error: unknown key `distinct` in expect.last"), "{all}");
+        assert!(all.contains("expect.last takes: status, headers, body"), "{all}");
+        let last = bp.expect("decoded").lesson[0].expect.last.clone().expect("last: decoded");
+        assert_eq!((last.status, last.distinct), (Some(200), None));
     }
 
     #[test]

@@ -14,6 +14,13 @@ use crate::model::{Blueprint, Kind, Service};
 /// The label namespace scale writes its own state in: a blueprint may not set these.
 const OWN_LABELS: &str = "io.scale.";
 
+/// Whether a label is scale's own state (refused in a blueprint): everything under
+/// `io.scale.` except the labels a blueprint is meant to set ([`labels::ROLE`], a
+/// description `scale diff` reads).
+fn is_own_label(key: &str) -> bool {
+    key.starts_with(OWN_LABELS) && key != crate::labels::ROLE
+}
+
 /// Every problem of this kind in one service.
 pub(super) fn service_problems(bp: &Blueprint, s: &Service) -> Vec<Diagnostic> {
     let mut out = Problems { bp, service: s, found: Vec::new() };
@@ -31,7 +38,7 @@ pub(super) fn blueprint_problems(bp: &Blueprint) -> Vec<Diagnostic> {
     let mut found = Vec::new();
     let defs = bp.networks.iter().map(|(n, d)| ("network", n, d.pos, &d.labels));
     for (what, name, pos, labels) in defs.chain(bp.volumes.iter().map(|(n, d)| ("volume", n, d.pos, &d.labels))) {
-        if let Some(key) = labels.keys().find(|k| k.starts_with(OWN_LABELS)) {
+        if let Some(key) = labels.keys().find(|k| is_own_label(k)) {
             found.push(
                 Diagnostic::at(&bp.file, pos, format!("{what} `{name}` sets label `{key}` in scale's own namespace"))
                     .hint(own_label_hint()),
@@ -43,7 +50,9 @@ pub(super) fn blueprint_problems(bp: &Blueprint) -> Vec<Diagnostic> {
 }
 
 fn own_label_hint() -> String {
-    format!("labels starting with `{OWN_LABELS}` hold scale's state (project, spec hash, roles); use your own prefix")
+    format!(
+        "labels starting with `{OWN_LABELS}` hold scale's state (project, spec hash, roles); use your own prefix (a blueprint may set only `io.scale.role`, a description)"
+    )
 }
 
 /// Service names and aliases that collide with names scale generates: a postgres service
@@ -168,7 +177,7 @@ impl Problems<'_> {
     }
 
     fn labels(&mut self) {
-        if let Some(key) = self.service.labels.keys().find(|k| k.starts_with(OWN_LABELS)) {
+        if let Some(key) = self.service.labels.keys().find(|k| is_own_label(k)) {
             let message = format!("label `{key}` is in scale's own namespace");
             self.push(self.service.pos, message, own_label_hint());
         }
@@ -258,6 +267,14 @@ mod tests {
             "name: shop\nservices:\n  web: {image: x}\nvolumes:\n  v: {labels: {io.scale.x: y}}\n",
             "volume `v` sets label",
         );
+    }
+
+    /// `io.scale.role` is the one label of scale's a blueprint sets on purpose (a service's
+    /// description for `scale diff`); the stage 5 and 6 blueprints use it.
+    #[test]
+    fn the_role_label_is_the_one_a_blueprint_may_set() {
+        assert_eq!(problems(&svc("    image: x\n    labels: {io.scale.role: a Redis cache}\n")), Vec::<String>::new());
+        one(&svc("    image: x\n    labels: {io.scale.roles: x}\n"), "web: label `io.scale.roles`");
     }
 
     #[test]
