@@ -15,6 +15,7 @@ use crate::ui::Ui;
 pub mod apply;
 pub mod chaos;
 pub mod check;
+pub mod cluster;
 pub mod completions;
 pub mod config;
 pub mod destroy;
@@ -123,6 +124,8 @@ pub enum Command {
     Check(check::Args),
     /// List the stage ladder and which stage the project runs now.
     Stages(stages::Args),
+    /// A multi-node test cluster on this machine: Docker engines in containers, one Swarm.
+    Cluster(cluster::Args),
 }
 
 /// Problems were already printed; exit 1 without printing more.
@@ -161,6 +164,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Diff(args) => diff::run(args, &cli.global, ui).await,
         Command::Check(args) => check::run(args, &cli.global, ui).await,
         Command::Stages(args) => stages::run(args, &cli.global, ui).await,
+        Command::Cluster(args) => cluster::run(args, ui).await,
     }
 }
 
