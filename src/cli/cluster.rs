@@ -48,6 +48,9 @@ pub enum Sub {
 }
 
 pub async fn run(args: Args, ui: Ui) -> anyhow::Result<u8> {
+    let (Sub::Up { name, .. } | Sub::Env { name } | Sub::Status { name } | Sub::Down { name }) = &args.command;
+    // Bad input is said before any engine is asked.
+    cluster::check_name(name)?;
     let host = DockerEngine::connect_to(&args.engine).await.context("cannot reach the engine the cluster runs on")?;
     match args.command {
         Sub::Up { nodes, name } => up(&host, &name, nodes, ui).await,
@@ -82,7 +85,6 @@ async fn up(host: &DockerEngine, name: &str, nodes: usize, ui: Ui) -> anyhow::Re
 }
 
 async fn manager_port(host: &DockerEngine, name: &str) -> anyhow::Result<u16> {
-    cluster::check_name(name)?;
     let found = cluster::find(host, name).await?;
     if !found.nodes.iter().any(|(_, _, role)| role == "manager") {
         return Err(cluster::ClusterError::NoManager { name: name.into() }.into());
@@ -100,10 +102,6 @@ async fn status(host: &DockerEngine, name: &str, ui: Ui) -> anyhow::Result<u8> {
         ui.json(&json!({"name": name, "port": port, "nodes": rows}));
         return Ok(0);
     }
-    println!("{:<26} {:<16} {:<8} {:<7} {:<12} ADDRESS", "ID", "HOSTNAME", "ROLE", "STATUS", "AVAILABILITY");
-    for r in &rows {
-        let role = if r.leader { format!("{} *", r.role) } else { r.role.clone() };
-        println!("{:<26} {:<16} {:<8} {:<7} {:<12} {}", r.id, r.hostname, role, r.state, r.availability, r.address);
-    }
+    print!("{}", cluster::status_table(&rows));
     Ok(0)
 }

@@ -24,7 +24,7 @@ mod wait;
 
 pub use life::{Down, Up, down, up};
 pub use nodes::{ClusterNodes, find};
-pub use swarm::{NodeRow, status};
+pub use swarm::{NodeRow, status, status_table};
 pub use wait::{Wait, WaitFor};
 
 /// The label every resource of a cluster carries, valued with the cluster's name.

@@ -100,6 +100,21 @@ impl NodeRow {
     }
 }
 
+/// `scale cluster status`'s table, `docker node ls`'s columns plus the address; the leader's
+/// role is starred.
+pub fn status_table(rows: &[NodeRow]) -> String {
+    let mut out =
+        format!("{:<26} {:<16} {:<9} {:<7} {:<12} ADDRESS\n", "ID", "HOSTNAME", "ROLE", "STATUS", "AVAILABILITY");
+    for r in rows {
+        let role = if r.leader { format!("{} *", r.role) } else { r.role.clone() };
+        out.push_str(&format!(
+            "{:<26} {:<16} {:<9} {:<7} {:<12} {}\n",
+            r.id, r.hostname, role, r.state, r.availability, r.address
+        ));
+    }
+    out
+}
+
 /// The swarm's nodes as the manager lists them, managers first, then by hostname.
 pub async fn status(manager: &DockerEngine) -> Result<Vec<NodeRow>, ClusterError> {
     let nodes = manager
@@ -110,4 +125,40 @@ pub async fn status(manager: &DockerEngine) -> Result<Vec<NodeRow>, ClusterError
     let mut rows: Vec<NodeRow> = nodes.into_iter().map(NodeRow::from_node).collect();
     rows.sort_by(|a, b| (a.role != "manager", &a.hostname).cmp(&(b.role != "manager", &b.hostname)));
     Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use bollard::models::{ManagerStatus, NodeDescription, NodeSpec, NodeSpecAvailabilityEnum, NodeStatus};
+
+    use super::*;
+
+    fn node(id: &str, host: &str, role: NodeSpecRoleEnum, state: NodeState, leader: Option<bool>) -> Node {
+        Node {
+            id: Some(id.into()),
+            description: Some(NodeDescription { hostname: Some(host.into()), ..Default::default() }),
+            spec: Some(NodeSpec {
+                role: Some(role),
+                availability: Some(NodeSpecAvailabilityEnum::ACTIVE),
+                ..Default::default()
+            }),
+            status: Some(NodeStatus { state: Some(state), addr: Some("10.0.0.2".into()), ..Default::default() }),
+            manager_status: leader.map(|l| ManagerStatus { leader: Some(l), ..Default::default() }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn the_manager_is_starred_and_a_down_worker_shows_as_down() {
+        let rows = [
+            NodeRow::from_node(node("m1", "c-node1", NodeSpecRoleEnum::MANAGER, NodeState::READY, Some(true))),
+            NodeRow::from_node(node("w2", "c-node2", NodeSpecRoleEnum::WORKER, NodeState::DOWN, None)),
+        ];
+        assert!(rows[0].is_ready() && !rows[1].is_ready());
+        insta::assert_snapshot!(status_table(&rows), @r"
+        ID                         HOSTNAME         ROLE      STATUS  AVAILABILITY ADDRESS
+        m1                         c-node1          manager * ready   active       10.0.0.2
+        w2                         c-node2          worker    down    active       10.0.0.2
+        ");
+    }
 }
