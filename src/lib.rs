@@ -8,6 +8,7 @@
 pub mod build_context;
 pub mod chaos;
 pub mod cli;
+pub mod cluster;
 pub mod desired;
 pub mod diag;
 pub mod engine;

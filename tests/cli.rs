@@ -123,6 +123,15 @@ fn plan_rejects_an_invalid_project_name() {
 }
 
 #[test]
+fn cluster_rejects_a_bad_name_before_asking_any_engine() {
+    // An engine address nothing listens on: the name must be refused before it is tried.
+    let run = Scale::new(&["cluster", "up", "--name", "Bad/Name", "--engine", "tcp://127.0.0.1:9"]).run();
+    run.expect_code(1);
+    assert!(run.stderr.contains("`Bad/Name` is not a usable cluster name"), "{}", run.stderr);
+    assert!(run.stderr.contains("lower-case letters"), "says what a name may contain:\n{}", run.stderr);
+}
+
+#[test]
 fn destroy_needs_a_file_or_a_project() {
     // Run from the crate's root, which holds no compose.yaml: nothing to discover.
     let run = Scale::new(&["destroy"]).run();

@@ -15,6 +15,7 @@ use crate::ui::Ui;
 pub mod apply;
 pub mod chaos;
 pub mod check;
+pub mod cluster;
 pub mod completions;
 pub mod config;
 pub mod destroy;
@@ -132,6 +133,8 @@ pub enum Command {
     /// Send a bounded load to one of the project's published ports and report rate,
     /// latency percentiles, status codes and which servers answered.
     Load(load::Args),
+    /// A multi-node test cluster on this machine: Docker engines in containers, one Swarm.
+    Cluster(cluster::Args),
 }
 
 /// Problems were already printed; exit 1 without printing more.
@@ -177,6 +180,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Stages(args) => stages::run(args, &cli.global, ui).await,
         Command::Rollback(args) => rollback::run(args, &cli.global, ui).await,
         Command::Load(args) => load::run(args, &cli.global, ui).await,
+        Command::Cluster(args) => cluster::run(args, ui).await,
     }
 }
 
