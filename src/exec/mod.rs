@@ -294,49 +294,7 @@ async fn run_action<E: Engine>(
         Op::CreateContainer { spec, readiness, files } => {
             bring_up(engine, plan, id, spec, *readiness, files, opts, &say).await
         }
-        Op::RecreateContainer {
-            old_id,
-            old_grace_secs,
-            spec,
-            readiness,
-            files,
-            drains,
-            start_first,
-            monitor_ms,
-            delay_ms,
-        } => {
-            let grace = Duration::from_secs(*old_grace_secs);
-            let monitor = Duration::from_millis(*monitor_ms);
-            if *delay_ms > 0 {
-                say(&format!("waiting {delay_ms}ms before this batch"));
-                tokio::time::sleep(Duration::from_millis(*delay_ms)).await;
-            }
-            if *start_first {
-                // The new one runs beside the old one until ready; only then does the old
-                // one leave, and the new one takes its name.
-                let temp = format!("{}{}", spec.name, crate::plan::TEMP_SUFFIX);
-                say(&format!("starting the new container as {temp}"));
-                let cid = bring_up_as(engine, plan, id, &temp, spec, *readiness, files, opts, &say).await?;
-                watch_ready(engine, &cid, &temp, *readiness, monitor, opts, &say).await?;
-                balancer::mark_draining(engine, drains, true).await;
-                balancer::drain(engine, drains, &say).await;
-                engine.stop_container(old_id, &spec.name, grace).await.map_err(failure)?;
-                engine.remove_container(old_id, &spec.name).await.map_err(failure)?;
-                engine.rename_container(&cid, &temp, &spec.name).await.map_err(failure)?;
-            } else {
-                let spec = &carry_anonymous_volumes(engine, old_id, spec, &say).await?;
-                balancer::mark_draining(engine, drains, true).await;
-                balancer::drain(engine, drains, &say).await;
-                say("stopping the old container first");
-                engine.stop_container(old_id, &spec.name, grace).await.map_err(failure)?;
-                engine.remove_container(old_id, &spec.name).await.map_err(failure)?;
-                let cid = bring_up_as(engine, plan, id, &spec.name, spec, *readiness, files, opts, &say).await?;
-                watch_ready(engine, &cid, &spec.name, *readiness, monitor, opts, &say).await?;
-            }
-            balancer::undrain(engine, drains, &say).await;
-            balancer::mark_draining(engine, drains, false).await;
-            Ok(())
-        }
+        Op::RecreateContainer { .. } => recreate(engine, plan, id, opts, &say).await,
         Op::FinishReplacement { id: cid, temp_name, spec, readiness } => {
             engine.rename_container(cid, temp_name, &spec.name).await.map_err(failure)?;
             engine.start_container(cid, &spec.name).await.map_err(failure)?;
@@ -380,6 +338,62 @@ async fn run_action<E: Engine>(
             Ok(())
         }
     }
+}
+
+/// Replaces a container as its rollout says: start-first (the new one beside the old one
+/// until ready, then the old one leaves and the new one takes its name) or stop-first (the
+/// old one drained and stopped first, its anonymous volumes carried over); either way the
+/// new one is watched for the rollout's `monitor` and the balancer's drain undone.
+async fn recreate<E: Engine>(
+    engine: &E,
+    plan: &Plan,
+    id: ActionId,
+    opts: &ExecOptions,
+    say: &(dyn Fn(&str) + Sync),
+) -> Result<(), ActionFailure> {
+    let Op::RecreateContainer {
+        old_id,
+        old_grace_secs,
+        spec,
+        readiness,
+        files,
+        drains,
+        start_first,
+        monitor_ms,
+        delay_ms,
+    } = &plan.actions[id].op
+    else {
+        unreachable!("recreate runs only RecreateContainer actions");
+    };
+    let grace = Duration::from_secs(*old_grace_secs);
+    let monitor = Duration::from_millis(*monitor_ms);
+    if *delay_ms > 0 {
+        say(&format!("waiting {delay_ms}ms before this batch"));
+        tokio::time::sleep(Duration::from_millis(*delay_ms)).await;
+    }
+    if *start_first {
+        let temp = format!("{}{}", spec.name, crate::plan::TEMP_SUFFIX);
+        say(&format!("starting the new container as {temp}"));
+        let cid = bring_up_as(engine, plan, id, &temp, spec, *readiness, files, opts, say).await?;
+        watch_ready(engine, &cid, &temp, *readiness, monitor, opts, say).await?;
+        balancer::mark_draining(engine, drains, true).await;
+        balancer::drain(engine, drains, say).await;
+        engine.stop_container(old_id, &spec.name, grace).await.map_err(failure)?;
+        engine.remove_container(old_id, &spec.name).await.map_err(failure)?;
+        engine.rename_container(&cid, &temp, &spec.name).await.map_err(failure)?;
+    } else {
+        let spec = &carry_anonymous_volumes(engine, old_id, spec, say).await?;
+        balancer::mark_draining(engine, drains, true).await;
+        balancer::drain(engine, drains, say).await;
+        say("stopping the old container first");
+        engine.stop_container(old_id, &spec.name, grace).await.map_err(failure)?;
+        engine.remove_container(old_id, &spec.name).await.map_err(failure)?;
+        let cid = bring_up_as(engine, plan, id, &spec.name, spec, *readiness, files, opts, say).await?;
+        watch_ready(engine, &cid, &spec.name, *readiness, monitor, opts, say).await?;
+    }
+    balancer::undrain(engine, drains, say).await;
+    balancer::mark_draining(engine, drains, false).await;
+    Ok(())
 }
 
 #[allow(clippy::too_many_arguments)]
