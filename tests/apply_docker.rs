@@ -306,6 +306,8 @@ fn rollout_stops_at_a_failed_replacement() {
     let Some(t) = DockerTest::start("rollout") else { return };
     let p = t.project();
     let dir = tempfile::tempdir().expect("tempdir");
+    // `on_failure: pause`: stop where the rollout failed (the default, rollback, is
+    // tests/rollout_docker.rs's), leaving the failed replacement for `docker logs`.
     let blueprint = |check: &str, retries: u32| {
         format!(
             r#"name: {p}
@@ -316,6 +318,7 @@ services:
     stop_grace_period: 1s
     replicas: 3
     healthcheck: {{ test: ["CMD", "{check}"], interval: 1s, timeout: 2s, retries: {retries} }}
+    rollout: {{ on_failure: pause }}
 "#
         )
     };

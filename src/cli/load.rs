@@ -6,7 +6,6 @@
 //! loopback on a port the project publishes. Plain tokio TCP with HTTP/1.1 and
 //! `Connection: close`: one connection per request, as a stream of distinct users would.
 
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -45,9 +44,6 @@ pub struct Args {
     /// Stop after this many requests (at most 200000).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=MAX_REQUESTS))]
     pub requests: Option<u64>,
-    /// The blueprint, to take the project name from (or use -p).
-    #[arg(short = 'f', long)]
-    pub file: Option<PathBuf>,
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -61,7 +57,8 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 /// Checks the target, runs the load and prints the report; exit 1 when a request failed.
 pub async fn run(args: Args, global: &Global, ui: Ui) -> anyhow::Result<u8> {
     let target = parse_target(&args.url).map_err(anyhow::Error::msg)?;
-    let project = project_of(args.file.as_ref(), global, ui)?;
+    // The project: `-p`, or the blueprint named by the global `-f FILE` (or compose.yaml here).
+    let project = project_of(None, global, ui)?;
     let engine = connect().await?;
     let observed =
         crate::engine::observe_project(&engine, &project).await.context("cannot read the project's state")?;

@@ -343,3 +343,15 @@ pub fn interactive() -> bool {
     use std::io::IsTerminal;
     std::io::stdin().is_terminal() && std::io::stderr().is_terminal()
 }
+
+#[cfg(test)]
+mod tests {
+    /// clap checks the whole command tree only when asked (or when a subcommand is parsed, in
+    /// debug builds): a subcommand's own `-f` clashing with the global `-f FILE` made `scale
+    /// load` panic at start-up while every other command worked.
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
+    }
+}
