@@ -223,3 +223,23 @@ fn several_files_merge_in_order_and_errors_name_the_file_they_are_in() {
         doc["services"]["web"]["ports"].as_array().unwrap().iter().map(|p| p["published"].as_str().unwrap()).collect();
     assert_eq!(published, ["8080", "8443"]);
 }
+
+/// A file with thousands of problems gets a JSON document CI can keep: the first 1,000
+/// problems in file order, and how many there were in all (issue 11: output under 1 MB).
+#[test]
+fn thousands_of_problems_make_a_bounded_json_document() {
+    let mut yaml = String::from("name: shop\nservices:\n");
+    for i in 0..5_000 {
+        yaml.push_str(&format!("  s{i}:\n    image: x\n    depends_on: [nope{i}]\n"));
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = write_blueprint(dir.path(), &yaml);
+    let run = Scale::new(&["validate", "--output", "json", &file]).run();
+    run.expect_code(1);
+    assert!(run.stdout.len() < 1 << 20, "{} bytes of JSON", run.stdout.len());
+    let doc = run.json();
+    assert_eq!(doc["problems"].as_array().map(Vec::len), Some(1_000), "the first 1,000 are listed");
+    assert_eq!(doc["problems_total"], 5_000);
+    assert_eq!(doc["problems_not_shown"], 4_000);
+    assert_eq!(doc["problems"][0]["service"], "s0", "in file order: {}", doc["problems"][0]);
+}

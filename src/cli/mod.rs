@@ -191,14 +191,22 @@ pub struct Loaded {
     pub desired: DesiredState,
 }
 
+/// How many problems a JSON document lists at most (the first ones in file order).
+pub const MAX_JSON_PROBLEMS: usize = 1_000;
+
 /// Prints diagnostics (text on stderr, or a JSON document) and turns them into `Reported`.
 pub fn report(ui: Ui, file: &Path, problems: Diagnostics) -> anyhow::Error {
     let problems = problems.sorted();
     if ui.is_json() {
+        // Capped like the text (which shows 200): a file of junk must not make a CI log of
+        // megabytes; the count says how many more there were.
+        let shown = problems.0.len().min(MAX_JSON_PROBLEMS);
         ui.json(&serde_json::json!({
             "file": file.display().to_string(),
             "valid": false,
-            "problems": problems.0.iter().map(diagnostic_json).collect::<Vec<_>>(),
+            "problems": problems.0[..shown].iter().map(diagnostic_json).collect::<Vec<_>>(),
+            "problems_total": problems.0.len(),
+            "problems_not_shown": problems.0.len() - shown,
         }));
     } else {
         // One write: stderr is unbuffered, and a broken file can have thousands of problems.
