@@ -4,7 +4,7 @@
 #
 #   1. `cargo test --locked --no-run` builds every test target once;
 #   2. each test binary then runs on its own (cwd = the crate root, as cargo runs them), up to
-#      SCALE_TEST_JOBS at a time (default 3), the longest suites first; a binary's output is
+#      SCALE_TEST_JOBS at a time (default 2), the longest suites first; a binary's output is
 #      printed whole when it ends, so the log reads like cargo's;
 #   3. the doctests run last (`cargo test --locked --doc`);
 #   4. the closing line counts every test: `tests: N passed, M failed`.
@@ -15,7 +15,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
-jobs="${SCALE_TEST_JOBS:-3}"
+jobs="${SCALE_TEST_JOBS:-2}"
 logs="$(mktemp -d /tmp/scale-tests.XXXXXX)"
 trap 'rm -rf "$logs"' EXIT
 
