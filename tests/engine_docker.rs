@@ -175,8 +175,19 @@ async fn containers_networks_and_volumes_round_trip() {
     assert_eq!(config.hostname.as_deref(), Some(web.hostname.as_str()));
     assert_eq!(config.stop_timeout, Some(2));
 
-    let logs = engine.logs_tail(&web_id, 10).await.expect("logs");
-    assert!(logs.contains(&"out-line".to_string()) && logs.contains(&"err-line".to_string()), "{logs:?}");
+    // The container prints its two lines as it starts: on a loaded machine that can come after
+    // this point, so look again for a while (bounded) before judging.
+    let wrote_both =
+        |logs: &Vec<String>| logs.contains(&"out-line".to_string()) && logs.contains(&"err-line".to_string());
+    let mut logs = engine.logs_tail(&web_id, 10).await.expect("logs");
+    for _ in 0..50 {
+        if wrote_both(&logs) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        logs = engine.logs_tail(&web_id, 10).await.expect("logs");
+    }
+    assert!(wrote_both(&logs), "{logs:?}");
     assert_eq!(engine.logs_tail(&web_id, 1).await.expect("logs").len(), 1);
 
     // A network in use cannot go; stop and remove are idempotent; volumes survive.
