@@ -221,7 +221,7 @@ fn a_third_web_replica_reloads_the_load_balancer_instead_of_recreating_it() {
     let polls_before = h.haproxy.lock().unwrap().stat_polls;
 
     let (plan, _, lines) = h.apply(&desired(&[("WEB_REPLICAS", "3")]));
-    let lb_ops: Vec<&str> = plan.actions.iter().filter(|a| a.op.target() == LB).map(|a| a.op.verb()).collect();
+    let lb_ops: Vec<&str> = plan.actions.iter().filter(|a| a.op.target() == LB).map(|a| a.op.verb().as_str()).collect();
     assert_eq!(lb_ops, ["reload"], "{}", render_text(&plan));
     assert_eq!(h.lb_id(), before, "the load balancer is the same container");
     let sent: Vec<String> = h.engine.commands_in(LB);

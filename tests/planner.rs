@@ -17,7 +17,7 @@ use scale::engine::fake::FakeEngine;
 use scale::exec::{ExecEvent, ExecOptions, ExecReport, execute};
 use scale::model::{Build, Env, load_bytes};
 use scale::observed::{Health, ObservedState, RunState};
-use scale::plan::{Action, ActionId, Op, Plan, plan, render_json, render_text};
+use scale::plan::{Action, ActionId, Op, Plan, Resource, Verb, plan, render_json, render_text};
 use scale::validate::{project_name, validate};
 
 const WEB: [&str; 6] = ["shop-web-1", "shop-web-2", "shop-web-3", "shop-web-4", "shop-web-5", "shop-web-6"];
@@ -135,7 +135,7 @@ impl Harness {
 fn action<'p>(plan: &'p Plan, verb: &str, target: &str) -> &'p Action {
     plan.actions
         .iter()
-        .find(|a| a.op.verb() == verb && a.op.target() == target)
+        .find(|a| a.op.verb().as_str() == verb && a.op.target() == target)
         .unwrap_or_else(|| panic!("no `{verb} {target}` in\n{}", render_text(plan)))
 }
 
@@ -152,9 +152,9 @@ fn first_apply_creates_everything_in_dependency_order_and_a_second_run_writes_no
     assert_eq!(d.containers.len(), 10);
 
     let p = h.plan(&d);
-    assert_eq!(p.counts(), BTreeMap::from([("create", 13), ("pull", 5)]));
+    assert_eq!(p.counts(), BTreeMap::from([(Verb::Create, 13), (Verb::Pull, 5)]));
     let created: Vec<String> =
-        p.actions.iter().filter(|a| a.op.resource() == "container").map(|a| a.op.target()).collect();
+        p.actions.iter().filter(|a| a.op.resource() == Resource::Container).map(|a| a.op.target()).collect();
     let mut expected: Vec<String> = d.containers.keys().cloned().collect();
     let mut got = created.clone();
     got.sort();
@@ -232,7 +232,7 @@ fn images_already_present_are_not_pulled() {
         h.engine.add_image(image);
     }
     let p = h.plan(&d);
-    assert_eq!(p.counts(), BTreeMap::from([("create", 13)]));
+    assert_eq!(p.counts(), BTreeMap::from([(Verb::Create, 13)]));
     h.apply(&d);
 }
 
@@ -397,7 +397,7 @@ fn a_failing_healthcheck_stops_the_rollout_after_the_first_replacement() {
     // The next run tries the whole service again.
     let rest = h.plan(&new);
     let targets: Vec<String> =
-        rest.actions.iter().filter(|a| a.op.verb() == "recreate").map(|a| a.op.target()).collect();
+        rest.actions.iter().filter(|a| a.op.verb() == Verb::Recreate).map(|a| a.op.target()).collect();
     assert_eq!(targets, WEB);
 }
 

@@ -16,7 +16,7 @@ use scale::engine::observe_project;
 use scale::exec::{ExecEvent, ExecOptions, ExecReport, execute};
 use scale::model::{Build, Env, OnFailure, load_bytes};
 use scale::observed::ObservedState;
-use scale::plan::{Op, Plan, plan, render_text};
+use scale::plan::{Op, Plan, Verb, plan, render_text};
 use scale::validate::{project_name, validate};
 
 const LB: &str = "shop-lb-1";
@@ -269,7 +269,7 @@ fn scale_rollback_goes_back_to_the_previous_spec_as_a_rollout() {
     let back = scale::ops::rollback::previous_desired(&v2(&[]), &h.observe(), "web").expect("a previous spec");
     let p = h.plan(&back);
     let recreated: Vec<String> =
-        p.actions.iter().filter(|a| a.op.verb() == "recreate").map(|a| a.op.target()).collect();
+        p.actions.iter().filter(|a| a.op.verb() == Verb::Recreate).map(|a| a.op.target()).collect();
     assert_eq!(recreated, ["shop-web-1", "shop-web-2"], "{}", render_text(&p));
     let (report, _) = h.execute(&p);
     assert!(report.succeeded());

@@ -11,7 +11,7 @@ use futures_util::stream::FuturesUnordered;
 use crate::desired::{ContainerSpec, Readiness};
 use crate::engine::Engine;
 use crate::model::OnFailure;
-use crate::plan::{ActionId, FileSpec, Op, Plan};
+use crate::plan::{ActionId, FileSpec, Op, Plan, Resource};
 
 mod balancer;
 mod database;
@@ -446,7 +446,7 @@ pub fn wait_context(plan: &Plan, id: ActionId, retries: Option<u32>) -> wait::Wa
     let mut blocks: Vec<String> = plan
         .actions
         .iter()
-        .filter(|a| a.after.contains(&id) && a.op.resource() == "container")
+        .filter(|a| a.after.contains(&id) && a.op.resource() == Resource::Container)
         .map(|a| a.op.name().strip_prefix(&prefix).map(str::to_string).unwrap_or_else(|| a.op.name()))
         .collect();
     blocks.dedup();

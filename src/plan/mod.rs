@@ -169,30 +169,92 @@ impl MigrationDirection {
     }
 }
 
+/// What an action does, as users read it in a plan. The order is the plan summary's order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verb {
+    Build,
+    Pull,
+    Create,
+    Recreate,
+    Reseed,
+    Reload,
+    Start,
+    Reconnect,
+    Migrate,
+    Remove,
+}
+
+impl Verb {
+    /// The word in plans, progress lines and the JSON documents.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verb::Build => "build",
+            Verb::Pull => "pull",
+            Verb::Create => "create",
+            Verb::Recreate => "recreate",
+            Verb::Reseed => "reseed",
+            Verb::Reload => "reload",
+            Verb::Start => "start",
+            Verb::Reconnect => "reconnect",
+            Verb::Migrate => "migrate",
+            Verb::Remove => "remove",
+        }
+    }
+}
+
+impl std::fmt::Display for Verb {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The kind of engine resource an action acts on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Resource {
+    Image,
+    Network,
+    Volume,
+    Container,
+}
+
+impl Resource {
+    /// The word in the JSON documents.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Resource::Image => "image",
+            Resource::Network => "network",
+            Resource::Volume => "volume",
+            Resource::Container => "container",
+        }
+    }
+}
+
 impl Op {
     /// The verb users see: create, recreate, start, remove, build, pull.
-    pub fn verb(&self) -> &'static str {
+    pub fn verb(&self) -> Verb {
         match self {
-            Op::Build { .. } => "build",
-            Op::Pull { .. } => "pull",
-            Op::CreateNetwork { .. } | Op::CreateVolume { .. } | Op::CreateContainer { .. } => "create",
-            Op::RecreateContainer { .. } | Op::FinishReplacement { .. } => "recreate",
-            Op::ReloadLoadBalancer { .. } => "reload",
-            Op::MigrateData { .. } => "migrate",
-            Op::StartContainer { .. } => "start",
-            Op::ReseedReplica { .. } => "reseed",
-            Op::Reconnect { .. } => "reconnect",
-            Op::RemoveNetwork { .. } | Op::RemoveContainer { .. } | Op::RemoveVolume { .. } => "remove",
+            Op::Build { .. } => Verb::Build,
+            Op::Pull { .. } => Verb::Pull,
+            Op::CreateNetwork { .. } | Op::CreateVolume { .. } | Op::CreateContainer { .. } => Verb::Create,
+            Op::RecreateContainer { .. } | Op::FinishReplacement { .. } => Verb::Recreate,
+            Op::ReloadLoadBalancer { .. } => Verb::Reload,
+            Op::MigrateData { .. } => Verb::Migrate,
+            Op::StartContainer { .. } => Verb::Start,
+            Op::ReseedReplica { .. } => Verb::Reseed,
+            Op::Reconnect { .. } => Verb::Reconnect,
+            Op::RemoveNetwork { .. } | Op::RemoveContainer { .. } | Op::RemoveVolume { .. } => Verb::Remove,
         }
     }
 
     /// What kind of resource it acts on.
-    pub fn resource(&self) -> &'static str {
+    pub fn resource(&self) -> Resource {
         match self {
-            Op::Build { .. } | Op::Pull { .. } => "image",
-            Op::CreateNetwork { .. } | Op::RemoveNetwork { .. } => "network",
-            Op::CreateVolume { .. } | Op::RemoveVolume { .. } | Op::MigrateData { .. } => "volume",
-            _ => "container",
+            Op::Build { .. } | Op::Pull { .. } => Resource::Image,
+            Op::CreateNetwork { .. } | Op::RemoveNetwork { .. } => Resource::Network,
+            Op::CreateVolume { .. } | Op::RemoveVolume { .. } | Op::MigrateData { .. } => Resource::Volume,
+            _ => Resource::Container,
         }
     }
 
@@ -315,7 +377,7 @@ impl Plan {
     }
 
     /// How many actions use each verb, for summaries.
-    pub fn counts(&self) -> BTreeMap<&'static str, usize> {
+    pub fn counts(&self) -> BTreeMap<Verb, usize> {
         let mut counts = BTreeMap::new();
         for a in &self.actions {
             *counts.entry(a.op.verb()).or_insert(0) += 1;

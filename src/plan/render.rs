@@ -5,14 +5,14 @@ use std::fmt::Write;
 
 use serde::Serialize;
 
-use super::{Op, Plan};
+use super::{Op, Plan, Resource, Verb};
 
 fn symbol(op: &Op) -> char {
     match op.verb() {
-        "create" | "build" | "pull" => '+',
-        "recreate" | "reload" | "reseed" => '~',
-        "start" | "reconnect" | "migrate" => '>',
-        _ => '-',
+        Verb::Create | Verb::Build | Verb::Pull => '+',
+        Verb::Recreate | Verb::Reload | Verb::Reseed => '~',
+        Verb::Start | Verb::Reconnect | Verb::Migrate => '>',
+        Verb::Remove => '-',
     }
 }
 
@@ -23,11 +23,8 @@ pub fn render_text(plan: &Plan) -> String {
         let _ = writeln!(out, "No changes: project {} matches the blueprint.", plan.project);
     } else {
         let counts = plan.counts();
-        let summary: Vec<String> =
-            ["build", "pull", "create", "recreate", "reseed", "reload", "start", "reconnect", "migrate", "remove"]
-                .iter()
-                .filter_map(|verb| counts.get(verb).map(|n| format!("{n} to {verb}")))
-                .collect();
+        // `counts` is ordered by `Verb`, which is the summary's order.
+        let summary: Vec<String> = counts.iter().map(|(verb, n)| format!("{n} to {verb}")).collect();
         let _ = writeln!(out, "Plan for project {}: {}", plan.project, summary.join(", "));
         for action in &plan.actions {
             let _ = writeln!(
@@ -57,7 +54,7 @@ struct PlanDoc<'a> {
     format_version: u32,
     project: &'a str,
     changes: bool,
-    summary: std::collections::BTreeMap<&'static str, usize>,
+    summary: std::collections::BTreeMap<Verb, usize>,
     actions: Vec<ActionDoc<'a>>,
     notes: &'a [String],
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
@@ -67,8 +64,8 @@ struct PlanDoc<'a> {
 #[derive(Serialize)]
 struct ActionDoc<'a> {
     id: usize,
-    action: &'static str,
-    resource: &'static str,
+    action: Verb,
+    resource: Resource,
     name: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     service: Option<&'a str>,
