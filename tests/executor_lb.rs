@@ -9,33 +9,25 @@
 //! the rest (a drain while the old server still ran, "ready" only after the checks passed).
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
-use scale::desired::{DesiredState, desired_state};
-use scale::diag::Diagnostic;
+use scale::desired::DesiredState;
 use scale::engine::fake::{FakeEngine, reply};
 use scale::engine::observe_project;
 use scale::exec::{ExecEvent, ExecOptions, ExecReport, execute};
 use scale::kinds::load_balancer::{POOL_PATH, Pool, RELOAD_SIGNAL};
-use scale::model::{Build, Env, load_bytes};
 use scale::observed::{ObservedState, RunState};
 use scale::plan::{Op, Plan, plan, render_text};
-use scale::validate::{project_name, validate};
+
+#[path = "common/plan_fixture.rs"]
+mod plan_fixture;
 
 const LB: &str = "shop-lb-1";
 
 fn desired(vars: &[(&str, &str)]) -> DesiredState {
-    let path: PathBuf = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/plan/lb.yaml");
-    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let bp = load_bytes(&path, &bytes, &Env::from_pairs(vars.iter().copied())).unwrap_or_else(|d| panic!("{d}"));
-    let problems = validate(&bp, None);
-    assert!(problems.is_empty(), "lb.yaml is not valid: {problems:?}");
-    let project = project_name(&bp, None).expect("the fixture names its project");
-    let hasher = |_: &Build| Ok::<String, Diagnostic>("0123456789abcdef0123".into());
-    desired_state(&bp, &project, &hasher).unwrap_or_else(|d| panic!("{d:?}"))
+    plan_fixture::desired_fixture("lb.yaml", vars)
 }
 
 /// What the scripted HAProxy does and was told.

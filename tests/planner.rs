@@ -5,38 +5,25 @@
 //! `tests/snapshots/`.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
-use scale::desired::{DesiredState, Readiness, desired_state};
-use scale::diag::Diagnostic;
+use scale::desired::{DesiredState, Readiness};
 use scale::engine::Engine;
 use scale::engine::fake::FakeEngine;
 use scale::exec::{ExecEvent, ExecOptions, ExecReport, execute};
-use scale::model::{Build, Env, load_bytes};
 use scale::observed::{Health, ObservedState, RunState};
 use scale::plan::{Action, ActionId, Op, Plan, Resource, Verb, plan, render_json, render_text};
-use scale::validate::{project_name, validate};
+
+#[path = "common/plan_fixture.rs"]
+mod plan_fixture;
 
 const WEB: [&str; 6] = ["shop-web-1", "shop-web-2", "shop-web-3", "shop-web-4", "shop-web-5", "shop-web-6"];
 const WEB_IMAGE: &str = "shop/app:1.0";
 
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/plan").join(name)
-}
-
-/// Loads, validates and expands a fixture with the given variables.
 fn desired(file: &str, vars: &[(&str, &str)]) -> DesiredState {
-    let path = fixture(file);
-    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let bp = load_bytes(&path, &bytes, &Env::from_pairs(vars.iter().copied())).unwrap_or_else(|d| panic!("{d}"));
-    let problems = validate(&bp, None);
-    assert!(problems.is_empty(), "{file} is not valid: {problems:?}");
-    let project = project_name(&bp, None).expect("fixtures name their project");
-    let hasher = |_: &Build| Ok::<String, Diagnostic>("0123456789abcdef0123".into());
-    desired_state(&bp, &project, &hasher).unwrap_or_else(|d| panic!("{d:?}"))
+    plan_fixture::desired_fixture(file, vars)
 }
 
 /// One executed plan: how it ended and every event, in order.

@@ -4,34 +4,27 @@
 //! replacement), `pause` stops where it is, `continue` goes on. The load balancer's runtime
 //! API is scripted just enough for drains and probation to pass at once.
 
-use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
-use scale::desired::{DesiredState, desired_state};
-use scale::diag::Diagnostic;
+use scale::desired::DesiredState;
 use scale::engine::fake::{FakeEngine, reply};
 use scale::engine::observe_project;
 use scale::exec::{ExecEvent, ExecOptions, ExecReport, execute};
-use scale::model::{Build, Env, OnFailure, load_bytes};
+use scale::model::OnFailure;
 use scale::observed::ObservedState;
 use scale::plan::{Op, Plan, Verb, plan, render_text};
-use scale::validate::{project_name, validate};
+
+#[path = "common/plan_fixture.rs"]
+mod plan_fixture;
 
 const LB: &str = "shop-lb-1";
 const WEB: [&str; 6] = ["shop-web-1", "shop-web-2", "shop-web-3", "shop-web-4", "shop-web-5", "shop-web-6"];
 const NEW_IMAGE: &str = "shop/app:2.0";
 
 fn desired(vars: &[(&str, &str)]) -> DesiredState {
-    let path: PathBuf = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/plan/rollout.yaml");
-    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let bp = load_bytes(&path, &bytes, &Env::from_pairs(vars.iter().copied())).unwrap_or_else(|d| panic!("{d}"));
-    let problems = validate(&bp, None);
-    assert!(problems.is_empty(), "rollout.yaml is not valid: {problems:?}");
-    let project = project_name(&bp, None).expect("the fixture names its project");
-    let hasher = |_: &Build| Ok::<String, Diagnostic>("0123456789abcdef0123".into());
-    desired_state(&bp, &project, &hasher).unwrap_or_else(|d| panic!("{d:?}"))
+    plan_fixture::desired_fixture("rollout.yaml", vars)
 }
 
 struct Harness {

@@ -2,32 +2,21 @@
 //! touches one service and what it needs, or replaces exactly the named container, with
 //! "replace requested" as its reason; a name the blueprint lacks is an error naming what is.
 
-use std::path::Path;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
-use scale::desired::{DesiredState, desired_state};
-use scale::diag::Diagnostic;
+use scale::desired::DesiredState;
 use scale::engine::Engine;
 use scale::engine::fake::FakeEngine;
 use scale::exec::{ExecOptions, execute};
-use scale::model::{Build, Env, load_bytes};
 use scale::observed::ObservedState;
 use scale::plan::{Plan, Scope, needed_services, plan_scoped, render_text};
-use scale::validate::{project_name, validate};
+
+#[path = "common/plan_fixture.rs"]
+mod plan_fixture;
 
 fn desired(vars: &[(&str, &str)]) -> DesiredState {
-    desired_of("tests/fixtures/plan/shop.yaml", vars)
-}
-
-fn desired_of(file: &str, vars: &[(&str, &str)]) -> DesiredState {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(file);
-    let bytes = std::fs::read(&path).expect("the fixture");
-    let bp = load_bytes(&path, &bytes, &Env::from_pairs(vars.iter().copied())).unwrap_or_else(|d| panic!("{d}"));
-    assert!(validate(&bp, None).is_empty());
-    let project = project_name(&bp, None).expect("a project");
-    let hasher = |_: &Build| Ok::<String, Diagnostic>("0123456789abcdef0123".into());
-    desired_state(&bp, &project, &hasher).unwrap_or_else(|d| panic!("{d:?}"))
+    plan_fixture::desired_fixture("shop.yaml", vars)
 }
 
 struct Harness {
@@ -130,7 +119,7 @@ fn unknown_names_are_errors_that_list_what_there_is() {
 
 #[test]
 fn a_load_balancer_needs_its_backends() {
-    let d = desired_of("blueprints/03-load-balancer.yaml", &[]);
+    let d = plan_fixture::desired_at("blueprints/03-load-balancer.yaml", &[]);
     let needed: Vec<String> = needed_services(&d, "lb").into_iter().collect();
     assert_eq!(needed, ["db", "lb", "web"], "lb → its backend web → web's dependency db");
     let needed: Vec<String> = needed_services(&d, "web").into_iter().collect();

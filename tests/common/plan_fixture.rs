@@ -1,0 +1,34 @@
+//! The planner fixtures (`tests/fixtures/plan/*.yaml`) as desired states, for the tests that
+//! plan and execute over the in-memory engine (planner, scope, executor_lb, rollout_fake).
+//! Included by path (`#[path = "common/plan_fixture.rs"]`), so those tests do not pull in
+//! the Docker helpers.
+
+use std::path::Path;
+
+use scale::desired::{DesiredState, desired_state};
+use scale::diag::Diagnostic;
+use scale::model::{Build, Env, load_bytes};
+use scale::validate::{project_name, validate};
+
+/// The image ID every build gets: the fake engine builds nothing, and a fixed ID keeps spec
+/// hashes (and so the snapshots) stable.
+pub const BUILT_IMAGE_ID: &str = "0123456789abcdef0123";
+
+/// Loads `tests/fixtures/plan/<file>` with the given variables, checks it is valid and
+/// expands it into its desired state.
+pub fn desired_fixture(file: &str, vars: &[(&str, &str)]) -> DesiredState {
+    desired_at(&format!("tests/fixtures/plan/{file}"), vars)
+}
+
+/// The same for any blueprint of the repository (`blueprints/03-load-balancer.yaml`).
+#[allow(dead_code)] // not every test that includes this file plans a stage file
+pub fn desired_at(file: &str, vars: &[(&str, &str)]) -> DesiredState {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(file);
+    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let bp = load_bytes(&path, &bytes, &Env::from_pairs(vars.iter().copied())).unwrap_or_else(|d| panic!("{d}"));
+    let problems = validate(&bp, None);
+    assert!(problems.is_empty(), "{file} is not valid: {problems:?}");
+    let project = project_name(&bp, None).expect("fixtures name their project");
+    let hasher = |_: &Build| Ok::<String, Diagnostic>(BUILT_IMAGE_ID.into());
+    desired_state(&bp, &project, &hasher).unwrap_or_else(|d| panic!("{d:?}"))
+}
