@@ -22,6 +22,7 @@ pub mod model;
 pub mod observed;
 pub mod ops;
 pub mod plan;
+pub mod probe;
 pub mod spec;
 pub mod stage_diff;
 pub mod topology;
