@@ -112,6 +112,11 @@ pub fn fingerprint(build: &Build) -> Result<String, ContextError> {
         field(&mut h, k.as_bytes());
         field(&mut h, v.as_bytes());
     }
+    // Only when set, so the hashes (and image tags) of builds without a target stay as they were.
+    if let Some(target) = &build.target {
+        h.update(b"target\0");
+        field(&mut h, target.as_bytes());
+    }
     Ok(crate::spec::hex(&h.finalize()))
 }
 
@@ -511,6 +516,7 @@ mod tests {
                 context: self.dir.path().to_path_buf(),
                 dockerfile: self.dockerfile.clone(),
                 args: self.args.clone(),
+                ..Default::default()
             }
         }
 
@@ -691,7 +697,7 @@ mod tests {
         let missing = Build {
             context: PathBuf::from("/nonexistent/ctx"),
             dockerfile: "Dockerfile".into(),
-            args: BTreeMap::new(),
+            ..Default::default()
         };
         let e = fingerprint(&missing).unwrap_err();
         assert!(matches!(e, ContextError::MissingContext { .. }), "{e}");

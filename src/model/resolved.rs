@@ -130,11 +130,48 @@ fn service(s: &Service) -> Value {
 
 /// The Compose attributes beyond scale's own schema, as Compose prints them.
 fn compose_fields(s: &Service, put: &mut impl FnMut(&str, Value)) {
-    if let Some(user) = &s.compose.user {
-        put("user", json!(user));
+    if let Some(hostname) = &s.compose.hostname {
+        put("hostname", json!(hostname));
     }
-    if let Some(dir) = &s.compose.working_dir {
-        put("working_dir", json!(dir));
+    // The options whose JSON is Compose's own shape (strings, booleans, lists, string maps).
+    let shared = [
+        "user",
+        "working_dir",
+        "domainname",
+        "stop_signal",
+        "init",
+        "read_only",
+        "privileged",
+        "tty",
+        "stdin_open",
+        "cap_add",
+        "cap_drop",
+        "sysctls",
+        "security_opt",
+        "dns",
+        "dns_search",
+        "dns_opt",
+        "platform",
+        "runtime",
+        "group_add",
+        "pid",
+        "ipc",
+        "userns_mode",
+        "cgroup_parent",
+        "mac_address",
+        "oom_score_adj",
+        "pids_limit",
+        "logging",
+        "storage_opt",
+    ];
+    let fields = s.compose.options.fields();
+    for key in shared {
+        if let Some(value) = fields.get(key) {
+            put(key, value.clone());
+        }
+    }
+    if let Some(mode) = &s.compose.options.network_mode {
+        put("network_mode", json!(mode.as_compose()));
     }
     for (key, grants) in [("secrets", &s.compose.secrets), ("configs", &s.compose.configs)] {
         if !grants.is_empty() {
