@@ -694,11 +694,8 @@ mod tests {
 
     #[test]
     fn errors_name_the_context_and_the_problem() {
-        let missing = Build {
-            context: PathBuf::from("/nonexistent/ctx"),
-            dockerfile: "Dockerfile".into(),
-            ..Default::default()
-        };
+        let missing =
+            Build { context: PathBuf::from("/nonexistent/ctx"), dockerfile: "Dockerfile".into(), ..Default::default() };
         let e = fingerprint(&missing).unwrap_err();
         assert!(matches!(e, ContextError::MissingContext { .. }), "{e}");
         assert!(e.to_string().contains("/nonexistent/ctx"), "{e}");
