@@ -139,6 +139,11 @@ const OPTIONS: &str = r#"services:
       nofile: { soft: 1024, hard: 2048 }
     init: true
     stop_signal: SIGINT
+    healthcheck:
+      test: ["CMD", "true"]
+      interval: 1s
+      retries: 30
+      start_interval: 1s
     networks: [shared]
 networks:
   shared:
@@ -175,17 +180,28 @@ fn compose_engine_options_are_honoured_on_the_engine() {
     write(&dir, "app/Dockerfile", MULTI_STAGE);
     let _images = Images(p.clone());
 
-    // An external network that does not exist yet: a clear error naming it, nothing created.
+    // An external network that does not exist yet: plan warns, apply refuses with a clear
+    // error naming it and what to do, and creates nothing.
+    let missing = format!("the external network `{p}-ext` does not exist");
     let (code, stdout, stderr) = scale_in(&dir, &["plan"]);
-    assert_eq!(code, Some(1), "plan must refuse a missing external network:\n{stdout}\n{stderr}");
-    assert!(stderr.contains(&format!("the external network `{p}-ext` does not exist")), "{stderr}");
+    assert_eq!(code, Some(0), "plan still plans:\n{stdout}\n{stderr}");
+    assert!(stderr.contains("warning: ") && stderr.contains(&missing), "{stderr}");
+    let (code, stdout, stderr) = scale_in(&dir, &["apply", "--yes"]);
+    assert_eq!(code, Some(1), "apply must refuse a missing external network:\n{stdout}\n{stderr}");
+    assert!(stderr.contains(&missing), "{stderr}");
     assert!(stderr.contains(&format!("docker network create {p}-ext")), "says what to do: {stderr}");
+    assert!(project_containers(&p).is_empty(), "nothing was created");
 
     let network = Network { name: format!("{p}-ext"), project: p.clone() };
     t.docker(&["network", "create", &network.name]);
     let (code, stdout, stderr) = scale_in(&dir, &["apply", "--yes"]);
     assert_eq!(code, Some(0), "apply failed:\n{stdout}\n{stderr}");
     assert!(!stderr.contains("not supported yet"), "every key here is honoured:\n{stderr}");
+    // `start_interval` needs API 1.44: older engines are told it is ignored, and why.
+    let api = t.docker(&["version", "-f", "{{.Server.APIVersion}}"]);
+    let minor: u32 = api.split('.').nth(1).and_then(|m| m.parse().ok()).unwrap_or(0);
+    let ignored = "healthcheck.start_interval` is ignored: this engine speaks API";
+    assert_eq!(stderr.contains(ignored), minor < 44, "API {api}:\n{stderr}");
 
     let name = format!("{p}-named");
     assert_eq!(project_containers(&p).into_keys().collect::<Vec<_>>(), [name.clone()], "container_name");
@@ -203,6 +219,9 @@ fn compose_engine_options_are_honoured_on_the_engine() {
     assert_eq!(host["Sysctls"], serde_json::json!({ "net.ipv4.ip_unprivileged_port_start": "0" }));
     assert_eq!(host["Ulimits"], serde_json::json!([{ "Name": "nofile", "Soft": 1024, "Hard": 2048 }]));
     assert_eq!(host["Init"], true);
+    if minor >= 44 {
+        assert_eq!(config["Healthcheck"]["StartInterval"], 1_000_000_000_i64);
+    }
     assert!(c["NetworkSettings"]["Networks"].get(&network.name).is_some(), "joined the external network: {c}");
     // What the process sees: the build stopped at `runtime`, and the options took effect.
     assert_eq!(t.docker(&["exec", &name, "cat", "/stage"]), "runtime", "build.target");

@@ -1,6 +1,10 @@
 //! What a Compose file asks of this particular engine, checked before planning: external
 //! networks and volumes exist, `platform:` is the engine's own, and a healthcheck's
 //! `start_interval` is understood (API 1.44) or said to be ignored.
+//!
+//! `apply` refuses to start when an external resource is missing or the platform differs;
+//! `plan` says the same as warnings and still shows the plan (as `docker compose config`
+//! accepts such a file and only `up` fails), so a file can be read and planned anywhere.
 
 use crate::diag::{Diagnostic, Diagnostics};
 use crate::engine::docker::{DockerEngine, api_at_least};
@@ -11,17 +15,29 @@ use super::Loaded;
 /// The minor version of Engine API 1.x that added `Healthcheck.StartInterval`.
 const START_INTERVAL_API: u32 = 44;
 
-/// Problems are printed as the loader prints them (file:line:col) and end the command;
-/// warnings go to stderr.
-pub async fn check(engine: &DockerEngine, loaded: &Loaded, ui: Ui) -> anyhow::Result<()> {
-    let mut problems = missing_externals(engine, loaded).await?;
-    problems.extend(platform_mismatches(engine, loaded).await?);
-    if !problems.is_empty() {
-        let mut problems = Diagnostics(problems);
+/// Whether what this engine cannot do ends the command (`apply`) or is a warning (`plan`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Strictness {
+    Refuse,
+    Warn,
+}
+
+/// Problems are printed as the loader prints them (file:line:col) and end the command, or
+/// are printed as warnings; other warnings go to stderr too.
+pub async fn check(engine: &DockerEngine, loaded: &Loaded, ui: Ui, strictness: Strictness) -> anyhow::Result<()> {
+    let mut problems = Diagnostics(missing_externals(engine, loaded).await?);
+    problems.0.extend(platform_mismatches(engine, loaded).await?);
+    let mut warnings = Vec::new();
+    if strictness == Strictness::Warn {
+        for mut p in std::mem::take(&mut problems.0) {
+            p.message = format!("{} (apply will refuse)", p.message);
+            warnings.push(p);
+        }
+    } else if !problems.is_empty() {
         problems.resolve_files(&loaded.blueprint.sources);
         return Err(super::report(ui, &loaded.blueprint.file, problems));
     }
-    if !ui.quiet && !api_at_least(engine.api_version(), START_INTERVAL_API) {
+    if !api_at_least(engine.api_version(), START_INTERVAL_API) {
         for s in loaded.blueprint.services.iter().filter(|s| s.compose.start_interval.is_some()) {
             let pos = s.healthcheck.as_ref().map_or(s.pos, |h| h.pos);
             let warning = Diagnostic::at(
@@ -35,8 +51,14 @@ pub async fn check(engine: &DockerEngine, loaded: &Loaded, ui: Ui) -> anyhow::Re
                 ),
             )
             .hint("the healthcheck probes at `interval` during `start_period` too; upgrade the engine to use it");
-            eprintln!("{}", warning.as_warning());
+            warnings.push(warning);
         }
+    }
+    if !ui.quiet && !warnings.is_empty() {
+        let mut warnings = Diagnostics(warnings);
+        warnings.resolve_files(&loaded.blueprint.sources);
+        let text: Vec<String> = warnings.0.iter().map(Diagnostic::as_warning).collect();
+        eprintln!("{}", text.join("\n"));
     }
     Ok(())
 }
