@@ -16,7 +16,13 @@ pub fn document(bp: &Blueprint, project: &str) -> Value {
     }
     let mut networks = Map::new();
     for (name, def) in &bp.networks {
-        let mut n = json!({ "name": format!("{project}_{name}") });
+        let mut n = match &def.external {
+            Some(external) => json!({ "name": external, "external": true }),
+            None => json!({ "name": format!("{project}_{name}") }),
+        };
+        if let Some(driver) = &def.driver {
+            n["driver"] = json!(driver);
+        }
         if def.internal {
             n["internal"] = json!(true);
         }
@@ -25,11 +31,20 @@ pub fn document(bp: &Blueprint, project: &str) -> Value {
         }
         networks.insert(name.clone(), n);
     }
-    if bp.services.iter().any(|s| s.networks.is_empty()) {
+    if bp.services.iter().any(|s| s.networks.is_empty() && s.compose.options.network_mode.is_none()) {
         networks.insert("default".into(), json!({ "name": format!("{project}_default") }));
     }
-    let volumes: Map<String, Value> =
-        bp.volumes.keys().map(|name| (name.clone(), json!({ "name": format!("{project}_{name}") }))).collect();
+    let volumes: Map<String, Value> = bp
+        .volumes
+        .iter()
+        .map(|(name, def)| {
+            let v = match &def.external {
+                Some(external) => json!({ "name": external, "external": true }),
+                None => json!({ "name": format!("{project}_{name}") }),
+            };
+            (name.clone(), v)
+        })
+        .collect();
     let mut doc = json!({ "name": project, "services": services });
     if !networks.is_empty() {
         doc["networks"] = Value::Object(networks);
@@ -106,7 +121,10 @@ fn service(s: &Service) -> Value {
     if !mounts.is_empty() {
         put("volumes", Value::Array(mounts));
     }
-    put("networks", networks(s));
+    // A service sharing another network stack joins no network (Compose prints none).
+    if s.compose.options.network_mode.is_none() {
+        put("networks", networks(s));
+    }
     if let Some(hc) = &s.healthcheck {
         let mut v = healthcheck(hc);
         if let Some(d) = s.compose.start_interval {
@@ -234,7 +252,16 @@ fn networks(s: &Service) -> Value {
         .networks
         .iter()
         .map(|n| {
-            let v = if n.aliases.is_empty() { Value::Null } else { json!({ "aliases": n.aliases }) };
+            let mut v = Map::new();
+            if !n.aliases.is_empty() {
+                v.insert("aliases".into(), json!(n.aliases));
+            }
+            for (key, address) in [("ipv4_address", &n.ipv4_address), ("ipv6_address", &n.ipv6_address)] {
+                if let Some(address) = address {
+                    v.insert(key.into(), json!(address));
+                }
+            }
+            let v = if v.is_empty() { Value::Null } else { Value::Object(v) };
             (n.name.value.clone(), v)
         })
         .collect();
