@@ -364,3 +364,79 @@ pub fn dependency_order(bp: &Blueprint) -> Vec<&crate::model::Service> {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::model::{Env, load_bytes};
+
+    fn desired(yaml: &str) -> DesiredState {
+        let bp = load_bytes(Path::new("compose.yaml"), yaml.as_bytes(), &Env::default()).unwrap();
+        desired_state(&bp, "p", &|_: &Build| Ok("0123456789abcdef".into())).unwrap()
+    }
+
+    #[test]
+    fn a_container_without_compose_options_keeps_its_stored_spec_and_hash() {
+        let state = desired("services:\n  web:\n    image: x\n");
+        let json = serde_json::to_string(&state.containers["p-web-1"]).unwrap();
+        for new_field in ["options", "ipv4_address", "propagation", "nocopy", "start_interval_ms"] {
+            assert!(!json.contains(new_field), "{new_field} in {json}");
+        }
+    }
+
+    #[test]
+    fn options_are_in_the_spec_so_a_change_changes_the_hash() {
+        let before = desired("services:\n  web:\n    image: x\n");
+        let after = desired("services:\n  web:\n    image: x\n    user: \"1000\"\n");
+        let (a, b) = (&before.containers["p-web-1"], &after.containers["p-web-1"]);
+        assert_eq!(b.options.user.as_deref(), Some("1000"));
+        assert_ne!(a.hash(), b.hash());
+    }
+
+    #[test]
+    fn container_name_build_target_and_image_tag() {
+        let state = desired(
+            "services:\n  api:\n    build: { context: ., target: runtime }\n    image: acme/api:2\n    \
+             container_name: the-api\n  lb:\n    kind: load-balancer\n    image: haproxy\n    \
+             backends: { service: api, port: 80 }\n",
+        );
+        assert!(state.containers.contains_key("the-api"), "{:?}", state.containers.keys());
+        let image = state.images.values().find(|i| matches!(i.source, ImageSource::Build { .. })).unwrap();
+        let ImageSource::Build { target, tags, .. } = &image.source else { unreachable!() };
+        assert_eq!((target.as_deref(), tags.as_slice()), (Some("runtime"), ["acme/api:2".to_string()].as_slice()));
+        assert!(image.reference.starts_with("p/api:"), "containers run the content-addressed tag");
+        assert_eq!(state.load_balancers["p-lb-1"].pool.servers, ["the-api"]);
+    }
+
+    #[test]
+    fn network_mode_service_shares_the_first_container_and_starts_after_it() {
+        let state = desired(
+            "services:\n  vpn:\n    image: x\n  app:\n    image: x\n    network_mode: service:vpn\n    \
+             hostname: ignored\n",
+        );
+        let app = &state.containers["p-app-1"];
+        assert_eq!(app.options.network_mode, Some(NetworkMode::Container("p-vpn-1".into())));
+        assert!(app.networks.is_empty() && app.hostname.is_empty(), "the engine refuses both with a shared stack");
+        let spec = state.services.iter().find(|s| s.name == "app").unwrap();
+        assert_eq!(spec.depends_on, [("vpn".to_string(), Condition::ServiceStarted)]);
+        let order: Vec<&str> = state.services.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(order, ["vpn", "app"]);
+    }
+
+    #[test]
+    fn external_networks_and_volumes_are_used_by_name_and_not_created() {
+        let state = desired(
+            "services:\n  web:\n    image: x\n    networks: { shared: { ipv4_address: 172.30.0.5 } }\n    \
+             volumes: [\"data:/data\"]\nnetworks:\n  shared: { external: true, name: proxy }\n\
+             volumes:\n  data: { external: true }\n",
+        );
+        let web = &state.containers["p-web-1"];
+        assert_eq!(web.networks[0].network, "proxy");
+        assert_eq!(web.networks[0].ipv4_address.as_deref(), Some("172.30.0.5"));
+        assert_eq!(web.mounts[0].source, MountSourceSpec::Volume("data".into()));
+        assert!(state.networks.is_empty() && state.volumes.is_empty());
+        assert!(state.external_networks.contains("proxy") && state.external_volumes.contains("data"));
+    }
+}

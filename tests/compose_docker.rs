@@ -204,7 +204,7 @@ fn compose_engine_options_are_honoured_on_the_engine() {
     assert_eq!(stderr.contains(ignored), minor < 44, "API {api}:\n{stderr}");
 
     let name = format!("{p}-named");
-    assert_eq!(project_containers(&p).into_keys().collect::<Vec<_>>(), [name.clone()], "container_name");
+    assert_eq!(project_containers(&p).into_keys().collect::<Vec<_>>(), std::slice::from_ref(&name), "container_name");
     let c = inspect(&name);
     let (config, host) = (&c["Config"], &c["HostConfig"]);
     assert_eq!(config["User"], "1234:1234");

@@ -951,6 +951,53 @@ write /tmp/obj.o: no space left on device
     }
 
     #[test]
+    fn engines_below_1_44_get_no_start_interval_and_the_mac_address_in_config() {
+        let h = HealthSpec {
+            test: vec!["CMD".into(), "true".into()],
+            interval_ms: 1000,
+            start_interval_ms: Some(200),
+            ..Default::default()
+        };
+        let spec = crate::desired::ContainerSpec {
+            name: "p-web-1".into(),
+            service: "web".into(),
+            replica: 1,
+            kind: None,
+            image: "x:latest".into(),
+            command: None,
+            entrypoint: None,
+            env: BTreeMap::new(),
+            ports: Vec::new(),
+            networks: vec![crate::desired::AttachmentSpec {
+                network: "p_default".into(),
+                aliases: vec!["web".into()],
+                ipv4_address: Some("172.30.0.5".into()),
+                ipv6_address: None,
+            }],
+            mounts: Vec::new(),
+            healthcheck: Some(h),
+            restart: RestartPolicy::No,
+            stop_grace_secs: None,
+            labels: BTreeMap::new(),
+            hostname: "p-web-1".into(),
+            options: crate::model::ContainerOptions {
+                mac_address: Some("02:42:ac:11:00:02".into()),
+                ..Default::default()
+            },
+            previous: None,
+            carried: Default::default(),
+        };
+        let body = create_body(&spec, "p");
+        assert_eq!(body.healthcheck.as_ref().unwrap().start_interval, Some(200_000_000));
+        let endpoint = &body.networking_config.as_ref().unwrap().endpoints_config.as_ref().unwrap()["p_default"];
+        assert_eq!(endpoint.ipam_config.as_ref().unwrap().ipv4_address.as_deref(), Some("172.30.0.5"));
+        assert!(legacy_body(&body, "1.44").is_none(), "new engines take the body as it is");
+        let old: serde_json::Value = serde_json::from_slice(&legacy_body(&body, "1.41").unwrap()).unwrap();
+        assert!(old["Healthcheck"].get("StartInterval").is_none(), "{old}");
+        assert_eq!(old["MacAddress"], "02:42:ac:11:00:02");
+    }
+
+    #[test]
     fn plain_tcp_defaults_to_port_2375() {
         assert_eq!(with_default_port("tcp://docker"), "tcp://docker:2375");
         assert_eq!(with_default_port("tcp://docker:1234"), "tcp://docker:1234");

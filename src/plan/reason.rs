@@ -143,20 +143,7 @@ pub fn container_changes(old: &ContainerSpec, new: &ContainerSpec) -> Vec<String
     if old.restart != new.restart {
         out.push(format!("restart {} → {}", old.restart.as_str(), new.restart.as_str()));
     }
-    if old.labels != new.labels {
-        let keys: BTreeSet<&String> = old.labels.keys().chain(new.labels.keys()).collect();
-        for key in keys {
-            match (old.labels.get(key), new.labels.get(key)) {
-                (Some(a), Some(b)) if a != b => out.push(format!("label {key} changed ({} → {})", short(a), short(b))),
-                (None, Some(_)) => out.push(format!("label {key} added")),
-                (Some(_), None) => out.push(format!("label {key} removed")),
-                _ => {}
-            }
-        }
-    }
-    if old.hostname != new.hostname {
-        out.push(format!("hostname {} → {}", or_none(&old.hostname), or_none(&new.hostname)));
-    }
+    out.extend(label_changes(old, new));
     out.extend(option_changes(old, new));
     if out.is_empty() && old != new {
         out.push("settings changed".into());
@@ -168,10 +155,26 @@ fn or_none(text: &str) -> &str {
     if text.is_empty() { "none" } else { text }
 }
 
-/// Each Compose option that differs, by its Compose name (`user 1000 → app`).
+fn label_changes(old: &ContainerSpec, new: &ContainerSpec) -> Vec<String> {
+    let keys: BTreeSet<&String> = old.labels.keys().chain(new.labels.keys()).collect();
+    keys.into_iter()
+        .filter_map(|key| match (old.labels.get(key), new.labels.get(key)) {
+            (Some(a), Some(b)) if a != b => Some(format!("label {key} changed ({} → {})", short(a), short(b))),
+            (None, Some(_)) => Some(format!("label {key} added")),
+            (Some(_), None) => Some(format!("label {key} removed")),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The hostname and each Compose option that differs, by its Compose name (`user 1000 → app`).
 fn option_changes(old: &ContainerSpec, new: &ContainerSpec) -> Vec<String> {
+    let mut out = Vec::new();
+    if old.hostname != new.hostname {
+        out.push(format!("hostname {} → {}", or_none(&old.hostname), or_none(&new.hostname)));
+    }
     if old.options == new.options {
-        return Vec::new();
+        return out;
     }
     let (a, b) = (old.options.fields(), new.options.fields());
     let keys: BTreeSet<&String> = a.keys().chain(b.keys()).collect();
@@ -180,10 +183,12 @@ fn option_changes(old: &ContainerSpec, new: &ContainerSpec) -> Vec<String> {
         Some(serde_json::Value::String(s)) => short(s),
         Some(other) => short(&other.to_string()),
     };
-    keys.into_iter()
-        .filter(|k| a.get(*k) != b.get(*k))
-        .map(|k| format!("{k} {} → {}", show(a.get(k)), show(b.get(k))))
-        .collect()
+    out.extend(
+        keys.into_iter()
+            .filter(|k| a.get(*k) != b.get(*k))
+            .map(|k| format!("{k} {} → {}", show(a.get(k)), show(b.get(k)))),
+    );
+    out
 }
 
 fn repository(reference: &str) -> &str {

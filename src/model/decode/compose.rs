@@ -44,6 +44,7 @@ const UNSUPPORTED: &[(&str, &str)] = &[
     ("gpus", "no GPU is passed in"),
     ("isolation", "the engine's default isolation is used"),
     ("label_file", "the labels in the file are not added"),
+    ("models", "no AI model is pulled or served"),
     ("links", "no link aliases are added (services still find each other by name on a shared network)"),
     ("mem_swappiness", "the engine's default swappiness is used"),
     ("oom_kill_disable", "the OOM killer stays enabled"),
