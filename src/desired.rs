@@ -44,7 +44,14 @@ pub fn desired_state(
             }
         };
         let template = container_template(bp, service, project, image);
-        let containers = expand(bp, project, service, &template, &mut state);
+        let mut containers = expand(bp, project, service, &template, &mut state);
+        for c in &mut containers {
+            if let Some(NetworkMode::Container(owner)) = &c.options.network_mode
+                && let Some(owner) = state.containers.get(owner)
+            {
+                c.labels.insert(crate::labels::NETWORK_FROM.to_string(), owner.hash());
+            }
+        }
         state.services.push(service_spec(service, &containers, completed_needed.contains(service.name.as_str())));
         for c in containers {
             state.containers.insert(c.name.clone(), c);
@@ -423,6 +430,8 @@ mod tests {
         assert_eq!(spec.depends_on, [("vpn".to_string(), Condition::ServiceStarted)]);
         let order: Vec<&str> = state.services.iter().map(|s| s.name.as_str()).collect();
         assert_eq!(order, ["vpn", "app"]);
+        // Replacing vpn (a new network namespace) replaces app too.
+        assert_eq!(app.labels[crate::labels::NETWORK_FROM], state.containers["p-vpn-1"].hash());
     }
 
     #[test]

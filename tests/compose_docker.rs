@@ -241,3 +241,77 @@ fn compose_engine_options_are_honoured_on_the_engine() {
     assert!(project_containers(&p).is_empty());
     t.docker(&["network", "inspect", &network.name]); // an external network is never removed
 }
+
+/// Network settings (ipam, a fixed address), limits, logging, a long-form tmpfs and a
+/// service sharing another's network stack.
+const NETWORKING: &str = r#"services:
+  base:
+    image: debian:bookworm-slim
+    command: ["sleep", "infinity"]
+    networks:
+      net: { ipv4_address: "${PREFIX}.10" }
+    mem_limit: 64m
+    pids_limit: 50
+    deploy:
+      resources:
+        limits: { cpus: "0.5" }
+    logging:
+      driver: json-file
+      options: { max-size: 1m }
+    volumes:
+      - type: tmpfs
+        target: /cache
+        tmpfs: { size: 1048576 }
+  sidecar:
+    image: debian:bookworm-slim
+    command: ["sleep", "infinity"]
+    network_mode: service:base
+networks:
+  net:
+    ipam:
+      config:
+        - subnet: "${PREFIX}.0/24"
+"#;
+
+#[test]
+fn compose_network_settings_limits_and_shared_network_stacks_are_honoured() {
+    let Some(t) = DockerTest::start("compose-networking") else { return };
+    let p = t.project().to_string();
+    // A subnet of its own per run, so parallel runs do not collide.
+    let pid = std::process::id();
+    let prefix = format!("10.{}.{}", 150 + pid % 100, (pid / 100) % 250);
+    let tmp = tempfile::tempdir().expect("a temp dir");
+    let dir = tmp.path().join(&p);
+    write(&dir, "compose.yaml", &NETWORKING.replace("${PREFIX}", &prefix));
+
+    let (code, stdout, stderr) = scale_in(&dir, &["apply", "--yes"]);
+    assert_eq!(code, Some(0), "apply failed:\n{stdout}\n{stderr}");
+    assert!(!stderr.contains("not supported yet"), "every key here is honoured:\n{stderr}");
+
+    let network = inspect(&format!("{p}_net"));
+    assert_eq!(network["IPAM"]["Config"][0]["Subnet"], format!("{prefix}.0/24"));
+    let base = inspect(&format!("{p}-base-1"));
+    let endpoint = &base["NetworkSettings"]["Networks"][&format!("{p}_net")];
+    assert_eq!(endpoint["IPAMConfig"]["IPv4Address"], format!("{prefix}.10"));
+    assert_eq!(endpoint["IPAddress"], format!("{prefix}.10"));
+    let host = &base["HostConfig"];
+    assert_eq!(host["Memory"], 64 << 20);
+    assert_eq!(host["NanoCpus"], 500_000_000);
+    assert_eq!(host["PidsLimit"], 50);
+    // The engine adds its own default options (daemon.json) beside the file's.
+    assert_eq!(host["LogConfig"]["Type"], "json-file");
+    assert_eq!(host["LogConfig"]["Config"]["max-size"], "1m");
+    assert_eq!(host["Tmpfs"], serde_json::json!({ "/cache": "size=1048576" }));
+
+    let sidecar = format!("{p}-sidecar-1");
+    let mode = inspect(&sidecar)["HostConfig"]["NetworkMode"].clone();
+    assert_eq!(mode, format!("container:{}", base["Id"].as_str().expect("an id")));
+    let mac = |c: &str| t.docker(&["exec", c, "cat", "/sys/class/net/eth0/address"]);
+    assert_eq!(mac(&sidecar), mac(&format!("{p}-base-1")), "the sidecar sees base's network interface");
+
+    let (code, stdout, stderr) = scale_in(&dir, &["apply", "--yes"]);
+    assert_eq!(code, Some(0), "second apply failed:\n{stdout}\n{stderr}");
+    assert!(stdout.contains("No changes"), "a second apply changes nothing:\n{stdout}\n{stderr}");
+    let (code, stdout, stderr) = scale_in(&dir, &["destroy", "--yes"]);
+    assert_eq!(code, Some(0), "destroy failed:\n{stdout}\n{stderr}");
+}

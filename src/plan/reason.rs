@@ -159,6 +159,9 @@ fn label_changes(old: &ContainerSpec, new: &ContainerSpec) -> Vec<String> {
     let keys: BTreeSet<&String> = old.labels.keys().chain(new.labels.keys()).collect();
     keys.into_iter()
         .filter_map(|key| match (old.labels.get(key), new.labels.get(key)) {
+            (Some(a), Some(b)) if a != b && key == crate::labels::NETWORK_FROM => {
+                Some("the container whose network stack it shares is replaced".into())
+            }
             (Some(a), Some(b)) if a != b => Some(format!("label {key} changed ({} → {})", short(a), short(b))),
             (None, Some(_)) => Some(format!("label {key} added")),
             (Some(_), None) => Some(format!("label {key} removed")),

@@ -39,6 +39,12 @@ pub fn service_problems(bp: &Blueprint, s: &Service) -> Vec<Diagnostic> {
                 "remove `network_mode` from the backend service",
             ));
         }
+        if matches!(mode, NetworkMode::Service(_) | NetworkMode::Container(_)) && !s.ports.is_empty() {
+            out.push(error(
+                format!("{what}: a container sharing another's network stack cannot publish ports"),
+                "publish the ports on the service whose network stack this one shares",
+            ));
+        }
         if let NetworkMode::Service(other) = mode {
             match bp.service(other) {
                 None if !bp.inactive_services.contains(other) => out.push(error(
@@ -102,8 +108,10 @@ mod tests {
     fn network_mode_conflicts_are_named() {
         let text = problems(
             "services:\n  a:\n    image: x\n    network_mode: host\n    networks: [default]\n  \
-             b:\n    image: x\n    network_mode: service:nope\n  c:\n    image: x\n    network_mode: service:a\n",
+             b:\n    image: x\n    network_mode: service:nope\n    ports: [\"80\"]\n  \
+             c:\n    image: x\n    network_mode: service:a\n",
         );
+        assert!(text.contains("network_mode: service:nope: a container sharing another's network stack"), "{text}");
         assert!(text.contains("network_mode: host cannot be combined with `networks:`"), "{text}");
         assert!(text.contains("there is no service `nope`"), "{text}");
         assert!(!text.contains("services.c"), "{text}");
