@@ -146,8 +146,8 @@ fn service(s: &Service) -> Value {
     Value::Object(out)
 }
 
-/// The Compose attributes beyond scale's own schema, as Compose prints them.
-fn compose_fields(s: &Service, put: &mut impl FnMut(&str, Value)) {
+/// The engine options (`user`, `cap_add`, …) where Compose prints them.
+fn option_fields(s: &Service, put: &mut impl FnMut(&str, Value)) {
     if let Some(hostname) = &s.compose.hostname {
         put("hostname", json!(hostname));
     }
@@ -191,6 +191,16 @@ fn compose_fields(s: &Service, put: &mut impl FnMut(&str, Value)) {
     if let Some(mode) = &s.compose.options.network_mode {
         put("network_mode", json!(mode.as_compose()));
     }
+    // Compose prints `host=ip` (the engine takes `host:ip`).
+    if !s.compose.options.extra_hosts.is_empty() {
+        let hosts: Vec<String> = s.compose.options.extra_hosts.iter().map(|h| h.replacen(':', "=", 1)).collect();
+        put("extra_hosts", json!(hosts));
+    }
+}
+
+/// The Compose attributes beyond scale's own schema, as Compose prints them.
+fn compose_fields(s: &Service, put: &mut impl FnMut(&str, Value)) {
+    option_fields(s, put);
     for (key, grants) in [("secrets", &s.compose.secrets), ("configs", &s.compose.configs)] {
         if !grants.is_empty() {
             let list: Vec<Value> =
@@ -373,6 +383,22 @@ fn yaml_key(k: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn engine_options_are_printed_in_composes_shape() {
+        let yaml = "services:\n  a:\n    image: x\n    user: app\n    cap_add: [NET_ADMIN]\n    \
+                    extra_hosts: [\"db:10.0.0.2\"]\n    networks: { back: { ipv4_address: 10.5.0.2 } }\n  \
+                    b:\n    image: x\n    network_mode: service:a\nnetworks:\n  back: {}\n";
+        let bp =
+            crate::model::load_bytes(std::path::Path::new("c.yaml"), yaml.as_bytes(), &Default::default()).unwrap();
+        let doc = document(&bp, "p");
+        let (a, b) = (&doc["services"]["a"], &doc["services"]["b"]);
+        assert_eq!((&a["user"], &a["cap_add"]), (&json!("app"), &json!(["NET_ADMIN"])));
+        assert_eq!(a["extra_hosts"], json!(["db=10.0.0.2"]));
+        assert_eq!(a["networks"], json!({ "back": { "ipv4_address": "10.5.0.2" } }));
+        assert_eq!(b["network_mode"], "service:a");
+        assert!(b.get("networks").is_none() && doc["networks"].get("default").is_none(), "{doc:#}");
+    }
 
     #[test]
     fn durations_read_as_go_prints_them() {
