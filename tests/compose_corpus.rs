@@ -169,7 +169,37 @@ fn comparable(service: &Value) -> Value {
             json!({ "source": source, "target": target })
         })
         .collect();
+    // The engine options both print in the same shape (phase 2 honours them).
+    let options: Map<String, Value> = [
+        "hostname",
+        "domainname",
+        "container_name",
+        "stop_signal",
+        "init",
+        "read_only",
+        "privileged",
+        "tty",
+        "stdin_open",
+        "cap_add",
+        "cap_drop",
+        "sysctls",
+        "security_opt",
+        "dns",
+        "dns_search",
+        "platform",
+        "runtime",
+        "network_mode",
+        "pid",
+        "ipc",
+        "group_add",
+        "logging",
+        "extra_hosts",
+    ]
+    .iter()
+    .map(|k| (k.to_string(), service.get(*k).cloned().unwrap_or(Value::Null)))
+    .collect();
     json!({
+        "options": options,
         "command": service.get("command").cloned().unwrap_or(Value::Null),
         "entrypoint": service.get("entrypoint").cloned().unwrap_or(Value::Null),
         "environment": environment,
