@@ -701,6 +701,113 @@ mod tests {
         );
     }
 
+    /// Every service attribute of the Compose Specification: none may be an "unknown key"
+    /// (whose "did you mean" would point at a different real key).
+    const SPEC_SERVICE_KEYS: &[&str] = &[
+        "annotations",
+        "attach",
+        "blkio_config",
+        "build",
+        "cap_add",
+        "cap_drop",
+        "cgroup",
+        "cgroup_parent",
+        "command",
+        "configs",
+        "container_name",
+        "cpu_count",
+        "cpu_percent",
+        "cpu_period",
+        "cpu_quota",
+        "cpu_rt_period",
+        "cpu_rt_runtime",
+        "cpu_shares",
+        "cpus",
+        "cpuset",
+        "credential_spec",
+        "depends_on",
+        "deploy",
+        "develop",
+        "device_cgroup_rules",
+        "devices",
+        "dns",
+        "dns_opt",
+        "dns_search",
+        "domainname",
+        "entrypoint",
+        "env_file",
+        "environment",
+        "expose",
+        "extends",
+        "external_links",
+        "extra_hosts",
+        "gpus",
+        "group_add",
+        "healthcheck",
+        "hostname",
+        "image",
+        "init",
+        "ipc",
+        "isolation",
+        "label_file",
+        "labels",
+        "links",
+        "logging",
+        "mac_address",
+        "mem_limit",
+        "mem_reservation",
+        "mem_swappiness",
+        "memswap_limit",
+        "models",
+        "network_mode",
+        "networks",
+        "oom_kill_disable",
+        "oom_score_adj",
+        "pid",
+        "pids_limit",
+        "platform",
+        "ports",
+        "post_start",
+        "pre_stop",
+        "privileged",
+        "profiles",
+        "provider",
+        "pull_policy",
+        "read_only",
+        "restart",
+        "runtime",
+        "scale",
+        "secrets",
+        "security_opt",
+        "shm_size",
+        "stdin_open",
+        "stop_grace_period",
+        "stop_signal",
+        "storage_opt",
+        "sysctls",
+        "tmpfs",
+        "tty",
+        "ulimits",
+        "use_api_socket",
+        "user",
+        "userns_mode",
+        "uts",
+        "volumes",
+        "volumes_from",
+        "working_dir",
+    ];
+
+    #[test]
+    fn no_key_of_the_compose_spec_is_an_unknown_key() {
+        for key in SPEC_SERVICE_KEYS {
+            let yaml = format!("services:\n  a:\n    image: x\n    {key}: null\n");
+            if let Err(problems) = load_bytes(Path::new("compose.yaml"), yaml.as_bytes(), &Env::default()) {
+                let text = problems.to_string();
+                assert!(!text.contains("unknown key") && !text.contains("did you mean"), "{key}: {text}");
+            }
+        }
+    }
+
     #[test]
     fn typos_of_compose_keys_still_get_a_did_you_mean() {
         let err = load_bytes(
