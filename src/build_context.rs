@@ -112,6 +112,11 @@ pub fn fingerprint(build: &Build) -> Result<String, ContextError> {
         field(&mut h, k.as_bytes());
         field(&mut h, v.as_bytes());
     }
+    // Only when set, so the hashes (and image tags) of builds without a target stay as they were.
+    if let Some(target) = &build.target {
+        h.update(b"target\0");
+        field(&mut h, target.as_bytes());
+    }
     Ok(crate::spec::hex(&h.finalize()))
 }
 
@@ -511,6 +516,7 @@ mod tests {
                 context: self.dir.path().to_path_buf(),
                 dockerfile: self.dockerfile.clone(),
                 args: self.args.clone(),
+                ..Default::default()
             }
         }
 
@@ -688,11 +694,8 @@ mod tests {
 
     #[test]
     fn errors_name_the_context_and_the_problem() {
-        let missing = Build {
-            context: PathBuf::from("/nonexistent/ctx"),
-            dockerfile: "Dockerfile".into(),
-            args: BTreeMap::new(),
-        };
+        let missing =
+            Build { context: PathBuf::from("/nonexistent/ctx"), dockerfile: "Dockerfile".into(), ..Default::default() };
         let e = fingerprint(&missing).unwrap_err();
         assert!(matches!(e, ContextError::MissingContext { .. }), "{e}");
         assert!(e.to_string().contains("/nonexistent/ctx"), "{e}");

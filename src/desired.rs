@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use crate::diag::Diagnostic;
 use crate::kinds;
-use crate::model::{Blueprint, Build, Condition, MountSource, Service};
+use crate::model::{Blueprint, Build, Condition, ContainerOptions, MountSource, NetworkMode, Service};
 pub use crate::spec::{
     AttachmentSpec, ContainerSpec, DEFAULT_NETWORK, DesiredState, HealthSpec, ImageSource, ImageSpec, LoadBalancerSpec,
     MountSourceSpec, MountSpec, NetworkSpec, PortSpec, Readiness, ServiceSpec, VolumeSpec, container_name, hex,
@@ -43,8 +43,15 @@ pub fn desired_state(
                 continue;
             }
         };
-        let template = container_template(service, project, image);
-        let containers = expand(bp, project, service, &template, &mut state);
+        let template = container_template(bp, service, project, image);
+        let mut containers = expand(bp, project, service, &template, &mut state);
+        for c in &mut containers {
+            if let Some(NetworkMode::Container(owner)) = &c.options.network_mode
+                && let Some(owner) = state.containers.get(owner)
+            {
+                c.labels.insert(crate::labels::NETWORK_FROM.to_string(), owner.hash());
+            }
+        }
         state.services.push(service_spec(service, &containers, completed_needed.contains(service.name.as_str())));
         for c in containers {
             state.containers.insert(c.name.clone(), c);
@@ -57,20 +64,40 @@ pub fn desired_state(
 fn add_networks_and_volumes(bp: &Blueprint, project: &str, state: &mut DesiredState) {
     let base_labels = BTreeMap::from([(crate::labels::PROJECT.to_string(), project.to_string())]);
     for (name, def) in &bp.networks {
+        if let Some(external) = &def.external {
+            state.external_networks.insert(external.clone());
+            continue;
+        }
         let full = scoped_name(project, name);
         let mut labels = def.labels.clone();
         labels.extend(base_labels.clone());
-        state.networks.insert(full.clone(), NetworkSpec { name: full, internal: def.internal, labels });
+        let spec = NetworkSpec {
+            name: full.clone(),
+            internal: def.internal,
+            labels,
+            driver: def.driver.clone(),
+            driver_opts: def.driver_opts.clone(),
+            ipam: def.ipam.clone(),
+            ipam_driver: def.ipam_driver.clone(),
+            enable_ipv6: def.enable_ipv6,
+            attachable: def.attachable,
+        };
+        state.networks.insert(full, spec);
     }
-    if bp.services.iter().any(|s| s.networks.is_empty()) {
+    if bp.services.iter().any(|s| s.networks.is_empty() && s.compose.options.network_mode.is_none()) {
         let full = scoped_name(project, DEFAULT_NETWORK);
         state.networks.entry(full.clone()).or_insert(NetworkSpec {
             name: full,
             internal: false,
             labels: base_labels.clone(),
+            ..Default::default()
         });
     }
     for (name, def) in &bp.volumes {
+        if let Some(external) = &def.external {
+            state.external_volumes.insert(external.clone());
+            continue;
+        }
         let full = scoped_name(project, name);
         let mut labels = def.labels.clone();
         labels.extend(base_labels.clone());
@@ -91,11 +118,16 @@ fn image_for(
             let context_hash = hash_context(&build.value)?;
             let repository = format!("{project}/{}", service.name);
             let reference = format!("{repository}:{}", &context_hash[..12.min(context_hash.len())]);
+            // Compose tags the build with `image:`; scale keeps its own content-addressed tag
+            // (what containers run, so a changed context is noticed) and adds that name.
+            let tags = service.image.iter().map(|i| normalize_reference(&i.value)).collect();
             let source = ImageSource::Build {
                 context: build.value.context.clone(),
                 dockerfile: build.value.dockerfile.clone(),
                 args: build.value.args.clone(),
                 context_hash,
+                target: build.value.target.clone(),
+                tags,
             };
             images.insert(reference.clone(), ImageSpec { reference: reference.clone(), repository, source });
             Ok(Some(reference))
@@ -118,34 +150,81 @@ fn declared_healthcheck(service: &Service) -> Option<&crate::model::Healthcheck>
     service.healthcheck.as_ref().filter(|h| h.test.first().map(String::as_str) != Some("NONE"))
 }
 
-/// Everything a service's containers share; its kind then names and shapes each one.
-fn container_template(service: &Service, project: &str, image: String) -> ContainerSpec {
-    let networks: Vec<AttachmentSpec> = if service.networks.is_empty() {
-        vec![AttachmentSpec { network: scoped_name(project, DEFAULT_NETWORK), aliases: vec![service.name.clone()] }]
-    } else {
-        service
-            .networks
-            .iter()
-            .map(|n| {
-                let mut aliases = vec![service.name.clone()];
-                aliases.extend(n.aliases.iter().cloned());
-                AttachmentSpec { network: scoped_name(project, &n.name.value), aliases }
-            })
-            .collect()
-    };
-    let mounts = service
+/// The engine name of a network a service joins: `<project>_<network>`, or an external
+/// network's own name.
+fn network_name(bp: &Blueprint, project: &str, network: &str) -> String {
+    match bp.networks.get(network).and_then(|n| n.external.clone()) {
+        Some(external) => external,
+        None => scoped_name(project, network),
+    }
+}
+
+/// The networks a service's containers join (none with a `network_mode`).
+fn attachments(bp: &Blueprint, service: &Service, project: &str) -> Vec<AttachmentSpec> {
+    if service.compose.options.network_mode.is_some() {
+        return Vec::new();
+    }
+    if service.networks.is_empty() {
+        let network = scoped_name(project, DEFAULT_NETWORK);
+        return vec![AttachmentSpec { network, aliases: vec![service.name.clone()], ..Default::default() }];
+    }
+    service
+        .networks
+        .iter()
+        .map(|n| {
+            let mut aliases = vec![service.name.clone()];
+            aliases.extend(n.aliases.iter().cloned());
+            AttachmentSpec {
+                network: network_name(bp, project, &n.name.value),
+                aliases,
+                ipv4_address: n.ipv4_address.clone(),
+                ipv6_address: n.ipv6_address.clone(),
+            }
+        })
+        .collect()
+}
+
+fn mounts(bp: &Blueprint, service: &Service, project: &str) -> Vec<MountSpec> {
+    service
         .volumes
         .iter()
         .map(|m| MountSpec {
             source: match &m.value.source {
-                MountSource::Volume(v) => MountSourceSpec::Volume(scoped_name(project, v)),
+                MountSource::Volume(v) => match bp.volumes.get(v).and_then(|d| d.external.clone()) {
+                    Some(external) => MountSourceSpec::Volume(external),
+                    None => MountSourceSpec::Volume(scoped_name(project, v)),
+                },
                 MountSource::Bind(p) => MountSourceSpec::Bind(p.clone()),
                 MountSource::Anonymous => MountSourceSpec::Anonymous,
             },
             target: m.value.target.clone(),
             read_only: m.value.read_only,
+            propagation: m.value.propagation.clone(),
+            nocopy: m.value.nocopy,
         })
-        .collect::<Vec<_>>();
+        .collect()
+}
+
+/// The name of a service's single container: its `container_name`, else `<project>-<service>-1`.
+pub fn first_container(bp: &Blueprint, project: &str, service: &str) -> String {
+    match bp.service(service).and_then(|s| s.compose.container_name.as_ref()) {
+        Some(name) => name.value.clone(),
+        None => container_name(project, service, 1),
+    }
+}
+
+/// The service's engine options, with `network_mode: service:NAME` made the container it
+/// names (the engine knows containers, not services).
+fn options(bp: &Blueprint, service: &Service, project: &str) -> ContainerOptions {
+    let mut options = service.compose.options.clone();
+    if let Some(NetworkMode::Service(other)) = &options.network_mode {
+        options.network_mode = Some(NetworkMode::Container(first_container(bp, project, other)));
+    }
+    options
+}
+
+/// Everything a service's containers share; its kind then names and shapes each one.
+fn container_template(bp: &Blueprint, service: &Service, project: &str, image: String) -> ContainerSpec {
     let ports = service
         .ports
         .iter()
@@ -162,6 +241,7 @@ fn container_template(service: &Service, project: &str, image: String) -> Contai
         timeout_ms: h.timeout.as_millis() as u64,
         retries: h.retries,
         start_period_ms: h.start_period.as_millis() as u64,
+        start_interval_ms: service.compose.start_interval.map(|d| d.as_millis() as u64),
     });
     ContainerSpec {
         name: String::new(),
@@ -173,13 +253,14 @@ fn container_template(service: &Service, project: &str, image: String) -> Contai
         entrypoint: service.entrypoint.clone(),
         env: service.environment.iter().map(|(k, v)| (k.clone(), v.value.clone())).collect(),
         ports,
-        networks,
-        mounts,
+        networks: attachments(bp, service, project),
+        mounts: mounts(bp, service, project),
         healthcheck: health,
         restart: service.restart,
         stop_grace_secs: service.stop_grace_period.map(|d| d.as_secs().max(1)),
         labels: service.labels.clone(),
-        hostname: String::new(),
+        hostname: service.compose.hostname.clone().unwrap_or_default(),
+        options: options(bp, service, project),
         previous: None,
         carried: Default::default(),
     }
@@ -200,7 +281,10 @@ fn expand(
             let containers = kinds::plain(project, &service.name, service.replicas.value, template);
             let backend = &lb.backend_service.value;
             let backend_replicas = bp.service(backend).map_or(0, |b| b.replicas.value);
-            let servers: Vec<String> = (1..=backend_replicas).map(|n| container_name(project, backend, n)).collect();
+            let servers: Vec<String> = match backend_replicas {
+                1 => vec![first_container(bp, project, backend)],
+                n => (1..=n).map(|n| container_name(project, backend, n)).collect(),
+            };
             let listen: Vec<u16> = template.ports.iter().map(|p| p.container_port).collect();
             for c in &containers {
                 let spec = LoadBalancerSpec::new(&c.name, backend, lb.backend_port, servers.clone(), &listen);
@@ -208,7 +292,16 @@ fn expand(
             }
             containers
         }
-        (None, None) => kinds::plain(project, &service.name, service.replicas.value, template),
+        (None, None) => {
+            let mut containers = kinds::plain(project, &service.name, service.replicas.value, template);
+            if let (Some(name), [only]) = (&service.compose.container_name, containers.as_mut_slice()) {
+                only.name = name.value.clone();
+                if template.hostname.is_empty() && !only.hostname.is_empty() {
+                    only.hostname = name.value.clone();
+                }
+            }
+            containers
+        }
     }
 }
 
@@ -226,11 +319,27 @@ fn service_spec(service: &Service, containers: &[ContainerSpec], others_wait_for
         name: service.name.clone(),
         kind: service.kind.as_ref().map(|k| k.value),
         replicas: containers.len() as u32,
-        depends_on: service.depends_on.iter().map(|d| (d.service.value.clone(), d.condition)).collect(),
+        depends_on: service
+            .depends_on
+            .iter()
+            .map(|d| (d.service.value.clone(), d.condition))
+            .chain(network_owner(service).map(|owner| (owner.to_string(), Condition::ServiceStarted)))
+            .collect(),
         readiness,
         leader: service.postgres.as_ref().map(|_| 1),
         rollout: service.rollout,
         autoscale: service.autoscale.as_ref().map(|a| a.value.clone()),
+    }
+}
+
+/// The service whose network stack this one shares (`network_mode: service:NAME`), unless it
+/// already depends on it: that container must exist first, as Compose orders it.
+fn network_owner(service: &Service) -> Option<&str> {
+    match &service.compose.options.network_mode {
+        Some(NetworkMode::Service(owner)) if !service.depends_on.iter().any(|d| d.service.value == *owner) => {
+            Some(owner.as_str())
+        }
+        _ => None,
     }
 }
 
@@ -249,6 +358,9 @@ pub fn dependency_order(bp: &Blueprint) -> Vec<&crate::model::Service> {
         if let Some(lb) = &service.load_balancer {
             visit(index, &lb.backend_service.value, seen, out);
         }
+        if let Some(owner) = network_owner(service) {
+            visit(index, owner, seen, out);
+        }
         out.push(service);
     }
     let index: Index = bp.services.iter().map(|s| (s.name.as_str(), s)).collect();
@@ -258,4 +370,82 @@ pub fn dependency_order(bp: &Blueprint) -> Vec<&crate::model::Service> {
         visit(&index, &service.name, &mut seen, &mut out);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::model::{Env, load_bytes};
+
+    fn desired(yaml: &str) -> DesiredState {
+        let bp = load_bytes(Path::new("compose.yaml"), yaml.as_bytes(), &Env::default()).unwrap();
+        desired_state(&bp, "p", &|_: &Build| Ok("0123456789abcdef".into())).unwrap()
+    }
+
+    #[test]
+    fn a_container_without_compose_options_keeps_its_stored_spec_and_hash() {
+        let state = desired("services:\n  web:\n    image: x\n");
+        let json = serde_json::to_string(&state.containers["p-web-1"]).unwrap();
+        for new_field in ["options", "ipv4_address", "propagation", "nocopy", "start_interval_ms"] {
+            assert!(!json.contains(new_field), "{new_field} in {json}");
+        }
+    }
+
+    #[test]
+    fn options_are_in_the_spec_so_a_change_changes_the_hash() {
+        let before = desired("services:\n  web:\n    image: x\n");
+        let after = desired("services:\n  web:\n    image: x\n    user: \"1000\"\n");
+        let (a, b) = (&before.containers["p-web-1"], &after.containers["p-web-1"]);
+        assert_eq!(b.options.user.as_deref(), Some("1000"));
+        assert_ne!(a.hash(), b.hash());
+    }
+
+    #[test]
+    fn container_name_build_target_and_image_tag() {
+        let state = desired(
+            "services:\n  api:\n    build: { context: ., target: runtime }\n    image: acme/api:2\n    \
+             container_name: the-api\n  lb:\n    kind: load-balancer\n    image: haproxy\n    \
+             backends: { service: api, port: 80 }\n",
+        );
+        assert!(state.containers.contains_key("the-api"), "{:?}", state.containers.keys());
+        let image = state.images.values().find(|i| matches!(i.source, ImageSource::Build { .. })).unwrap();
+        let ImageSource::Build { target, tags, .. } = &image.source else { unreachable!() };
+        assert_eq!((target.as_deref(), tags.as_slice()), (Some("runtime"), ["acme/api:2".to_string()].as_slice()));
+        assert!(image.reference.starts_with("p/api:"), "containers run the content-addressed tag");
+        assert_eq!(state.load_balancers["p-lb-1"].pool.servers, ["the-api"]);
+    }
+
+    #[test]
+    fn network_mode_service_shares_the_first_container_and_starts_after_it() {
+        let state = desired(
+            "services:\n  vpn:\n    image: x\n  app:\n    image: x\n    network_mode: service:vpn\n    \
+             hostname: ignored\n",
+        );
+        let app = &state.containers["p-app-1"];
+        assert_eq!(app.options.network_mode, Some(NetworkMode::Container("p-vpn-1".into())));
+        assert!(app.networks.is_empty() && app.hostname.is_empty(), "the engine refuses both with a shared stack");
+        let spec = state.services.iter().find(|s| s.name == "app").unwrap();
+        assert_eq!(spec.depends_on, [("vpn".to_string(), Condition::ServiceStarted)]);
+        let order: Vec<&str> = state.services.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(order, ["vpn", "app"]);
+        // Replacing vpn (a new network namespace) replaces app too.
+        assert_eq!(app.labels[crate::labels::NETWORK_FROM], state.containers["p-vpn-1"].hash());
+    }
+
+    #[test]
+    fn external_networks_and_volumes_are_used_by_name_and_not_created() {
+        let state = desired(
+            "services:\n  web:\n    image: x\n    networks: { shared: { ipv4_address: 172.30.0.5 } }\n    \
+             volumes: [\"data:/data\"]\nnetworks:\n  shared: { external: true, name: proxy }\n\
+             volumes:\n  data: { external: true }\n",
+        );
+        let web = &state.containers["p-web-1"];
+        assert_eq!(web.networks[0].network, "proxy");
+        assert_eq!(web.networks[0].ipv4_address.as_deref(), Some("172.30.0.5"));
+        assert_eq!(web.mounts[0].source, MountSourceSpec::Volume("data".into()));
+        assert!(state.networks.is_empty() && state.volumes.is_empty());
+        assert!(state.external_networks.contains("proxy") && state.external_volumes.contains("data"));
+    }
 }

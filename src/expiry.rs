@@ -209,7 +209,12 @@ mod tests {
         let mut desired = DesiredState::default();
         desired.networks.insert(
             "p_n".into(),
-            crate::spec::NetworkSpec { name: "p_n".into(), internal: false, labels: BTreeMap::new() },
+            crate::spec::NetworkSpec {
+                name: "p_n".into(),
+                internal: false,
+                labels: BTreeMap::new(),
+                ..Default::default()
+            },
         );
         desired.volumes.insert("p_v".into(), crate::spec::VolumeSpec { name: "p_v".into(), labels: BTreeMap::new() });
         let spec: crate::spec::ContainerSpec = serde_json::from_value(serde_json::json!({

@@ -33,6 +33,10 @@ pub const STATS: &str = "io.scale.stats";
 /// words (`a Redis read-through cache`); `scale diff` names a new or removed service with it
 /// instead of "a plain service". Only a description: nothing else reads it.
 pub const ROLE: &str = "io.scale.role";
+/// On a container that shares another's network stack (`network_mode: service:NAME`): that
+/// container's spec hash, so replacing it (a new network namespace) replaces this one too, as
+/// Compose recreates it.
+pub const NETWORK_FROM: &str = "io.scale.network-from";
 
 /// When the project may be reaped (RFC 3339), on everything `apply --ttl` creates.
 pub const EXPIRES_AT: &str = crate::spec::EXPIRES_AT_LABEL;

@@ -10,7 +10,8 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::model::{Condition, Kind, Protocol, RestartPolicy, RolloutPolicy};
+pub use crate::model::IpamPool;
+use crate::model::{Condition, ContainerOptions, Kind, Protocol, RestartPolicy, RolloutPolicy};
 
 /// Everything the project should consist of.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -28,14 +29,32 @@ pub struct DesiredState {
     pub containers: BTreeMap<String, ContainerSpec>,
     /// Generated load-balancer configurations, keyed by load-balancer container name.
     pub load_balancers: BTreeMap<String, LoadBalancerSpec>,
+    /// Networks and volumes made outside the project (`external: true`), by engine name: used
+    /// as they are, never created or removed; apply checks first that they exist.
+    pub external_networks: std::collections::BTreeSet<String>,
+    pub external_volumes: std::collections::BTreeSet<String>,
 }
 
 /// A network the project needs.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct NetworkSpec {
     pub name: String,
     pub internal: bool,
     pub labels: BTreeMap<String, String>,
+    /// `None`: a bridge.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub driver: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub driver_opts: BTreeMap<String, String>,
+    /// Address pools (`ipam.config`); empty: the engine picks a subnet.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ipam: Vec<IpamPool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipam_driver: Option<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub enable_ipv6: bool,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub attachable: bool,
 }
 
 /// A named volume the project needs.
@@ -53,7 +72,18 @@ pub enum ImageSource {
     Pull,
     /// Built from a context; the tag carries the context's hash, so an unchanged context is
     /// never rebuilt.
-    Build { context: PathBuf, dockerfile: String, args: BTreeMap<String, String>, context_hash: String },
+    Build {
+        context: PathBuf,
+        dockerfile: String,
+        args: BTreeMap<String, String>,
+        context_hash: String,
+        /// The Dockerfile stage to build (`build.target`).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        target: Option<String>,
+        /// More names for the built image (Compose's `image:` beside `build:`).
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        tags: Vec<String>,
+    },
 }
 
 /// An image some container runs.
@@ -107,10 +137,15 @@ pub struct PortSpec {
 }
 
 /// A container joining a network.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct AttachmentSpec {
     pub network: String,
     pub aliases: Vec<String>,
+    /// A fixed address (`ipv4_address`); `None`: the engine assigns one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipv4_address: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipv6_address: Option<String>,
 }
 
 /// The source of a mount, with volume names already made engine names.
@@ -128,16 +163,26 @@ pub struct MountSpec {
     pub source: MountSourceSpec,
     pub target: String,
     pub read_only: bool,
+    /// Bind propagation (`rshared`, …); `None` is the engine's `rprivate`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub propagation: Option<String>,
+    /// Do not copy the image's files into a new volume.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub nocopy: bool,
 }
 
 /// A healthcheck with durations in milliseconds (stable when serialized).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct HealthSpec {
     pub test: Vec<String>,
     pub interval_ms: u64,
     pub timeout_ms: u64,
     pub retries: u32,
     pub start_period_ms: u64,
+    /// Probe interval during `start_period` (Compose's `start_interval`): sent only to
+    /// engines of API 1.44 and later, which know it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_interval_ms: Option<u64>,
 }
 
 /// A container, fully specified. Its JSON is stored in a label, so a later run can explain
@@ -163,6 +208,10 @@ pub struct ContainerSpec {
     pub stop_grace_secs: Option<u64>,
     pub labels: BTreeMap<String, String>,
     pub hostname: String,
+    /// Compose's engine options (`user`, `cap_add`, `tmpfs`, limits …); left out of the stored
+    /// spec (and so of the hash) while nothing is set.
+    #[serde(default, skip_serializing_if = "ContainerOptions::is_default")]
+    pub options: ContainerOptions,
     /// The spec of the container this one replaces, kept in the engine (label
     /// [`crate::labels::PREVIOUS_SPEC`]) so a rollout can be undone on purpose. Outside the
     /// hash and the stored spec: where a container came from is not what it is.

@@ -11,6 +11,7 @@ use std::time::Duration;
 use crate::diag::{Diagnostic, Diagnostics, Pos};
 use crate::model::{At, Blueprint, Kind, MountSource, NameSource, Service, duration};
 
+mod compose;
 mod input;
 mod suggest;
 
@@ -78,6 +79,7 @@ pub fn validate(bp: &Blueprint, project_override: Option<&str>) -> Vec<Diagnosti
         v.environment(service);
         v.healthcheck(service);
         v.problems.extend(input::service_problems(bp, service));
+        v.problems.extend(compose::service_problems(bp, service));
     }
     v.problems.extend(input::blueprint_problems(bp));
     v.host_ports();
@@ -237,8 +239,8 @@ impl<'a> Validator<'a> {
     }
 
     fn image_or_build(&mut self, s: &Service) {
-        // Both: Compose tags the build with `image`; the decoder warns that scale tags it
-        // <project>/<service>:<hash> instead.
+        // Both: the build is tagged <project>/<service>:<hash> (what the containers run) and
+        // also with `image`, as Compose tags it.
         if s.image.is_none() && s.build.is_none() {
             self.service_error(
                 s,
@@ -938,10 +940,9 @@ services:
         std::fs::write(dir.path().join("web/Dockerfile"), "FROM scratch\n").unwrap();
         let yaml = "name: p\nservices:\n  web:\n    image: x\n    build: web\n";
         let bp = load_bytes(&dir.path().join("t.yaml"), yaml.as_bytes(), &Env::default()).unwrap();
-        // Compose tags the build with `image`; scale accepts both and says what it does.
+        // Compose tags the build with `image`; so does scale (beside its own hash tag).
         assert!(validate(&bp, None).is_empty());
-        let warning = &bp.warnings[0];
-        assert!(warning.message.contains("not supported yet: `services.web.image together with build`"), "{warning}");
+        assert!(bp.warnings.is_empty(), "{:?}", bp.warnings);
     }
 
     #[test]

@@ -170,15 +170,17 @@ fn compose_keys_scale_does_not_act_on_are_warnings_in_text_and_json() {
     let dir = tempfile::tempdir().expect("temp dir");
     let file = write_blueprint(
         dir.path(),
-        "services:\n  db:\n    image: postgres:16\n    user: postgres\n    network_mode: host\n",
+        "services:\n  db:\n    image: postgres:16\n    user: postgres\n    links: [cache]\n    cgroup: host\n",
     );
     let run = Scale::new(&["validate", &file]).run();
     run.expect_code(0);
     assert!(
-        run.stderr.contains(&format!("{file}:4:5: warning: not supported yet: `services.db.user`")),
+        run.stderr.contains(&format!("{file}:5:5: warning: not supported yet: `services.db.links`")),
         "names the key, the file and the line:\n{}",
         run.stderr
     );
+    // `user` of a plain service is honoured: no warning, and never "add kind: postgres".
+    assert!(!run.stderr.contains("services.db.user"), "{}", run.stderr);
     assert!(!run.stderr.contains("did you mean") && !run.stderr.contains("kind: postgres"), "{}", run.stderr);
     let run = Scale::new(&["validate", &file, "--output", "json"]).run();
     run.expect_code(0);
@@ -186,8 +188,8 @@ fn compose_keys_scale_does_not_act_on_are_warnings_in_text_and_json() {
     assert_eq!(doc["valid"], true);
     let warnings = doc["warnings"].as_array().expect("a list of warnings");
     assert_eq!(warnings.len(), 2, "{doc:#}");
-    assert_eq!(warnings[1]["line"], 5);
-    assert!(warnings[1]["message"].as_str().unwrap().contains("network_mode"), "{doc:#}");
+    assert_eq!(warnings[1]["line"], 6);
+    assert!(warnings[1]["message"].as_str().unwrap().contains("cgroup"), "{doc:#}");
 }
 
 #[test]

@@ -113,16 +113,17 @@ fn the_binary_validates_each_project_with_no_file_and_no_project_name() {
 }
 
 #[test]
-fn keys_scale_does_not_act_on_are_warnings_that_name_the_key_not_typos() {
+fn swarm_only_and_obsolete_keys_are_warnings_and_engine_options_are_honoured() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus/compose");
     let bp = load(&root.join("deploy-limits"));
     let warnings: Vec<String> = bp.warnings.iter().map(|w| w.message.clone()).collect();
+    // Honoured since phase 2 (engine options), so none of them is warned about.
     for key in ["services.api.cap_add", "services.api.deploy.resources", "services.api.container_name"] {
-        assert!(
-            warnings.iter().any(|w| w.starts_with(&format!("not supported yet: `{key}`"))),
-            "{key} is not reported:\n{warnings:#?}"
-        );
+        assert!(!warnings.iter().any(|w| w.contains(&format!("`{key}"))), "{key} is honoured:\n{warnings:#?}");
     }
+    let api = &bp.service("api").unwrap().compose.options;
+    assert_eq!(api.cap_add, ["NET_ADMIN"]);
+    assert_eq!((api.mem_limit, api.nano_cpus), (Some(512 << 20), Some(500_000_000)));
     assert!(warnings.iter().any(|w| w.contains("`services.api.deploy.placement` (Swarm only)")), "{warnings:#?}");
     assert!(warnings.iter().any(|w| w.starts_with("`version` is obsolete")), "{warnings:#?}");
     // Honoured, so not warned about: `scale: 3` and `deploy.restart_policy`.
@@ -168,7 +169,37 @@ fn comparable(service: &Value) -> Value {
             json!({ "source": source, "target": target })
         })
         .collect();
+    // The engine options both print in the same shape (phase 2 honours them).
+    let options: Map<String, Value> = [
+        "hostname",
+        "domainname",
+        "container_name",
+        "stop_signal",
+        "init",
+        "read_only",
+        "privileged",
+        "tty",
+        "stdin_open",
+        "cap_add",
+        "cap_drop",
+        "sysctls",
+        "security_opt",
+        "dns",
+        "dns_search",
+        "platform",
+        "runtime",
+        "network_mode",
+        "pid",
+        "ipc",
+        "group_add",
+        "logging",
+        "extra_hosts",
+    ]
+    .iter()
+    .map(|k| (k.to_string(), service.get(*k).cloned().unwrap_or(Value::Null)))
+    .collect();
     json!({
+        "options": options,
         "command": service.get("command").cloned().unwrap_or(Value::Null),
         "entrypoint": service.get("entrypoint").cloned().unwrap_or(Value::Null),
         "environment": environment,

@@ -26,7 +26,7 @@ fn project_labels(project: &str) -> BTreeMap<String, String> {
 }
 
 fn network(project: &str, name: &str, internal: bool) -> NetworkSpec {
-    NetworkSpec { name: format!("{project}_{name}"), internal, labels: project_labels(project) }
+    NetworkSpec { name: format!("{project}_{name}"), internal, labels: project_labels(project), ..Default::default() }
 }
 
 /// A `sleep infinity` container of `service` on the given networks (aliases: the service).
@@ -43,12 +43,13 @@ fn sleeper(project: &str, service: &str, networks: &[&NetworkSpec]) -> Container
         ports: Vec::new(),
         networks: networks
             .iter()
-            .map(|n| AttachmentSpec { network: n.name.clone(), aliases: vec![service.into()] })
+            .map(|n| AttachmentSpec { network: n.name.clone(), aliases: vec![service.into()], ..Default::default() })
             .collect(),
         mounts: Vec::new(),
         healthcheck: None,
         restart: RestartPolicy::No,
         stop_grace_secs: Some(2),
+        options: Default::default(),
         labels: BTreeMap::from([("team".to_string(), "tests".to_string())]),
         hostname: format!("{project}-{service}-1"),
         previous: None,
@@ -110,10 +111,23 @@ async fn containers_networks_and_volumes_round_trip() {
         timeout_ms: 1000,
         retries: 3,
         start_period_ms: 0,
+        start_interval_ms: None,
     });
     db.mounts = vec![
-        MountSpec { source: MountSourceSpec::Volume(volume.name.clone()), target: "/data".into(), read_only: false },
-        MountSpec { source: MountSourceSpec::Anonymous, target: "/scratch".into(), read_only: false },
+        MountSpec {
+            source: MountSourceSpec::Volume(volume.name.clone()),
+            target: "/data".into(),
+            read_only: false,
+            propagation: None,
+            nocopy: false,
+        },
+        MountSpec {
+            source: MountSourceSpec::Anonymous,
+            target: "/scratch".into(),
+            read_only: false,
+            propagation: None,
+            nocopy: false,
+        },
     ];
     let mut web = sleeper(p, "web", &[&public, &private]);
     web.networks[1].aliases.push("api".into());
@@ -279,7 +293,7 @@ async fn a_taken_host_port_is_reported_as_such() {
 }
 
 fn build_spec(project: &str, dir: &std::path::Path, service: &str) -> ImageSpec {
-    let build = Build { context: dir.to_path_buf(), dockerfile: "Dockerfile".into(), args: BTreeMap::new() };
+    let build = Build { context: dir.to_path_buf(), dockerfile: "Dockerfile".into(), ..Default::default() };
     let hash = build_context::fingerprint(&build).expect("fingerprint");
     let repository = format!("{project}/{service}");
     ImageSpec {
@@ -290,6 +304,8 @@ fn build_spec(project: &str, dir: &std::path::Path, service: &str) -> ImageSpec 
             dockerfile: build.dockerfile,
             args: build.args,
             context_hash: hash,
+            target: None,
+            tags: Vec::new(),
         },
     }
 }

@@ -72,6 +72,7 @@ pub async fn run(args: Args, global: &Global, ui: Ui) -> anyhow::Result<u8> {
         crate::expiry::stamp(&mut loaded.desired, std::time::SystemTime::now() + ttl);
     }
     let engine = connect().await?;
+    super::preflight::check(&engine, &loaded, ui, super::preflight::Strictness::Refuse).await?;
     let mut interrupt = Interrupt::listen()?;
     // Locked before observing, so an apply that waited plans against the converged state.
     with_lock(&engine, &loaded.project, "apply", args.lock_timeout, &mut interrupt, async |interrupt| {

@@ -31,6 +31,7 @@ mod load_report;
 mod locking;
 pub mod logs;
 pub mod plan;
+mod preflight;
 pub mod reap;
 pub mod rollback;
 pub mod run;

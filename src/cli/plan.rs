@@ -28,6 +28,7 @@ pub struct Args {
 pub async fn run(args: Args, global: &Global, ui: Ui) -> anyhow::Result<u8> {
     let loaded = load_desired(args.file.as_deref(), global, ui)?;
     let engine = connect().await?;
+    super::preflight::check(&engine, &loaded, ui, super::preflight::Strictness::Warn).await?;
     let observed = crate::engine::observe_project(&engine, &loaded.project)
         .await
         .context("cannot read the project's state from the engine")?;

@@ -23,9 +23,9 @@ use std::time::{Duration, Instant};
 
 use bollard::errors::Error as BollardError;
 use bollard::models::{
-    ContainerCreateBody, ContainerSummary, EndpointSettings, HealthConfig, HostConfig, Mount, MountType,
-    NetworkConnectRequest, NetworkCreateRequest, NetworkingConfig, PortBinding, PortSummaryTypeEnum,
-    RestartPolicy as DockerRestart, RestartPolicyNameEnum, VolumeCreateRequest,
+    ContainerCreateBody, ContainerSummary, HealthConfig, HostConfig, Mount, MountType, NetworkConnectRequest,
+    NetworkCreateRequest, NetworkingConfig, PortBinding, PortSummaryTypeEnum, RestartPolicy as DockerRestart,
+    RestartPolicyNameEnum, VolumeCreateRequest,
 };
 use bollard::query_parameters::{
     BuildImageOptionsBuilder, CreateContainerOptionsBuilder, CreateImageOptionsBuilder, InspectContainerOptions,
@@ -139,6 +139,16 @@ impl DockerEngine {
         &self.docker
     }
 
+    /// Gives a built image the extra names Compose would (`image:` beside `build:`).
+    async fn tag_build(&self, reference: &str, tags: &[String]) -> Result<(), Cause> {
+        for tag in tags {
+            let (repo, tag) = split_reference(tag);
+            let options = bollard::query_parameters::TagImageOptions { repo: Some(repo), tag: Some(tag) };
+            self.docker.tag_image(reference, Some(options)).await.map_err(Cause::from)?;
+        }
+        Ok(())
+    }
+
     fn with_timeout(&self, timeout: Duration) -> Docker {
         self.docker.clone().with_timeout(timeout)
     }
@@ -242,7 +252,8 @@ pub fn health_config(h: &HealthSpec) -> HealthConfig {
         timeout: Some(millis_to_nanos(h.timeout_ms)),
         retries: Some(i64::from(h.retries)),
         start_period: Some(millis_to_nanos(h.start_period_ms)),
-        start_interval: None,
+        // Engines below API 1.44 reject it; `create_named` drops it for them.
+        start_interval: h.start_interval_ms.map(millis_to_nanos),
     }
 }
 
@@ -273,11 +284,14 @@ pub fn create_body(spec: &ContainerSpec, project: &str) -> ContainerCreateBody {
                 MountSourceSpec::Bind(path) => (MountType::BIND, Some(path.to_string_lossy().into_owned())),
                 MountSourceSpec::Anonymous => (MountType::VOLUME, spec.carried.get(&m.target).cloned()),
             };
+            let (bind_options, volume_options) = super::docker_options::mount_options(m);
             Mount {
                 target: Some(m.target.clone()),
                 source,
                 typ: Some(typ),
                 read_only: Some(m.read_only),
+                bind_options,
+                volume_options,
                 ..Default::default()
             }
         })
@@ -289,7 +303,7 @@ pub fn create_body(spec: &ContainerSpec, project: &str) -> ContainerCreateBody {
         RestartPolicy::UnlessStopped => RestartPolicyNameEnum::UNLESS_STOPPED,
     };
     let first = spec.networks.first();
-    ContainerCreateBody {
+    let mut body = ContainerCreateBody {
         image: Some(spec.image.clone()),
         cmd: spec.command.clone(),
         entrypoint: spec.entrypoint.clone(),
@@ -309,11 +323,42 @@ pub fn create_body(spec: &ContainerSpec, project: &str) -> ContainerCreateBody {
         networking_config: first.map(|n| NetworkingConfig {
             endpoints_config: Some(HashMap::from([(
                 n.network.clone(),
-                EndpointSettings { aliases: Some(n.aliases.clone()), ..Default::default() },
+                super::docker_options::endpoint(n, spec.options.mac_address.as_ref()),
             )])),
         }),
         ..Default::default()
+    };
+    super::docker_options::apply(&mut body, &spec.options);
+    body
+}
+
+/// Whether an engine speaking API `version` (`1.41`) knows what API `1.minor` added.
+pub fn api_at_least(version: &str, minor: u32) -> bool {
+    let mut parts = version.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+    let (major, have) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    major > 1 || (major == 1 && have >= minor)
+}
+
+/// The create request as an engine below API 1.44 wants it, when that differs: no
+/// healthcheck `StartInterval` (1.44 added it; the probes run at `Interval` meanwhile), and the
+/// MAC address in `Config` (1.44 moved it to the endpoint). `None`: send the body as it is.
+fn legacy_body(body: &ContainerCreateBody, api: &str) -> Option<Vec<u8>> {
+    let start_interval = body.healthcheck.as_ref().is_some_and(|h| h.start_interval.is_some());
+    let mac = body
+        .networking_config
+        .as_ref()
+        .and_then(|n| n.endpoints_config.as_ref()?.values().find_map(|e| e.mac_address.clone()));
+    if api_at_least(api, 44) || (!start_interval && mac.is_none()) {
+        return None;
     }
+    let mut json = serde_json::to_value(body).ok()?;
+    if let Some(hc) = json.get_mut("Healthcheck").and_then(|h| h.as_object_mut()) {
+        hc.remove("StartInterval");
+    }
+    if let Some(mac) = mac {
+        json["MacAddress"] = serde_json::Value::String(mac);
+    }
+    serde_json::to_vec(&json).ok()
 }
 
 /// A `name:tag` or `name@digest` reference split the way the pull API wants it.
@@ -474,11 +519,16 @@ impl Engine for DockerEngine {
 
     async fn create_network(&self, spec: &NetworkSpec) -> Result<(), EngineError> {
         let err = |cause: Cause| EngineError::CreateNetwork { name: spec.name.clone(), cause };
+        let (driver, options, ipam) = super::docker_options::network_settings(spec);
         let request = NetworkCreateRequest {
             name: spec.name.clone(),
-            driver: Some("bridge".into()),
+            driver: Some(driver),
             internal: Some(spec.internal),
             labels: Some(to_hash_map(&spec.labels)),
+            options,
+            ipam,
+            enable_ipv6: spec.enable_ipv6.then_some(true),
+            attachable: spec.attachable.then_some(true),
             ..Default::default()
         };
         // bollard's request type has no `CheckDuplicate` (removed in API 1.44, where names are
@@ -526,10 +576,15 @@ impl Engine for DockerEngine {
     async fn build_image(&self, image: &ImageSpec, project: &str, progress: Progress<'_>) -> Result<(), EngineError> {
         let failed =
             |cause: Cause, output: Vec<String>| EngineError::Build { image: image.reference.clone(), cause, output };
-        let ImageSource::Build { context, dockerfile, args, .. } = &image.source else {
+        let ImageSource::Build { context, dockerfile, args, target, tags, .. } = &image.source else {
             return Err(failed(Cause::local("the image has no build context (it is pulled, not built)"), Vec::new()));
         };
-        let build = Build { context: context.clone(), dockerfile: dockerfile.clone(), args: args.clone() };
+        let build = Build {
+            context: context.clone(),
+            dockerfile: dockerfile.clone(),
+            args: args.clone(),
+            target: target.clone(),
+        };
         let context_error = |e: build_context::ContextError| EngineError::BuildContext {
             context: e.context().display().to_string(),
             cause: Cause::local(e.to_string()),
@@ -545,6 +600,7 @@ impl Engine for DockerEngine {
 
         let options = BuildImageOptionsBuilder::new()
             .t(&image.reference)
+            .target(target.as_deref().unwrap_or_default())
             .dockerfile(&dockerfile)
             .buildargs(&to_hash_map(args))
             .labels(&HashMap::from([(labels::PROJECT.to_string(), project.to_string())]))
@@ -573,7 +629,7 @@ impl Engine for DockerEngine {
                 Err(e) => return Err(build_failure(&image.reference, e.into(), output)),
             }
         }
-        Ok(())
+        self.tag_build(&image.reference, tags).await.map_err(|cause| failed(cause, Vec::new()))
     }
 
     async fn pull_image(&self, reference: &str, progress: Progress<'_>) -> Result<(), EngineError> {
@@ -603,8 +659,20 @@ impl Engine for DockerEngine {
 
     async fn create_named(&self, name: &str, spec: &ContainerSpec, project: &str) -> Result<String, EngineError> {
         let failed = |cause: Cause| EngineError::CreateContainer { name: name.to_string(), cause };
-        let options = CreateContainerOptionsBuilder::new().name(name).build();
-        let created = match self.docker.create_container(Some(options), create_body(spec, project)).await {
+        let mut options = CreateContainerOptionsBuilder::new().name(name);
+        if let Some(platform) = &spec.options.platform {
+            options = options.platform(platform);
+        }
+        let options = options.build();
+        let body = create_body(spec, project);
+        let docker = match legacy_body(&body, &self.api_version) {
+            Some(bytes) => self.docker.clone().with_request_modifier(move |req: BollardRequest| {
+                let (parts, _) = req.into_parts();
+                BollardRequest::from_parts(parts, bollard::body_full(bytes.clone().into()))
+            }),
+            None => self.docker.clone(),
+        };
+        let created = match docker.create_container(Some(options), body).await {
             Ok(created) => created,
             Err(e) if classify::status_code(&e) == Some(409) => {
                 let holder = self.docker.inspect_container(name, None::<InspectContainerOptions>).await;
@@ -620,10 +688,7 @@ impl Engine for DockerEngine {
         for attachment in spec.networks.iter().skip(1) {
             let request = NetworkConnectRequest {
                 container: created.id.clone(),
-                endpoint_config: Some(EndpointSettings {
-                    aliases: Some(attachment.aliases.clone()),
-                    ..Default::default()
-                }),
+                endpoint_config: Some(super::docker_options::endpoint(attachment, None)),
             };
             if let Err(e) = self.docker.connect_network(&attachment.network, request).await {
                 // A half-wired container would carry a spec hash it does not honour: undo it.
@@ -874,6 +939,7 @@ write /tmp/obj.o: no space left on device
             timeout_ms: 500,
             retries: 3,
             start_period_ms: 0,
+            start_interval_ms: None,
         };
         let c = health_config(&h);
         assert_eq!(c.interval, Some(1_000_000_000));
@@ -882,6 +948,53 @@ write /tmp/obj.o: no space left on device
         let none = HealthSpec { test: vec!["NONE".into()], ..h };
         assert_eq!(health_config(&none).test, Some(vec!["NONE".to_string()]));
         assert_eq!(health_config(&none).interval, None);
+    }
+
+    #[test]
+    fn engines_below_1_44_get_no_start_interval_and_the_mac_address_in_config() {
+        let h = HealthSpec {
+            test: vec!["CMD".into(), "true".into()],
+            interval_ms: 1000,
+            start_interval_ms: Some(200),
+            ..Default::default()
+        };
+        let spec = crate::desired::ContainerSpec {
+            name: "p-web-1".into(),
+            service: "web".into(),
+            replica: 1,
+            kind: None,
+            image: "x:latest".into(),
+            command: None,
+            entrypoint: None,
+            env: BTreeMap::new(),
+            ports: Vec::new(),
+            networks: vec![crate::desired::AttachmentSpec {
+                network: "p_default".into(),
+                aliases: vec!["web".into()],
+                ipv4_address: Some("172.30.0.5".into()),
+                ipv6_address: None,
+            }],
+            mounts: Vec::new(),
+            healthcheck: Some(h),
+            restart: RestartPolicy::No,
+            stop_grace_secs: None,
+            labels: BTreeMap::new(),
+            hostname: "p-web-1".into(),
+            options: crate::model::ContainerOptions {
+                mac_address: Some("02:42:ac:11:00:02".into()),
+                ..Default::default()
+            },
+            previous: None,
+            carried: Default::default(),
+        };
+        let body = create_body(&spec, "p");
+        assert_eq!(body.healthcheck.as_ref().unwrap().start_interval, Some(200_000_000));
+        let endpoint = &body.networking_config.as_ref().unwrap().endpoints_config.as_ref().unwrap()["p_default"];
+        assert_eq!(endpoint.ipam_config.as_ref().unwrap().ipv4_address.as_deref(), Some("172.30.0.5"));
+        assert!(legacy_body(&body, "1.44").is_none(), "new engines take the body as it is");
+        let old: serde_json::Value = serde_json::from_slice(&legacy_body(&body, "1.41").unwrap()).unwrap();
+        assert!(old["Healthcheck"].get("StartInterval").is_none(), "{old}");
+        assert_eq!(old["MacAddress"], "02:42:ac:11:00:02");
     }
 
     #[test]

@@ -242,3 +242,34 @@ impl DockerEngine {
         out
     }
 }
+
+impl DockerEngine {
+    /// Whether a network of that name (or id) exists: an `external: true` network must.
+    pub async fn network_exists(&self, name: &str) -> Result<bool, EngineError> {
+        let options = bollard::query_parameters::InspectNetworkOptions::default();
+        match self.client().inspect_network(name, Some(options)).await.map_err(Cause::from) {
+            Ok(_) => Ok(true),
+            Err(cause) if cause.is_not_found() => Ok(false),
+            Err(cause) => Err(EngineError::Inspect { name: name.to_string(), cause }),
+        }
+    }
+
+    /// Whether a volume of that name exists: an `external: true` volume must.
+    pub async fn volume_exists(&self, name: &str) -> Result<bool, EngineError> {
+        match self.client().inspect_volume(name).await.map_err(Cause::from) {
+            Ok(_) => Ok(true),
+            Err(cause) if cause.is_not_found() => Ok(false),
+            Err(cause) => Err(EngineError::Inspect { name: name.to_string(), cause }),
+        }
+    }
+
+    /// The engine's own platform, `os/arch` as Compose's `platform:` writes it (`linux/amd64`).
+    pub async fn platform(&self) -> Result<String, EngineError> {
+        let version = self
+            .client()
+            .version()
+            .await
+            .map_err(|e| EngineError::Inspect { name: "the engine's version".into(), cause: e.into() })?;
+        Ok(format!("{}/{}", version.os.unwrap_or_default(), version.arch.unwrap_or_default()))
+    }
+}

@@ -16,6 +16,7 @@ use lock::{LockError, LockEvent, ProjectLock};
 pub mod classify;
 pub mod docker;
 pub mod docker_io;
+pub mod docker_options;
 pub mod fake;
 pub mod live;
 pub mod lock;

@@ -64,6 +64,7 @@ pub fn default_healthcheck() -> HealthSpec {
         timeout_ms: 5_000,
         retries: 3,
         start_period_ms: 120_000,
+        start_interval_ms: None,
     }
 }
 
@@ -98,6 +99,8 @@ pub fn expand(
             source: MountSourceSpec::Volume(volume),
             target: DATA_DIR.into(),
             read_only: false,
+            propagation: None,
+            nocopy: false,
         });
         set_role(&mut node, project, service, n == 1, def.synchronous);
         out.push(node);
@@ -250,11 +253,13 @@ mod tests {
             networks: vec![crate::spec::AttachmentSpec {
                 network: "shop_private".into(),
                 aliases: vec!["db".into(), "custom".into()],
+                ..Default::default()
             }],
             mounts: vec![],
             healthcheck: None,
             restart: crate::model::RestartPolicy::No,
             stop_grace_secs: None,
+            options: Default::default(),
             labels: BTreeMap::new(),
             hostname: String::new(),
             previous: None,

@@ -13,6 +13,7 @@ use super::types::*;
 use crate::diag::{Diagnostic, Pos, did_you_mean};
 
 mod compose;
+mod options;
 
 type Entries = [(Key, Node)];
 
@@ -81,6 +82,7 @@ pub fn decode_project(
         wrong: 0,
         warnings: Vec::new(),
         start_interval: None,
+        tmpfs_mounts: Vec::new(),
     };
     let mut blueprint = d.blueprint(root);
     if let Some(bp) = &mut blueprint {
@@ -106,6 +108,9 @@ struct Decoder<'a> {
     warnings: Vec<Diagnostic>,
     /// The last healthcheck's `start_interval`, moved into the service's Compose settings.
     start_interval: Option<Duration>,
+    /// `type: tmpfs` entries of the last `volumes:` (target → options), moved into the
+    /// service's tmpfs mounts.
+    tmpfs_mounts: Vec<(String, String)>,
 }
 
 impl Decoder<'_> {
@@ -410,10 +415,11 @@ impl Decoder<'_> {
                         let what = format!("volume `{}`", k.name);
                         if let Some(entries) = self.optional_map(v, &what) {
                             self.check_keys(entries, compose::VOLUME_KEYS, &what);
-                            self.volume_extras(entries, &format!("volumes.{}", k.name));
                             let labels = entries.iter().find(|(k, _)| k.name == "labels");
                             let labels = labels.map(|(_, v)| self.plain_map(v, "labels")).unwrap_or_default();
-                            bp.volumes.insert(k.name.clone(), VolumeDef { pos: k.pos, labels });
+                            let mut vol = VolumeDef { pos: k.pos, labels, external: None };
+                            self.volume_settings(&mut vol, &k.name, entries, &format!("volumes.{}", k.name));
+                            bp.volumes.insert(k.name.clone(), vol);
                         }
                     }
                 }
@@ -474,8 +480,8 @@ impl Decoder<'_> {
         let what = format!("network `{}`", key.name);
         let entries = self.optional_map(node, &what)?;
         self.check_keys(entries, compose::NETWORK_KEYS, &what);
-        self.network_extras(entries, &format!("networks.{}", key.name));
         let mut net = NetworkDef { pos: key.pos, ..Default::default() };
+        self.network_settings(&mut net, &key.name, entries, &format!("networks.{}", key.name));
         for (k, v) in entries {
             match k.name.as_str() {
                 "internal" => net.internal = self.boolean(v, &format!("{what}: internal"))?,
@@ -530,7 +536,10 @@ impl Decoder<'_> {
                 "environment" => s.environment = self.string_map(v, &f),
                 "ports" => s.ports = self.ports(v, &f),
                 "networks" => s.networks = self.attachments(v, &f),
-                "volumes" => s.volumes = self.mounts(v, &f),
+                "volumes" => {
+                    s.volumes = self.mounts(v, &f);
+                    s.compose.options.tmpfs.extend(self.tmpfs_mounts.drain(..));
+                }
                 "depends_on" => s.depends_on = self.dependencies(v, &f),
                 "healthcheck" => {
                     s.healthcheck = self.healthcheck(v, &f);
@@ -680,14 +689,14 @@ impl Decoder<'_> {
             return Some(Build {
                 context: self.path(&context, node.pos),
                 dockerfile: "Dockerfile".into(),
-                args: BTreeMap::new(),
+                ..Default::default()
             });
         }
         let entries = self.map(node, what)?;
         self.check_keys(entries, compose::BUILD_KEYS, what);
         self.build_extras(entries, what);
         let mut build =
-            Build { context: self.path(".", node.pos), dockerfile: "Dockerfile".into(), args: BTreeMap::new() };
+            Build { context: self.path(".", node.pos), dockerfile: "Dockerfile".into(), ..Default::default() };
         for (k, v) in entries {
             match k.name.as_str() {
                 "context" => {
@@ -697,6 +706,7 @@ impl Decoder<'_> {
                 }
                 "dockerfile" => build.dockerfile = self.string(v, &format!("{what}.dockerfile"))?.value,
                 "args" => build.args = self.plain_map(v, &format!("{what}.args")),
+                "target" => build.target = Some(self.string(v, &format!("{what}.target"))?.value),
                 _ => {}
             }
         }
@@ -765,7 +775,12 @@ impl Decoder<'_> {
             Value::Seq(items) => {
                 for item in items {
                     if let Some(name) = self.string(item, what) {
-                        out.push(NetworkAttachment { name, aliases: Vec::new() });
+                        out.push(NetworkAttachment {
+                            name,
+                            aliases: Vec::new(),
+                            ipv4_address: None,
+                            ipv6_address: None,
+                        });
                     }
                 }
             }
@@ -780,7 +795,13 @@ impl Decoder<'_> {
                         .find(|(k, _)| k.name == "aliases")
                         .and_then(|(_, v)| self.strings(v, &format!("{f}.aliases")))
                         .unwrap_or_default();
-                    out.push(NetworkAttachment { name: At::new(k.name.clone(), k.pos), aliases });
+                    let mut address = |name: &str| {
+                        let (_, node) = settings.iter().find(|(k, _)| k.name == name)?;
+                        self.string(node, &format!("{f}.{name}")).map(|t| t.value)
+                    };
+                    let (ipv4_address, ipv6_address) = (address("ipv4_address"), address("ipv6_address"));
+                    let name = At::new(k.name.clone(), k.pos);
+                    out.push(NetworkAttachment { name, aliases, ipv4_address, ipv6_address });
                 }
             }
             _ => self.wrong_type(node, what, "a list of network names or a mapping"),
@@ -837,7 +858,7 @@ impl Decoder<'_> {
             }
             Some(s) => MountSource::Volume(s.to_string()),
         };
-        Ok(Mount { source, target, read_only })
+        Ok(Mount { source, target, read_only, propagation: None, nocopy: false })
     }
 
     fn long_mount(&mut self, entries: &Entries, pos: Pos, what: &str) -> Option<Mount> {
@@ -850,7 +871,11 @@ impl Decoder<'_> {
             Some(v) => self.choice(v, &format!("{what}.type"), &kinds)?,
             None => "volume",
         };
-        if matches!(kind, "tmpfs" | "npipe" | "image") {
+        if kind == "tmpfs" {
+            self.tmpfs_mount(entries, pos, what);
+            return None;
+        }
+        if matches!(kind, "npipe" | "image") {
             let type_pos = get("type").map_or(pos, |v| v.pos);
             self.not_supported(type_pos, &format!("{what}.type: {kind}"), "nothing is mounted there");
             return None;
@@ -881,7 +906,10 @@ impl Decoder<'_> {
             (_, Some(s)) => MountSource::Volume(s),
             (_, None) => MountSource::Anonymous,
         };
-        Some(Mount { source, target: clean_target(&target.value), read_only })
+        let propagation =
+            get("bind").and_then(|b| b.get("propagation")).and_then(|p| self.string(p, what)).map(|p| p.value);
+        let nocopy = get("volume").and_then(|v| v.get("nocopy")).and_then(|n| self.boolean(n, what)).unwrap_or(false);
+        Some(Mount { source, target: clean_target(&target.value), read_only, propagation, nocopy })
     }
 
     fn dependencies(&mut self, node: &Node, what: &str) -> Vec<Dependency> {
@@ -929,13 +957,9 @@ impl Decoder<'_> {
             &["test", "interval", "timeout", "retries", "start_period", "disable", "start_interval"],
             what,
         );
-        if let Some((k, v)) = entries.iter().find(|(k, _)| k.name == "start_interval") {
+        // Sent to engines of API 1.44 and later; `plan` and `apply` warn on older ones.
+        if let Some((_, v)) = entries.iter().find(|(k, _)| k.name == "start_interval") {
             self.start_interval = self.duration(v, &format!("{what}.start_interval"));
-            self.not_supported(
-                k.pos,
-                &format!("{what}.start_interval"),
-                "the engine (API below 1.44) probes at `interval` during `start_period` too",
-            );
         }
         // Docker's own defaults, so a Compose user gets what they expect.
         let mut hc = Healthcheck {

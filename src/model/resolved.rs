@@ -16,7 +16,13 @@ pub fn document(bp: &Blueprint, project: &str) -> Value {
     }
     let mut networks = Map::new();
     for (name, def) in &bp.networks {
-        let mut n = json!({ "name": format!("{project}_{name}") });
+        let mut n = match &def.external {
+            Some(external) => json!({ "name": external, "external": true }),
+            None => json!({ "name": format!("{project}_{name}") }),
+        };
+        if let Some(driver) = &def.driver {
+            n["driver"] = json!(driver);
+        }
         if def.internal {
             n["internal"] = json!(true);
         }
@@ -25,11 +31,20 @@ pub fn document(bp: &Blueprint, project: &str) -> Value {
         }
         networks.insert(name.clone(), n);
     }
-    if bp.services.iter().any(|s| s.networks.is_empty()) {
+    if bp.services.iter().any(|s| s.networks.is_empty() && s.compose.options.network_mode.is_none()) {
         networks.insert("default".into(), json!({ "name": format!("{project}_default") }));
     }
-    let volumes: Map<String, Value> =
-        bp.volumes.keys().map(|name| (name.clone(), json!({ "name": format!("{project}_{name}") }))).collect();
+    let volumes: Map<String, Value> = bp
+        .volumes
+        .iter()
+        .map(|(name, def)| {
+            let v = match &def.external {
+                Some(external) => json!({ "name": external, "external": true }),
+                None => json!({ "name": format!("{project}_{name}") }),
+            };
+            (name.clone(), v)
+        })
+        .collect();
     let mut doc = json!({ "name": project, "services": services });
     if !networks.is_empty() {
         doc["networks"] = Value::Object(networks);
@@ -106,7 +121,10 @@ fn service(s: &Service) -> Value {
     if !mounts.is_empty() {
         put("volumes", Value::Array(mounts));
     }
-    put("networks", networks(s));
+    // A service sharing another network stack joins no network (Compose prints none).
+    if s.compose.options.network_mode.is_none() {
+        put("networks", networks(s));
+    }
     if let Some(hc) = &s.healthcheck {
         let mut v = healthcheck(hc);
         if let Some(d) = s.compose.start_interval {
@@ -128,14 +146,61 @@ fn service(s: &Service) -> Value {
     Value::Object(out)
 }
 
+/// The engine options (`user`, `cap_add`, …) where Compose prints them.
+fn option_fields(s: &Service, put: &mut impl FnMut(&str, Value)) {
+    if let Some(hostname) = &s.compose.hostname {
+        put("hostname", json!(hostname));
+    }
+    // The options whose JSON is Compose's own shape (strings, booleans, lists, string maps).
+    let shared = [
+        "user",
+        "working_dir",
+        "domainname",
+        "stop_signal",
+        "init",
+        "read_only",
+        "privileged",
+        "tty",
+        "stdin_open",
+        "cap_add",
+        "cap_drop",
+        "sysctls",
+        "security_opt",
+        "dns",
+        "dns_search",
+        "dns_opt",
+        "platform",
+        "runtime",
+        "group_add",
+        "pid",
+        "ipc",
+        "userns_mode",
+        "cgroup_parent",
+        "mac_address",
+        "oom_score_adj",
+        "pids_limit",
+        "logging",
+        "storage_opt",
+    ];
+    let fields = s.compose.options.fields();
+    for key in shared {
+        if let Some(value) = fields.get(key) {
+            put(key, value.clone());
+        }
+    }
+    if let Some(mode) = &s.compose.options.network_mode {
+        put("network_mode", json!(mode.as_compose()));
+    }
+    // Compose prints `host=ip` (the engine takes `host:ip`).
+    if !s.compose.options.extra_hosts.is_empty() {
+        let hosts: Vec<String> = s.compose.options.extra_hosts.iter().map(|h| h.replacen(':', "=", 1)).collect();
+        put("extra_hosts", json!(hosts));
+    }
+}
+
 /// The Compose attributes beyond scale's own schema, as Compose prints them.
 fn compose_fields(s: &Service, put: &mut impl FnMut(&str, Value)) {
-    if let Some(user) = &s.compose.user {
-        put("user", json!(user));
-    }
-    if let Some(dir) = &s.compose.working_dir {
-        put("working_dir", json!(dir));
-    }
+    option_fields(s, put);
     for (key, grants) in [("secrets", &s.compose.secrets), ("configs", &s.compose.configs)] {
         if !grants.is_empty() {
             let list: Vec<Value> =
@@ -197,7 +262,16 @@ fn networks(s: &Service) -> Value {
         .networks
         .iter()
         .map(|n| {
-            let v = if n.aliases.is_empty() { Value::Null } else { json!({ "aliases": n.aliases }) };
+            let mut v = Map::new();
+            if !n.aliases.is_empty() {
+                v.insert("aliases".into(), json!(n.aliases));
+            }
+            for (key, address) in [("ipv4_address", &n.ipv4_address), ("ipv6_address", &n.ipv6_address)] {
+                if let Some(address) = address {
+                    v.insert(key.into(), json!(address));
+                }
+            }
+            let v = if v.is_empty() { Value::Null } else { Value::Object(v) };
             (n.name.value.clone(), v)
         })
         .collect();
@@ -309,6 +383,22 @@ fn yaml_key(k: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn engine_options_are_printed_in_composes_shape() {
+        let yaml = "services:\n  a:\n    image: x\n    user: app\n    cap_add: [NET_ADMIN]\n    \
+                    extra_hosts: [\"db:10.0.0.2\"]\n    networks: { back: { ipv4_address: 10.5.0.2 } }\n  \
+                    b:\n    image: x\n    network_mode: service:a\nnetworks:\n  back: {}\n";
+        let bp =
+            crate::model::load_bytes(std::path::Path::new("c.yaml"), yaml.as_bytes(), &Default::default()).unwrap();
+        let doc = document(&bp, "p");
+        let (a, b) = (&doc["services"]["a"], &doc["services"]["b"]);
+        assert_eq!((&a["user"], &a["cap_add"]), (&json!("app"), &json!(["NET_ADMIN"])));
+        assert_eq!(a["extra_hosts"], json!(["db=10.0.0.2"]));
+        assert_eq!(a["networks"], json!({ "back": { "ipv4_address": "10.5.0.2" } }));
+        assert_eq!(b["network_mode"], "service:a");
+        assert!(b.get("networks").is_none() && doc["networks"].get("default").is_none(), "{doc:#}");
+    }
 
     #[test]
     fn durations_read_as_go_prints_them() {

@@ -105,6 +105,16 @@ pub struct NetworkDef {
     /// No route out of the network and no published ports reach it.
     pub internal: bool,
     pub labels: BTreeMap<String, String>,
+    /// `external: true`: the engine name of a network made outside the project, joined as it
+    /// is (never created, changed or removed).
+    pub external: Option<String>,
+    /// `None`: a bridge.
+    pub driver: Option<String>,
+    pub driver_opts: BTreeMap<String, String>,
+    pub ipam: Vec<super::options::IpamPool>,
+    pub ipam_driver: Option<String>,
+    pub enable_ipv6: bool,
+    pub attachable: bool,
 }
 
 /// A user-declared named volume.
@@ -112,6 +122,9 @@ pub struct NetworkDef {
 pub struct VolumeDef {
     pub pos: Pos,
     pub labels: BTreeMap<String, String>,
+    /// `external: true`: the engine name of a volume made outside the project, mounted as it
+    /// is (never created or removed).
+    pub external: Option<String>,
 }
 
 /// What a `kind:` adds on top of a plain service.
@@ -175,10 +188,11 @@ pub struct ComposeSettings {
     /// container is reachable, as with Compose).
     pub expose: Vec<String>,
     pub profiles: Vec<String>,
-    pub user: Option<String>,
-    pub working_dir: Option<String>,
+    /// `hostname:` (every replica gets it, as with Compose); without it a container's
+    /// hostname is its name.
     pub hostname: Option<String>,
-    pub stop_signal: Option<String>,
+    /// The options that map onto the engine's create request (`user`, `cap_add`, …).
+    pub options: super::options::ContainerOptions,
     /// `secrets:` of the service: each bind-mounted read-only at `target`.
     pub secrets: Vec<Grant>,
     pub configs: Vec<Grant>,
@@ -186,7 +200,8 @@ pub struct ComposeSettings {
     pub optional_dependencies: Vec<String>,
     /// `deploy.restart_policy.condition` as written, when it (not `restart`) set the policy.
     pub restart_condition: Option<String>,
-    /// `healthcheck.start_interval` (read, not acted on: the engine's API is below 1.44).
+    /// `healthcheck.start_interval`: sent to engines of API 1.44 and later, ignored (with a
+    /// warning) by older ones.
     pub start_interval: Option<Duration>,
 }
 
@@ -230,13 +245,16 @@ impl Autoscale {
 }
 
 /// How to build a service's image from a directory.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
 pub struct Build {
     /// Absolute path of the build context.
     pub context: PathBuf,
     /// Dockerfile path relative to the context.
     pub dockerfile: String,
     pub args: BTreeMap<String, String>,
+    /// The stage of a multi-stage Dockerfile to build (`build.target`); `None`: the last.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
 }
 
 /// Network protocol of a published port.
@@ -271,6 +289,9 @@ pub struct PortMapping {
 pub struct NetworkAttachment {
     pub name: At<String>,
     pub aliases: Vec<String>,
+    /// A fixed address on the network (`ipv4_address`, `ipv6_address`).
+    pub ipv4_address: Option<String>,
+    pub ipv6_address: Option<String>,
 }
 
 /// Where a mount's data comes from.
@@ -291,6 +312,12 @@ pub struct Mount {
     pub source: MountSource,
     pub target: String,
     pub read_only: bool,
+    /// `bind.propagation` of a long-form bind mount (`rprivate`, `shared`, …).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub propagation: Option<String>,
+    /// `volume.nocopy`: the image's files at the target are not copied into a new volume.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub nocopy: bool,
 }
 
 /// When a dependency counts as ready (Compose's `depends_on` conditions).

@@ -143,20 +143,54 @@ pub fn container_changes(old: &ContainerSpec, new: &ContainerSpec) -> Vec<String
     if old.restart != new.restart {
         out.push(format!("restart {} → {}", old.restart.as_str(), new.restart.as_str()));
     }
-    if old.labels != new.labels {
-        let keys: BTreeSet<&String> = old.labels.keys().chain(new.labels.keys()).collect();
-        for key in keys {
-            match (old.labels.get(key), new.labels.get(key)) {
-                (Some(a), Some(b)) if a != b => out.push(format!("label {key} changed ({} → {})", short(a), short(b))),
-                (None, Some(_)) => out.push(format!("label {key} added")),
-                (Some(_), None) => out.push(format!("label {key} removed")),
-                _ => {}
-            }
-        }
-    }
+    out.extend(label_changes(old, new));
+    out.extend(option_changes(old, new));
     if out.is_empty() && old != new {
         out.push("settings changed".into());
     }
+    out
+}
+
+fn or_none(text: &str) -> &str {
+    if text.is_empty() { "none" } else { text }
+}
+
+fn label_changes(old: &ContainerSpec, new: &ContainerSpec) -> Vec<String> {
+    let keys: BTreeSet<&String> = old.labels.keys().chain(new.labels.keys()).collect();
+    keys.into_iter()
+        .filter_map(|key| match (old.labels.get(key), new.labels.get(key)) {
+            (Some(a), Some(b)) if a != b && key == crate::labels::NETWORK_FROM => {
+                Some("the container whose network stack it shares is replaced".into())
+            }
+            (Some(a), Some(b)) if a != b => Some(format!("label {key} changed ({} → {})", short(a), short(b))),
+            (None, Some(_)) => Some(format!("label {key} added")),
+            (Some(_), None) => Some(format!("label {key} removed")),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The hostname and each Compose option that differs, by its Compose name (`user 1000 → app`).
+fn option_changes(old: &ContainerSpec, new: &ContainerSpec) -> Vec<String> {
+    let mut out = Vec::new();
+    if old.hostname != new.hostname {
+        out.push(format!("hostname {} → {}", or_none(&old.hostname), or_none(&new.hostname)));
+    }
+    if old.options == new.options {
+        return out;
+    }
+    let (a, b) = (old.options.fields(), new.options.fields());
+    let keys: BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+    let show = |v: Option<&serde_json::Value>| match v {
+        None => "none".to_string(),
+        Some(serde_json::Value::String(s)) => short(s),
+        Some(other) => short(&other.to_string()),
+    };
+    out.extend(
+        keys.into_iter()
+            .filter(|k| a.get(*k) != b.get(*k))
+            .map(|k| format!("{k} {} → {}", show(a.get(k)), show(b.get(k)))),
+    );
     out
 }
 
@@ -201,11 +235,25 @@ mod tests {
             healthcheck: None,
             restart: crate::model::RestartPolicy::No,
             stop_grace_secs: None,
+            options: Default::default(),
             labels: BTreeMap::new(),
             hostname: "shop-web-2".into(),
             previous: None,
             carried: Default::default(),
         }
+    }
+
+    #[test]
+    fn compose_options_are_named_when_they_change() {
+        let old = spec();
+        let mut new = spec();
+        new.options.user = Some("1000".into());
+        new.options.cap_add = vec!["NET_ADMIN".into()];
+        new.hostname = "api".into();
+        let reasons = container_changes(&old, &new);
+        assert!(reasons.contains(&"user none → 1000".to_string()), "{reasons:?}");
+        assert!(reasons.contains(&"cap_add none → [\"NET_ADMIN\"]".to_string()), "{reasons:?}");
+        assert!(reasons.contains(&"hostname shop-web-2 → api".to_string()), "{reasons:?}");
     }
 
     #[test]

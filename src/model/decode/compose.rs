@@ -15,20 +15,13 @@ const HANDLED: &[&str] = &[
     "expose",
     "profiles",
     "user",
-    "working_dir",
     "hostname",
-    "stop_signal",
     "secrets",
     "configs",
     "env_file",
     "deploy",
     "scale",
     "pull_policy",
-    "init",
-    "read_only",
-    "privileged",
-    "tty",
-    "stdin_open",
     "extends",
 ];
 
@@ -37,59 +30,28 @@ const UNSUPPORTED: &[(&str, &str)] = &[
     ("annotations", "no annotations are set"),
     ("attach", "logs are not followed anyway"),
     ("blkio_config", "no block IO limits are set"),
-    ("cap_add", "the container keeps Docker's default capabilities"),
-    ("cap_drop", "the container keeps Docker's default capabilities"),
     ("cgroup", "the engine's default cgroup namespace is used"),
-    ("cgroup_parent", "the engine's default cgroup parent is used"),
     ("cpu_count", "no CPU limit is set"),
     ("cpu_percent", "no CPU limit is set"),
     ("cpu_period", "no CPU limit is set"),
     ("cpu_quota", "no CPU limit is set"),
     ("cpu_rt_period", "no CPU limit is set"),
     ("cpu_rt_runtime", "no CPU limit is set"),
-    ("cpu_shares", "no CPU weight is set"),
-    ("cpus", "no CPU limit is set"),
-    ("cpuset", "the container may run on every CPU"),
     ("credential_spec", "no credential spec is used"),
     ("develop", "Compose Watch is a development feature; nothing is synced"),
     ("device_cgroup_rules", "no device rules are added"),
-    ("devices", "no host device is passed in"),
-    ("dns", "the engine's DNS servers are used"),
-    ("dns_opt", "the engine's DNS options are used"),
-    ("dns_search", "the engine's DNS search domains are used"),
-    ("domainname", "the container has no domain name"),
     ("external_links", "no links to outside containers are made"),
-    ("extra_hosts", "no /etc/hosts entries are added"),
     ("gpus", "no GPU is passed in"),
-    ("group_add", "no supplementary groups are added"),
-    ("ipc", "the container gets its own IPC namespace"),
     ("isolation", "the engine's default isolation is used"),
     ("label_file", "the labels in the file are not added"),
+    ("models", "no AI model is pulled or served"),
     ("links", "no link aliases are added (services still find each other by name on a shared network)"),
-    ("logging", "the engine's default log driver is used"),
-    ("mac_address", "the engine picks the MAC address"),
-    ("mem_limit", "no memory limit is set"),
-    ("mem_reservation", "no memory reservation is set"),
     ("mem_swappiness", "the engine's default swappiness is used"),
-    ("memswap_limit", "no swap limit is set"),
-    ("network_mode", "the container joins the project's networks instead"),
     ("oom_kill_disable", "the OOM killer stays enabled"),
-    ("oom_score_adj", "the default OOM score is used"),
-    ("pid", "the container gets its own PID namespace"),
-    ("pids_limit", "no PID limit is set"),
-    ("platform", "images are pulled and built for the engine's own platform"),
     ("post_start", "no hook runs after start"),
     ("pre_stop", "no hook runs before stop"),
     ("provider", "no provider is called"),
-    ("runtime", "the engine's default runtime is used"),
-    ("security_opt", "the default security options are used"),
-    ("shm_size", "/dev/shm keeps its 64 MB default"),
-    ("storage_opt", "the default storage options are used"),
-    ("sysctls", "kernel parameters keep their defaults"),
-    ("tmpfs", "no tmpfs is mounted"),
-    ("ulimits", "the engine's default limits apply"),
     ("use_api_socket", "the engine's socket is not mounted"),
-    ("userns_mode", "the engine's default user namespace is used"),
     ("uts", "the container gets its own UTS namespace"),
     ("volumes_from", "no volumes are shared from other containers"),
 ];
@@ -169,8 +131,13 @@ impl Decoder<'_> {
     /// Unknown service keys (typos) get a "did you mean"; Compose keys scale does not act on
     /// yet get a warning instead.
     pub(super) fn service_keys(&mut self, entries: &Entries, what: &str) {
-        let allowed: Vec<&str> =
-            super::SERVICE_KEYS.iter().chain(HANDLED).copied().chain(UNSUPPORTED.iter().map(|(k, _)| *k)).collect();
+        let allowed: Vec<&str> = super::SERVICE_KEYS
+            .iter()
+            .chain(HANDLED)
+            .chain(super::options::OPTION_KEYS)
+            .copied()
+            .chain(UNSUPPORTED.iter().map(|(k, _)| *k))
+            .collect();
         self.check_keys(entries, &allowed, what);
     }
 
@@ -181,21 +148,9 @@ impl Decoder<'_> {
             "expose" => s.compose.expose = self.scalars(v, f),
             "profiles" => s.compose.profiles = self.strings(v, f).unwrap_or_default(),
             "user" if s.kind.as_ref().map(|k| k.value) != Some(Kind::Postgres) => {
-                s.compose.user = self.string(v, f).map(|t| t.value);
-                self.not_supported(k.pos, f, "the container runs as the image's user");
+                self.container_option(&mut s.compose.options, k, v, f)
             }
-            "working_dir" => {
-                s.compose.working_dir = self.string(v, f).map(|t| t.value);
-                self.not_supported(k.pos, f, "the container starts in the image's working directory");
-            }
-            "hostname" => {
-                s.compose.hostname = self.string(v, f).map(|t| t.value);
-                self.not_supported(k.pos, f, "the container's hostname is its id");
-            }
-            "stop_signal" => {
-                s.compose.stop_signal = self.string(v, f).map(|t| t.value);
-                self.not_supported(k.pos, f, "containers are stopped with the image's stop signal");
-            }
+            "hostname" => s.compose.hostname = self.string(v, f).map(|t| t.value),
             "secrets" => s.compose.secrets = self.grants(v, f, "/run/secrets/"),
             "configs" => s.compose.configs = self.grants(v, f, "/"),
             "scale" => {
@@ -209,15 +164,7 @@ impl Decoder<'_> {
                     self.not_supported(k.pos, &format!("{f}: {text}"), "images are pulled only when missing");
                 }
             }
-            "init" | "read_only" | "privileged" | "tty" | "stdin_open" if self.boolean(v, f) == Some(true) => {
-                let effect = match k.name.as_str() {
-                    "init" => "no init process runs as PID 1",
-                    "read_only" => "the root file system stays writable",
-                    "privileged" => "the container is not privileged",
-                    _ => "no terminal or open stdin is attached",
-                };
-                self.not_supported(k.pos, f, effect);
-            }
+            key if super::options::OPTION_KEYS.contains(&key) => self.container_option(&mut s.compose.options, k, v, f),
             "env_file" | "deploy" | "extends" => {} // read after the loop, or by the loader
             other => {
                 if let Some((_, effect)) = UNSUPPORTED.iter().find(|(key, _)| *key == other) {
@@ -366,6 +313,8 @@ impl Decoder<'_> {
                             source: MountSource::Bind(file.clone()),
                             target: g.target.clone(),
                             read_only: true,
+                            propagation: None,
+                            nocopy: false,
                         };
                         s.volumes.push(At::new(mount, g.source.pos));
                     }
@@ -463,7 +412,7 @@ impl Decoder<'_> {
                         Diagnostic::at(self.file, k.pos, format!("ignored on a single engine: `{f}` (Swarm only)"))
                             .hint("there is one node, so there is nothing to place; Compose ignores it too"),
                     ),
-                    "resources" => self.not_supported(k.pos, &f, "no CPU or memory limit is set"),
+                    "resources" => self.resources(s, v, &f, entries),
                     // The same policy as the blueprint's own `rollout:` (one decoder for both).
                     "update_config" => self.rollout(v, &f, super::UPDATE_CONFIG_KEYS, &mut s.rollout),
                     "rollback_config" => self.not_supported(
@@ -476,32 +425,19 @@ impl Decoder<'_> {
                 }
             }
         }
-        if let Some(name) = &s.compose.container_name {
-            if s.replicas.value > 1 {
-                self.error(
-                    name.pos,
-                    format!("`container_name` names one container, but the service runs {} replicas", s.replicas.value),
-                )
-                .hint = Some(
-                    "remove `container_name` (scale names them <project>-<service>-<n>) or run one replica".into(),
-                );
-            } else {
-                self.not_supported(
-                    name.pos,
-                    &format!("services.{}.container_name", s.name),
-                    "the container is named <project>-<service>-1; other services reach it by the service name",
-                );
-            }
+        if let Some(name) = &s.compose.container_name
+            && (s.replicas.value > 1 || s.autoscale.is_some())
+        {
+            let count =
+                if s.autoscale.is_some() { "an autoscaled number of".into() } else { s.replicas.value.to_string() };
+            self.error(
+                name.pos,
+                format!("`container_name` names one container, but the service runs {count} replicas"),
+            )
+            .hint =
+                Some("remove `container_name` (scale names them <project>-<service>-<n>) or run one replica".into());
         }
         self.optional_dependencies(s, entries);
-        if let (Some(image), Some(_)) = (&s.image, &s.build) {
-            let pos = image.pos;
-            self.not_supported(
-                pos,
-                &format!("services.{}.image together with build", s.name),
-                "the build is tagged <project>/<service>:<hash>, not with this name, and nothing is pulled",
-            );
-        }
     }
 
     /// Compose's `deploy.restart_policy.condition` as scale's `restart` (none, on-failure, any).
@@ -553,22 +489,78 @@ impl Decoder<'_> {
         }
     }
 
-    pub(super) fn network_extras(&mut self, entries: &Entries, what: &str) {
+    /// A network's Compose settings: `driver`, `driver_opts`, `ipam`, `enable_ipv6`,
+    /// `attachable` and `external` (with its `name`) are honoured.
+    pub(super) fn network_settings(&mut self, net: &mut NetworkDef, name: &str, entries: &Entries, what: &str) {
+        let external = entries.iter().find(|(k, _)| k.name == "external").is_some_and(|(_, v)| self.external(v, what));
+        let engine_name = entries.iter().find(|(k, _)| k.name == "name").and_then(|(_, v)| self.string(v, what));
         for (k, v) in entries {
             let f = format!("{what}.{}", k.name);
             match k.name.as_str() {
-                "driver" if self.string(v, &f).is_some_and(|d| d.value != "bridge") => {
-                    self.not_supported(k.pos, &f, "a bridge network is created");
-                }
-                "external" if self.external(v, &f) => {
-                    self.not_supported(k.pos, &f, "scale creates its own <project>_<network> instead of joining it");
-                }
-                "driver_opts" | "ipam" | "name" | "enable_ipv6" | "enable_ipv4" | "attachable" => {
-                    self.not_supported(k.pos, &f, "the network is created with the engine's defaults")
-                }
+                "driver" => net.driver = self.string(v, &f).map(|d| d.value).filter(|d| d != "bridge"),
+                "driver_opts" => net.driver_opts = self.plain_map(v, &f),
+                "ipam" => self.ipam(net, v, &f),
+                "enable_ipv6" => net.enable_ipv6 = self.boolean(v, &f).unwrap_or_default(),
+                "attachable" => net.attachable = self.boolean(v, &f).unwrap_or_default(),
+                "name" if !external => self.not_supported(
+                    k.pos,
+                    &f,
+                    "scale names the network <project>_<network>; use `external: true` to join one by its name",
+                ),
+                "enable_ipv4" => self.not_supported(k.pos, &f, "the network gets IPv4 as the engine decides"),
                 _ => {}
             }
         }
+        if external {
+            net.external = Some(engine_name.map_or_else(|| self.external_name(entries, name), |n| n.value));
+        }
+    }
+
+    /// `ipam: { driver, config: [{ subnet, ip_range, gateway }] }`.
+    fn ipam(&mut self, net: &mut NetworkDef, node: &Node, what: &str) {
+        let Some(entries) = self.map(node, what) else { return };
+        self.check_keys(entries, &["driver", "config", "options"], what);
+        for (k, v) in entries {
+            let f = format!("{what}.{}", k.name);
+            match k.name.as_str() {
+                "driver" => net.ipam_driver = self.string(v, &f).map(|d| d.value).filter(|d| d != "default"),
+                "options" => self.not_supported(k.pos, &f, "the address allocator keeps its default options"),
+                _ => {
+                    let Value::Seq(items) = &v.value else {
+                        self.wrong_type(v, &f, "a list");
+                        continue;
+                    };
+                    for item in items {
+                        let Some(pool) = self.map(item, &f) else { continue };
+                        self.check_keys(pool, &["subnet", "ip_range", "gateway", "aux_addresses"], &f);
+                        let mut get = |key: &str| {
+                            let (_, node) = pool.iter().find(|(k, _)| k.name == key)?;
+                            self.string(node, &format!("{f}.{key}")).map(|t| t.value)
+                        };
+                        let entry = crate::model::IpamPool {
+                            subnet: get("subnet"),
+                            ip_range: get("ip_range"),
+                            gateway: get("gateway"),
+                        };
+                        if let Some((k, _)) = pool.iter().find(|(k, _)| k.name == "aux_addresses") {
+                            self.not_supported(k.pos, &format!("{f}.aux_addresses"), "no addresses are reserved");
+                        }
+                        net.ipam.push(entry);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The name of an external network or volume: the older `external: { name: ... }`, else
+    /// the key itself.
+    fn external_name(&mut self, entries: &Entries, key: &str) -> String {
+        entries
+            .iter()
+            .find(|(k, _)| k.name == "external")
+            .and_then(|(_, v)| v.get("name"))
+            .and_then(|n| self.string(n, "external.name"))
+            .map_or_else(|| key.to_string(), |n| n.value)
     }
 
     /// `external: true`, or the older `external: { name: ... }`.
@@ -579,21 +571,27 @@ impl Decoder<'_> {
         }
     }
 
-    pub(super) fn volume_extras(&mut self, entries: &Entries, what: &str) {
+    /// A volume's Compose settings: `external` (with its `name`) is honoured.
+    pub(super) fn volume_settings(&mut self, vol: &mut VolumeDef, name: &str, entries: &Entries, what: &str) {
+        let external = entries.iter().find(|(k, _)| k.name == "external").is_some_and(|(_, v)| self.external(v, what));
         for (k, v) in entries {
             let f = format!("{what}.{}", k.name);
             match k.name.as_str() {
                 "driver" if self.string(v, &f).is_some_and(|d| d.value != "local") => {
                     self.not_supported(k.pos, &f, "a local volume is created");
                 }
-                "external" if self.external(v, &f) => {
-                    self.not_supported(k.pos, &f, "scale creates its own <project>_<volume> instead of using it");
-                }
-                "driver_opts" | "name" => {
-                    self.not_supported(k.pos, &f, "the volume is created with the engine's defaults")
-                }
+                "driver_opts" => self.not_supported(k.pos, &f, "the volume is created with the engine's defaults"),
+                "name" if !external => self.not_supported(
+                    k.pos,
+                    &f,
+                    "scale names the volume <project>_<volume>; use `external: true` to mount one by its name",
+                ),
                 _ => {}
             }
+        }
+        if external {
+            let named = entries.iter().find(|(k, _)| k.name == "name").and_then(|(_, v)| self.string(v, what));
+            vol.external = Some(named.map_or_else(|| self.external_name(entries, name), |n| n.value));
         }
     }
 
@@ -601,25 +599,53 @@ impl Decoder<'_> {
         for (k, _) in entries {
             let f = format!("{what}.{}", k.name);
             match k.name.as_str() {
-                "context" | "dockerfile" | "args" => {}
-                "target" => self.not_supported(k.pos, &f, "the whole Dockerfile is built; its last stage is the image"),
+                "context" | "dockerfile" | "args" | "target" => {}
                 _ => self.not_supported(k.pos, &f, "the image is built without it"),
             }
         }
     }
 
     pub(super) fn attachment_extras(&mut self, entries: &Entries, what: &str) {
-        for (k, _) in entries.iter().filter(|(k, _)| k.name != "aliases") {
+        let honoured = ["aliases", "ipv4_address", "ipv6_address"];
+        for (k, _) in entries.iter().filter(|(k, _)| !honoured.contains(&k.name.as_str())) {
             self.not_supported(k.pos, &format!("{what}.{}", k.name), "the engine assigns the address and settings");
         }
     }
 
+    /// The long form's `bind:`, `volume:` and `tmpfs:` settings: `propagation`, `nocopy`,
+    /// `size` and `mode` are honoured, the rest reported.
     pub(super) fn mount_extras(&mut self, entries: &Entries, what: &str) {
-        for (k, _) in entries {
-            if matches!(k.name.as_str(), "bind" | "volume" | "tmpfs") {
-                self.not_supported(k.pos, &format!("{what}.{}", k.name), "the mount uses the engine's defaults");
+        let honoured: &[(&str, &[&str])] =
+            &[("bind", &["propagation"]), ("volume", &["nocopy"]), ("tmpfs", &["size", "mode"])];
+        for (k, v) in entries {
+            let Some((_, keys)) = honoured.iter().find(|(name, _)| *name == k.name) else { continue };
+            let f = format!("{what}.{}", k.name);
+            for (key, _) in self.optional_map(v, &f).unwrap_or(&[]) {
+                if !keys.contains(&key.name.as_str()) {
+                    self.not_supported(key.pos, &format!("{f}.{}", key.name), "the mount uses the engine's defaults");
+                }
             }
         }
+    }
+
+    /// A long-form `type: tmpfs` mount, recorded as a tmpfs of the service (`size`, `mode`).
+    pub(super) fn tmpfs_mount(&mut self, entries: &Entries, pos: Pos, what: &str) {
+        let Some((_, target)) = entries.iter().find(|(k, _)| k.name == "target") else {
+            self.error(pos, format!("{what}: a mount needs `target`"));
+            return;
+        };
+        let Some(target) = self.string(target, &format!("{what}.target")) else { return };
+        let mut options = Vec::new();
+        if let Some((_, settings)) = entries.iter().find(|(k, _)| k.name == "tmpfs") {
+            for (k, v) in self.optional_map(settings, &format!("{what}.tmpfs")).unwrap_or(&[]) {
+                if matches!(k.name.as_str(), "size" | "mode")
+                    && let Some(value) = self.string(v, &format!("{what}.tmpfs.{}", k.name))
+                {
+                    options.push(format!("{}={}", k.name, value.value));
+                }
+            }
+        }
+        self.tmpfs_mounts.push((target.value, options.join(",")));
     }
 
     /// The mode of a short mount (`ro`, `rw`, and Compose's `z`, `Z`, `cached` … joined by
@@ -662,17 +688,124 @@ mod tests {
              healthcheck: { test: [CMD, pg_isready], start_interval: 1s }\n    secrets: [pw]\n\
              secrets:\n  pw:\n    file: ./pw.txt\n",
         );
+        // All three are honoured now: no warning at all, and certainly no "did you mean".
         let text = warnings(&bp);
-        for key in ["services.db.user", "services.db.network_mode", "services.db.healthcheck.start_interval"] {
-            assert!(text.contains(&format!("not supported yet: `{key}`")), "{key}:\n{text}");
-        }
-        assert!(!text.contains("did you mean") && !text.contains("kind: postgres"), "{text}");
+        assert!(text.is_empty(), "{text}");
         let db = bp.service("db").unwrap();
-        assert_eq!(db.compose.user.as_deref(), Some("postgres"));
+        assert_eq!(db.compose.options.user.as_deref(), Some("postgres"));
+        assert_eq!(db.compose.options.network_mode, Some(crate::model::NetworkMode::Host));
+        assert_eq!(db.compose.start_interval, Some(std::time::Duration::from_secs(1)));
         let secret = db.volumes.iter().find(|m| m.value.target == "/run/secrets/pw").expect("the secret is mounted");
         assert!(
             secret.value.read_only && matches!(&secret.value.source, MountSource::Bind(p) if p.ends_with("pw.txt"))
         );
+    }
+
+    /// Every service attribute of the Compose Specification: none may be an "unknown key"
+    /// (whose "did you mean" would point at a different real key).
+    const SPEC_SERVICE_KEYS: &[&str] = &[
+        "annotations",
+        "attach",
+        "blkio_config",
+        "build",
+        "cap_add",
+        "cap_drop",
+        "cgroup",
+        "cgroup_parent",
+        "command",
+        "configs",
+        "container_name",
+        "cpu_count",
+        "cpu_percent",
+        "cpu_period",
+        "cpu_quota",
+        "cpu_rt_period",
+        "cpu_rt_runtime",
+        "cpu_shares",
+        "cpus",
+        "cpuset",
+        "credential_spec",
+        "depends_on",
+        "deploy",
+        "develop",
+        "device_cgroup_rules",
+        "devices",
+        "dns",
+        "dns_opt",
+        "dns_search",
+        "domainname",
+        "entrypoint",
+        "env_file",
+        "environment",
+        "expose",
+        "extends",
+        "external_links",
+        "extra_hosts",
+        "gpus",
+        "group_add",
+        "healthcheck",
+        "hostname",
+        "image",
+        "init",
+        "ipc",
+        "isolation",
+        "label_file",
+        "labels",
+        "links",
+        "logging",
+        "mac_address",
+        "mem_limit",
+        "mem_reservation",
+        "mem_swappiness",
+        "memswap_limit",
+        "models",
+        "network_mode",
+        "networks",
+        "oom_kill_disable",
+        "oom_score_adj",
+        "pid",
+        "pids_limit",
+        "platform",
+        "ports",
+        "post_start",
+        "pre_stop",
+        "privileged",
+        "profiles",
+        "provider",
+        "pull_policy",
+        "read_only",
+        "restart",
+        "runtime",
+        "scale",
+        "secrets",
+        "security_opt",
+        "shm_size",
+        "stdin_open",
+        "stop_grace_period",
+        "stop_signal",
+        "storage_opt",
+        "sysctls",
+        "tmpfs",
+        "tty",
+        "ulimits",
+        "use_api_socket",
+        "user",
+        "userns_mode",
+        "uts",
+        "volumes",
+        "volumes_from",
+        "working_dir",
+    ];
+
+    #[test]
+    fn no_key_of_the_compose_spec_is_an_unknown_key() {
+        for key in SPEC_SERVICE_KEYS {
+            let yaml = format!("services:\n  a:\n    image: x\n    {key}: null\n");
+            if let Err(problems) = load_bytes(Path::new("compose.yaml"), yaml.as_bytes(), &Env::default()) {
+                let text = problems.to_string();
+                assert!(!text.contains("unknown key") && !text.contains("did you mean"), "{key}: {text}");
+            }
+        }
     }
 
     #[test]
@@ -748,6 +881,7 @@ mod tests {
         let text = warnings(&bp);
         assert!(text.contains("compose.yaml:1:1: warning: `version` is obsolete"), "{text}");
         assert!(text.contains("ignored on a single engine: `services.web.deploy.placement` (Swarm only)"), "{text}");
-        assert!(text.contains("not supported yet: `networks.shared.external`"), "{text}");
+        assert!(!text.contains("networks.shared"), "an external network is honoured: {text}");
+        assert_eq!(bp.networks["shared"].external.as_deref(), Some("shared"));
     }
 }
