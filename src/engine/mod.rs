@@ -17,6 +17,7 @@ pub mod classify;
 pub mod docker;
 pub mod docker_io;
 pub mod fake;
+pub mod key_numbers;
 pub mod live;
 pub mod lock;
 pub mod tools;
