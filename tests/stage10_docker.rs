@@ -62,7 +62,9 @@ impl Walk {
 
     fn apply(&self, name: &str) {
         let file = self.file(name);
-        let run = Scale::new(&["apply", "--yes", "-p", &self.p, &file]).envs(ENV).isolated().run();
+        // Bounded at 15 minutes: the first apply builds seven images on a machine that may be busy.
+        let apply = Scale::new(&["apply", "--yes", "-p", &self.p, &file]).envs(ENV).isolated();
+        let run = apply.timeout(Duration::from_secs(900)).run();
         run.success();
         self.log(&format!("apply {name}: {:.1}s", run.elapsed.as_secs_f64()));
         let plan = Scale::new(&["plan", "--detailed-exitcode", "-p", &self.p, &file]).envs(ENV).isolated().run();
@@ -257,7 +259,8 @@ fn status_shows_key_numbers(w: &Walk, want_firing: &[String]) {
         n["firing"].as_array().expect("firing[]").iter().map(|f| f.as_str().unwrap_or("").to_string()).collect();
     assert_eq!(firing, want_firing, "{n}");
     let file = w.file("10-observability.yaml");
-    let human = Scale::new(&["status", &file, "-p", &w.p]).envs(ENV).isolated().run().success();
+    let human = Scale::new(&["status", &file, "-p", &w.p]).envs(ENV).isolated().run();
+    human.success();
     for word in ["Key numbers", "requests", "p95 latency", "replication lag", "alerts firing"] {
         assert!(human.stdout.contains(word), "`scale status` shows {word:?}:\n{}", human.stdout);
     }

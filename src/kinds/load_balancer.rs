@@ -290,22 +290,23 @@ mod tests {
     fn every_request_gets_an_id_and_the_exporter_listens_privately() {
         let c = LoadBalancerSpec::new("shop-lb-1", "web", 8000, vec!["shop-web-1".into()], &[80]).config;
         // the id is made, sent to the web server, answered and logged (stage 10's central log)
+        let http = c.split("\nfrontend http\n").nth(1).expect("the http frontend");
         for line in [
-            "    unique-id-format %{+X}o%ci%cp%fp%Ts%rt%pid\n",
-            "    unique-id-header X-Request-Id\n",
-            "    http-response set-header X-Request-Id %[unique-id]\n",
+            "unique-id-format %{+X}o%ci%cp%fp%Ts%rt%pid\n",
+            "unique-id-header X-Request-Id\n",
+            "http-response set-header X-Request-Id %[unique-id]\n",
         ] {
-            assert!(c.contains(line), "missing {line:?} in\n{c}");
+            assert!(http.contains(line), "missing {line:?} in\n{c}");
         }
-        assert!(c.contains(&format!("    log-format \"{HTTPLOG} rid=%ID\"\n")), "{c}");
+        assert!(http.contains(&format!("\nlog-format \"{HTTPLOG} rid=%ID\"\n")), "{c}");
         // HAProxy's exporter on :8405, a frontend of its own (not counted in the web backend)
-        let metrics = c.split("frontend metrics\n").nth(1).expect("a metrics frontend");
-        assert!(metrics.starts_with("    bind :8405\n"), "{metrics}");
+        let metrics = c.split("\nfrontend metrics\n").nth(1).expect("a metrics frontend");
+        assert!(metrics.starts_with("bind :8405\n"), "{metrics}");
         assert!(metrics.contains("use-service prometheus-exporter if { path /metrics }"), "{metrics}");
         // the syslog target only when the container's environment names one
         let global = c.split("\ndefaults\n").next().expect("a global section");
-        assert!(global.contains(".if defined(SCALE_SYSLOG)\n    log \"${SCALE_SYSLOG}\" len 4096 local0\n"), "{global}");
-        assert!(global.contains("    log stdout format raw local0\n"), "{global}");
+        assert!(global.contains("\n.if defined(SCALE_SYSLOG)\nlog \"${SCALE_SYSLOG}\" len 4096 local0\n"), "{global}");
+        assert!(global.contains("\nlog stdout format raw local0\n"), "{global}");
     }
 
     #[test]
