@@ -87,9 +87,7 @@ pub async fn run(args: Args, global: &Global, ui: Ui) -> anyhow::Result<u8> {
         ui.say(format!("  {name}: {why}; the next apply (or watch pass) re-seeds it"));
     }
     say_caches(ui, &caches);
-    for line in crate::ui::key_numbers::key_number_lines(&key_numbers) {
-        ui.say(line);
-    }
+    crate::ui::key_numbers::key_number_lines(&key_numbers).into_iter().for_each(|line| ui.say(line));
     say_events(ui, &recent);
     let lines = endpoint_lines(&observed.endpoints());
     if !lines.is_empty() {

@@ -79,7 +79,12 @@ mod tests {
 
     #[test]
     fn a_quiet_project_and_a_store_that_does_not_answer() {
-        let quiet = KeyNumbers { replication_lag_bytes: Some(0.0), web_up: Some(2), web_servers: Some(2), ..Default::default() };
+        let quiet = KeyNumbers {
+            replication_lag_bytes: Some(0.0),
+            web_up: Some(2),
+            web_servers: Some(2),
+            ..Default::default()
+        };
         let lines = key_number_lines(&[report(Some(quiet), None), report(None, Some("scale-key-numbers exited 7: "))]);
         insta::assert_snapshot!(lines.join("\n"));
     }
