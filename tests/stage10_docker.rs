@@ -65,11 +65,14 @@ impl Walk {
         // Bounded at 15 minutes: the first apply builds seven images on a machine that may be busy.
         let apply = Scale::new(&["apply", "--yes", "-p", &self.p, &file]).envs(ENV).isolated();
         let mut run = apply.clone().timeout(Duration::from_secs(900)).run();
-        if run.code == Some(1) {
+        for attempt in 2..=3 {
+            if run.code != Some(1) {
+                break;
+            }
             // A health check that timed out on a loaded machine (2 cores shared by every
-            // test) fails the apply; apply is level-triggered, so one more run repairs it.
-            self.log(&format!("apply {name} failed once, again:\n{}", run.stderr));
-            run = apply.timeout(Duration::from_secs(900)).run();
+            // test) fails the apply; apply is level-triggered, so another run repairs it.
+            self.log(&format!("apply {name} failed, attempt {attempt}:\n{}", run.stderr));
+            run = apply.clone().timeout(Duration::from_secs(900)).run();
         }
         run.success();
         self.log(&format!("apply {name}: {:.1}s", run.elapsed.as_secs_f64()));
@@ -267,15 +270,18 @@ fn request_id_in_both_logs(w: &Walk, lb: u16) {
     w.log(&format!("request id {rid}: {lines:?}"));
 }
 
-/// `scale status` shows the key numbers from Prometheus.
-fn status_shows_key_numbers(w: &Walk, want_firing: &[String]) {
+/// `scale status` shows the key numbers from Prometheus: with `traffic` (requests within the
+/// last minute) a request rate, a p95 latency and the replication lag; and the alerts firing.
+fn status_shows_key_numbers(w: &Walk, traffic: bool, want_firing: &[String]) {
     let status = w.status("10-observability.yaml");
     let reports = status["key_numbers"].as_array().unwrap_or_else(|| panic!("no key_numbers in {status:#}"));
     assert_eq!(reports.len(), 1, "{status:#}");
     let n = &reports[0]["numbers"];
-    assert!(n["request_rate"].as_f64().is_some_and(|r| r > 0.0), "a request rate: {n}");
-    assert!(n["p95_seconds"].as_f64().is_some_and(|s| s > 0.0), "a p95 latency: {n}");
-    assert!(n["replication_lag_bytes"].as_f64().is_some(), "a replication lag: {n}");
+    if traffic {
+        assert!(n["request_rate"].as_f64().is_some_and(|r| r > 0.0), "a request rate: {n}");
+        assert!(n["p95_seconds"].as_f64().is_some_and(|s| s > 0.0), "a p95 latency: {n}");
+        assert!(n["replication_lag_bytes"].as_f64().is_some(), "a replication lag: {n}");
+    }
     assert_eq!(n["web_servers"], 2, "{n}");
     let firing: Vec<String> =
         n["firing"].as_array().expect("firing[]").iter().map(|f| f.as_str().unwrap_or("").to_string()).collect();
@@ -305,7 +311,7 @@ fn alert_fires_and_clears(w: &Walk, prom: u16) {
         if f.contains(&web1_down) { Ok(()) } else { Err(format!("{f:?}")) }
     });
     w.log(&format!("WebServerDown fired {:.1}s after the kill", killed.elapsed().as_secs_f64()));
-    status_shows_key_numbers(w, &[format!("WebServerDown {web1}")]);
+    status_shows_key_numbers(w, false, &[format!("WebServerDown {web1}")]);
     w.apply("10-observability.yaml");
     let repaired = Instant::now();
     poll(Duration::from_secs(60), "WebServerDown for web-1 cleared after the repair", || {
@@ -345,7 +351,7 @@ fn logs_metrics_and_alerts() {
         let rate = query(prom, r#"sum(rate(haproxy_frontend_http_requests_total{proxy="http"}[1m]))"#, "")?;
         if rate.values().any(|v| *v > 0.0) { Ok(()) } else { Err(format!("{rate:?}")) }
     });
-    status_shows_key_numbers(&w, &[]);
+    status_shows_key_numbers(&w, true, &[]);
     alert_fires_and_clears(&w, prom);
     assert_eq!(w.container_id("db", 1), db1, "stage 10 recreated the primary");
 
