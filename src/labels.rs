@@ -28,6 +28,11 @@ pub const CARRIED_VOLUMES: &str = "io.scale.carried-volumes";
 /// that prints a cache's counters as one JSON line, `{"hits":…,"misses":…}`; `status` runs
 /// it to show the hit ratio (the stage-5 cache and the stage-6 CDN edge carry it).
 pub const STATS: &str = "io.scale.stats";
+/// Set by an *image*: the command inside it that prints the project's key numbers (request
+/// rate, error rate, p95 latency, replication lag, queue depth, alerts firing) as one JSON
+/// line, from a metrics store; `status` runs it so nobody has to open the store's UI (the
+/// stage-10 Prometheus carries it).
+pub const METRICS: &str = "io.scale.metrics";
 
 /// Set by a *blueprint* on a service: what the service is, as a noun phrase in the book's
 /// words (`a Redis read-through cache`); `scale diff` names a new or removed service with it

@@ -33,6 +33,7 @@ pub async fn run(args: Args, global: &Global, ui: Ui) -> anyhow::Result<u8> {
     let pools = crate::engine::live::balancer_pools(&engine, &observed).await;
     let nodes = crate::engine::live::database_nodes(&engine, &observed).await;
     let caches = crate::engine::live::cache_stats(&engine, &observed).await;
+    let key_numbers = crate::engine::key_numbers::key_numbers(&engine, &observed).await;
     let mut events = engine.recent_events(&project, std::time::Duration::from_secs(600)).await;
     let recent: Vec<_> = events.drain(events.len().saturating_sub(10)..).collect();
     let pending = match &loaded {
@@ -68,6 +69,7 @@ pub async fn run(args: Args, global: &Global, ui: Ui) -> anyhow::Result<u8> {
                 "hit_ratio": c.stats.and_then(|s| s.hit_ratio()),
                 "error": c.error,
             })).collect::<Vec<_>>(),
+            "key_numbers": key_numbers,
             "in_sync": pending.as_ref().map(|p| !p.has_changes()),
             "pending_changes": pending.as_ref().map(|p| p.actions.len()),
         }));
@@ -85,6 +87,7 @@ pub async fn run(args: Args, global: &Global, ui: Ui) -> anyhow::Result<u8> {
         ui.say(format!("  {name}: {why}; the next apply (or watch pass) re-seeds it"));
     }
     say_caches(ui, &caches);
+    crate::ui::key_numbers::key_number_lines(&key_numbers).into_iter().for_each(|line| ui.say(line));
     say_events(ui, &recent);
     let lines = endpoint_lines(&observed.endpoints());
     if !lines.is_empty() {

@@ -18,6 +18,7 @@ pub mod docker;
 pub mod docker_io;
 pub mod docker_options;
 pub mod fake;
+pub mod key_numbers;
 pub mod live;
 pub mod lock;
 pub mod tools;

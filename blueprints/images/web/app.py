@@ -40,6 +40,8 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import obs  # stage 10: /metrics and the central log (obs.py)
+
 HOSTNAME = socket.gethostname()
 APP_VERSION = os.environ.get("APP_VERSION", "1") or "1"
 PORT = int(os.environ.get("PORT", "8000"))
@@ -78,6 +80,7 @@ def compact(obj):
 def log(msg):
     sys.stdout.write("%s %s\n" % (time.strftime("%Y-%m-%dT%H:%M:%S"), msg))
     sys.stdout.flush()
+    obs.forward(msg)
 
 
 class DbUnavailable(Exception):
@@ -805,10 +808,13 @@ class Handler(BaseHTTPRequestHandler):
     def log_request(self, code="-", size="-"):
         took = (time.monotonic() - getattr(self, "_t0", time.monotonic())) * 1000
         node, role = getattr(self, "_db", ("none", "none"))
+        headers = getattr(self, "headers", None)
+        rid = headers.get("X-Request-Id", "-") if headers else "-"  # stamped by the load balancer
         log(
-            '%s "%s" %s %.1fms db=%s/%s'
-            % (self.client_address[0], self.requestline, code, took, node, role)
+            '%s "%s" %s %.1fms db=%s/%s rid=%s'
+            % (self.client_address[0], self.requestline, code, took, node, role, rid)
         )
+        obs.observe(self.command or "-", getattr(self, "path", "") or "", code, took / 1000)
 
     def log_message(self, fmt, *args):
         log("%s %s" % (self.client_address[0], fmt % args))
@@ -832,6 +838,8 @@ class Handler(BaseHTTPRequestHandler):
             except Exception as e:  # sqlite errors and the like
                 return self._reply(503, {"status": "unavailable", "error": str(e)})
             return self._reply(200, {"status": "ok"}, (node, role))
+        if path == "/metrics":
+            return self._reply(200, obs.render(), content_type="text/plain; version=0.0.4")
         if path == "/":
             return self._reply(
                 200,
