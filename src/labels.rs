@@ -28,6 +28,10 @@ pub const CARRIED_VOLUMES: &str = "io.scale.carried-volumes";
 /// that prints a cache's counters as one JSON line, `{"hits":…,"misses":…}`; `status` runs
 /// it to show the hit ratio (the stage-5 cache and the stage-6 CDN edge carry it).
 pub const STATS: &str = "io.scale.stats";
+/// Set by an *image*: the command inside it that prints a queue's state as one JSON line,
+/// `{"depth":…,"pending":…,"consumers":…}`; `status` shows it, and a service autoscaled with
+/// `metric: queue_depth` scales on its `depth` (the stage-9 queue carries it).
+pub const QUEUE: &str = "io.scale.queue";
 
 /// Set by a *blueprint* on a service: what the service is, as a noun phrase in the book's
 /// words (`a Redis read-through cache`); `scale diff` names a new or removed service with it
