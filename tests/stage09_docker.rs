@@ -85,7 +85,23 @@ impl Walk {
 
     fn apply(&self, name: &str, env: &[(&str, &str)]) {
         let file = self.file(name);
-        let run = Scale::new(&["apply", "--yes", "-p", &self.p, &file]).envs(env).isolated().run();
+        // The first applies build every image of the stage: bounded, but generously (a loaded
+        // 2-core machine with an empty build cache takes minutes).
+        let apply = || {
+            Scale::new(&["apply", "--yes", "-p", &self.p, &file])
+                .envs(env)
+                .isolated()
+                .timeout(Duration::from_secs(1200))
+                .run()
+        };
+        let mut run = apply();
+        if run.code == Some(1) {
+            // What the failure tells a user to do. On a machine shared by many tests a start-up
+            // healthcheck can time out (a stage-7 container, not the stage's subject); the
+            // second apply must succeed, and the empty plan below must hold.
+            self.log(&format!("apply {name} failed; applying again as it says:\n{}", run.stderr));
+            run = apply();
+        }
         run.success();
         self.log(&format!("apply {name}: {:.1}s", run.elapsed.as_secs_f64()));
         let plan = Scale::new(&["plan", "--detailed-exitcode", "-p", &self.p, &file]).envs(env).isolated().run();
@@ -98,7 +114,8 @@ impl Walk {
     }
 
     fn lb_port(&self, name: &str, env: &[(&str, &str)]) -> u16 {
-        let status = Scale::new(&["status", &self.file(name), "-p", &self.p, "--output", "json"]).envs(env).isolated().run();
+        let status =
+            Scale::new(&["status", &self.file(name), "-p", &self.p, "--output", "json"]).envs(env).isolated().run();
         let status = status.success().json();
         let ports: BTreeSet<u64> = status["endpoints"]
             .as_array()
@@ -144,10 +161,15 @@ fn json(r: &HttpResponse) -> serde_json::Value {
     serde_json::from_str(&r.body).unwrap_or_else(|e| panic!("{e}: {r:?}"))
 }
 
-/// `POST /jobs`: the job's id, after checking the 202.
+/// `POST /jobs`: the job's id, after checking the 202. A 503 (no web server UP on a loaded
+/// machine, or the app could not record and queue the job) created no job, so it is asked
+/// again, for at most 30 s.
 fn submit(lb: u16, seconds: f64) -> u64 {
     let body = format!(r#"{{"seconds":{seconds}}}"#);
-    let r = http(lb, "POST", "/jobs", Some(&body)).expect("POST /jobs answers");
+    let r = poll(Duration::from_secs(30), "POST /jobs accepted", || {
+        let r = http(lb, "POST", "/jobs", Some(&body)).expect("POST /jobs answers");
+        if r.status == 503 { Err(format!("{r:?}")) } else { Ok(r) }
+    });
     assert_eq!(r.status, 202, "{r:?}");
     let v = json(&r);
     assert_eq!(v["status"], "queued", "{r:?}");
@@ -191,12 +213,11 @@ fn a_job_round_trip(w: &Walk, lb: u16) -> u64 {
     let id = submit(lb, 0.5);
     let (worker, attempts) = wait_done(lb, id, Duration::from_secs(30));
     assert_eq!((worker.as_str(), attempts), (w.container("worker", 1).as_str(), 1));
-    let (depth, pending, consumers) = poll(Duration::from_secs(20), "one consumer, an empty queue", || {
-        match queue_state(w, ENV)? {
+    let (depth, pending, consumers) =
+        poll(Duration::from_secs(20), "one consumer, an empty queue", || match queue_state(w, ENV)? {
             (0, 0, 1) => Ok((0, 0, 1)),
             other => Err(format!("{other:?}")),
-        }
-    });
+        });
     let human = Scale::new(&["status", &w.file(STAGE9), "-p", &w.p]).envs(ENV).isolated().run();
     let text = human.success().stdout.clone();
     assert!(text.contains("Queues:") && text.contains("consumers 1"), "{text}");
@@ -211,7 +232,7 @@ fn a_worker_killed_mid_job(w: &Walk, lb: u16, before: u64) {
         (_, _, 2) => Ok(()),
         other => Err(format!("{other:?}")),
     });
-    let ids: Vec<u64> = (0..6).map(|_| submit(lb, 4.0)).collect();
+    let ids: Vec<u64> = (0..6).map(|_| submit(lb, 6.0)).collect();
     let worker1 = w.container("worker", 1);
     let victim = poll(Duration::from_secs(30), "a job running on worker-1", || {
         for &id in &ids {
@@ -328,5 +349,8 @@ fn message_queue_and_workers() {
 
     w.apply(STAGE9, ENV);
     assert_eq!(job(lb, first).expect("the first job at stage 9 again").0, "done", "job records survive 9 → 7 → 9");
+    let check = Scale::new(&["check", "-p", &w.p, &w.file(STAGE9)]).envs(ENV).isolated().run();
+    assert_eq!(check.code, Some(0), "stage 9's x-lesson does not hold:\n{}", check.all());
+    assert!(check.stdout.contains(" 0 failed"), "{}", check.stdout);
     w.log(&format!("07 → 09 → 07 → 09: users {users}, 23 jobs done, primary never recreated"));
 }

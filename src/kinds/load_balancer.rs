@@ -195,6 +195,8 @@ global\n\
     h1-case-adjust x-cache X-Cache\n\
     h1-case-adjust cache-control Cache-Control\n\
     h1-case-adjust location Location\n\
+    h1-case-adjust x-worker X-Worker\n\
+    h1-case-adjust x-job-status X-Job-Status\n\
 \n\
 defaults\n\
     mode http\n\

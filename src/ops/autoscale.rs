@@ -164,7 +164,8 @@ impl Autoscaler {
 /// containers that report a depth; `None` when none does.
 async fn queue_depth<E: Engine>(engine: &E, observed: &ObservedState, queue: &str) -> Option<f64> {
     let reports = crate::engine::live::queue_stats(engine, observed).await;
-    let depths: Vec<u64> = reports.iter().filter(|r| r.service == queue).filter_map(|r| r.stats).map(|s| s.depth).collect();
+    let depths: Vec<u64> =
+        reports.iter().filter(|r| r.service == queue).filter_map(|r| r.stats).map(|s| s.depth).collect();
     (!depths.is_empty()).then(|| depths.iter().sum::<u64>() as f64)
 }
 
