@@ -163,10 +163,10 @@ fn json(r: &HttpResponse) -> serde_json::Value {
 
 /// `POST /jobs`: the job's id, after checking the 202. A 503 (no web server UP on a loaded
 /// machine, or the app could not record and queue the job) created no job, so it is asked
-/// again, for at most 30 s.
+/// again, for at most 2 minutes.
 fn submit(lb: u16, seconds: f64) -> u64 {
     let body = format!(r#"{{"seconds":{seconds}}}"#);
-    let r = poll(Duration::from_secs(30), "POST /jobs accepted", || {
+    let r = poll(Duration::from_secs(120), "POST /jobs accepted", || {
         let r = http(lb, "POST", "/jobs", Some(&body)).expect("POST /jobs answers");
         if r.status == 503 { Err(format!("{r:?}")) } else { Ok(r) }
     });
@@ -211,10 +211,10 @@ fn queue_state(w: &Walk, env: &[(&str, &str)]) -> Result<(u64, u64, u64), String
 /// A job goes from queued to done, with X-Worker; status shows the queue.
 fn a_job_round_trip(w: &Walk, lb: u16) -> u64 {
     let id = submit(lb, 0.5);
-    let (worker, attempts) = wait_done(lb, id, Duration::from_secs(30));
+    let (worker, attempts) = wait_done(lb, id, Duration::from_secs(120));
     assert_eq!((worker.as_str(), attempts), (w.container("worker", 1).as_str(), 1));
     let (depth, pending, consumers) =
-        poll(Duration::from_secs(20), "one consumer, an empty queue", || match queue_state(w, ENV)? {
+        poll(Duration::from_secs(60), "one consumer, an empty queue", || match queue_state(w, ENV)? {
             (0, 0, 1) => Ok((0, 0, 1)),
             other => Err(format!("{other:?}")),
         });
@@ -228,13 +228,14 @@ fn a_job_round_trip(w: &Walk, lb: u16) -> u64 {
 /// Two workers; worker-1 is killed while a job runs on it: every job is done exactly once.
 fn a_worker_killed_mid_job(w: &Walk, lb: u16, before: u64) {
     w.apply(STAGE9, ENV_TWO);
-    poll(Duration::from_secs(30), "two consumers", || match queue_state(w, ENV_TWO)? {
+    poll(Duration::from_secs(60), "two consumers", || match queue_state(w, ENV_TWO)? {
         (_, _, 2) => Ok(()),
         other => Err(format!("{other:?}")),
     });
-    let ids: Vec<u64> = (0..6).map(|_| submit(lb, 6.0)).collect();
+    // 10 s of work each: the kill lands well inside the job it was aimed at.
+    let ids: Vec<u64> = (0..4).map(|_| submit(lb, 10.0)).collect();
     let worker1 = w.container("worker", 1);
-    let victim = poll(Duration::from_secs(30), "a job running on worker-1", || {
+    let victim = poll(Duration::from_secs(60), "a job running on worker-1", || {
         for &id in &ids {
             if let (s, by, _) = job(lb, id)?
                 && s == "running"
@@ -258,7 +259,7 @@ fn a_worker_killed_mid_job(w: &Walk, lb: u16, before: u64) {
     let submitted = before + ids.len() as u64;
     assert_eq!(w.done_jobs(), submitted, "submitted = done");
     assert_eq!(w.sql("SELECT count(*) FROM jobs WHERE status <> 'done'"), "0", "no job left behind");
-    poll(Duration::from_secs(20), "an empty queue", || match queue_state(w, ENV_TWO)? {
+    poll(Duration::from_secs(60), "an empty queue", || match queue_state(w, ENV_TWO)? {
         (0, 0, _) => Ok(()),
         other => Err(format!("{other:?}")),
     });
@@ -273,7 +274,7 @@ fn workers_autoscale(w: &Walk, lb: u16, before: u64) {
     let since = Instant::now();
     let watch = Scale::new(&["watch", &file, "-p", &w.p]).envs(ENV).isolated().spawn();
     let ids: Vec<u64> = (0..16).map(|_| submit(lb, 1.5)).collect();
-    let up = watch.wait_stdout(since, Duration::from_secs(60), |l| l.contains("] scale worker 1 → 2:"));
+    let up = watch.wait_stdout(since, Duration::from_secs(120), |l| l.contains("] scale worker 1 → 2:"));
     let up = up.unwrap_or_else(|| panic!("no scale-up in the watch log:\n{}", watch.transcript()));
     assert!(up.text.contains("messages queued per worker > target 2"), "the reason: {}", up.text);
     let most = poll(Duration::from_secs(60), "more workers running", || {
@@ -283,7 +284,7 @@ fn workers_autoscale(w: &Walk, lb: u16, before: u64) {
     for &id in &ids {
         wait_done(lb, id, Duration::from_secs(180));
     }
-    let down = watch.wait_stdout(since, Duration::from_secs(90), |l| l.contains(" → 1: 0 messages queued per worker"));
+    let down = watch.wait_stdout(since, Duration::from_secs(180), |l| l.contains(" → 1: 0 messages queued per worker"));
     let down = down.unwrap_or_else(|| panic!("no scale-down in the watch log:\n{}", watch.transcript()));
     assert!(down.text.contains("for 8s"), "the reason names the cooldown: {}", down.text);
     poll(Duration::from_secs(60), "back to one worker", || {
@@ -326,7 +327,7 @@ fn message_queue_and_workers() {
     assert_eq!(w.lb_port(STAGE9, ENV), lb, "the public port moved");
     let first = a_job_round_trip(&w, lb);
     a_worker_killed_mid_job(&w, lb, 1);
-    workers_autoscale(&w, lb, 7);
+    workers_autoscale(&w, lb, 5);
     let at9 = http(lb, "POST", "/users", Some(r#"{"firstName":"Stage","lastName":"Nine"}"#)).expect("POST");
     assert_eq!(at9.status, 201, "{at9:?}");
     let users = w.users();
@@ -339,9 +340,9 @@ fn message_queue_and_workers() {
     }
     assert_eq!(w.container_id("db", 1), db1, "9 → 7 recreated the primary");
     assert_eq!(w.users(), users, "every user is still there at stage 7");
-    assert_eq!(w.done_jobs(), 23, "the job records are still there at stage 7");
+    assert_eq!(w.done_jobs(), 21, "the job records are still there at stage 7");
     let id = serde_json::from_str::<serde_json::Value>(&at9.body).expect("JSON")["id"].as_u64().expect("an id");
-    let back = poll(Duration::from_secs(10), "the stage-9 user at stage 7", || {
+    let back = poll(Duration::from_secs(60), "the stage-9 user at stage 7", || {
         let r = http(lb, "GET", &format!("/users/{id}"), None).map_err(|e| e.to_string())?;
         if r.status == 200 { Ok(r) } else { Err(format!("{r:?}")) }
     });
@@ -352,5 +353,5 @@ fn message_queue_and_workers() {
     let check = Scale::new(&["check", "-p", &w.p, &w.file(STAGE9)]).envs(ENV).isolated().run();
     assert_eq!(check.code, Some(0), "stage 9's x-lesson does not hold:\n{}", check.all());
     assert!(check.stdout.contains(" 0 failed"), "{}", check.stdout);
-    w.log(&format!("07 → 09 → 07 → 09: users {users}, 23 jobs done, primary never recreated"));
+    w.log(&format!("07 → 09 → 07 → 09: users {users}, 21 jobs done, primary never recreated"));
 }
