@@ -95,10 +95,13 @@ impl Walk {
                 .run()
         };
         let mut run = apply();
-        if run.code == Some(1) {
+        for _ in 0..2 {
+            if run.code != Some(1) {
+                break;
+            }
             // What the failure tells a user to do. On a machine shared by many tests a start-up
-            // healthcheck can time out (a stage-7 container, not the stage's subject); the
-            // second apply must succeed, and the empty plan below must hold.
+            // healthcheck can time out (stage 7's CDN edge and web servers, under a load of 80
+            // on 2 cores); a later apply must succeed, and the empty plan below must hold.
             self.log(&format!("apply {name} failed; applying again as it says:\n{}", run.stderr));
             run = apply();
         }
