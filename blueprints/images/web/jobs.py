@@ -27,6 +27,7 @@ import re
 JOBS_URL = os.environ.get("JOBS_URL", "").strip()   # redis://queue:6379/0 at stage 9
 STREAM = "scale:jobs"
 GROUP = "workers"
+PRESENCE = "scale:consumer:"   # + worker name: set by each live worker, expires after 10 s
 MAX_SECONDS = 60.0          # the longest job a client may ask for
 SCHEMA_LOCK = 909         # pg_advisory_lock key of the schema change
 JOB_PATH = re.compile(r"^/jobs/([0-9]{1,18})/?$")

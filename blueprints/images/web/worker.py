@@ -34,13 +34,19 @@ CLAIM_IDLE_MS = int(os.environ.get("CLAIM_IDLE_MS", "5000") or 5000)
 HEARTBEAT = 1.0            # seconds between re-claims of the message in hand
 MAX_ATTEMPTS = 5           # a job delivered this often without finishing is marked failed
 ALIVE_FILE = "/tmp/worker-alive"   # touched every loop; the healthcheck reads its age
+PRESENCE_TTL = 10          # seconds a worker's presence key outlives its last loop
 
 stopping = threading.Event()
 
 
-def alive():
+def alive(r=None):
+    """Touches the healthcheck's file and, given the queue, this worker's presence key there
+    (`scale-queue-stats` counts them as consumers: the group's own consumer entries outlive
+    their workers, and a blocking read that finds nothing does not refresh their idle time)."""
     with open(ALIVE_FILE, "w") as f:
         f.write("%d\n" % time.time())
+    if r is not None:
+        r.set(jobs.PRESENCE + HOSTNAME, "1", ex=PRESENCE_TTL)
 
 
 def log(msg):
@@ -77,7 +83,7 @@ def heartbeat(r, entry, done):
     while not done.wait(HEARTBEAT):
         try:
             r.xclaim(jobs.STREAM, jobs.GROUP, HOSTNAME, 0, [entry], justid=True)
-            alive()
+            alive(r)
         except Exception as e:
             log("heartbeat failed: %s" % e)
 
@@ -163,8 +169,8 @@ def main():
     log("consuming %s in group %s (idle messages claimed after %d ms)" % (jobs.STREAM, jobs.GROUP, CLAIM_IDLE_MS))
     own_first = True
     while not stopping.is_set():
-        alive()
         try:
+            alive(r)
             got = next_message(r, own_first)
             if got is None:
                 own_first = False
@@ -177,6 +183,10 @@ def main():
             log("%s: %s; retrying" % (type(e).__name__, e))
             own_first = True
             stopping.wait(1.0)
+    try:
+        r.delete(jobs.PRESENCE + HOSTNAME)  # no longer a consumer
+    except Exception:
+        pass
     log("stopped")
     return 0
 
