@@ -235,10 +235,11 @@ fn a_worker_killed_mid_job(w: &Walk, lb: u16, before: u64) {
         (_, _, 2) => Ok(()),
         other => Err(format!("{other:?}")),
     });
-    // 10 s of work each: the kill lands well inside the job it was aimed at.
-    let ids: Vec<u64> = (0..4).map(|_| submit(lb, 10.0)).collect();
+    // 30 s of work each: on a loaded machine finding the running job and `scale chaos kill`
+    // take seconds, and the kill must land inside the job it was aimed at.
+    let ids: Vec<u64> = (0..3).map(|_| submit(lb, 30.0)).collect();
     let worker1 = w.container("worker", 1);
-    let victim = poll(Duration::from_secs(60), "a job running on worker-1", || {
+    let victim = poll(Duration::from_secs(90), "a job running on worker-1", || {
         for &id in &ids {
             if let (s, by, _) = job(lb, id)?
                 && s == "running"
@@ -249,11 +250,12 @@ fn a_worker_killed_mid_job(w: &Walk, lb: u16, before: u64) {
         }
         Err("none yet".into())
     });
+    let found = Instant::now();
     Scale::new(&["chaos", "kill", "worker-1", "-p", &w.p]).isolated().run().success();
-    w.log(&format!("killed worker-1 while it ran job {victim}"));
+    w.log(&format!("killed worker-1 {:.1}s after finding it on job {victim}", found.elapsed().as_secs_f64()));
     let mut by = BTreeSet::new();
     for &id in &ids {
-        let (worker, attempts) = wait_done(lb, id, Duration::from_secs(120));
+        let (worker, attempts) = wait_done(lb, id, Duration::from_secs(240));
         if id == victim {
             assert_eq!(attempts, 2, "the killed job was delivered again (done by {worker})");
         }
@@ -330,7 +332,7 @@ fn message_queue_and_workers() {
     assert_eq!(w.lb_port(STAGE9, ENV), lb, "the public port moved");
     let first = a_job_round_trip(&w, lb);
     a_worker_killed_mid_job(&w, lb, 1);
-    workers_autoscale(&w, lb, 5);
+    workers_autoscale(&w, lb, 4);
     let at9 = http(lb, "POST", "/users", Some(r#"{"firstName":"Stage","lastName":"Nine"}"#)).expect("POST");
     assert_eq!(at9.status, 201, "{at9:?}");
     let users = w.users();
@@ -343,7 +345,7 @@ fn message_queue_and_workers() {
     }
     assert_eq!(w.container_id("db", 1), db1, "9 → 7 recreated the primary");
     assert_eq!(w.users(), users, "every user is still there at stage 7");
-    assert_eq!(w.done_jobs(), 21, "the job records are still there at stage 7");
+    assert_eq!(w.done_jobs(), 20, "the job records are still there at stage 7");
     let id = serde_json::from_str::<serde_json::Value>(&at9.body).expect("JSON")["id"].as_u64().expect("an id");
     let back = poll(Duration::from_secs(60), "the stage-9 user at stage 7", || {
         let r = http(lb, "GET", &format!("/users/{id}"), None).map_err(|e| e.to_string())?;
@@ -356,5 +358,5 @@ fn message_queue_and_workers() {
     let check = Scale::new(&["check", "-p", &w.p, &w.file(STAGE9)]).envs(ENV).isolated().run();
     assert_eq!(check.code, Some(0), "stage 9's x-lesson does not hold:\n{}", check.all());
     assert!(check.stdout.contains(" 0 failed"), "{}", check.stdout);
-    w.log(&format!("07 → 09 → 07 → 09: users {users}, 21 jobs done, primary never recreated"));
+    w.log(&format!("07 → 09 → 07 → 09: users {users}, 20 jobs done, primary never recreated"));
 }
