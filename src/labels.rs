@@ -33,6 +33,10 @@ pub const STATS: &str = "io.scale.stats";
 /// line, from a metrics store; `status` runs it so nobody has to open the store's UI (the
 /// stage-10 Prometheus carries it).
 pub const METRICS: &str = "io.scale.metrics";
+/// Set by an *image*: the command inside it that prints a queue's state as one JSON line,
+/// `{"depth":…,"pending":…,"consumers":…}`; `status` shows it, and a service autoscaled with
+/// `metric: queue_depth` scales on its `depth` (the stage-9 queue carries it).
+pub const QUEUE: &str = "io.scale.queue";
 
 /// Set by a *blueprint* on a service: what the service is, as a noun phrase in the book's
 /// words (`a Redis read-through cache`); `scale diff` names a new or removed service with it

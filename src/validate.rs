@@ -373,13 +373,26 @@ impl<'a> Validator<'a> {
         }
     }
 
-    /// An autoscaled service is a plain one with a load balancer in front: the balancer's
-    /// counters are its load, and its pool is what grows and shrinks.
+    /// An autoscaled service is a plain one whose load can be measured: with a load balancer
+    /// in front (the balancer's counters are its load, and its pool is what grows and
+    /// shrinks), or, on `metric: queue_depth`, with its queue a service of the blueprint.
     fn autoscaled(&mut self, s: &Service) {
         let Some(policy) = &s.autoscale else { return };
         if let Some(kind) = &s.kind {
             let message = format!("a `kind: {}` service cannot be autoscaled", kind.value.as_str());
             self.service_error(s, policy.pos, message, "give `replicas:` a number for this service");
+            return;
+        }
+        if let crate::model::Metric::QueueDepth { queue } = &policy.value.metric {
+            if queue == &s.name || !self.declared.contains(queue.as_str()) {
+                let hint = self.names.services.suggest(
+                    queue,
+                    &s.name,
+                    "name the service that holds the queue (its image carries the `io.scale.queue` label)".into(),
+                );
+                let message = format!("is autoscaled on the depth of queue `{queue}`, which is not another service");
+                self.service_error(s, policy.pos, message, hint);
+            }
             return;
         }
         let fronted = self
@@ -1166,6 +1179,17 @@ services:
         only(&check(port), 6, "runs up to 3 replicas");
         let pg = "name: p\nservices:\n  db:\n    kind: postgres\n    image: pg\n    replicas: { min: 1, max: 3, target: 5 }\n";
         assert!(check(pg).iter().any(|d| d.message.contains("cannot be autoscaled")), "{:?}", check(pg));
+    }
+
+    #[test]
+    fn a_queue_depth_autoscaled_service_needs_its_queue_not_a_load_balancer() {
+        let worker = "name: p\nservices:\n  worker:\n    image: x\n    replicas: { min: 1, max: 3, target: 5, metric: queue_depth, queue: queue }\n";
+        only(&check(worker), 5, "depth of queue `queue`, which is not another service");
+        let with_queue = format!("{worker}  queue:\n    image: redis\n");
+        assert!(check(&with_queue).is_empty(), "{:?}", check(&with_queue));
+        let typo = format!("{}  queues:\n    image: redis\n", worker);
+        let d = only(&check(&typo), 5, "queue `queue`");
+        assert_eq!(d.hint.as_deref(), Some("did you mean `queues`?"));
     }
 
     #[test]

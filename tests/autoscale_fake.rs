@@ -152,3 +152,58 @@ fn load_scales_up_apply_keeps_it_and_quiet_scales_back_down() {
     assert_eq!(rt.block_on(ctl.step(&mut scaler, &engine, &desired)), None, "never below min");
     assert_eq!(ctl.lines.len(), 2, "{:?}", ctl.lines);
 }
+
+const QUEUE_BLUEPRINT: &str = "name: shop
+services:
+  queue:
+    image: queue
+    labels: { io.scale.queue: scale-queue-stats }
+  worker:
+    image: worker
+    replicas: { min: 1, max: 3, target: 3, cooldown: 0s, metric: queue_depth, queue: queue }
+";
+
+/// Workers autoscaled on a queue's depth (stage 9): the same marker and pass as the web tier,
+/// the load read from the queue's stats command (scripted here) instead of HAProxy.
+#[test]
+fn queue_depth_scales_workers_up_and_back_down() {
+    let bp = load_bytes(Path::new("shop.yaml"), QUEUE_BLUEPRINT.as_bytes(), &Env::default())
+        .unwrap_or_else(|d| panic!("{d}"));
+    let hasher = |_: &Build| Ok::<String, Diagnostic>("0123456789abcdef0123".into());
+    let desired = desired_state(&bp, "shop", &hasher).unwrap_or_else(|d| panic!("{d:?}"));
+    let engine = FakeEngine::new();
+    let depth = Arc::new(AtomicU64::new(12));
+    let queued = depth.clone();
+    engine.on_exec(move |name, command| {
+        (name == "shop-queue-1" && command == "scale-queue-stats").then(|| ExecOutput {
+            exit_code: 0,
+            output: format!("{{\"depth\":{},\"pending\":1,\"consumers\":1}}\n", queued.load(Ordering::SeqCst)),
+        })
+    });
+    let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().expect("a runtime");
+    let mut ctl = Quiet { lines: Vec::new() };
+    let mut scaler = Autoscaler::default();
+    assert_eq!(rt.block_on(pass(&engine, &bp, &desired, &mut ctl, "start")), Ok(Pass::Repaired));
+    let workers = |engine: &FakeEngine| {
+        let mut names: Vec<String> =
+            engine.containers().into_iter().map(|c| c.name).filter(|n| n.starts_with("shop-worker-")).collect();
+        names.sort();
+        names
+    };
+    assert_eq!(workers(&engine), ["shop-worker-1"], "no marker yet: min");
+
+    // A depth is a level, not a counter: one sample is enough.
+    let up = rt.block_on(ctl.step(&mut scaler, &engine, &desired)).expect("a scale-up");
+    assert_eq!(up, "scale worker 1 → 2: 12 messages queued per worker > target 3");
+    assert_eq!(rt.block_on(pass(&engine, &bp, &desired, &mut ctl, &up)), Ok(Pass::Repaired));
+    assert_eq!(workers(&engine), ["shop-worker-1", "shop-worker-2"]);
+    assert_eq!(rt.block_on(ctl.step(&mut scaler, &engine, &desired)), None, "another scale-up waits to settle");
+
+    depth.store(0, Ordering::SeqCst);
+    let down = rt.block_on(ctl.step(&mut scaler, &engine, &desired)).expect("a scale-down");
+    assert_eq!(down, "scale worker 2 → 1: 0 messages queued per worker < 2.4 (target 3 less hysteresis 0.2) for 0s");
+    assert_eq!(rt.block_on(pass(&engine, &bp, &desired, &mut ctl, &down)), Ok(Pass::Repaired));
+    assert_eq!(workers(&engine), ["shop-worker-1"]);
+    assert_eq!(rt.block_on(ctl.step(&mut scaler, &engine, &desired)), None, "never below min");
+    assert_eq!(ctl.lines.len(), 2, "{:?}", ctl.lines);
+}

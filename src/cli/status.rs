@@ -34,6 +34,7 @@ pub async fn run(args: Args, global: &Global, ui: Ui) -> anyhow::Result<u8> {
     let nodes = crate::engine::live::database_nodes(&engine, &observed).await;
     let caches = crate::engine::live::cache_stats(&engine, &observed).await;
     let key_numbers = crate::engine::key_numbers::key_numbers(&engine, &observed).await;
+    let queues = crate::engine::live::queue_stats(&engine, &observed).await;
     let mut events = engine.recent_events(&project, std::time::Duration::from_secs(600)).await;
     let recent: Vec<_> = events.drain(events.len().saturating_sub(10)..).collect();
     let pending = match &loaded {
@@ -70,6 +71,7 @@ pub async fn run(args: Args, global: &Global, ui: Ui) -> anyhow::Result<u8> {
                 "error": c.error,
             })).collect::<Vec<_>>(),
             "key_numbers": key_numbers,
+            "queues": queues,
             "in_sync": pending.as_ref().map(|p| !p.has_changes()),
             "pending_changes": pending.as_ref().map(|p| p.actions.len()),
         }));
@@ -88,6 +90,7 @@ pub async fn run(args: Args, global: &Global, ui: Ui) -> anyhow::Result<u8> {
     }
     say_caches(ui, &caches);
     crate::ui::key_numbers::key_number_lines(&key_numbers).into_iter().for_each(|line| ui.say(line));
+    say_queues(ui, &queues);
     say_events(ui, &recent);
     let lines = endpoint_lines(&observed.endpoints());
     if !lines.is_empty() {
@@ -180,6 +183,27 @@ fn say_caches(ui: Ui, caches: &[crate::engine::live::CacheReport]) {
                 (None, None) => "(counters unavailable)".to_string(),
             };
             ui.say(format!("  {:<24} {line}", c.container));
+        }
+    }
+}
+
+/// Each queue's depth and consumers (stage 9: what the workers' autoscaler reads).
+fn say_queues(ui: Ui, queues: &[crate::engine::live::QueueReport]) {
+    if !queues.is_empty() {
+        ui.say("Queues:");
+        for q in queues {
+            let line = match (&q.stats, &q.error) {
+                (Some(s), _) => format!(
+                    "depth {}  ({} in flight, {} waiting)  consumers {}",
+                    s.depth,
+                    s.pending,
+                    s.depth.saturating_sub(s.pending),
+                    s.consumers
+                ),
+                (None, Some(err)) => format!("(state unavailable: {err})"),
+                (None, None) => "(state unavailable)".to_string(),
+            };
+            ui.say(format!("  {:<24} {line}", q.container));
         }
     }
 }

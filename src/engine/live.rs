@@ -1,6 +1,6 @@
 //! Asking running kinds how they are: each load balancer's pool (HAProxy's runtime API), each
-//! PostgreSQL node's role and replication position, and each cache's hit counters. Used by
-//! `status` and failover.
+//! PostgreSQL node's role and replication position, each cache's hit counters and each
+//! queue's depth and consumers. Used by `status`, failover and the autoscaler.
 
 use std::collections::BTreeMap;
 
@@ -166,23 +166,16 @@ pub fn parse_cache_stats(output: &str) -> Option<CacheStats> {
 }
 
 /// The counters of every running container whose image names a stats command
-/// ([`labels::STATS`]): a bare command name or path, run without a shell.
+/// ([`labels::STATS`](crate::labels::STATS)).
 pub async fn cache_stats<E: Engine>(engine: &E, observed: &ObservedState) -> Vec<CacheReport> {
     let mut out = Vec::new();
-    for c in observed.containers.values().filter(|c| c.state == RunState::Running) {
-        let Some(command) = c.labels.get(crate::labels::STATS) else { continue };
-        let plain = !command.is_empty() && command.chars().all(|ch| ch.is_ascii_alphanumeric() || "/_.-".contains(ch));
-        let (stats, error) = if !plain {
-            (None, Some(format!("the image's {} label is not a command name: {command:?}", crate::labels::STATS)))
-        } else {
-            match engine.exec(&c.id, &c.name, std::slice::from_ref(command)).await {
-                Ok(run) if run.exit_code == 0 => match parse_cache_stats(&run.output) {
-                    Some(stats) => (Some(stats), None),
-                    None => (None, Some(format!("{command} printed no counters: {}", run.output.trim()))),
-                },
-                Ok(run) => (None, Some(format!("{command} exited {}: {}", run.exit_code, run.output.trim()))),
-                Err(err) => (None, Some(err.to_string())),
-            }
+    for (c, command) in labelled(observed, crate::labels::STATS) {
+        let (stats, error) = match run_labelled(engine, c, crate::labels::STATS, command).await {
+            Ok(output) => match parse_cache_stats(&output) {
+                Some(stats) => (Some(stats), None),
+                None => (None, Some(format!("{command} printed no counters: {}", output.trim()))),
+            },
+            Err(why) => (None, Some(why)),
         };
         out.push(CacheReport {
             container: c.name.clone(),
@@ -192,6 +185,87 @@ pub async fn cache_stats<E: Engine>(engine: &E, observed: &ObservedState) -> Vec
         });
     }
     out
+}
+
+/// A queue and what its image's queue command says about it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct QueueReport {
+    pub container: String,
+    pub service: String,
+    /// `None` when the queue could not be read (then `error` says why).
+    pub stats: Option<QueueStats>,
+    pub error: Option<String>,
+}
+
+/// A queue's state at one moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct QueueStats {
+    /// Messages not yet acknowledged: waiting plus in flight (what `metric: queue_depth`
+    /// autoscaling divides by the workers).
+    pub depth: u64,
+    /// Of those, handed to a consumer and not acknowledged yet.
+    pub pending: u64,
+    /// Consumers that asked for work recently.
+    pub consumers: u64,
+}
+
+/// The last line of a queue command's output that is a `{"depth":…,"pending":…,"consumers":…}`
+/// object (other fields are ignored).
+pub fn parse_queue_stats(output: &str) -> Option<QueueStats> {
+    output.lines().rev().find_map(|line| serde_json::from_str(line.trim()).ok())
+}
+
+/// The state of every running container whose image names a queue command
+/// ([`labels::QUEUE`](crate::labels::QUEUE)).
+pub async fn queue_stats<E: Engine>(engine: &E, observed: &ObservedState) -> Vec<QueueReport> {
+    let mut out = Vec::new();
+    for (c, command) in labelled(observed, crate::labels::QUEUE) {
+        let (stats, error) = match run_labelled(engine, c, crate::labels::QUEUE, command).await {
+            Ok(output) => match parse_queue_stats(&output) {
+                Some(stats) => (Some(stats), None),
+                None => (None, Some(format!("{command} printed no queue state: {}", output.trim()))),
+            },
+            Err(why) => (None, Some(why)),
+        };
+        out.push(QueueReport {
+            container: c.name.clone(),
+            service: c.service().unwrap_or_default().to_string(),
+            stats,
+            error,
+        });
+    }
+    out
+}
+
+/// The running containers whose (image's) `label` names a command, with the command.
+fn labelled<'o>(
+    observed: &'o ObservedState,
+    label: &'o str,
+) -> impl Iterator<Item = (&'o crate::observed::ObservedContainer, &'o String)> {
+    observed
+        .containers
+        .values()
+        .filter(|c| c.state == RunState::Running)
+        .filter_map(move |c| c.labels.get(label).map(|command| (c, command)))
+}
+
+/// Runs the command an image's `label` names (a bare command name or path, run without a
+/// shell): its output, or why there is none.
+async fn run_labelled<E: Engine>(
+    engine: &E,
+    c: &crate::observed::ObservedContainer,
+    label: &str,
+    command: &str,
+) -> Result<String, String> {
+    let plain = !command.is_empty() && command.chars().all(|ch| ch.is_ascii_alphanumeric() || "/_.-".contains(ch));
+    if !plain {
+        return Err(format!("the image's {label} label is not a command name: {command:?}"));
+    }
+    match engine.exec(&c.id, &c.name, &[command.to_string()]).await {
+        Ok(run) if run.exit_code == 0 => Ok(run.output),
+        Ok(run) => Err(format!("{command} exited {}: {}", run.exit_code, run.output.trim())),
+        Err(err) => Err(err.to_string()),
+    }
 }
 
 #[cfg(test)]
@@ -206,6 +280,14 @@ mod tests {
         assert_eq!(stats.hit_ratio(), Some(0.75));
         assert_eq!(parse_cache_stats("Could not connect to Redis\n"), None);
         assert_eq!(CacheStats { hits: 0, misses: 0 }.hit_ratio(), None, "no lookups yet: no ratio");
+    }
+
+    #[test]
+    fn queue_state_is_read_from_the_last_json_line() {
+        let out = "Warning: something\n{\"depth\":12,\"pending\":2,\"consumers\":3}\n";
+        assert_eq!(parse_queue_stats(out), Some(QueueStats { depth: 12, pending: 2, consumers: 3 }));
+        assert_eq!(parse_queue_stats("Could not connect to Redis\n"), None);
+        assert_eq!(parse_cache_stats("{\"depth\":1,\"pending\":0,\"consumers\":1}"), None, "not a cache's counters");
     }
 
     #[test]

@@ -199,6 +199,8 @@ global\n\
     h1-case-adjust cache-control Cache-Control\n\
     h1-case-adjust location Location\n\
     h1-case-adjust x-request-id X-Request-Id\n\
+    h1-case-adjust x-worker X-Worker\n\
+    h1-case-adjust x-job-status X-Job-Status\n\
 \n\
 defaults\n\
     mode http\n\

@@ -230,6 +230,46 @@ pub struct Autoscale {
     /// two removals.
     #[serde(serialize_with = "seconds")]
     pub cooldown: Duration,
+    /// What the load is: requests through the load balancers (the default), or a queue's
+    /// depth (`metric: queue_depth`, `queue: <service>`).
+    #[serde(skip_serializing_if = "Metric::is_requests")]
+    pub metric: Metric,
+}
+
+/// What an autoscaled service's load is measured in (`metric:` in its `replicas:` map); the
+/// decision is the same for each: load per replica against `target`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Metric {
+    /// Requests per second per server, from the counters of the load balancers in front of
+    /// the service (a web tier).
+    #[default]
+    Requests,
+    /// Messages waiting or in flight per worker, from the stats command of the `queue`
+    /// service's image (its `io.scale.queue` label): workers that consume a queue.
+    QueueDepth { queue: String },
+}
+
+impl Metric {
+    pub fn is_requests(&self) -> bool {
+        matches!(self, Metric::Requests)
+    }
+
+    /// What one replica's share of the load reads as in a reason ("req/s per server").
+    pub fn per_replica(&self) -> &'static str {
+        match self {
+            Metric::Requests => "req/s per server",
+            Metric::QueueDepth { .. } => "messages queued per worker",
+        }
+    }
+
+    /// The word for a replica in a reason.
+    pub fn replica_noun(&self) -> &'static str {
+        match self {
+            Metric::Requests => "server(s)",
+            Metric::QueueDepth { .. } => "worker(s)",
+        }
+    }
 }
 
 fn seconds<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {

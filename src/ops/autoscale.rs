@@ -1,8 +1,9 @@
-//! The autoscaler's part of a watch pass: sample each autoscaled service's request rate from
-//! its load balancers' own counters (HAProxy's `show stat`, cumulative sessions per server:
-//! the app closes each connection, so a session is a request), ask the pure
+//! The autoscaler's part of a watch pass: sample each autoscaled service's load, ask the pure
 //! [`decide`](crate::plan::autoscale::decide), and record a decision as the service's new
-//! replica-count marker. The pass that follows plans from the marker like any apply: new
+//! replica-count marker. The load is what the policy's metric says: the request rate from
+//! the load balancers' own counters (HAProxy's `show stat`, cumulative sessions per server:
+//! the app closes each connection, so a session is a request), or the depth of a queue, from
+//! the stats command its image names (`io.scale.queue`). The pass that follows plans from the marker like any apply: new
 //! servers are created and health-gated before they join the pool, removed ones are drained
 //! first. The count lives in the engine, so `scale apply` and other shells keep it.
 
@@ -15,7 +16,7 @@ use super::watch::{Controller, Locked, clock};
 use crate::engine::{Engine, observe_project};
 use crate::kinds::load_balancer::{parse_stat, show_stat};
 use crate::kinds::scaled::marker_volume;
-use crate::model::Autoscale;
+use crate::model::{Autoscale, Metric};
 use crate::observed::{ObservedState, RunState};
 use crate::plan::autoscale::{Decision, Observed, decide};
 use crate::plan::scaled_markers;
@@ -73,10 +74,13 @@ impl Autoscaler {
         for (service, policy) in policies {
             let marker = markers.get(service);
             let current = marker.map_or(policy.min, |m| m.count.clamp(policy.min, policy.max));
-            let rate = self.rate(engine, &observed, service).await;
+            let load = match &policy.metric {
+                Metric::Requests => self.rate(engine, &observed, service).await,
+                Metric::QueueDepth { queue } => queue_depth(engine, &observed, queue).await,
+            };
             let seen = Observed {
                 current,
-                rate,
+                load,
                 now,
                 last_change: marker.map(|m| m.since),
                 low_since: self.low_since.get(service).copied(),
@@ -154,6 +158,15 @@ impl Autoscaler {
         );
         Some(scaled)
     }
+}
+
+/// The messages waiting or in flight in `queue` (a service), summed over its running
+/// containers that report a depth; `None` when none does.
+async fn queue_depth<E: Engine>(engine: &E, observed: &ObservedState, queue: &str) -> Option<f64> {
+    let reports = crate::engine::live::queue_stats(engine, observed).await;
+    let depths: Vec<u64> =
+        reports.iter().filter(|r| r.service == queue).filter_map(|r| r.stats).map(|s| s.depth).collect();
+    (!depths.is_empty()).then(|| depths.iter().sum::<u64>() as f64)
 }
 
 /// Every replica-count marker volume of `service` (all are older than the one just written).

@@ -1,11 +1,15 @@
-//! The autoscaler's decision: a pure function of the observed request rate, the policy and
-//! the time of the last change, so every rule (bounds, hysteresis, cooldown) is unit-tested
-//! without an engine. The watch controller samples the rate, calls [`decide`], and turns a
-//! [`Decision::Scale`] into a marker plus an ordinary plan.
+//! The autoscaler's decision: a pure function of the observed load, the policy and the time
+//! of the last change, so every rule (bounds, hysteresis, cooldown) is unit-tested without an
+//! engine. The load is whatever the policy's [`Metric`] says (requests per second through the
+//! load balancers, or messages in a queue): the rules are the same, load per replica against
+//! `target`, and only the reason's words differ. The watch controller samples the load, calls
+//! [`decide`], and turns a [`Decision::Scale`] into a marker plus an ordinary plan.
 
 use std::time::Duration;
 
 use crate::model::Autoscale;
+#[cfg(doc)]
+use crate::model::Metric;
 
 /// After a scale-up, how long before another: the new servers' pool is reloaded and the rate
 /// measured afresh first.
@@ -16,9 +20,10 @@ pub const UP_SETTLE: Duration = Duration::from_secs(5);
 pub struct Observed {
     /// The containers the service runs now (its marker's count, or `min`).
     pub current: u32,
-    /// Requests per second over the whole service, from the load balancer; `None` when no
-    /// fresh sample exists (first pass, or the pool was just reloaded).
-    pub rate: Option<f64>,
+    /// The load over the whole service (requests per second through its load balancers, or
+    /// messages in its queue); `None` when no fresh sample exists (first pass, the pool was
+    /// just reloaded, the queue did not answer).
+    pub load: Option<f64>,
     pub now: u64,
     /// When the count last changed (the marker's time).
     pub last_change: Option<u64>,
@@ -38,23 +43,25 @@ pub fn decide(policy: &Autoscale, seen: Observed) -> (Decision, Option<u64>) {
     let current = seen.current.max(1);
     let clamped = current.clamp(policy.min, policy.max);
     if clamped != current {
-        let reason = format!("{current} server(s) is outside min {} / max {}", policy.min, policy.max);
+        let noun = policy.metric.replica_noun();
+        let reason = format!("{current} {noun} is outside min {} / max {}", policy.min, policy.max);
         return (Decision::Scale { from: current, to: clamped, reason }, None);
     }
-    let Some(rate) = seen.rate else { return (Decision::Hold, seen.low_since) };
-    let per_server = rate / f64::from(current);
+    let Some(load) = seen.load else { return (Decision::Hold, seen.low_since) };
+    let per_replica = load / f64::from(current);
+    let unit = policy.metric.per_replica();
     let since_change = seen.last_change.map_or(u64::MAX, |t| seen.now.saturating_sub(t));
-    if per_server > policy.target {
-        let wanted = (rate / policy.target).ceil() as u32;
+    if per_replica > policy.target {
+        let wanted = (load / policy.target).ceil() as u32;
         let to = wanted.min(current * 2).clamp(policy.min, policy.max);
         if to > current && since_change >= UP_SETTLE.as_secs() {
-            let reason = format!("{} req/s per server > target {}", fmt(per_server), fmt(policy.target));
+            let reason = format!("{} {unit} > target {}", fmt(per_replica), fmt(policy.target));
             return (Decision::Scale { from: current, to, reason }, None);
         }
         return (Decision::Hold, None);
     }
     let low_mark = policy.target * (1.0 - policy.hysteresis);
-    let needed = ((rate / low_mark).ceil() as u32).clamp(policy.min, policy.max);
+    let needed = ((load / low_mark).ceil() as u32).clamp(policy.min, policy.max);
     if needed >= current {
         return (Decision::Hold, None);
     }
@@ -62,8 +69,8 @@ pub fn decide(policy: &Autoscale, seen: Observed) -> (Decision, Option<u64>) {
     let cooldown = policy.cooldown.as_secs();
     if seen.now.saturating_sub(low_since) >= cooldown && since_change >= cooldown {
         let reason = format!(
-            "{} req/s per server < {} (target {} less hysteresis {}) for {}",
-            fmt(per_server),
+            "{} {unit} < {} (target {} less hysteresis {}) for {}",
+            fmt(per_replica),
             fmt(low_mark),
             fmt(policy.target),
             policy.hysteresis,
@@ -74,7 +81,7 @@ pub fn decide(policy: &Autoscale, seen: Observed) -> (Decision, Option<u64>) {
     (Decision::Hold, Some(low_since))
 }
 
-/// A rate as people read it: whole numbers as such and above 10, one decimal otherwise.
+/// A load as people read it: whole numbers as such and above 10, one decimal otherwise.
 fn fmt(x: f64) -> String {
     if x >= 10.0 || x.fract() == 0.0 { format!("{x:.0}") } else { format!("{x:.1}") }
 }
@@ -84,14 +91,21 @@ mod tests {
     use std::time::Duration;
 
     use super::{Decision, Observed, decide};
-    use crate::model::Autoscale;
+    use crate::model::{Autoscale, Metric};
 
     fn policy() -> Autoscale {
-        Autoscale { min: 2, max: 6, target: 50.0, hysteresis: 0.2, cooldown: Duration::from_secs(30) }
+        Autoscale {
+            min: 2,
+            max: 6,
+            target: 50.0,
+            hysteresis: 0.2,
+            cooldown: Duration::from_secs(30),
+            metric: Metric::Requests,
+        }
     }
 
-    fn seen(current: u32, rate: f64, now: u64) -> Observed {
-        Observed { current, rate: Some(rate), now, last_change: None, low_since: None }
+    fn seen(current: u32, load: f64, now: u64) -> Observed {
+        Observed { current, load: Some(load), now, last_change: None, low_since: None }
     }
 
     fn to(d: &Decision) -> Option<u32> {
@@ -160,7 +174,7 @@ mod tests {
                 {
                     let after = Observed {
                         current: to,
-                        rate: Some(rate),
+                        load: Some(rate),
                         now: 10_010,
                         last_change: Some(10_000),
                         low_since: None,
@@ -174,11 +188,40 @@ mod tests {
 
     #[test]
     fn without_a_fresh_rate_or_right_after_a_change_it_waits() {
-        let none = Observed { rate: None, ..seen(2, 0.0, 100) };
+        let none = Observed { load: None, ..seen(2, 0.0, 100) };
         assert_eq!(decide(&policy(), none).0, Decision::Hold);
         let settling = Observed { last_change: Some(98), ..seen(2, 500.0, 100) };
         assert_eq!(decide(&policy(), settling).0, Decision::Hold);
         let low_but_recent = Observed { low_since: Some(0), last_change: Some(90), ..seen(4, 0.0, 100) };
         assert_eq!(decide(&policy(), low_but_recent).0, Decision::Hold, "the cooldown counts from the last change too");
+    }
+
+    #[test]
+    fn on_queue_depth_the_same_rules_count_messages_per_worker() {
+        let p = Autoscale {
+            min: 1,
+            max: 4,
+            target: 2.0,
+            cooldown: Duration::from_secs(8),
+            metric: Metric::QueueDepth { queue: "queue".into() },
+            ..policy()
+        };
+        let (d, _) = decide(&p, seen(1, 24.0, 100));
+        assert_eq!(d, Decision::Scale { from: 1, to: 2, reason: "24 messages queued per worker > target 2".into() });
+        let (d, _) = decide(&p, Observed { last_change: Some(100), ..seen(2, 20.0, 105) });
+        assert_eq!(to(&d), Some(4), "ceil(20 / 2) = 10, at most doubled, at most max");
+        let (d, low_since) = decide(&p, seen(4, 0.0, 200));
+        assert_eq!((d, low_since), (Decision::Hold, Some(200)), "an empty queue starts the cooldown");
+        let (d, _) = decide(&p, Observed { low_since, ..seen(4, 0.0, 208) });
+        assert_eq!(
+            d,
+            Decision::Scale {
+                from: 4,
+                to: 1,
+                reason: "0 messages queued per worker < 1.6 (target 2 less hysteresis 0.2) for 8s".into()
+            }
+        );
+        let (d, _) = decide(&p, seen(9, 0.0, 0));
+        assert_eq!(d, Decision::Scale { from: 9, to: 4, reason: "9 worker(s) is outside min 1 / max 4".into() });
     }
 }

@@ -41,6 +41,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import obs  # stage 10: /metrics and the central log (obs.py)
+import jobs  # stage 9: POST /jobs, GET /jobs/{id} through the queue (jobs.py)
 
 HOSTNAME = socket.gethostname()
 APP_VERSION = os.environ.get("APP_VERSION", "1") or "1"
@@ -876,6 +877,8 @@ class Handler(BaseHTTPRequestHandler):
             version, name = m.group(1), m.group(2)
             cache_control = {"Cache-Control": "public, max-age=%d, immutable" % ASSET_MAX_AGE}
             return self._reply(200, static_asset(version, name), extra=cache_control, content_type=STATIC_TYPES[name])
+        if jobs.route(self, "GET", path, store):
+            return None
         return self._reply(404, {"error": "no route for %s" % path})
 
     def _cookie_session(self):
@@ -998,6 +1001,8 @@ class Handler(BaseHTTPRequestHandler):
         path = self.path.split("?", 1)[0]
         if path.rstrip("/") == "/login":
             return self._login()
+        if jobs.route(self, "POST", path, State.store):
+            return None
         if path.rstrip("/") != "/users":
             return self._reply(404, {"error": "no route for POST %s" % path})
         obj = self._json_body()

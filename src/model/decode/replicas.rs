@@ -1,11 +1,16 @@
 //! `replicas:` is a count (`replicas: 3`) or an autoscaling policy
-//! (`replicas: { min: 2, max: 6, target: 50, hysteresis: 0.2, cooldown: 60s }`).
+//! (`replicas: { min: 2, max: 6, target: 50, hysteresis: 0.2, cooldown: 60s }`), whose load
+//! is requests through the load balancers unless it says otherwise
+//! (`metric: queue_depth, queue: queue`: messages per worker).
 
 use super::{Decoder, Entries};
 use crate::model::node::{Node, Value};
-use crate::model::{At, Autoscale};
+use crate::model::{At, Autoscale, Metric};
 
-const KEYS: &[&str] = &["min", "max", "target", "hysteresis", "cooldown"];
+const KEYS: &[&str] = &["min", "max", "target", "hysteresis", "cooldown", "metric", "queue"];
+
+/// The words `metric:` takes.
+const METRICS: &[&str] = &["requests", "queue_depth"];
 
 impl Decoder<'_> {
     /// The replica count (the policy's `min` for a map) and the policy, if any.
@@ -49,7 +54,39 @@ impl Decoder<'_> {
             Some(v) => self.duration(v, &field("cooldown"))?,
             None => Autoscale::DEFAULT_COOLDOWN,
         };
-        Some(Autoscale { min: min as u32, max: max as u32, target, hysteresis, cooldown })
+        let metric = self.metric(node, get("metric"), get("queue"), what)?;
+        Some(Autoscale { min: min as u32, max: max as u32, target, hysteresis, cooldown, metric })
+    }
+
+    /// `metric:` (default `requests`) and the `queue:` service that `queue_depth` reads.
+    fn metric(&mut self, map: &Node, metric: Option<&Node>, queue: Option<&Node>, what: &str) -> Option<Metric> {
+        let word = match metric {
+            Some(node) => self.string(node, &format!("{what}.metric"))?,
+            None => At::new("requests".to_string(), map.pos),
+        };
+        let queue = match queue {
+            Some(node) => Some(self.string(node, &format!("{what}.queue"))?),
+            None => None,
+        };
+        match (word.value.as_str(), queue) {
+            ("requests", None) => Some(Metric::Requests),
+            ("queue_depth", Some(queue)) => Some(Metric::QueueDepth { queue: queue.value }),
+            ("queue_depth", None) => {
+                self.error(word.pos, format!("{what}: `metric: queue_depth` needs `queue:`")).hint =
+                    Some("name the service that holds the queue, e.g. `queue: queue`".into());
+                None
+            }
+            ("requests", Some(queue)) => {
+                self.error(queue.pos, format!("{what}.queue: only `metric: queue_depth` reads a queue")).hint =
+                    Some("add `metric: queue_depth`, or remove `queue:`".into());
+                None
+            }
+            (other, _) => {
+                self.error(word.pos, format!("{what}.metric: unknown metric {other:?}")).hint =
+                    Some(format!("one of: {}", METRICS.join(", ")));
+                None
+            }
+        }
     }
 
     /// A number (whole or not) between `min` and `max`.
@@ -85,7 +122,7 @@ mod tests {
     use std::path::Path;
     use std::time::Duration;
 
-    use crate::model::{Autoscale, Env, load_bytes};
+    use crate::model::{Autoscale, Env, Metric, load_bytes};
 
     fn load(replicas: &str) -> Result<Option<Autoscale>, String> {
         let yaml = format!("name: shop\nservices:\n  web:\n    image: nginx\n    replicas: {replicas}\n");
@@ -104,6 +141,15 @@ mod tests {
         assert_eq!(policy.cooldown, Autoscale::DEFAULT_COOLDOWN);
         let policy = load("{ min: 1, max: 3, target: 7.5, hysteresis: 0.3, cooldown: 5s }").unwrap().unwrap();
         assert_eq!((policy.target, policy.hysteresis, policy.cooldown), (7.5, 0.3, Duration::from_secs(5)));
+        assert_eq!(policy.metric, Metric::Requests, "the load is requests unless the map says otherwise");
+    }
+
+    #[test]
+    fn a_queue_depth_policy_names_its_queue() {
+        let policy = load("{ min: 1, max: 4, target: 3, metric: queue_depth, queue: jobs }").unwrap().unwrap();
+        assert_eq!(policy.metric, Metric::QueueDepth { queue: "jobs".into() });
+        let explicit = load("{ min: 1, max: 4, target: 3, metric: requests }").unwrap().unwrap();
+        assert_eq!(explicit.metric, Metric::Requests);
     }
 
     #[test]
@@ -115,6 +161,9 @@ mod tests {
             ("{ min: 0, max: 6, target: 5 }", "out of range"),
             ("{ min: 2, max: 6, target: 5, cooldwn: 5s }", "cooldwn"),
             ("{ min: 2, max: 6, target: 5, hysteresis: 2 }", "out of range"),
+            ("{ min: 1, max: 4, target: 3, metric: queue_depth }", "needs `queue:`"),
+            ("{ min: 1, max: 4, target: 3, queue: jobs }", "only `metric: queue_depth` reads a queue"),
+            ("{ min: 1, max: 4, target: 3, metric: cpu }", "unknown metric"),
         ];
         for (replicas, expected) in cases {
             let err = load(replicas).expect_err(replicas);
