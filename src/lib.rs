@@ -24,6 +24,7 @@ pub mod ops;
 pub mod plan;
 pub mod spec;
 pub mod stage_diff;
+pub mod target;
 pub mod topology;
 pub mod ui;
 pub mod validate;

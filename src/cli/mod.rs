@@ -36,6 +36,7 @@ pub mod rollback;
 pub mod run;
 pub mod stages;
 pub mod status;
+pub mod swarm;
 pub mod validate;
 pub mod watch;
 

@@ -23,7 +23,7 @@ mod swarm;
 mod wait;
 
 pub use life::{Down, Up, down, up};
-pub use nodes::{ClusterNodes, find};
+pub use nodes::{ClusterNodes, find, node_container};
 pub use swarm::{NodeRow, status, status_table};
 pub use wait::{Wait, WaitFor};
 
@@ -60,6 +60,8 @@ pub enum ClusterError {
         "the manager of cluster `{name}` publishes no API port; remove it with `scale cluster down --name {name}` and start it again"
     )]
     NoManagerPort { name: String },
+    #[error("no cluster node is named `{node}`; `scale cluster status` lists the nodes (HOSTNAME)")]
+    NoSuchNode { node: String },
     #[error(transparent)]
     Engine(#[from] EngineError),
     #[error("cannot {what}: {cause}")]

@@ -18,7 +18,9 @@ pub mod docker;
 pub mod docker_io;
 pub mod fake;
 pub mod live;
+pub mod orchestrator;
 pub mod lock;
+pub mod swarm;
 pub mod tools;
 
 /// What the engine says about one container right now (for health gating).

@@ -166,6 +166,19 @@ pub fn parse_stat(csv: &str, backend: &str) -> Vec<ServerState> {
         .collect()
 }
 
+/// How many task addresses a load balancer on an orchestrator target takes from DNS at most.
+pub const TEMPLATE_SLOTS: u32 = 16;
+
+/// The configuration of a load balancer on an orchestrator target (Swarm): the same HAProxy
+/// settings, but the pool is every address DNS gives for `tasks.<unit>` (one per running
+/// task), re-resolved each second, so it follows the tasks as they start, move and stop
+/// without a reload.
+pub fn task_pool_config(unit: &str, port: u16, listen: &[u16]) -> String {
+    let mut config = render(unit, port, &[], listen);
+    config.push_str(&format!("    server-template task 1-{TEMPLATE_SLOTS} tasks.{unit}:{port}\n"));
+    config
+}
+
 fn render(backend: &str, port: u16, servers: &[String], listen: &[u16]) -> String {
     let mut binds: Vec<u16> = listen.to_vec();
     if binds.is_empty() {

@@ -18,6 +18,7 @@ pub mod reason;
 mod render;
 mod replicas;
 pub mod rollout;
+pub mod units;
 mod scope;
 
 use checks::stop_grace;
