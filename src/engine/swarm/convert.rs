@@ -231,3 +231,106 @@ pub fn observed_unit(service: &Service) -> Option<ObservedUnit> {
         file_hash: labels.get(FILE_HASH_LABEL).cloned(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::plan::units::{Placement, UnitFile};
+    use crate::spec::{HealthSpec, PortSpec, Readiness};
+
+    fn unit(ports: Vec<PortSpec>) -> UnitSpec {
+        let template = ContainerSpec {
+            name: "shop-web".into(),
+            service: "web".into(),
+            replica: 0,
+            kind: None,
+            image: "shop/web:0123".into(),
+            command: Some(vec!["python3".into(), "/app/app.py".into()]),
+            entrypoint: None,
+            env: BTreeMap::from([("APP_VERSION".into(), "1".into())]),
+            ports,
+            networks: Vec::new(),
+            mounts: Vec::new(),
+            healthcheck: Some(HealthSpec {
+                test: vec!["CMD".into(), "true".into()],
+                interval_ms: 1_000,
+                timeout_ms: 2_000,
+                retries: 3,
+                start_period_ms: 30_000,
+            }),
+            restart: RestartPolicy::UnlessStopped,
+            stop_grace_secs: Some(5),
+            labels: BTreeMap::new(),
+            hostname: crate::plan::units::TASK_HOSTNAME.into(),
+            previous: None,
+            carried: BTreeMap::new(),
+        };
+        UnitSpec {
+            name: "shop-web".into(),
+            service: "web".into(),
+            kind: None,
+            template,
+            replicas: 2,
+            rollout: crate::model::RolloutPolicy::default(),
+            readiness: Readiness::Healthy,
+            placement: Placement::Any,
+            file: None,
+            depends_on: Vec::new(),
+        }
+    }
+
+    fn resolved() -> Resolved<'static> {
+        Resolved { image_id: "sha256:abc", project: "shop", constraints: Vec::new(), config: None }
+    }
+
+    #[test]
+    fn a_stateless_unit_rolls_start_first_with_rollback_and_a_monitor_over_the_health_window() {
+        let spec = service_spec(&unit(Vec::new()), &resolved());
+        let update = spec.update_config.unwrap();
+        assert_eq!(update.order, Some(ServiceSpecUpdateConfigOrderEnum::START_FIRST));
+        assert_eq!(update.failure_action, Some(ServiceSpecUpdateConfigFailureActionEnum::ROLLBACK));
+        // interval × (retries + 1) + timeout = 6 s.
+        assert_eq!(update.monitor, Some(6_000_000_000));
+        let task = spec.task_template.unwrap();
+        let container = task.container_spec.unwrap();
+        assert_eq!(container.image.as_deref(), Some("sha256:abc"), "run by ID: nodes never pull");
+        assert_eq!(container.args, Some(vec!["python3".to_string(), "/app/app.py".to_string()]));
+        assert_eq!(container.command, None, "the image's entrypoint stays");
+        assert_eq!(spec.mode.unwrap().replicated.unwrap().replicas, Some(2));
+        let labels = spec.labels.unwrap();
+        assert_eq!(labels[TARGET_LABEL], "swarm");
+        assert_eq!(labels[labels::PROJECT], "shop");
+    }
+
+    #[test]
+    fn published_ports_are_host_mode_on_a_dnsrr_service_and_roll_stop_first() {
+        let port = PortSpec { container_port: 80, protocol: Protocol::Tcp, host_ip: None, host_port: Some(8080) };
+        let spec = service_spec(&unit(vec![port]), &resolved());
+        let endpoint = spec.endpoint_spec.unwrap();
+        assert_eq!(endpoint.mode, Some(EndpointSpecModeEnum::DNSRR));
+        let ports = endpoint.ports.unwrap();
+        assert_eq!(ports[0].publish_mode, Some(EndpointPortConfigPublishModeEnum::HOST));
+        assert_eq!((ports[0].published_port, ports[0].target_port), (Some(8080), Some(80)));
+        let order = spec.update_config.unwrap().order;
+        assert_eq!(order, Some(ServiceSpecUpdateConfigOrderEnum::STOP_FIRST), "one node, one host port");
+    }
+
+    #[test]
+    fn a_delivered_file_is_a_config_and_a_read_back_unit_keeps_its_hashes() {
+        let mut u = unit(Vec::new());
+        u.file = Some(UnitFile { path: "/etc/x.cfg".into(), text: "x".into() });
+        let r = Resolved { config: Some(("cfgid".into(), "shop-web-abc".into())), ..resolved() };
+        let spec = service_spec(&u, &r);
+        let configs = spec.task_template.as_ref().unwrap().container_spec.as_ref().unwrap().configs.clone().unwrap();
+        assert_eq!(configs[0].config_id.as_deref(), Some("cfgid"));
+        assert_eq!(configs[0].file.as_ref().unwrap().name.as_deref(), Some("/etc/x.cfg"));
+        let service = Service { spec: Some(spec), ..Default::default() };
+        let seen = observed_unit(&service).unwrap();
+        assert_eq!(seen.hash, u.hash());
+        assert_eq!(seen.template.as_ref(), Some(&u.template));
+        assert_eq!(seen.file_hash, u.file.as_ref().map(UnitFile::hash));
+        assert_eq!(seen.replicas, 2);
+    }
+}
