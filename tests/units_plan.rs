@@ -105,7 +105,10 @@ fn more_replicas_scale_the_service_without_touching_the_balancer() {
     let old = units(&before, &balancer);
     let after = desired("03-load-balancer.yaml", &[("WEB_REPLICAS", "3")]);
     let plan = plan_units(&after, units(&after, &balancer), &applied(&before, &old));
-    assert_eq!(render_units(&plan), "Plan for project shop (target swarm): 1 to scale\n  ~ scale service shop-web: replicas 2 → 3\n");
+    assert_eq!(
+        render_units(&plan),
+        "Plan for project shop (target swarm): 1 to scale\n  ~ scale service shop-web: replicas 2 → 3\n"
+    );
 }
 
 #[test]

@@ -121,7 +121,10 @@ pub async fn run(args: Args, global: &Global, ui: Ui) -> anyhow::Result<u8> {
 async fn node_fault(hostname: &str, fault: Fault, ui: Ui) -> anyhow::Result<u8> {
     if !matches!(fault, Fault::Kill | Fault::Stop) {
         return Err(crate::exit::UsageError::new(
-            format!("a node can be killed or stopped, not {}", if fault == Fault::Pause { "paused" } else { "disconnected" }),
+            format!(
+                "a node can be killed or stopped, not {}",
+                if fault == Fault::Pause { "paused" } else { "disconnected" }
+            ),
             "use `scale chaos kill node:NAME` or `scale chaos stop node:NAME`",
         )
         .into());

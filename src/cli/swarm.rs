@@ -7,9 +7,9 @@ use std::time::Duration;
 use anyhow::Context;
 use serde_json::json;
 
+use super::Loaded;
 use super::interrupt::Interrupt;
 use super::locking::with_lock;
-use super::Loaded;
 use crate::engine::docker::DockerEngine;
 use crate::engine::orchestrator::Orchestrator;
 use crate::engine::swarm::SwarmEngine;
@@ -65,7 +65,13 @@ pub async fn plan(loaded: &Loaded, engine: &DockerEngine, ui: Ui, detailed_exitc
 }
 
 /// `scale apply --target swarm`: under the project lock, plan and run.
-pub async fn apply(loaded: &Loaded, engine: &DockerEngine, ui: Ui, timeout: Duration, lock_timeout: Duration) -> anyhow::Result<u8> {
+pub async fn apply(
+    loaded: &Loaded,
+    engine: &DockerEngine,
+    ui: Ui,
+    timeout: Duration,
+    lock_timeout: Duration,
+) -> anyhow::Result<u8> {
     let target = swarm(engine).await?;
     let mut interrupt = Interrupt::listen()?;
     with_lock(engine, &loaded.project, "apply", lock_timeout, &mut interrupt, async |_| {
@@ -84,7 +90,11 @@ pub async fn apply(loaded: &Loaded, engine: &DockerEngine, ui: Ui, timeout: Dura
         if ui.is_json() {
             ui.json(&json!({"event": "result", "status": "ok", "changes": done}));
         } else {
-            ui.say(format!("Applied {done} change{} to project {} on the swarm.", if done == 1 { "" } else { "s" }, loaded.project));
+            ui.say(format!(
+                "Applied {done} change{} to project {} on the swarm.",
+                if done == 1 { "" } else { "s" },
+                loaded.project
+            ));
         }
         Ok(0)
     })
@@ -124,7 +134,9 @@ pub async fn destroy(project: &str, engine: &DockerEngine, ui: Ui, lock_timeout:
     let mut interrupt = Interrupt::listen()?;
     with_lock(engine, project, "destroy", lock_timeout, &mut interrupt, async |_| {
         let say = |line: &str| ui.say(format!("  {line}"));
-        let removed = destroy_units(&target, project, UnitOptions::default(), &say).await.context("destroy on the swarm failed")?;
+        let removed = destroy_units(&target, project, UnitOptions::default(), &say)
+            .await
+            .context("destroy on the swarm failed")?;
         if ui.is_json() {
             ui.json(&json!({"event": "result", "status": "ok", "removed": removed}));
         } else {

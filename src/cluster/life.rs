@@ -181,7 +181,9 @@ pub async fn down(host: &DockerEngine, name: &str) -> Result<Down, ClusterError>
     let mut removed = Down::default();
     let found = match nodes::find(host, name).await {
         Ok(found) => found,
-        Err(ClusterError::NotFound { .. }) => ClusterNodes { nodes: Vec::new(), manager_port: None, api_ports: Default::default() },
+        Err(ClusterError::NotFound { .. }) => {
+            ClusterNodes { nodes: Vec::new(), manager_port: None, api_ports: Default::default() }
+        }
         Err(e) => return Err(e),
     };
     for (node, id, _) in &found.nodes {

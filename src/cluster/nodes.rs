@@ -91,12 +91,20 @@ pub async fn start_node(
     Ok(created.id)
 }
 
-fn node_body(cluster: &str, index: usize, image: &str, role: &str, volume: &str, publish: &[u16]) -> ContainerCreateBody {
+fn node_body(
+    cluster: &str,
+    index: usize,
+    image: &str,
+    role: &str,
+    volume: &str,
+    publish: &[u16],
+) -> ContainerCreateBody {
     let network = network_name(cluster);
     // Every node's API is published on the host's loopback only (a random port): scale loads
     // images into each node through it (there is no registry). Only the manager publishes
     // the service ports, each to the same port on the host's loopback.
-    let loopback = |port: &str| Some(vec![PortBinding { host_ip: Some("127.0.0.1".into()), host_port: Some(port.into()) }]);
+    let loopback =
+        |port: &str| Some(vec![PortBinding { host_ip: Some("127.0.0.1".into()), host_port: Some(port.into()) }]);
     let mut bindings = HashMap::from([(format!("{API_PORT}/tcp"), loopback(""))]);
     if role == "manager" {
         for port in publish {

@@ -69,14 +69,18 @@ pub async fn label_engines(
 ) -> Result<(), ClusterError> {
     use crate::engine::swarm::NODE_ENGINE_LABEL;
     let client = manager.client();
-    let nodes = client.list_nodes(None::<ListNodesOptions>).await.map_err(ClusterError::docker("list the swarm's nodes"))?;
+    let nodes =
+        client.list_nodes(None::<ListNodesOptions>).await.map_err(ClusterError::docker("list the swarm's nodes"))?;
     for node in nodes {
         let hostname = node.description.as_ref().and_then(|d| d.hostname.clone()).unwrap_or_default();
         let Some(port) = api_ports.get(&format!("scale-cluster-{hostname}")) else { continue };
         let (Some(id), Some(mut spec)) = (node.id.clone(), node.spec.clone()) else { continue };
         let version = node.version.as_ref().and_then(|v| v.index).unwrap_or(0);
-        spec.labels.get_or_insert_with(Default::default).insert(NODE_ENGINE_LABEL.into(), format!("tcp://127.0.0.1:{port}"));
-        let options = bollard::query_parameters::UpdateNodeOptions { version: i64::try_from(version).unwrap_or(i64::MAX) };
+        spec.labels
+            .get_or_insert_with(Default::default)
+            .insert(NODE_ENGINE_LABEL.into(), format!("tcp://127.0.0.1:{port}"));
+        let options =
+            bollard::query_parameters::UpdateNodeOptions { version: i64::try_from(version).unwrap_or(i64::MAX) };
         client
             .update_node(&id, spec, options)
             .await

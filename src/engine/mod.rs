@@ -18,8 +18,8 @@ pub mod docker;
 pub mod docker_io;
 pub mod fake;
 pub mod live;
-pub mod orchestrator;
 pub mod lock;
+pub mod orchestrator;
 pub mod swarm;
 pub mod tools;
 

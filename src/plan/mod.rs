@@ -18,8 +18,8 @@ pub mod reason;
 mod render;
 mod replicas;
 pub mod rollout;
-pub mod units;
 mod scope;
+pub mod units;
 
 use checks::stop_grace;
 pub use destroy::destroy_plan;

@@ -300,7 +300,8 @@ pub fn render_units(plan: &UnitPlan) -> String {
         .collect();
     let _ = writeln!(out, "Plan for project {} (target swarm): {}", plan.project, summary.join(", "));
     for action in &plan.actions {
-        let _ = writeln!(out, "  {} {} {}: {}", action.op.symbol(), action.op.verb(), action.op.target(), action.reason);
+        let _ =
+            writeln!(out, "  {} {} {}: {}", action.op.symbol(), action.op.verb(), action.op.target(), action.reason);
     }
     out
 }
@@ -311,9 +312,7 @@ pub fn render_units_json(plan: &UnitPlan) -> serde_json::Value {
         .actions
         .iter()
         .enumerate()
-        .map(|(id, a)| {
-            serde_json::json!({"id": id, "action": a.op.verb(), "name": a.op.target(), "reason": a.reason})
-        })
+        .map(|(id, a)| serde_json::json!({"id": id, "action": a.op.verb(), "name": a.op.target(), "reason": a.reason}))
         .collect();
     serde_json::json!({
         "format_version": super::render::PLAN_FORMAT_VERSION,

@@ -55,9 +55,11 @@ pub fn unit_labels(unit: &UnitSpec, project: &str) -> HashMap<String, String> {
 /// How long Swarm watches a new task before calling an update a success: at least the
 /// healthcheck's window (every retry failing once), at least what the blueprint asks.
 pub fn monitor_ms(unit: &UnitSpec) -> u64 {
-    let window = unit.template.healthcheck.as_ref().map_or(0, |h| {
-        h.interval_ms.saturating_mul(u64::from(h.retries) + 1).saturating_add(h.timeout_ms)
-    });
+    let window = unit
+        .template
+        .healthcheck
+        .as_ref()
+        .map_or(0, |h| h.interval_ms.saturating_mul(u64::from(h.retries) + 1).saturating_add(h.timeout_ms));
     unit.rollout.monitor_ms.max(window).max(5_000)
 }
 
@@ -114,7 +116,13 @@ fn mounts(template: &ContainerSpec) -> Vec<Mount> {
                 MountSourceSpec::Bind(path) => (MountType::BIND, Some(path.to_string_lossy().into_owned())),
                 MountSourceSpec::Anonymous => (MountType::VOLUME, None),
             };
-            Mount { target: Some(m.target.clone()), source, typ: Some(typ), read_only: Some(m.read_only), ..Default::default() }
+            Mount {
+                target: Some(m.target.clone()),
+                source,
+                typ: Some(typ),
+                read_only: Some(m.read_only),
+                ..Default::default()
+            }
         })
         .collect()
 }

@@ -71,9 +71,18 @@ pub async fn provide(
 ) -> Result<String, SwarmError> {
     let reference = &image.reference;
     if image_id(builder, reference).await.is_none() {
+        // One line per image, not the build's own output (a failed build's error keeps its
+        // last lines).
+        let quiet = |_: &str| {};
         match image.source {
-            ImageSource::Build { .. } => builder.build_image(image, project, progress).await?,
-            ImageSource::Pull => builder.pull_image(reference, progress).await?,
+            ImageSource::Build { .. } => {
+                progress(&format!("building {reference} on {}", builder.address()));
+                builder.build_image(image, project, &quiet).await?
+            }
+            ImageSource::Pull => {
+                progress(&format!("pulling {reference} on {}", builder.address()));
+                builder.pull_image(reference, &quiet).await?
+            }
         }
     }
     let id = image_id(builder, reference).await.ok_or_else(|| SwarmError::Call {

@@ -6,9 +6,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use bollard::models::{
-    ConfigSpec, LocalNodeState, NetworkCreateRequest, ServiceUpdateStatusStateEnum, TaskState,
-};
+use bollard::models::{ConfigSpec, LocalNodeState, NetworkCreateRequest, ServiceUpdateStatusStateEnum, TaskState};
 use bollard::query_parameters::{
     InspectServiceOptions, ListConfigsOptionsBuilder, ListNetworksOptionsBuilder, ListServicesOptionsBuilder,
     ListTasksOptionsBuilder, UpdateServiceOptions,
@@ -113,7 +111,8 @@ impl SwarmEngine {
     pub async fn new(manager: DockerEngine) -> Result<SwarmEngine, SwarmError> {
         let info = manager.client().info().await.map_err(call(SwarmOp::Inspect, ""))?;
         let swarm = info.swarm.unwrap_or_default();
-        let is_manager = swarm.local_node_state == Some(LocalNodeState::ACTIVE) && swarm.control_available == Some(true);
+        let is_manager =
+            swarm.local_node_state == Some(LocalNodeState::ACTIVE) && swarm.control_available == Some(true);
         if !is_manager {
             return Err(SwarmError::NotAManager { address: crate::engine::Engine::address(&manager) });
         }
@@ -155,7 +154,11 @@ impl SwarmEngine {
             .list_configs(Some(ListConfigsOptionsBuilder::new().filters(&filters).build()))
             .await
             .map_err(call(SwarmOp::CreateConfig, &name))?;
-        if let Some(id) = found.into_iter().find(|c| c.spec.as_ref().and_then(|s| s.name.as_deref()) == Some(&name)).and_then(|c| c.id) {
+        if let Some(id) = found
+            .into_iter()
+            .find(|c| c.spec.as_ref().and_then(|s| s.name.as_deref()) == Some(&name))
+            .and_then(|c| c.id)
+        {
             return Ok(Some((id, name)));
         }
         use base64::Engine as _;
@@ -178,7 +181,8 @@ pub async fn recorded_target(engine: &DockerEngine, project: &str) -> Result<Opt
         .list_networks(Some(ListNetworksOptionsBuilder::new().filters(&filter).build()))
         .await
         .map_err(|e| EngineError::Observe(e.into()))?;
-    if networks.iter().any(|n| n.labels.as_ref().and_then(|l| l.get(TARGET_LABEL)).map(String::as_str) == Some("swarm")) {
+    if networks.iter().any(|n| n.labels.as_ref().and_then(|l| l.get(TARGET_LABEL)).map(String::as_str) == Some("swarm"))
+    {
         return Ok(Some(Target::Swarm));
     }
     if !networks.is_empty() {
@@ -241,7 +245,12 @@ impl Orchestrator for SwarmEngine {
         }
     }
 
-    async fn provide_image(&self, image: &ImageSpec, project: &str, progress: Progress<'_>) -> Result<String, SwarmError> {
+    async fn provide_image(
+        &self,
+        image: &ImageSpec,
+        project: &str,
+        progress: Progress<'_>,
+    ) -> Result<String, SwarmError> {
         images::provide(&self.manager, &self.builder, image, project, progress).await
     }
 
@@ -257,8 +266,12 @@ impl Orchestrator for SwarmEngine {
         match client.inspect_service(&unit.name, None::<InspectServiceOptions>).await.map_err(Cause::from) {
             Ok(current) => {
                 let version = current.version.and_then(|v| v.index).unwrap_or(0);
-                let options = UpdateServiceOptions { version: i32::try_from(version).unwrap_or(i32::MAX), ..Default::default() };
-                client.update_service(&unit.name, spec, options, None).await.map_err(call(SwarmOp::UpdateService, &unit.name))?;
+                let options =
+                    UpdateServiceOptions { version: i32::try_from(version).unwrap_or(i32::MAX), ..Default::default() };
+                client
+                    .update_service(&unit.name, spec, options, None)
+                    .await
+                    .map_err(call(SwarmOp::UpdateService, &unit.name))?;
             }
             Err(cause) if cause.is_not_found() => {
                 client.create_service(spec, None).await.map_err(call(SwarmOp::CreateService, &unit.name))?;
@@ -278,8 +291,10 @@ impl Orchestrator for SwarmEngine {
 
     async fn unit_progress(&self, name: &str, hash: &str) -> Result<UnitProgress, SwarmError> {
         let client = self.manager.client();
-        let service =
-            client.inspect_service(name, None::<InspectServiceOptions>).await.map_err(call(SwarmOp::ListTasks, name))?;
+        let service = client
+            .inspect_service(name, None::<InspectServiceOptions>)
+            .await
+            .map_err(call(SwarmOp::ListTasks, name))?;
         let status = service.update_status.unwrap_or_default();
         let phase = match status.state {
             Some(ServiceUpdateStatusStateEnum::UPDATING) => UpdatePhase::Updating,
