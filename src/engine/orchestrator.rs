@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 
 use super::Progress;
-use crate::plan::units::{ObservedUnits, UnitSpec};
+use crate::plan::units::{ObservedUnits, Placement, UnitSpec};
 use crate::spec::{ImageSpec, NetworkSpec};
 
 pub use super::swarm::SwarmError as OrchestratorError;
@@ -45,11 +45,13 @@ pub trait Orchestrator {
     async fn observe_units(&self, project: &str) -> Result<ObservedUnits, OrchestratorError>;
     async fn create_network(&self, spec: &NetworkSpec) -> Result<(), OrchestratorError>;
     async fn remove_network(&self, name: &str) -> Result<(), OrchestratorError>;
-    /// Builds or pulls `image` once and makes it present on every node that may run it,
-    /// without a registry; returns the ID units run it by (so no node ever pulls another).
+    /// Builds or pulls `image` once and makes it present on every node that may run a task
+    /// placed by `placement`, without a registry; returns the ID units run it by (so no node
+    /// ever pulls another).
     async fn provide_image(
         &self,
         image: &ImageSpec,
+        placement: &Placement,
         project: &str,
         progress: Progress<'_>,
     ) -> Result<String, OrchestratorError>;

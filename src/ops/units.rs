@@ -48,7 +48,6 @@ pub async fn apply_units<O: Orchestrator>(
             _ => None,
         })
         .collect();
-    let mut images: BTreeMap<String, String> = BTreeMap::new();
     for unit in &plan.units {
         let Some(op) = changed.get(unit.name.as_str()) else { continue };
         for (dependency, condition) in &unit.depends_on {
@@ -57,17 +56,10 @@ pub async fn apply_units<O: Orchestrator>(
                 wait_converged(target, dep, opts).await?;
             }
         }
-        let image_id = match images.get(&unit.template.image) {
-            Some(id) => id.clone(),
-            None => {
-                let spec = plan.images.iter().find(|i| i.reference == unit.template.image);
-                let id = match spec {
-                    Some(spec) => target.provide_image(spec, &plan.project, &|line| say(line)).await?,
-                    None => unit.template.image.clone(),
-                };
-                images.insert(unit.template.image.clone(), id.clone());
-                id
-            }
+        // Idempotent: nodes that have the image are skipped, so each unit asks for its own.
+        let image_id = match plan.images.iter().find(|i| i.reference == unit.template.image) {
+            Some(spec) => target.provide_image(spec, &unit.placement, &plan.project, &|line| say(line)).await?,
+            None => unit.template.image.clone(),
         };
         target.put_unit(unit, &image_id, &plan.project).await?;
         say(&format!("{} {}: waiting for {} task(s) ready", op.verb(), unit.name, unit.replicas));

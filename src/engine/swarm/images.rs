@@ -13,6 +13,7 @@ use super::{NODE_ENGINE_LABEL, SwarmError, SwarmOp, call};
 use crate::engine::classify::Cause;
 use crate::engine::docker::DockerEngine;
 use crate::engine::{Engine, Progress};
+use crate::plan::units::Placement;
 use crate::spec::{ImageSource, ImageSpec};
 
 /// A swarm node as the image copy needs it.
@@ -66,6 +67,7 @@ pub async fn provide(
     manager: &DockerEngine,
     builder: &DockerEngine,
     image: &ImageSpec,
+    placement: &Placement,
     project: &str,
     progress: Progress<'_>,
 ) -> Result<String, SwarmError> {
@@ -93,7 +95,15 @@ pub async fn provide(
     let info = manager.client().info().await.map_err(call(SwarmOp::Inspect, ""))?;
     let manager_node = info.swarm.and_then(|s| s.node_id).unwrap_or_default();
     let mut archive: Option<Vec<u8>> = None;
-    for node in nodes(manager).await? {
+    let all = nodes(manager).await?;
+    let hosts = node_hostnames(manager).await?;
+    // Only the nodes the unit may run on: a copy into a vfs node costs tens of seconds.
+    let wanted = |node: &NodeEngine| match placement {
+        Placement::Any => true,
+        Placement::Manager => node.id == manager_node,
+        Placement::Node(n) => hosts.get(*n as usize - 1) == Some(&node.hostname),
+    };
+    for node in all.into_iter().filter(wanted) {
         let engine = if node.id == manager_node {
             manager.clone()
         } else {

@@ -248,10 +248,11 @@ impl Orchestrator for SwarmEngine {
     async fn provide_image(
         &self,
         image: &ImageSpec,
+        placement: &Placement,
         project: &str,
         progress: Progress<'_>,
     ) -> Result<String, SwarmError> {
-        images::provide(&self.manager, &self.builder, image, project, progress).await
+        images::provide(&self.manager, &self.builder, image, placement, project, progress).await
     }
 
     async fn put_unit(&self, unit: &UnitSpec, image_id: &str, project: &str) -> Result<(), SwarmError> {
