@@ -36,7 +36,7 @@ pub const DEFAULT_NAME: &str = "scale";
 /// The image every node engine needs to build blueprints (the stage images are `FROM` it);
 /// there is no registry to pull it from, so `up` copies it in from the host's engine.
 pub const BASE_IMAGE: &str = "debian:bookworm-slim";
-/// The most nodes `up` starts: each node is a whole engine on the vfs driver (heavy).
+/// The most nodes `up` starts: each node is a whole engine (heavy).
 pub const MAX_NODES: usize = 9;
 
 /// Why a cluster command failed.

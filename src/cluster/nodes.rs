@@ -21,6 +21,19 @@ use crate::engine::docker::DockerEngine;
 /// The port dockerd listens on inside each node (plain HTTP; published on loopback only).
 pub const API_PORT: u16 = 2375;
 
+/// How each node's dockerd runs. overlay2, not the image's default vfs: the node's
+/// /var/lib/docker is a volume on the host's own filesystem (not on overlayfs), so overlay2
+/// works, copies no whole layers, and keeps an image's root directory at 0755 (vfs applies
+/// a layer's `./` entry to the root: an image whose first layer was tarred from a 0700
+/// `mktemp -d` directory then made `/` unreadable to every user but root).
+const DOCKERD: [&str; 5] = [
+    "dockerd",
+    "--storage-driver=overlay2",
+    "--host=unix:///var/run/docker.sock",
+    "--host=tcp://0.0.0.0:2375",
+    "--tls=false",
+];
+
 /// The cluster's bridge network on the host engine.
 pub fn network_name(cluster: &str) -> String {
     format!("scale-cluster-{cluster}")
@@ -143,6 +156,7 @@ fn node_body(
     };
     ContainerCreateBody {
         image: Some(image.to_string()),
+        cmd: Some(DOCKERD.iter().map(|a| a.to_string()).collect()),
         hostname: Some(format!("{cluster}-node{index}")),
         labels: Some(labels(cluster, Some(role))),
         exposed_ports: Some(exposed),

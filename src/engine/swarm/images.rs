@@ -97,7 +97,7 @@ pub async fn provide(
     let mut archive: Option<Vec<u8>> = None;
     let all = nodes(manager).await?;
     let hosts = node_hostnames(manager).await?;
-    // Only the nodes the unit may run on: a copy into a vfs node costs tens of seconds.
+    // Only the nodes the unit may run on: a copy into a node costs seconds to tens of seconds.
     let wanted = |node: &NodeEngine| match placement {
         Placement::Any => true,
         Placement::Manager => node.id == manager_node,
