@@ -27,7 +27,8 @@ pub enum UpdatePhase {
 pub struct UnitProgress {
     /// Tasks running (and healthy, when the unit has a healthcheck) with the wanted spec.
     pub ready: u32,
-    /// Tasks still meant to run that carry another spec (an update under way).
+    /// Tasks with another spec still meant to run or still running (an update under way,
+    /// or an old task in its stop grace period).
     pub stale: u32,
     pub phase: UpdatePhase,
     /// The orchestrator's last word: a failed task's error, or the update's message.

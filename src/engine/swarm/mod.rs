@@ -325,7 +325,10 @@ impl Orchestrator for SwarmEngine {
                 .map(String::as_str);
             let state = task.status.as_ref().and_then(|s| s.state);
             let meant_to_run = task.desired_state == Some(TaskState::RUNNING);
-            if meant_to_run && task_hash != Some(hash) {
+            // An old task counts until its container is gone, not only until Swarm decided to
+            // stop it: it answers requests through its stop grace period.
+            let old_still_up = meant_to_run || matches!(state, Some(TaskState::RUNNING | TaskState::STARTING));
+            if task_hash != Some(hash) && old_still_up {
                 progress.stale += 1;
             } else if meant_to_run && state == Some(TaskState::RUNNING) {
                 progress.ready += 1;
