@@ -130,3 +130,11 @@ fn a_service_gone_from_the_blueprint_is_removed() {
         assert!(line.starts_with("shop-db-"), "{line}");
     }
 }
+
+#[test]
+fn the_task_pool_keeps_its_servers_through_dns_trouble_and_slow_checks() {
+    let config = task_pool_config("shop-web", 8000, &[80]);
+    for line in ["hold timeout 30s", "hold refused 30s", "hold other 30s", "hold obsolete 5s", "timeout check 5s"] {
+        assert!(config.contains(line), "{line} missing:\n{config}");
+    }
+}
