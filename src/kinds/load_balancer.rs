@@ -180,11 +180,11 @@ pub const TEMPLATE_SLOTS: u32 = 16;
 pub fn task_pool_config(unit: &str, port: u16, listen: &[u16]) -> String {
     let mut config = render(unit, port, &[], listen);
     for (from, to) in [
-        ("    hold other 1s\n", "    hold other 30s\n"),
-        ("    hold refused 1s\n", "    hold refused 30s\n"),
-        ("    hold timeout 1s\n", "    hold timeout 30s\n"),
-        ("    hold obsolete 1s\n", "    hold obsolete 5s\n"),
-        ("    timeout server 10s\n", "    timeout server 10s\n    timeout check 5s\n"),
+        ("hold other 1s\n", "hold other 30s\n"),
+        ("hold refused 1s\n", "hold refused 30s\n"),
+        ("hold timeout 1s\n", "hold timeout 30s\n"),
+        ("hold obsolete 1s\n", "hold obsolete 5s\n"),
+        ("timeout server 10s\n", "timeout server 10s\ntimeout check 5s\n"),
     ] {
         config = config.replace(from, to);
     }
