@@ -57,6 +57,8 @@ debootstrap --variant=minbase bookworm "$root" "$mirror" >"$log" 2>&1 || {
 # Keep the image small and point apt inside it at the same mirror.
 echo "deb $mirror bookworm main" >"$root/etc/apt/sources.list"
 rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/*
+# mktemp -d made the root 0700; the image's `/` must be 0755 (a vfs engine applies it).
+chmod 755 "$root"
 tar -C "$root" -c . | docker import - "$IMAGE" >/dev/null
 rm -f "$log"
 echo "base image $IMAGE: imported"

@@ -25,6 +25,7 @@ pub mod plan;
 pub mod probe;
 pub mod spec;
 pub mod stage_diff;
+pub mod target;
 pub mod topology;
 pub mod ui;
 pub mod validate;

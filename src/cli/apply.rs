@@ -59,6 +59,8 @@ pub struct Args {
     /// Touch only this service and what it needs (its dependencies), nothing else.
     #[arg(long, value_name = "SERVICE", conflicts_with = "watch")]
     pub only: Option<String>,
+    #[command(flatten)]
+    pub target: super::swarm::TargetArg,
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -72,6 +74,9 @@ pub async fn run(args: Args, global: &Global, ui: Ui) -> anyhow::Result<u8> {
         crate::expiry::stamp(&mut loaded.desired, std::time::SystemTime::now() + ttl);
     }
     let engine = connect().await?;
+    if super::swarm::resolve(&engine, &loaded.project, &args.target).await? == crate::target::Target::Swarm {
+        return super::swarm::apply(&loaded, &engine, ui, args.timeout, args.lock_timeout).await;
+    }
     super::preflight::check(&engine, &loaded, ui, super::preflight::Strictness::Refuse).await?;
     let mut interrupt = Interrupt::listen()?;
     // Locked before observing, so an apply that waited plans against the converged state.

@@ -39,6 +39,9 @@ pub async fn run(args: Args, global: &Global, ui: Ui) -> anyhow::Result<u8> {
         )
         .into());
     }
+    if let Some(node) = args.target.strip_prefix("node:") {
+        return node_fault(node, args.fault, ui).await;
+    }
     let project = project_of(None, global, ui)?;
     let engine = connect().await?;
     let observed =
@@ -109,6 +112,37 @@ pub async fn run(args: Args, global: &Global, ui: Ui) -> anyhow::Result<u8> {
         }
     }
     say(ui, &format!("restored {name}"), json!({"event": "restored", "container": name}));
+    Ok(0)
+}
+
+/// `scale chaos kill|stop node:HOSTNAME`: a whole node of the local test cluster (its
+/// container on the engine the cluster runs on, SCALE_CLUSTER_ENGINE or the default), as
+/// `docker node ls` names it. Swarm reschedules the node's tasks on the others.
+async fn node_fault(hostname: &str, fault: Fault, ui: Ui) -> anyhow::Result<u8> {
+    if !matches!(fault, Fault::Kill | Fault::Stop) {
+        return Err(crate::exit::UsageError::new(
+            format!(
+                "a node can be killed or stopped, not {}",
+                if fault == Fault::Pause { "paused" } else { "disconnected" }
+            ),
+            "use `scale chaos kill node:NAME` or `scale chaos stop node:NAME`",
+        )
+        .into());
+    }
+    let address = std::env::var("SCALE_CLUSTER_ENGINE").unwrap_or_else(|_| crate::engine::docker::DEFAULT_HOST.into());
+    let host = crate::engine::docker::DockerEngine::connect_to(&address)
+        .await
+        .context("cannot reach the engine the cluster runs on")?;
+    let (id, name) = crate::cluster::node_container(&host, hostname).await?;
+    let done = if fault == Fault::Kill {
+        host.signal(&id, &name, "SIGKILL").await?;
+        "killed"
+    } else {
+        host.stop_container(&id, &name, Duration::from_secs(10)).await?;
+        "stopped"
+    };
+    say(ui, &format!("{done} node {hostname} (container {name})"), json!({"event": done, "node": hostname}));
+    ui.say("Swarm moves its tasks to the other nodes once it sees the node down; `docker start` the container to bring it back.");
     Ok(0)
 }
 

@@ -29,6 +29,11 @@ pub enum Sub {
         nodes: usize,
         #[arg(long, default_value = DEFAULT_NAME)]
         name: String,
+        /// A port the manager node publishes on the host's loopback (same number on both
+        /// sides), where a service on the cluster that publishes it in host mode is reached
+        /// (`--publish 8080` for the ladder); repeatable. Fixed when the node starts.
+        #[arg(long, value_name = "PORT")]
+        publish: Vec<u16>,
     },
     /// Print the `export DOCKER_HOST=…` line that points a shell at the manager.
     Env {
@@ -53,7 +58,7 @@ pub async fn run(args: Args, ui: Ui) -> anyhow::Result<u8> {
     cluster::check_name(name)?;
     let host = DockerEngine::connect_to(&args.engine).await.context("cannot reach the engine the cluster runs on")?;
     match args.command {
-        Sub::Up { nodes, name } => up(&host, &name, nodes, ui).await,
+        Sub::Up { nodes, name, publish } => up(&host, &name, nodes, &publish, ui).await,
         Sub::Env { name } => {
             let port = manager_port(&host, &name).await?;
             println!("{}", cluster::env_line(port));
@@ -74,9 +79,9 @@ pub async fn run(args: Args, ui: Ui) -> anyhow::Result<u8> {
     }
 }
 
-async fn up(host: &DockerEngine, name: &str, nodes: usize, ui: Ui) -> anyhow::Result<u8> {
+async fn up(host: &DockerEngine, name: &str, nodes: usize, publish: &[u16], ui: Ui) -> anyhow::Result<u8> {
     let progress = |line: &str| ui.say(format!("  {line}"));
-    let up = cluster::up(host, name, nodes, &progress).await.with_context(|| format!("cluster up {name}"))?;
+    let up = cluster::up(host, name, nodes, publish, &progress).await.with_context(|| format!("cluster up {name}"))?;
     let secs = up.took.as_secs_f64();
     ui.json(&json!({"name": up.name, "port": up.port, "nodes": up.nodes, "seconds": secs}));
     ui.say(format!("cluster {name} is up: {} nodes in {secs:.1} s", up.nodes.len()));

@@ -41,12 +41,17 @@ pub struct Args {
     /// so the default stays at apply's 8.
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub parallel: u16,
+    #[command(flatten)]
+    pub target: super::swarm::TargetArg,
 }
 
 /// Removes everything carrying the project's label.
 pub async fn run(args: Args, global: &Global, ui: Ui) -> anyhow::Result<u8> {
     let project = project_of(args.file.as_ref(), global, ui)?;
     let engine = connect().await?;
+    if super::swarm::resolve(&engine, &project, &args.target).await? == crate::target::Target::Swarm {
+        return super::swarm::destroy(&project, &engine, ui, args.lock_timeout).await;
+    }
     let mut interrupt = Interrupt::listen()?;
     with_lock(&engine, &project, "destroy", args.lock_timeout, &mut interrupt, async |interrupt| {
         run_locked(&args, ui, &project, &engine, interrupt).await

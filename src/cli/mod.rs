@@ -37,6 +37,7 @@ pub mod rollback;
 pub mod run;
 pub mod stages;
 pub mod status;
+pub mod swarm;
 pub mod validate;
 pub mod watch;
 

@@ -22,12 +22,17 @@ pub struct Args {
     /// Plan only this service and what it needs (as `apply --only`).
     #[arg(long, value_name = "SERVICE")]
     pub only: Option<String>,
+    #[command(flatten)]
+    pub target: super::swarm::TargetArg,
 }
 
 /// Observes, diffs and prints the plan.
 pub async fn run(args: Args, global: &Global, ui: Ui) -> anyhow::Result<u8> {
     let loaded = load_desired(args.file.as_deref(), global, ui)?;
     let engine = connect().await?;
+    if super::swarm::resolve(&engine, &loaded.project, &args.target).await? == crate::target::Target::Swarm {
+        return super::swarm::plan(&loaded, &engine, ui, args.detailed_exitcode).await;
+    }
     super::preflight::check(&engine, &loaded, ui, super::preflight::Strictness::Warn).await?;
     let observed = crate::engine::observe_project(&engine, &loaded.project)
         .await

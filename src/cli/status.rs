@@ -18,6 +18,8 @@ pub struct Args {
     /// List every project on the engine, with its age and expiry (`apply --ttl`).
     #[arg(long, conflicts_with = "file")]
     pub all: bool,
+    #[command(flatten)]
+    pub target: super::swarm::TargetArg,
 }
 
 /// Prints the project's state.
@@ -27,6 +29,9 @@ pub async fn run(args: Args, global: &Global, ui: Ui) -> anyhow::Result<u8> {
     }
     let (project, loaded) = project_and_blueprint(args.file.as_ref(), global, ui)?;
     let engine = connect().await?;
+    if super::swarm::resolve(&engine, &project, &args.target).await? == crate::target::Target::Swarm {
+        return super::swarm::status(&project, &engine, ui).await;
+    }
     let observed = crate::engine::observe_project(&engine, &project)
         .await
         .context("cannot read the project's state from the engine")?;

@@ -31,11 +31,13 @@ pub struct Down {
 }
 
 /// Starts cluster `name` with `count` nodes on the host engine and joins them into one
-/// swarm. On failure, what was created is removed again (by label) before the error returns.
+/// swarm; the manager publishes `publish` on the host's loopback. On failure, what was
+/// created is removed again (by label) before the error returns.
 pub async fn up(
     host: &DockerEngine,
     name: &str,
     count: usize,
+    publish: &[u16],
     progress: &(dyn Fn(&str) + Sync),
 ) -> Result<Up, ClusterError> {
     check_name(name)?;
@@ -49,7 +51,7 @@ pub async fn up(
     }
     let start = Instant::now();
     let image = image::ensure(host, progress).await?;
-    match build(host, name, count, &image, progress).await {
+    match build(host, name, count, &image, publish, progress).await {
         Ok((port, nodes)) => Ok(Up { name: name.to_string(), port, nodes, took: start.elapsed() }),
         Err(e) => {
             progress(&format!("cluster {name} did not come up; removing what was created"));
@@ -67,13 +69,14 @@ async fn build(
     name: &str,
     count: usize,
     image: &str,
+    publish: &[u16],
     progress: &(dyn Fn(&str) + Sync),
 ) -> Result<(u16, Vec<swarm::NodeRow>), ClusterError> {
     nodes::create_network(host, name).await?;
     let mut ids = Vec::new();
     for index in 1..=count {
         progress(&format!("starting node {}", node_name(name, index)));
-        ids.push(nodes::start_node(host, name, index, image).await?);
+        ids.push(nodes::start_node(host, name, index, image, publish).await?);
     }
     let port = nodes::find(host, name).await?.manager_port.ok_or(ClusterError::NoManagerPort { name: name.into() })?;
     let manager = connect_manager(port, &node_name(name, 1)).await?;
@@ -102,6 +105,8 @@ async fn build(
             Ok((rows.len() == count && ready == count, format!("{ready} of {} nodes Ready", rows.len())))
         })
         .await?;
+    let found = nodes::find(host, name).await?;
+    swarm::label_engines(&manager, &found.api_ports).await?;
     Ok((port, swarm::status(&manager).await?))
 }
 
@@ -176,7 +181,9 @@ pub async fn down(host: &DockerEngine, name: &str) -> Result<Down, ClusterError>
     let mut removed = Down::default();
     let found = match nodes::find(host, name).await {
         Ok(found) => found,
-        Err(ClusterError::NotFound { .. }) => ClusterNodes { nodes: Vec::new(), manager_port: None },
+        Err(ClusterError::NotFound { .. }) => {
+            ClusterNodes { nodes: Vec::new(), manager_port: None, api_ports: Default::default() }
+        }
         Err(e) => return Err(e),
     };
     for (node, id, _) in &found.nodes {

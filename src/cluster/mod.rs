@@ -23,7 +23,7 @@ mod swarm;
 mod wait;
 
 pub use life::{Down, Up, down, up};
-pub use nodes::{ClusterNodes, find};
+pub use nodes::{ClusterNodes, find, node_container};
 pub use swarm::{NodeRow, status, status_table};
 pub use wait::{Wait, WaitFor};
 
@@ -36,7 +36,7 @@ pub const DEFAULT_NAME: &str = "scale";
 /// The image every node engine needs to build blueprints (the stage images are `FROM` it);
 /// there is no registry to pull it from, so `up` copies it in from the host's engine.
 pub const BASE_IMAGE: &str = "debian:bookworm-slim";
-/// The most nodes `up` starts: each node is a whole engine on the vfs driver (heavy).
+/// The most nodes `up` starts: each node is a whole engine (heavy).
 pub const MAX_NODES: usize = 9;
 
 /// Why a cluster command failed.
@@ -60,6 +60,8 @@ pub enum ClusterError {
         "the manager of cluster `{name}` publishes no API port; remove it with `scale cluster down --name {name}` and start it again"
     )]
     NoManagerPort { name: String },
+    #[error("no cluster node is named `{node}`; `scale cluster status` lists the nodes (HOSTNAME)")]
+    NoSuchNode { node: String },
     #[error(transparent)]
     Engine(#[from] EngineError),
     #[error("cannot {what}: {cause}")]

@@ -59,6 +59,36 @@ pub async fn run_in_node(host: &DockerEngine, id: &str, node: &str, command: &[&
     }
 }
 
+/// Labels each swarm node with the loopback address of its own engine's API
+/// ([`crate::engine::swarm::NODE_ENGINE_LABEL`]): where `--target swarm` loads the images
+/// the node's tasks run. A node's hostname is `<cluster>-node<i>`, its container
+/// `scale-cluster-<cluster>-node<i>`.
+pub async fn label_engines(
+    manager: &DockerEngine,
+    api_ports: &std::collections::BTreeMap<String, u16>,
+) -> Result<(), ClusterError> {
+    use crate::engine::swarm::NODE_ENGINE_LABEL;
+    let client = manager.client();
+    let nodes =
+        client.list_nodes(None::<ListNodesOptions>).await.map_err(ClusterError::docker("list the swarm's nodes"))?;
+    for node in nodes {
+        let hostname = node.description.as_ref().and_then(|d| d.hostname.clone()).unwrap_or_default();
+        let Some(port) = api_ports.get(&format!("scale-cluster-{hostname}")) else { continue };
+        let (Some(id), Some(mut spec)) = (node.id.clone(), node.spec.clone()) else { continue };
+        let version = node.version.as_ref().and_then(|v| v.index).unwrap_or(0);
+        spec.labels
+            .get_or_insert_with(Default::default)
+            .insert(NODE_ENGINE_LABEL.into(), format!("tcp://127.0.0.1:{port}"));
+        let options =
+            bollard::query_parameters::UpdateNodeOptions { version: i64::try_from(version).unwrap_or(i64::MAX) };
+        client
+            .update_node(&id, spec, options)
+            .await
+            .map_err(ClusterError::docker(format!("label node {hostname} with its engine's address")))?;
+    }
+    Ok(())
+}
+
 /// One swarm node as `docker node ls` shows it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct NodeRow {

@@ -34,7 +34,7 @@ pub struct Wait {
 }
 
 impl Wait {
-    /// An engine on vfs starts in a few seconds, longer when the machine is busy.
+    /// A node engine starts in a few seconds, longer when the machine is busy.
     pub fn engine(node: &str) -> Wait {
         Wait {
             what: WaitFor::EngineAnswers { node: node.to_string() },

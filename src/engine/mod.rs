@@ -21,6 +21,8 @@ pub mod fake;
 pub mod key_numbers;
 pub mod live;
 pub mod lock;
+pub mod orchestrator;
+pub mod swarm;
 pub mod tools;
 
 /// What the engine says about one container right now (for health gating).

@@ -166,6 +166,32 @@ pub fn parse_stat(csv: &str, backend: &str) -> Vec<ServerState> {
         .collect()
 }
 
+/// How many task addresses a load balancer on an orchestrator target takes from DNS at most.
+pub const TEMPLATE_SLOTS: u32 = 16;
+
+/// The configuration of a load balancer on an orchestrator target (Swarm): the same HAProxy
+/// settings, but the pool is every address DNS gives for `tasks.<unit>` (one per running
+/// task), re-resolved each second, so it follows the tasks as they start, move and stop
+/// without a reload.
+///
+/// Two settings are looser than on one engine, for the orchestrator's DNS and a busy node: a
+/// DNS answer that times out or fails keeps the servers already known (`hold … 30s`; an
+/// address gone from a good answer still leaves within 5 s), and a health check may take 5 s.
+pub fn task_pool_config(unit: &str, port: u16, listen: &[u16]) -> String {
+    let mut config = render(unit, port, &[], listen);
+    for (from, to) in [
+        ("hold other 1s\n", "hold other 30s\n"),
+        ("hold refused 1s\n", "hold refused 30s\n"),
+        ("hold timeout 1s\n", "hold timeout 30s\n"),
+        ("hold obsolete 1s\n", "hold obsolete 5s\n"),
+        ("timeout server 10s\n", "timeout server 10s\ntimeout check 5s\n"),
+    ] {
+        config = config.replace(from, to);
+    }
+    config.push_str(&format!("    server-template task 1-{TEMPLATE_SLOTS} tasks.{unit}:{port}\n"));
+    config
+}
+
 /// HAProxy's default `option httplog` format, which the request id is appended to.
 const HTTPLOG: &str =
     "%ci:%cp [%tr] %ft %b/%s %TR/%Tw/%Tc/%Tr/%Ta %ST %B %CC %CS %tsc %ac/%fc/%bc/%sc/%rc %sq/%bq %hr %hs %{+Q}r";

@@ -14,6 +14,7 @@ pub mod apply;
 pub mod autoscale;
 pub mod failover;
 pub mod rollback;
+pub mod units;
 pub mod watch;
 
 /// Why an operation could not go on (what it did so far is in its outcome).

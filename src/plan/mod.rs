@@ -19,6 +19,7 @@ mod render;
 mod replicas;
 pub mod rollout;
 mod scope;
+pub mod units;
 
 use checks::stop_grace;
 pub use destroy::destroy_plan;
