@@ -26,4 +26,5 @@ pub mod spec;
 pub mod stage_diff;
 pub mod topology;
 pub mod ui;
+pub mod ui_model;
 pub mod validate;

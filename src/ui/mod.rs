@@ -3,6 +3,7 @@
 use std::io::IsTerminal;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+pub mod page;
 pub mod progress;
 pub mod projects;
 pub mod status;

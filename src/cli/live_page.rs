@@ -1,0 +1,165 @@
+//! `scale ui [FILE]`: a live page of the running project on 127.0.0.1. It observes the
+//! project every second, and at once when the engine reports something happening to one of
+//! its containers (a chaos kill, a repair), turns each observation into the page model
+//! (`ui_model`, pure) and publishes it to the browsers through `ui::page`. A failed
+//! observation keeps the last picture and shows why.
+
+use std::collections::VecDeque;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+
+use super::{Global, Loaded, connect, project_and_blueprint};
+use crate::engine::Engine;
+use crate::engine::docker::DockerEngine;
+use crate::topology::topology;
+use crate::ui::Ui;
+use crate::ui::page::{self, Model};
+use crate::ui_model::{DatabaseInput, EventKind, PageModel, PoolInput, Snapshot, UiEvent, page_model, transitions};
+
+/// How often the page is refreshed when nothing happens.
+const REFRESH: Duration = Duration::from_secs(1);
+/// How many events the page lists.
+const EVENTS_KEPT: usize = 40;
+
+/// Arguments of `scale ui`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The blueprint (optional with -p: the picture then comes from the engine's labels).
+    pub file: Option<PathBuf>,
+    /// The port to serve on (0: any free port).
+    #[arg(long, default_value_t = 8070)]
+    pub port: u16,
+    /// The address to serve on; loopback only (127.0.0.1 or ::1).
+    #[arg(long, default_value = "127.0.0.1", value_name = "IP")]
+    pub bind: IpAddr,
+}
+
+/// Serves the page until Ctrl-C.
+pub async fn run(args: Args, global: &Global, ui: Ui) -> anyhow::Result<u8> {
+    let (project, loaded) = project_and_blueprint(args.file.as_ref(), global, ui)?;
+    let listener = page::bind(SocketAddr::new(args.bind, args.port)).await?;
+    let engine = connect().await?;
+    let source = match (&args.file, global.files.first()) {
+        (Some(f), _) | (None, Some(f)) => f.display().to_string(),
+        (None, None) if loaded.is_some() => "the Compose file here".to_string(),
+        (None, None) => "the engine's labels (no blueprint given)".to_string(),
+    };
+    let mut poller = Poller { engine, project, loaded, source, last: None, events: VecDeque::new() };
+    let first = poller.refresh().await;
+    let (tx, rx) = tokio::sync::watch::channel(to_json(&first)?);
+    if ui.is_json() {
+        ui.json(&serde_json::json!({ "project": poller.project, "url": listener.url }));
+    } else {
+        ui.say(format!("Live page of project {} at {} (Ctrl-C to stop)", poller.project, listener.url));
+    }
+    let server = tokio::spawn(page::serve(listener, rx));
+    let mut engine_events = poller.engine.subscribe(&poller.project);
+    loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => break,
+            _ = tokio::time::sleep(REFRESH) => {}
+            event = engine_events.recv() => match event {
+                Some(text) => poller.remember(EventKind::Engine, text),
+                // The engine's stream ended (a restarted engine): follow the new one.
+                None => engine_events = poller.engine.subscribe(&poller.project),
+            },
+        }
+        let model = poller.refresh().await;
+        let json = to_json(&model)?;
+        if *tx.borrow() != json {
+            tx.send_replace(json);
+        }
+    }
+    server.abort();
+    Ok(0)
+}
+
+fn to_json(model: &PageModel) -> anyhow::Result<Model> {
+    Ok(Arc::from(serde_json::to_string(model).context("cannot serialize the page model")?))
+}
+
+/// What one refresh needs, and what the page remembers between refreshes.
+struct Poller {
+    engine: DockerEngine,
+    project: String,
+    loaded: Option<Loaded>,
+    source: String,
+    last: Option<PageModel>,
+    events: VecDeque<UiEvent>,
+}
+
+impl Poller {
+    /// Observes the project and makes the page's model, with what changed since the last.
+    async fn refresh(&mut self) -> PageModel {
+        let mut model = match self.snapshot().await {
+            Ok(model) => {
+                if let Some(last) = &self.last {
+                    for (kind, text) in transitions(last, &model) {
+                        self.remember(kind, text);
+                    }
+                }
+                self.last = Some(model.clone());
+                model
+            }
+            Err(err) => {
+                let mut model = self.last.clone().unwrap_or_else(|| self.empty());
+                model.error = Some(format!("{err:#}"));
+                model
+            }
+        };
+        model.events = self.events.iter().cloned().collect();
+        model
+    }
+
+    async fn snapshot(&self) -> anyhow::Result<PageModel> {
+        let observed = crate::engine::observe_project(&self.engine, &self.project)
+            .await
+            .context("cannot read the project's state from the engine")?;
+        let pools = crate::engine::live::balancer_pools(&self.engine, &observed).await;
+        let nodes = crate::engine::live::database_nodes(&self.engine, &observed).await;
+        let topology = match &self.loaded {
+            Some(l) => topology(&l.blueprint, &l.desired),
+            None => crate::ui_model::topology_from_engine(&observed),
+        };
+        let facts = super::graph::live_facts(&observed, &pools, &nodes);
+        let snapshot = Snapshot {
+            topology,
+            observed: &observed,
+            facts,
+            pools: pools
+                .into_iter()
+                .map(|p| PoolInput { balancer: p.container, backend: p.backend, servers: p.servers, error: p.error })
+                .collect(),
+            databases: nodes.into_iter().map(|n| DatabaseInput { container: n.container, status: n.status }).collect(),
+            source: self.source.clone(),
+        };
+        Ok(page_model(snapshot))
+    }
+
+    /// A page with nothing on it yet (the first observation failed).
+    fn empty(&self) -> PageModel {
+        let observed = crate::observed::ObservedState { project: self.project.clone(), ..Default::default() };
+        let topology = crate::ui_model::topology_from_engine(&observed);
+        let snapshot = Snapshot {
+            topology,
+            observed: &observed,
+            facts: Default::default(),
+            pools: Vec::new(),
+            databases: Vec::new(),
+            source: self.source.clone(),
+        };
+        page_model(snapshot)
+    }
+
+    fn remember(&mut self, kind: EventKind, text: String) {
+        let at_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis());
+        self.events.push_back(UiEvent { at_ms: at_ms as u64, kind, text });
+        while self.events.len() > EVENTS_KEPT {
+            self.events.pop_front();
+        }
+    }
+}
