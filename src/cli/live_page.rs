@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 
+use super::interrupt::Interrupt;
 use super::{Global, Loaded, connect, project_and_blueprint};
 use crate::engine::Engine;
 use crate::engine::docker::DockerEngine;
@@ -43,6 +44,8 @@ pub async fn run(args: Args, global: &Global, ui: Ui) -> anyhow::Result<u8> {
     let (project, loaded) = project_and_blueprint(args.file.as_ref(), global, ui)?;
     let listener = page::bind(SocketAddr::new(args.bind, args.port)).await?;
     let engine = connect().await?;
+    // Ctrl-C is the way out; listened for from here so that none is lost during a refresh.
+    let mut interrupt = Interrupt::listen()?;
     let source = match (&args.file, global.files.first()) {
         (Some(f), _) | (None, Some(f)) => f.display().to_string(),
         (None, None) if loaded.is_some() => "the Compose file here".to_string(),
@@ -60,7 +63,7 @@ pub async fn run(args: Args, global: &Global, ui: Ui) -> anyhow::Result<u8> {
     let mut engine_events = poller.engine.subscribe(&poller.project);
     loop {
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => break,
+            _ = interrupt.recv() => break,
             _ = tokio::time::sleep(REFRESH) => {}
             event = engine_events.recv() => match event {
                 Some(text) => poller.remember(EventKind::Engine, text),
@@ -68,7 +71,10 @@ pub async fn run(args: Args, global: &Global, ui: Ui) -> anyhow::Result<u8> {
                 None => engine_events = poller.engine.subscribe(&poller.project),
             },
         }
-        let model = poller.refresh().await;
+        let model = tokio::select! {
+            _ = interrupt.recv() => break,
+            model = poller.refresh() => model,
+        };
         let json = to_json(&model)?;
         if *tx.borrow() != json {
             tx.send_replace(json);

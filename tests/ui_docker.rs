@@ -1,0 +1,190 @@
+//! `scale ui` in a real browser against a real stage-4 project: headless Chromium (Debian's)
+//! keeps the page open while the test curls the load balancer, kills a web server with
+//! `scale chaos kill web-1` and repairs it with `scale apply`, and reads what the page
+//! renders each time: the nodes and their roles, the network box, the endpoint link, the
+//! pool's counters growing, a replica's lag, and the killed server drawn red (then green
+//! again), each within 5 s. Screenshots are kept under `target/ui-test/` (paths printed).
+
+mod common;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use common::{BuildGuard, DockerTest, Scale, ScaleChild, http_get, poll, poll_timed, stage_copy};
+use serde_json::Value;
+
+/// How the page draws a server that is up, and one that is down (`--up` and `--down` in
+/// style.css, as the browser computes them).
+const GREEN: &str = "rgb(46, 157, 79)";
+const RED: &str = "rgb(209, 45, 45)";
+
+fn scale(p: &str, args: &[&str]) -> common::ScaleRun {
+    let mut all = args.to_vec();
+    all.extend(["-p", p]);
+    Scale::new(&all).isolated().run()
+}
+
+fn lb_port(p: &str, file: &str) -> u16 {
+    let status = scale(p, &["status", file, "--output", "json"]).success().json();
+    let port = status["endpoints"]
+        .as_array()
+        .and_then(|e| e.iter().find(|e| e["service"] == "lb" && e["protocol"] == "tcp"))
+        .and_then(|e| e["host_port"].as_u64())
+        .unwrap_or_else(|| panic!("no public port of lb in {status:#}"));
+    u16::try_from(port).expect("a port number")
+}
+
+/// Where the screenshots go: `target/ui-test/NAME`.
+fn artifact(name: &str) -> PathBuf {
+    let tmp = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    tmp.parent().unwrap_or(&tmp).join("ui-test").join(name)
+}
+
+/// The URL `scale ui` printed.
+fn served_url(ui: &ScaleChild) -> String {
+    let line = ui
+        .wait_stdout(ui.spawned, Duration::from_secs(90), |l| l.contains("http://127.0.0.1:"))
+        .unwrap_or_else(|| panic!("scale ui printed no URL:\n{}", ui.transcript()));
+    let at = line.text.find("http://").expect("a URL");
+    line.text[at..].split_whitespace().next().expect("a URL").to_string()
+}
+
+/// What the page draws for one node: its role, state, and the colour of its box's border.
+const NODE: &str = r#"(name => {
+  const g = document.querySelector(`#picture g.node[data-name="${name}"]`);
+  if (!g) return null;
+  const box = g.querySelector('rect.box');
+  return { role: g.dataset.role, state: g.dataset.state, stroke: getComputedStyle(box).stroke };
+})"#;
+
+fn node(b: &mut common::Browser, name: &str) -> Result<Value, String> {
+    let v = b.eval(&format!("{NODE}({name:?})"))?;
+    if v.is_null() { Err(format!("no node {name} on the page")) } else { Ok(v) }
+}
+
+/// Every node as `name role state`, for failure messages and the first check.
+fn nodes(b: &mut common::Browser) -> Vec<String> {
+    let v = b
+        .eval("[...document.querySelectorAll('#picture g.node')].map(n => `${n.dataset.name} ${n.dataset.role} ${n.dataset.state}`)")
+        .unwrap_or_default();
+    v.as_array().map(|a| a.iter().filter_map(|s| s.as_str().map(String::from)).collect()).unwrap_or_default()
+}
+
+/// Each server's "served" counter in the load balancer's table.
+fn served(b: &mut common::Browser) -> Vec<(String, u64)> {
+    let v = b
+        .eval("[...document.querySelectorAll('table.pool tr[data-server]')].map(r => [r.dataset.server, Number(r.querySelector('.total').textContent)])")
+        .unwrap_or_default();
+    v.as_array()
+        .map(|a| a.iter().filter_map(|r| Some((r[0].as_str()?.to_string(), r[1].as_u64()?))).collect())
+        .unwrap_or_default()
+}
+
+fn texts(b: &mut common::Browser, selector: &str) -> Vec<String> {
+    let v = b.eval(&format!("[...document.querySelectorAll({selector:?})].map(e => e.textContent)")).unwrap_or_default();
+    v.as_array().map(|a| a.iter().filter_map(|s| s.as_str().map(String::from)).collect()).unwrap_or_default()
+}
+
+/// Whether `name` is drawn in `state` with a border of `colour`.
+fn drawn(b: &mut common::Browser, name: &str, state: &str, colour: &str) -> Result<(), String> {
+    let n = node(b, name)?;
+    if n["state"] == state && n["stroke"] == colour { Ok(()) } else { Err(n.to_string()) }
+}
+
+#[test]
+fn the_live_page_shows_stage_4_and_a_killed_server_turning_red_then_green() {
+    let p = format!("t-ui-{}", std::process::id());
+    if !common::docker_or_skip(&p) {
+        return;
+    }
+    assert!(
+        common::chromium_binary().is_some(),
+        "this test needs headless Chromium and found none: `apt-get install chromium` (scripts/test.sh installs it \
+         when run as root), or set CHROMIUM=/path/to/chromium"
+    );
+    let _guard = BuildGuard(Some(DockerTest::with_project(&p)));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = stage_copy(dir.path(), 4, &[]);
+    scale(&p, &["apply", "--yes", &file]).success();
+    let port = lb_port(&p, &file);
+    let name = |s: &str| format!("{p}-{s}");
+
+    let mut ui = Scale::new(&["ui", &file, "-p", &p, "--port", "0"]).isolated().spawn();
+    let url = served_url(&ui);
+    let mut b = common::Browser::open(&url, 1500, 1000);
+
+    // The topology, with every role and every container up.
+    let expected: Vec<String> = [
+        ("lb-1", "load-balancer"),
+        ("web-1", "server"),
+        ("web-2", "server"),
+        ("db-1", "primary"),
+        ("db-2", "replica"),
+        ("db-3", "replica"),
+    ]
+    .iter()
+    .map(|(n, role)| format!("{} {role} up", name(n)))
+    .collect();
+    poll(Duration::from_secs(30), "the page draws the stage-4 nodes, all up", || {
+        let drawn = nodes(&mut b);
+        let missing: Vec<&String> = expected.iter().filter(|e| !drawn.contains(e)).collect();
+        if missing.is_empty() { Ok(()) } else { Err(format!("missing {missing:?}; drawn {drawn:?}")) }
+    });
+    assert!(nodes(&mut b).contains(&"user user none".to_string()), "no user node: {:?}", nodes(&mut b));
+    let networks = texts(&mut b, "#picture g.cluster.internal .cluster-label");
+    assert!(networks.iter().any(|l| l.contains(&format!("{p}_private"))), "no private network box: {networks:?}");
+    let links = b.eval("[...document.querySelectorAll('#endpoints a')].map(a => a.href)").expect("links");
+    let link = format!("http://127.0.0.1:{port}/");
+    assert!(links.as_array().is_some_and(|l| l.iter().any(|h| h == link.as_str())), "no link {link}: {links}");
+    poll(Duration::from_secs(15), "a replica's lag is shown", || {
+        let lag = b.eval(&format!("document.querySelector('#containers tr[data-name=\"{}\"]').lastChild.textContent", name("db-2")))?;
+        if lag.as_str().is_some_and(|l| l.contains(" B, ")) { Ok(()) } else { Err(lag.to_string()) }
+    });
+
+    // Requests moving: the pool's counters grow on the page as the test curls.
+    let before = served(&mut b);
+    assert_eq!(before.len(), 2, "two servers in the pool table: {before:?}");
+    for _ in 0..10 {
+        http_get(port, "/users/12");
+    }
+    poll(Duration::from_secs(10), "the page counts the 10 requests, on both servers", || {
+        let after = served(&mut b);
+        let grew = |s: &(String, u64)| before.iter().any(|(n, t)| *n == s.0 && s.1 > *t);
+        let total: u64 = after.iter().map(|s| s.1).sum::<u64>() - before.iter().map(|s| s.1).sum::<u64>();
+        if total >= 10 && after.iter().all(grew) { Ok(()) } else { Err(format!("{before:?} → {after:?}")) }
+    });
+    let shot = artifact("stage4.png");
+    b.screenshot(&shot);
+    println!("screenshot: {}", shot.display());
+
+    // A web server killed: red within 5 s, the pool's arrow down, and an event saying so.
+    scale(&p, &["chaos", "kill", "web-1"]).success();
+    let killed = Instant::now();
+    let web1 = name("web-1");
+    let (_, took) = poll_timed(killed, Duration::from_secs(5), "the page draws web-1 down, in red", || drawn(&mut b, &web1, "down", RED));
+    println!("web-1 drawn down {took:?} after the kill");
+    poll(Duration::from_secs(5), "the pool arrow and the events say web-1 is down", || {
+        let arrow = b.eval(&format!("!!document.querySelector('#picture g.edge.pool.is-down[data-to=\"{web1}\"]')"))?;
+        let events = texts(&mut b, "#events li");
+        let said = events.iter().any(|e| e.contains(&format!("{web1} is down")));
+        if arrow == true && said { Ok(()) } else { Err(format!("arrow down: {arrow}; events: {events:?}")) }
+    });
+    assert_eq!(node(&mut b, &name("web-2")).expect("web-2")["state"], "up", "only web-1 is down");
+    let shot = artifact("stage4-web-1-down.png");
+    b.screenshot(&shot);
+    println!("screenshot: {}", shot.display());
+
+    // Repaired by apply: green again within 5 s of apply's return.
+    scale(&p, &["apply", "--yes", &file]).success();
+    let applied = Instant::now();
+    let (_, took) =
+        poll_timed(applied, Duration::from_secs(5), "the page draws web-1 up again, in green", || drawn(&mut b, &web1, "up", GREEN));
+    println!("web-1 drawn up {took:?} after apply returned");
+    let events = texts(&mut b, "#events li");
+    assert!(events.iter().any(|e| e.contains(&format!("{web1} is up"))), "no event says web-1 is up: {events:?}");
+
+    drop(b);
+    ui.interrupt();
+    let status = ui.wait_exit(Duration::from_secs(10)).unwrap_or_else(|| panic!("scale ui did not stop on Ctrl-C"));
+    assert_eq!(status.code(), Some(0), "scale ui after Ctrl-C:\n{}", ui.transcript());
+}
