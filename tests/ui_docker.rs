@@ -81,7 +81,8 @@ fn served(b: &mut common::Browser) -> Vec<(String, u64)> {
 }
 
 fn texts(b: &mut common::Browser, selector: &str) -> Vec<String> {
-    let v = b.eval(&format!("[...document.querySelectorAll({selector:?})].map(e => e.textContent)")).unwrap_or_default();
+    let v =
+        b.eval(&format!("[...document.querySelectorAll({selector:?})].map(e => e.textContent)")).unwrap_or_default();
     v.as_array().map(|a| a.iter().filter_map(|s| s.as_str().map(String::from)).collect()).unwrap_or_default()
 }
 
@@ -105,7 +106,8 @@ fn the_live_page_shows_stage_4_and_a_killed_server_turning_red_then_green() {
     let _guard = BuildGuard(Some(DockerTest::with_project(&p)));
     let dir = tempfile::tempdir().expect("tempdir");
     let file = stage_copy(dir.path(), 4, &[]);
-    scale(&p, &["apply", "--yes", &file]).success();
+    // The first apply builds the three images from scratch (apt-get inside): slow on a busy machine.
+    Scale::new(&["apply", "--yes", &file, "-p", &p]).isolated().timeout(Duration::from_secs(1800)).run().success();
     let port = lb_port(&p, &file);
     let name = |s: &str| format!("{p}-{s}");
 
@@ -137,7 +139,10 @@ fn the_live_page_shows_stage_4_and_a_killed_server_turning_red_then_green() {
     let link = format!("http://127.0.0.1:{port}/");
     assert!(links.as_array().is_some_and(|l| l.iter().any(|h| h == link.as_str())), "no link {link}: {links}");
     poll(Duration::from_secs(15), "a replica's lag is shown", || {
-        let lag = b.eval(&format!("document.querySelector('#containers tr[data-name=\"{}\"]').lastChild.textContent", name("db-2")))?;
+        let lag = b.eval(&format!(
+            "document.querySelector('#containers tr[data-name=\"{}\"]').lastChild.textContent",
+            name("db-2")
+        ))?;
         if lag.as_str().is_some_and(|l| l.contains(" B, ")) { Ok(()) } else { Err(lag.to_string()) }
     });
 
@@ -161,7 +166,9 @@ fn the_live_page_shows_stage_4_and_a_killed_server_turning_red_then_green() {
     scale(&p, &["chaos", "kill", "web-1"]).success();
     let killed = Instant::now();
     let web1 = name("web-1");
-    let (_, took) = poll_timed(killed, Duration::from_secs(5), "the page draws web-1 down, in red", || drawn(&mut b, &web1, "down", RED));
+    let (_, took) = poll_timed(killed, Duration::from_secs(5), "the page draws web-1 down, in red", || {
+        drawn(&mut b, &web1, "down", RED)
+    });
     println!("web-1 drawn down {took:?} after the kill");
     poll(Duration::from_secs(5), "the pool arrow and the events say web-1 is down", || {
         let arrow = b.eval(&format!("!!document.querySelector('#picture g.edge.pool.is-down[data-to=\"{web1}\"]')"))?;
@@ -177,8 +184,9 @@ fn the_live_page_shows_stage_4_and_a_killed_server_turning_red_then_green() {
     // Repaired by apply: green again within 5 s of apply's return.
     scale(&p, &["apply", "--yes", &file]).success();
     let applied = Instant::now();
-    let (_, took) =
-        poll_timed(applied, Duration::from_secs(5), "the page draws web-1 up again, in green", || drawn(&mut b, &web1, "up", GREEN));
+    let (_, took) = poll_timed(applied, Duration::from_secs(5), "the page draws web-1 up again, in green", || {
+        drawn(&mut b, &web1, "up", GREEN)
+    });
     println!("web-1 drawn up {took:?} after apply returned");
     let events = texts(&mut b, "#events li");
     assert!(events.iter().any(|e| e.contains(&format!("{web1} is up"))), "no event says web-1 is up: {events:?}");

@@ -164,13 +164,8 @@ fn the_healthy_shop_shows_roles_lag_counters_and_links() {
     assert_eq!(row("shop-db-3").lag.as_deref(), Some("4096 B, 0.2 s"));
     assert_eq!(row("shop-db-1").lag, None, "a primary has no lag");
     assert_eq!(row("shop-web-1").health, "healthy");
-    let pool: Vec<(&str, Option<u64>)> = m
-        .picture
-        .edges
-        .iter()
-        .filter(|e| e.kind == EdgeKind::Pool)
-        .map(|e| (e.to.as_str(), e.requests))
-        .collect();
+    let pool: Vec<(&str, Option<u64>)> =
+        m.picture.edges.iter().filter(|e| e.kind == EdgeKind::Pool).map(|e| (e.to.as_str(), e.requests)).collect();
     assert_eq!(pool, vec![("n_shop_web_1", Some(10)), ("n_shop_web_2", Some(9))]);
     assert_eq!(m.endpoints.len(), 1);
     assert_eq!(m.endpoints[0].url.as_deref(), Some("http://127.0.0.1:8080"));
@@ -272,4 +267,21 @@ fn a_project_known_only_from_the_engine_still_has_a_picture() {
     assert_eq!(role("shop-db-2"), Some(Role::Replica));
     let pool = t.edges.iter().filter(|e| e.kind == EdgeKind::Pool).count();
     assert_eq!(pool, 2, "{:?}", t.edges);
+}
+
+/// The page has no login: `scale ui` refuses to listen anywhere but on loopback, and says
+/// why and what to do instead (before it needs an engine).
+#[test]
+fn scale_ui_refuses_an_address_other_machines_reach() {
+    let out = assert_cmd::Command::cargo_bin("scale")
+        .expect("the scale binary")
+        .args(["ui", "-p", "shop", "--bind", "0.0.0.0", "--port", "0"])
+        .env("NO_COLOR", "1")
+        .timeout(std::time::Duration::from_secs(60))
+        .output()
+        .expect("scale ui runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("loopback address only") && stderr.contains("0.0.0.0"), "{stderr}");
+    assert!(stderr.contains("ssh -L"), "no way out offered: {stderr}");
 }

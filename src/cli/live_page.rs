@@ -21,8 +21,10 @@ use crate::ui::Ui;
 use crate::ui::page::{self, Model};
 use crate::ui_model::{DatabaseInput, EventKind, PageModel, PoolInput, Snapshot, UiEvent, page_model, transitions};
 
-/// How often the page is refreshed when nothing happens.
+/// How often the page is refreshed when nothing happens and a browser is connected.
 const REFRESH: Duration = Duration::from_secs(1);
+/// How often with no browser connected (each refresh runs a few commands in the containers).
+const IDLE_REFRESH: Duration = Duration::from_secs(5);
 /// How many events the page lists.
 const EVENTS_KEPT: usize = 40;
 
@@ -64,7 +66,8 @@ pub async fn run(args: Args, global: &Global, ui: Ui) -> anyhow::Result<u8> {
     loop {
         tokio::select! {
             _ = interrupt.recv() => break,
-            _ = tokio::time::sleep(REFRESH) => {}
+            // The server holds one receiver; each open connection holds another.
+            _ = tokio::time::sleep(if tx.receiver_count() > 1 { REFRESH } else { IDLE_REFRESH }) => {}
             event = engine_events.recv() => match event {
                 Some(text) => poller.remember(EventKind::Engine, text),
                 // The engine's stream ended (a restarted engine): follow the new one.

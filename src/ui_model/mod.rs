@@ -128,9 +128,13 @@ pub struct EndpointRow {
 pub fn page_model(snapshot: Snapshot<'_>) -> PageModel {
     let Snapshot { mut topology, observed, facts, pools, databases, source } = snapshot;
     topology.overlay(&facts);
-    let containers = container_rows(&topology, observed, &facts, &databases);
+    let mut containers = container_rows(&topology, observed, &facts, &databases);
     let pools: Vec<PoolRow> = pools.into_iter().map(pool_row).collect();
     let picture = place(&topology, &pools);
+    // The table reads as the picture does: left to right, top to bottom; leftovers last.
+    let position =
+        |name: &str| picture.nodes.iter().find(|n| n.name == name).map_or((usize::MAX, 0), |n| (n.column, n.y));
+    containers.sort_by_key(|c| position(&c.name));
     let count = |s: LiveState| containers.iter().filter(|c| c.state == s).count();
     let summary = Summary {
         containers: containers.len(),
@@ -188,7 +192,13 @@ fn container_rows(
     rows
 }
 
-fn row(name: &str, service: &str, role: Role, facts: &BTreeMap<String, LiveFacts>, dbs: &[DatabaseInput]) -> ContainerRow {
+fn row(
+    name: &str,
+    service: &str,
+    role: Role,
+    facts: &BTreeMap<String, LiveFacts>,
+    dbs: &[DatabaseInput],
+) -> ContainerRow {
     let fact = facts.get(name);
     let state = fact.and_then(|f| f.state).unwrap_or(LiveState::Missing);
     let health = match state {
@@ -264,7 +274,12 @@ pub fn topology_from_engine(observed: &ObservedState) -> Topology {
         };
         t.nodes.push(plain(&c.name, role, cluster));
         for p in &c.ports {
-            t.edges.push(arrow("user", &c.name, EdgeKind::Publish, Some(format!(":{} → :{}", p.host_port, p.container_port))));
+            t.edges.push(arrow(
+                "user",
+                &c.name,
+                EdgeKind::Publish,
+                Some(format!(":{} → :{}", p.host_port, p.container_port)),
+            ));
         }
     }
     for (name, net) in &observed.networks {
@@ -280,4 +295,3 @@ pub fn topology_from_engine(observed: &ObservedState) -> Topology {
     }
     t
 }
-

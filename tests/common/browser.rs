@@ -21,9 +21,10 @@ pub fn chromium_binary() -> Option<String> {
     if let Ok(path) = std::env::var("CHROMIUM") {
         return Some(path);
     }
-    ["chromium", "chromium-browser"].into_iter().map(String::from).find(|name| {
-        Command::new(name).arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok()
-    })
+    ["chromium", "chromium-browser"]
+        .into_iter()
+        .map(String::from)
+        .find(|name| Command::new(name).arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok())
 }
 
 /// One headless Chromium with one page, closed (and killed if need be) on drop.
