@@ -1,10 +1,10 @@
 //! `scale ui [FILE]`: a live page of the running project on 127.0.0.1. It observes the
-//! project every second, and at once when the engine reports something happening to one of
-//! its containers (a chaos kill, a repair), turns each observation into the page model
+//! project every second (every five with no browser connected), and at once when the engine
+//! reports something happening to one of its containers (a chaos kill), turns each observation into the page model
 //! (`ui_model`, pure) and publishes it to the browsers through `ui::page`. A failed
 //! observation keeps the last picture and shows why.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -16,6 +16,8 @@ use super::interrupt::Interrupt;
 use super::{Global, Loaded, connect, project_and_blueprint};
 use crate::engine::Engine;
 use crate::engine::docker::DockerEngine;
+use crate::engine::live::{NodeReport, PoolReport};
+use crate::spec::Pool;
 use crate::topology::topology;
 use crate::ui::Ui;
 use crate::ui::page::{self, Model};
@@ -53,8 +55,9 @@ pub async fn run(args: Args, global: &Global, ui: Ui) -> anyhow::Result<u8> {
         (None, None) if loaded.is_some() => "the Compose file here".to_string(),
         (None, None) => "the engine's labels (no blueprint given)".to_string(),
     };
-    let mut poller = Poller { engine, project, loaded, source, last: None, events: VecDeque::new() };
-    let first = poller.refresh().await;
+    let mut poller =
+        Poller { engine, project, loaded, source, last: None, events: VecDeque::new(), kinds: Kinds::default() };
+    let first = poller.refresh(Depth::Full).await;
     let (tx, rx) = tokio::sync::watch::channel(to_json(&first)?);
     if ui.is_json() {
         ui.json(&serde_json::json!({ "project": poller.project, "url": listener.url }));
@@ -64,19 +67,27 @@ pub async fn run(args: Args, global: &Global, ui: Ui) -> anyhow::Result<u8> {
     let server = tokio::spawn(page::serve(listener, rx));
     let mut engine_events = poller.engine.subscribe(&poller.project);
     loop {
-        tokio::select! {
+        let depth = tokio::select! {
             _ = interrupt.recv() => break,
             // The server holds one receiver; each open connection holds another.
-            _ = tokio::time::sleep(if tx.receiver_count() > 1 { REFRESH } else { IDLE_REFRESH }) => {}
+            _ = tokio::time::sleep(if tx.receiver_count() > 1 { REFRESH } else { IDLE_REFRESH }) => Depth::Full,
             event = engine_events.recv() => match event {
-                Some(text) => poller.remember(EventKind::Engine, text),
-                // The engine's stream ended (a restarted engine): follow the new one.
-                None => engine_events = poller.engine.subscribe(&poller.project),
+                Some(text) => {
+                    poller.remember(EventKind::Engine, text);
+                    Depth::Containers
+                }
+                // The engine's stream ended (a restarted engine): follow the new one, after a
+                // pause so that an engine that is gone is not asked in a tight loop.
+                None => {
+                    tokio::time::sleep(REFRESH).await;
+                    engine_events = poller.engine.subscribe(&poller.project);
+                    Depth::Full
+                }
             },
-        }
+        };
         let model = tokio::select! {
             _ = interrupt.recv() => break,
-            model = poller.refresh() => model,
+            model = poller.refresh(depth) => model,
         };
         let json = to_json(&model)?;
         if *tx.borrow() != json {
@@ -91,6 +102,25 @@ fn to_json(model: &PageModel) -> anyhow::Result<Model> {
     Ok(Arc::from(serde_json::to_string(model).context("cannot serialize the page model")?))
 }
 
+/// How much one refresh asks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Depth {
+    /// Everything: the containers, and each load balancer and database node (a few commands
+    /// run inside them).
+    Full,
+    /// The containers only (one engine call), with the kinds' last answers: right after an
+    /// engine event, so that a killed container is drawn down at once; a full refresh follows.
+    Containers,
+}
+
+/// What the kinds said at the last full refresh.
+#[derive(Default)]
+struct Kinds {
+    pools: Vec<PoolReport>,
+    nodes: Vec<NodeReport>,
+    balancers: BTreeMap<String, Pool>,
+}
+
 /// What one refresh needs, and what the page remembers between refreshes.
 struct Poller {
     engine: DockerEngine,
@@ -99,12 +129,13 @@ struct Poller {
     source: String,
     last: Option<PageModel>,
     events: VecDeque<UiEvent>,
+    kinds: Kinds,
 }
 
 impl Poller {
     /// Observes the project and makes the page's model, with what changed since the last.
-    async fn refresh(&mut self) -> PageModel {
-        let mut model = match self.snapshot().await {
+    async fn refresh(&mut self, depth: Depth) -> PageModel {
+        let mut model = match self.snapshot(depth).await {
             Ok(model) => {
                 if let Some(last) = &self.last {
                     for (kind, text) in transitions(last, &model) {
@@ -124,26 +155,51 @@ impl Poller {
         model
     }
 
-    async fn snapshot(&self) -> anyhow::Result<PageModel> {
-        let observed = crate::engine::observe_project(&self.engine, &self.project)
-            .await
-            .context("cannot read the project's state from the engine")?;
-        let pools = crate::engine::live::balancer_pools(&self.engine, &observed).await;
-        let nodes = crate::engine::live::database_nodes(&self.engine, &observed).await;
+    async fn snapshot(&mut self, depth: Depth) -> anyhow::Result<PageModel> {
+        let observed = match depth {
+            Depth::Full => {
+                let observed = crate::engine::observe_project(&self.engine, &self.project)
+                    .await
+                    .context("cannot read the project's state from the engine")?;
+                self.kinds = Kinds {
+                    pools: crate::engine::live::balancer_pools(&self.engine, &observed).await,
+                    nodes: crate::engine::live::database_nodes(&self.engine, &observed).await,
+                    balancers: observed.load_balancers.clone(),
+                };
+                observed
+            }
+            Depth::Containers => {
+                let mut observed = self
+                    .engine
+                    .observe(&self.project)
+                    .await
+                    .context("cannot read the project's containers from the engine")?;
+                observed.load_balancers = self.kinds.balancers.clone();
+                observed
+            }
+        };
         let topology = match &self.loaded {
             Some(l) => topology(&l.blueprint, &l.desired),
             None => crate::ui_model::topology_from_engine(&observed),
         };
-        let facts = super::graph::live_facts(&observed, &pools, &nodes);
+        let Kinds { pools, nodes, .. } = &self.kinds;
         let snapshot = Snapshot {
             topology,
             observed: &observed,
-            facts,
+            facts: super::graph::live_facts(&observed, pools, nodes),
             pools: pools
-                .into_iter()
-                .map(|p| PoolInput { balancer: p.container, backend: p.backend, servers: p.servers, error: p.error })
+                .iter()
+                .map(|p| PoolInput {
+                    balancer: p.container.clone(),
+                    backend: p.backend.clone(),
+                    servers: p.servers.clone(),
+                    error: p.error.clone(),
+                })
                 .collect(),
-            databases: nodes.into_iter().map(|n| DatabaseInput { container: n.container, status: n.status }).collect(),
+            databases: nodes
+                .iter()
+                .map(|n| DatabaseInput { container: n.container.clone(), status: n.status.clone() })
+                .collect(),
             source: self.source.clone(),
         };
         Ok(page_model(snapshot))

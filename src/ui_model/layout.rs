@@ -13,9 +13,11 @@ use super::PoolRow;
 use crate::topology::{EdgeKind, LiveState, Role, Topology};
 
 /// A node's width on the page, in pixels.
-pub const NODE_WIDTH: u32 = 210;
+pub const NODE_WIDTH: u32 = 186;
+/// The user's node, which has only its name.
+const USER_WIDTH: u32 = 96;
 /// The space between two columns (where the arrows run).
-const COLUMN_GAP: u32 = 110;
+const COLUMN_GAP: u32 = 74;
 /// The space between two nodes of a column.
 const ROW_GAP: u32 = 22;
 /// The name line and the padding of a node.
@@ -81,6 +83,16 @@ pub struct PlacedEdge {
 /// Places the (overlaid) topology's nodes in columns and boxes each network's nodes.
 pub fn place(topology: &Topology, pools: &[PoolRow]) -> Picture {
     let columns = columns(topology);
+    let width_of = |role: Role| if role == Role::User { USER_WIDTH } else { NODE_WIDTH };
+    // Each column as wide as its widest node, so the user's small node leaves no hole.
+    let mut column_width: BTreeMap<usize, u32> = BTreeMap::new();
+    for (n, &column) in topology.nodes.iter().zip(&columns) {
+        let w = column_width.entry(column).or_default();
+        *w = (*w).max(width_of(n.role));
+    }
+    let column_x = |column: usize| -> u32 {
+        MARGIN + column_width.range(..column).map(|(_, w)| w + COLUMN_GAP).sum::<u32>()
+    };
     let mut nodes: Vec<PlacedNode> = topology
         .nodes
         .iter()
@@ -88,7 +100,6 @@ pub fn place(topology: &Topology, pools: &[PoolRow]) -> Picture {
         .map(|(n, &column)| {
             let lines = n.details.clone();
             let h = NODE_HEAD + LINE_HEIGHT * lines.len() as u32;
-            let x = MARGIN + column as u32 * (NODE_WIDTH + COLUMN_GAP);
             PlacedNode {
                 id: n.id.clone(),
                 name: n.name.clone(),
@@ -96,9 +107,9 @@ pub fn place(topology: &Topology, pools: &[PoolRow]) -> Picture {
                 state: n.live,
                 lines,
                 column,
-                x,
+                x: column_x(column),
                 y: 0,
-                w: NODE_WIDTH,
+                w: width_of(n.role),
                 h,
             }
         })

@@ -26,9 +26,10 @@ function clear(e) {
 }
 
 const ROLE_BADGE = {
-  'user': 'clients', 'server': 'web', 'load-balancer': 'load balancer',
+  'user': '', 'server': 'server', 'load-balancer': 'lb',
   'primary': 'primary', 'replica': 'replica', 'volume': 'volume',
 };
+const ROLE_WORD = { 'load-balancer': 'load balancer', 'user': 'user' };
 
 // The cubic curve of an arrow: right side of `a` to left side of `b`, or straight down
 // when `b` is not to the right.
@@ -108,7 +109,7 @@ function drawNode(n) {
   });
   g.append(svg('rect', { x: n.x, y: n.y, width: n.w, height: n.h, rx: 9, class: 'box' }));
   g.append(svg('text', { x: n.x + 12, y: n.y + 21, class: 'name' }, n.name));
-  const badge = ROLE_BADGE[n.role] || n.role;
+  const badge = ROLE_BADGE[n.role] ?? n.role;
   g.append(svg('text', { x: n.x + n.w - 10, y: n.y + 21, class: 'badge', 'text-anchor': 'end' }, badge));
   n.lines.forEach((line, i) => {
     g.append(svg('text', { x: n.x + 12, y: n.y + 38 + 16 * i, class: 'detail' }, line));
@@ -184,7 +185,7 @@ function drawTables(m) {
   rows.append(html('tr', {}, ...['container', 'role', 'state', 'health', 'lag'].map(t => html('th', {}, t))));
   for (const c of m.containers) {
     rows.append(html('tr', { 'data-name': c.name, 'data-state': c.state, 'data-role': c.role },
-      html('td', {}, c.name), html('td', {}, ROLE_BADGE[c.role] || c.role), html('td', {}, pill(c.state, c.state)),
+      html('td', {}, c.name), html('td', {}, ROLE_WORD[c.role] || c.role), html('td', {}, pill(c.state, c.state)),
       html('td', {}, c.health), html('td', {}, c.lag || '')));
   }
   const events = clear(document.getElementById('events'));
