@@ -102,6 +102,25 @@ fn texts(b: &mut common::Browser, selector: &str) -> Vec<String> {
     v.as_array().map(|a| a.iter().filter_map(|s| s.as_str().map(String::from)).collect()).unwrap_or_default()
 }
 
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+/// The page's events since `since_ms`, each with its delay, for failure messages: whether
+/// the engine's event came late or the page did.
+fn events_since(b: &mut common::Browser, since_ms: u64) -> String {
+    let script = "JSON.stringify(window.lastModel ? window.lastModel.events : [])";
+    let events: Vec<Value> =
+        b.eval(script).ok().and_then(|v| serde_json::from_str(v.as_str().unwrap_or("[]")).ok()).unwrap_or_default();
+    let lines: Vec<String> = events
+        .iter()
+        .filter_map(|e| Some((e["at_ms"].as_u64()?, e["text"].as_str()?)))
+        .filter(|(at, _)| *at >= since_ms)
+        .map(|(at, text)| format!("+{} ms {text}", at - since_ms))
+        .collect();
+    format!("{lines:?} (now +{} ms)", unix_ms().saturating_sub(since_ms))
+}
+
 /// Whether `name` is drawn in `state` with a border of `colour`.
 fn drawn(b: &mut common::Browser, name: &str, state: &str, colour: &str) -> Result<(), String> {
     let n = node(b, name)?;
@@ -201,7 +220,7 @@ fn the_live_page_shows_stage_4_and_a_killed_server_turning_red_then_green() {
         }
     }
     assert!(answered > 0, "no request to the load balancer was answered by a web server");
-    poll(Duration::from_secs(10), &format!("the page counts the {answered} answered requests"), || {
+    poll(Duration::from_secs(60), &format!("the page counts the {answered} answered requests"), || {
         let after = served(&mut b);
         let grew: u64 = after.iter().map(|s| s.1).sum::<u64>() - before.iter().map(|s| s.1).sum::<u64>();
         if grew >= answered { Ok(()) } else { Err(format!("{before:?} → {after:?}")) }
@@ -211,11 +230,12 @@ fn the_live_page_shows_stage_4_and_a_killed_server_turning_red_then_green() {
     println!("screenshot: {}", shot.display());
 
     // A web server killed: red within 5 s, the pool's arrow down, and an event saying so.
+    let killed_at = unix_ms();
     scale(&p, &["chaos", "kill", "web-1"]).success();
     let killed = Instant::now();
     let web1 = name("web-1");
     let (_, took) = poll_timed(killed, Duration::from_secs(5), "the page draws web-1 down, in red", || {
-        drawn(&mut b, &web1, "down", RED)
+        drawn(&mut b, &web1, "down", RED).map_err(|e| format!("{e}; events seen: {}", events_since(&mut b, killed_at)))
     });
     println!("web-1 drawn down {took:?} after the kill");
     poll(Duration::from_secs(5), "the pool arrow and the events say web-1 is down", || {
@@ -232,8 +252,9 @@ fn the_live_page_shows_stage_4_and_a_killed_server_turning_red_then_green() {
     // Repaired by apply: green again within 5 s of apply's return.
     apply(&p, &file, Duration::from_secs(300));
     let applied = Instant::now();
+    let applied_at = unix_ms();
     let (_, took) = poll_timed(applied, Duration::from_secs(5), "the page draws web-1 up again, in green", || {
-        drawn(&mut b, &web1, "up", GREEN)
+        drawn(&mut b, &web1, "up", GREEN).map_err(|e| format!("{e}; events seen: {}", events_since(&mut b, applied_at)))
     });
     println!("web-1 drawn up {took:?} after apply returned");
     let events = texts(&mut b, "#events li");

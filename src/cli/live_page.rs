@@ -85,9 +85,19 @@ pub async fn run(args: Args, global: &Global, ui: Ui) -> anyhow::Result<u8> {
                 }
             },
         };
-        let model = tokio::select! {
+        // A full refresh can take seconds on a busy engine; an event that comes meanwhile
+        // drops it for a quick one, so that a kill is on the page at once.
+        let next = tokio::select! {
             _ = interrupt.recv() => break,
-            model = poller.refresh(depth) => model,
+            model = poller.refresh(depth) => Next::Model(Box::new(model)),
+            Some(text) = engine_events.recv(), if depth == Depth::Full => Next::Event(text),
+        };
+        let model = match next {
+            Next::Model(model) => *model,
+            Next::Event(text) => {
+                poller.remember(EventKind::Engine, text);
+                poller.refresh(Depth::Containers).await
+            }
         };
         let json = to_json(&model)?;
         if *tx.borrow() != json {
@@ -111,6 +121,12 @@ enum Depth {
     /// The containers only (one engine call), with the kinds' last answers: right after an
     /// engine event, so that a killed container is drawn down at once; a full refresh follows.
     Containers,
+}
+
+/// What ended the wait for a refresh.
+enum Next {
+    Model(Box<PageModel>),
+    Event(String),
 }
 
 /// What the kinds said at the last full refresh.

@@ -218,6 +218,7 @@ function render(m) {
   drawPicture(m);
   drawTables(m);
   previous = m;
+  window.lastModel = m; // for tests and the curious: the document last drawn
   document.body.dataset.updatedAt = Date.now();
 }
 
