@@ -85,6 +85,16 @@ pub async fn run(args: Args, global: &Global, ui: Ui) -> anyhow::Result<u8> {
                 }
             },
         };
+        if depth == Depth::Full {
+            // The containers first (one engine call), so that what the engine says of them is
+            // on the page at once (a repaired server is green when apply returns); then what
+            // the load balancers and databases say, which takes a few commands in them.
+            let quick = tokio::select! {
+                _ = interrupt.recv() => break,
+                model = poller.refresh(Depth::Containers) => model,
+            };
+            publish(&tx, &quick)?;
+        }
         // A full refresh can take seconds on a busy engine; an event that comes meanwhile
         // drops it for a quick one, so that a kill is on the page at once.
         let next = tokio::select! {
@@ -99,10 +109,7 @@ pub async fn run(args: Args, global: &Global, ui: Ui) -> anyhow::Result<u8> {
                 poller.refresh(Depth::Containers).await
             }
         };
-        let json = to_json(&model)?;
-        if *tx.borrow() != json {
-            tx.send_replace(json);
-        }
+        publish(&tx, &model)?;
     }
     server.abort();
     Ok(0)
@@ -110,6 +117,15 @@ pub async fn run(args: Args, global: &Global, ui: Ui) -> anyhow::Result<u8> {
 
 fn to_json(model: &PageModel) -> anyhow::Result<Model> {
     Ok(Arc::from(serde_json::to_string(model).context("cannot serialize the page model")?))
+}
+
+/// Sends `model` to the browsers if it differs from what they have.
+fn publish(tx: &tokio::sync::watch::Sender<Model>, model: &PageModel) -> anyhow::Result<()> {
+    let json = to_json(model)?;
+    if *tx.borrow() != json {
+        tx.send_replace(json);
+    }
+    Ok(())
 }
 
 /// How much one refresh asks.
