@@ -32,6 +32,18 @@ if ! command -v dot >/dev/null 2>&1; then
   fi
 fi
 
+# tests/ui_docker.rs opens `scale ui` in headless Chromium and fails without it: the same.
+if ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/null 2>&1; then
+  if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+    echo "tests: installing chromium for the live page's browser test"
+    apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null ||
+      echo "tests: could not install chromium; tests/ui_docker.rs will fail and say so" >&2
+  else
+    echo "tests: Chromium is missing (apt-get install chromium); tests/ui_docker.rs will fail" >&2
+  fi
+fi
+
 echo "tests: building every test target"
 if ! cargo test --locked --no-run --message-format=json-render-diagnostics >"$logs/build.json"; then
   echo "tests: the build failed" >&2
@@ -49,7 +61,7 @@ fi
 # The slowest suites start first, so the long ones overlap instead of ending the run alone.
 slow="swarm_docker ladder stories stage07_docker stage09_docker stage10_docker stages_cache_cdn crash_docker many_containers rollout_docker
 cluster_docker reseed_docker failover_docker migrate_docker lock_docker ci_docker compose_docker
-interrupt_docker engine_docker apply_docker volumes_docker stage01 engine_errors"
+interrupt_docker engine_docker apply_docker volumes_docker stage01 engine_errors ui_docker"
 name_of() { basename "$1" | sed 's/-[0-9a-f]*$//'; }
 ordered=()
 for s in $slow; do

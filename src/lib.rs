@@ -28,4 +28,5 @@ pub mod stage_diff;
 pub mod target;
 pub mod topology;
 pub mod ui;
+pub mod ui_model;
 pub mod validate;

@@ -134,6 +134,7 @@ fn planning_core_does_not_reach_the_engine_or_the_terminal() {
         "topology",
         "stage_diff",
         "lesson",
+        "ui_model",
     ];
     for core in core_modules {
         for edge in ["engine", "exec", "ops", "cli", "ui"] {

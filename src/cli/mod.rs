@@ -26,6 +26,7 @@ pub mod failover;
 pub mod failure;
 pub mod graph;
 mod interrupt;
+pub mod live_page;
 mod load;
 mod load_report;
 mod locking;
@@ -137,6 +138,9 @@ pub enum Command {
     Load(load::Args),
     /// A multi-node test cluster on this machine: Docker engines in containers, one Swarm.
     Cluster(cluster::Args),
+    /// Serve a live page of the running project on 127.0.0.1: topology, health, roles, lag,
+    /// the load balancer's traffic, events.
+    Ui(live_page::Args),
 }
 
 /// Problems were already printed; exit 1 without printing more.
@@ -183,6 +187,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Rollback(args) => rollback::run(args, &cli.global, ui).await,
         Command::Load(args) => load::run(args, &cli.global, ui).await,
         Command::Cluster(args) => cluster::run(args, ui).await,
+        Command::Ui(args) => live_page::run(args, &cli.global, ui).await,
     }
 }
 

@@ -4,6 +4,7 @@ use std::io::IsTerminal;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 pub mod key_numbers;
+pub mod page;
 pub mod progress;
 pub mod projects;
 pub mod status;

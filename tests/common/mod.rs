@@ -6,7 +6,8 @@
 //! - [`docker`]: the bounded `docker` CLI and what tests read through it;
 //! - [`runner`]: the one builder for running the built binary, [`Scale`];
 //! - [`http`] and [`loops`]: requests to published ports, and client/write loops;
-//! - [`stages`]: copies of the real stage files, `psql` through `docker exec`, polling.
+//! - [`stages`]: copies of the real stage files, `psql` through `docker exec`, polling;
+//! - [`browser`]: headless Chromium driven over the DevTools protocol, for `scale ui`.
 //!
 //! Rules every Docker test follows:
 //! - it runs under its own project name, `t-<test>-<pid>`, so tests can run in parallel and
@@ -32,6 +33,7 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod base_image;
+pub mod browser;
 pub mod docker;
 pub mod engine;
 pub mod http;
@@ -40,6 +42,7 @@ pub mod runner;
 pub mod stages;
 
 pub use base_image::*;
+pub use browser::*;
 pub use docker::*;
 pub use engine::*;
 pub use http::*;
