@@ -113,14 +113,18 @@ pub fn project_events(project: &str, since: &str, until: &str) -> Vec<String> {
 }
 
 /// Removes the images scale built for `project` (tagged `<project>/<service>:<hash>`),
-/// keeping the base images they were built from.
+/// keeping the base images they were built from and their untagged parent layers
+/// (`--no-prune`): those layers are the engine's build cache, so the next test that builds
+/// the same Dockerfile (every stage test builds the web, PostgreSQL and HAProxy images) reuses
+/// its `apt-get install` layer instead of installing again. They are bounded by the number of
+/// distinct Dockerfiles, and `docker image prune` removes them.
 pub fn remove_built_images(project: &str) {
     let tags =
         docker(&["image", "ls", "--format", "{{.Repository}}:{{.Tag}}", "--filter", &format!("reference={project}/*")])
             .unwrap_or_default();
     let tags: Vec<&str> = tags.lines().filter(|l| !l.is_empty()).collect();
     if !tags.is_empty() {
-        let mut args = vec!["image", "rm", "-f"];
+        let mut args = vec!["image", "rm", "-f", "--no-prune"];
         args.extend(tags);
         if let Err(e) = docker(&args) {
             eprintln!("cleanup of {project}'s images: {e}");
