@@ -267,6 +267,7 @@ mod tests {
                 timeout_ms: 2_000,
                 retries: 3,
                 start_period_ms: 30_000,
+                start_interval_ms: None,
             }),
             restart: RestartPolicy::UnlessStopped,
             stop_grace_secs: Some(5),
@@ -274,6 +275,7 @@ mod tests {
             hostname: crate::plan::units::TASK_HOSTNAME.into(),
             previous: None,
             carried: BTreeMap::new(),
+            options: Default::default(),
         };
         UnitSpec {
             name: "shop-web".into(),
