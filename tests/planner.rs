@@ -104,6 +104,7 @@ impl Harness {
             ready_timeout: Duration::from_secs(5),
             log_lines: 5,
             settle: Duration::ZERO, /* the fake's containers never exit by themselves */
+        removals: None,
         };
         let report = self.rt.block_on(execute(&self.engine, plan, &opts, &sink, &AtomicBool::new(false)));
         let run = Run { report, events: events.into_inner().unwrap() };
@@ -516,6 +517,7 @@ fn completed_successfully_dependencies_wait_for_the_job_to_finish() {
         ready_timeout: Duration::from_secs(10),
         log_lines: 5,
         settle: Duration::ZERO, /* the fake's containers never exit by themselves */
+        removals: None,
     };
     let job = async {
         loop {
