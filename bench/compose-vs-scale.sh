@@ -123,7 +123,7 @@ class Handler(BaseHTTPRequestHandler):
 server = ThreadingHTTPServer(("", 8000), Handler)
 server.daemon_threads = False  # shutdown waits for the requests in flight
 signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
-server.serve_forever()
+server.serve_forever(poll_interval=0.1)
 server.server_close()
 PY
 # The healthcheck is bash alone (no Python start-up every second in each of 12 containers).

@@ -225,8 +225,11 @@ async fn run_plan<E: Engine>(
     cancel: &AtomicBool,
 ) -> ExecReport {
     let mut queue = DependencyQueue::new(plan);
-    let removals = tokio::sync::Semaphore::new(opts.removals.unwrap_or(opts.parallel).clamp(1, MAX_PERMITS));
-    let removals = &removals;
+    let run = Shared {
+        removals: tokio::sync::Semaphore::new(opts.removals.unwrap_or(opts.parallel).clamp(1, MAX_PERMITS)),
+        balancers: balancer::Balancers::default(),
+    };
+    let run = &run;
     let mut report = ExecReport::default();
     let mut in_flight = FuturesUnordered::new();
     let mut stopping = false;
@@ -241,7 +244,7 @@ async fn run_plan<E: Engine>(
                 sink(ExecEvent::Started { id });
                 let started = Instant::now();
                 in_flight.push(async move {
-                    let result = run_action(engine, plan, id, opts, removals, sink).await;
+                    let result = run_action(engine, plan, id, opts, run, sink).await;
                     (id, result, started.elapsed())
                 });
             }
@@ -266,11 +269,20 @@ async fn run_plan<E: Engine>(
             }
         }
     }
+    let say = |id: ActionId, line: &str| sink(ExecEvent::Output { id, line: line.to_string() });
+    balancer::await_rejoined(engine, &run.balancers, None, &say).await;
     for id in queue.drain_pending() {
         report.not_started.push(id);
         sink(ExecEvent::NotStarted { id });
     }
     report
+}
+
+/// What the actions of one run share.
+struct Shared {
+    /// Bounds container removals ([`ExecOptions::removals`]).
+    removals: tokio::sync::Semaphore,
+    balancers: balancer::Balancers,
 }
 
 fn failure(err: crate::engine::EngineError) -> ActionFailure {
@@ -289,7 +301,7 @@ async fn run_action<E: Engine>(
     plan: &Plan,
     id: ActionId,
     opts: &ExecOptions,
-    removals: &tokio::sync::Semaphore,
+    run: &Shared,
     sink: EventSink<'_>,
 ) -> Result<(), ActionFailure> {
     let say = |line: &str| sink(ExecEvent::Output { id, line: line.to_string() });
@@ -306,7 +318,7 @@ async fn run_action<E: Engine>(
         Op::CreateContainer { spec, readiness, files } => {
             bring_up(engine, plan, id, spec, *readiness, files, opts, &say).await
         }
-        Op::RecreateContainer { .. } => recreate(engine, plan, id, opts, &say).await,
+        Op::RecreateContainer { .. } => recreate(engine, plan, id, opts, &run.balancers, &say).await,
         Op::FinishReplacement { id: cid, temp_name, spec, readiness } => {
             engine.rename_container(cid, temp_name, &spec.name).await.map_err(failure)?;
             engine.start_container(cid, &spec.name).await.map_err(failure)?;
@@ -337,10 +349,10 @@ async fn run_action<E: Engine>(
             await_ready(engine, cid, name, *readiness, opts, &wait_context(plan, id, None), &say).await
         }
         Op::RemoveContainer { id: cid, name, grace_secs, drains, release_slot, anonymous_volumes } => {
-            balancer::drain(engine, drains, &say).await;
+            balancer::drain(engine, drains, &run.balancers, &say).await;
             engine.stop_container(cid, name, Duration::from_secs(*grace_secs)).await.map_err(failure)?;
             // Never closed, so acquiring cannot fail.
-            let _permit = removals.acquire().await.ok();
+            let _permit = run.removals.acquire().await.ok();
             if *anonymous_volumes {
                 engine.remove_container_and_anonymous_volumes(cid, name).await.map_err(failure)?;
             } else {
@@ -363,6 +375,7 @@ async fn recreate<E: Engine>(
     plan: &Plan,
     id: ActionId,
     opts: &ExecOptions,
+    balancers: &balancer::Balancers,
     say: &(dyn Fn(&str) + Sync),
 ) -> Result<(), ActionFailure> {
     let Op::RecreateContainer {
@@ -390,23 +403,23 @@ async fn recreate<E: Engine>(
         say(&format!("starting the new container as {temp}"));
         let cid = bring_up_as(engine, plan, id, &temp, spec, *readiness, files, opts, say).await?;
         watch_ready(engine, &cid, &temp, *readiness, monitor, opts, say).await?;
-        balancer::mark_draining(engine, drains, true).await;
-        balancer::drain(engine, drains, say).await;
+        balancer::mark_draining(engine, drains, balancers, true).await;
+        balancer::drain(engine, drains, balancers, say).await;
         engine.stop_container(old_id, &spec.name, grace).await.map_err(failure)?;
         engine.remove_container(old_id, &spec.name).await.map_err(failure)?;
         engine.rename_container(&cid, &temp, &spec.name).await.map_err(failure)?;
     } else {
         let spec = &carry_anonymous_volumes(engine, old_id, spec, say).await?;
-        balancer::mark_draining(engine, drains, true).await;
-        balancer::drain(engine, drains, say).await;
+        balancer::mark_draining(engine, drains, balancers, true).await;
+        balancer::drain(engine, drains, balancers, say).await;
         say("stopping the old container first");
         engine.stop_container(old_id, &spec.name, grace).await.map_err(failure)?;
         engine.remove_container(old_id, &spec.name).await.map_err(failure)?;
         let cid = bring_up_as(engine, plan, id, &spec.name, spec, *readiness, files, opts, say).await?;
         watch_ready(engine, &cid, &spec.name, *readiness, monitor, opts, say).await?;
     }
-    balancer::undrain(engine, drains, say).await;
-    balancer::mark_draining(engine, drains, false).await;
+    // The drain record is cleared once the server is back in rotation (`await_rejoined`).
+    balancer::undrain(engine, drains, balancers, id, say).await;
     Ok(())
 }
 
