@@ -12,14 +12,21 @@
 #
 # The stack: a proxy publishing a random host port, 6 web replicas with a healthcheck, a db
 # with a healthcheck and a named volume, a cache and a worker, on two networks (one
-# internal); every container is debian:bookworm-slim running `sleep infinity`, with a 1 s
-# stop grace period. Both tools wait for the same things: the proxy waits until web is
-# healthy and the worker until db is healthy (depends_on conditions), and scale also waits for
-# every container with a healthcheck to be healthy (it is health-gated by design). A change
-# to the web replicas is rolled by scale with the policy `deploy.update_config` gives it
-# (`parallelism: 2, order: start-first`: two at a time, each new one healthy before its old
-# one stops) and recreated all at once by Compose, which ignores that policy outside Swarm:
-# that row compares two different strategies, not just speed.
+# internal), each with a 1 s stop grace period. The proxy really serves: it is HAProxy (the
+# ladder's image) in front of the 6 web replicas, each a small Python HTTP server that
+# answers with its hostname and GREETING and exits cleanly on SIGTERM; for scale it is a
+# `kind: load-balancer` (its pool generated from the replicas), for Compose the same image
+# with a configuration that finds the replicas through Docker's DNS (`server-template`).
+# db, cache and worker run `sleep infinity`. Both tools wait for the same things: the proxy
+# waits until web is healthy and the worker until db is healthy (depends_on conditions), and
+# scale also waits for every container with a healthcheck to be healthy (it is health-gated
+# by design). A change to the web replicas is rolled by scale with the policy
+# `deploy.update_config` gives it (`parallelism: 2, order: start-first`: two at a time, each
+# new one healthy before its old one is drained from the pool and stops) and recreated all
+# at once by Compose, which ignores that policy outside Swarm. During that change (only then:
+# cold apply and destroy have nothing to serve) 4 clients send requests to the proxy's
+# published port one after another, from 0.5 s before the command until 1 s after it, and
+# the failed ones (no answer within 2 s, or any status but 200) are counted for both tools.
 set -euo pipefail
 
 ROUNDS="${1:-5}"

@@ -2,10 +2,12 @@
 //! bound, every container health-gated. On the first failure nothing new starts; what is in
 //! flight finishes; what had not started is left alone and reported.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
+use futures_util::future::Either;
 use futures_util::stream::FuturesUnordered;
 
 use crate::desired::{ContainerSpec, Readiness};
@@ -232,6 +234,7 @@ async fn run_plan<E: Engine>(
     let run = &run;
     let mut report = ExecReport::default();
     let mut in_flight = FuturesUnordered::new();
+    let mut created_early: HashMap<ActionId, Result<String, ActionFailure>> = HashMap::new();
     let mut stopping = false;
     loop {
         if cancel.load(Ordering::SeqCst) && !stopping {
@@ -239,17 +242,29 @@ async fn run_plan<E: Engine>(
             report.interrupted = true;
         }
         if !stopping {
+            for id in queue.take_early() {
+                in_flight.push(Either::Left(async move { Done::Created(id, create_early(engine, plan, id).await) }));
+            }
             let free = opts.parallel.max(1).saturating_sub(queue.running_count());
             for id in queue.take_ready(free) {
                 sink(ExecEvent::Started { id });
                 let started = Instant::now();
-                in_flight.push(async move {
-                    let result = run_action(engine, plan, id, opts, run, sink).await;
-                    (id, result, started.elapsed())
-                });
+                let early = created_early.remove(&id);
+                in_flight.push(Either::Right(async move {
+                    let result = run_action(engine, plan, id, opts, run, early, sink).await;
+                    Done::Ran(id, result, started.elapsed())
+                }));
             }
         }
-        let Some((id, result, elapsed)) = in_flight.next().await else { break };
+        let (id, result, elapsed) = match in_flight.next().await {
+            None => break,
+            Some(Done::Created(id, created)) => {
+                created_early.insert(id, created);
+                queue.created_early(id);
+                continue;
+            }
+            Some(Done::Ran(id, result, elapsed)) => (id, result, elapsed),
+        };
         match result {
             Ok(()) => {
                 queue.finish(id);
@@ -278,6 +293,25 @@ async fn run_plan<E: Engine>(
     report
 }
 
+/// What ended among a run's futures.
+enum Done {
+    /// A container created ahead of its start, or why it could not be.
+    Created(ActionId, Result<String, ActionFailure>),
+    Ran(ActionId, Result<(), ActionFailure>, Duration),
+}
+
+/// Creates the container of a `CreateContainer` action and writes its files, before the
+/// containers it depends on are ready; its action starts it later. A failure is the action's
+/// when it runs.
+async fn create_early<E: Engine>(engine: &E, plan: &Plan, id: ActionId) -> Result<String, ActionFailure> {
+    let Op::CreateContainer { spec, files, .. } = &plan.actions[id].op else {
+        unreachable!("only container creations are created early");
+    };
+    let cid = engine.create_named(&spec.name, spec, &plan.project).await.map_err(failure)?;
+    balancer::write_files(engine, &cid, &spec.name, files).await?;
+    Ok(cid)
+}
+
 /// What the actions of one run share.
 struct Shared {
     /// Bounds container removals ([`ExecOptions::removals`]).
@@ -302,6 +336,7 @@ async fn run_action<E: Engine>(
     id: ActionId,
     opts: &ExecOptions,
     run: &Shared,
+    early: Option<Result<String, ActionFailure>>,
     sink: EventSink<'_>,
 ) -> Result<(), ActionFailure> {
     let say = |line: &str| sink(ExecEvent::Output { id, line: line.to_string() });
@@ -316,7 +351,9 @@ async fn run_action<E: Engine>(
             migrate::run(engine, &plan.project, name, *direction, marker.as_deref(), &say).await
         }
         Op::CreateContainer { spec, readiness, files } => {
-            bring_up(engine, plan, id, spec, *readiness, files, opts, &say).await
+            let name = spec.name.as_str();
+            let cid = early.transpose()?;
+            bring_up_as(engine, plan, id, name, spec, *readiness, files, cid, opts, &say).await.map(|_| ())
         }
         Op::RecreateContainer { .. } => recreate(engine, plan, id, opts, &run.balancers, &say).await,
         Op::FinishReplacement { id: cid, temp_name, spec, readiness } => {
@@ -401,7 +438,7 @@ async fn recreate<E: Engine>(
     if *start_first {
         let temp = format!("{}{}", spec.name, crate::plan::TEMP_SUFFIX);
         say(&format!("starting the new container as {temp}"));
-        let cid = bring_up_as(engine, plan, id, &temp, spec, *readiness, files, opts, say).await?;
+        let cid = bring_up_as(engine, plan, id, &temp, spec, *readiness, files, None, opts, say).await?;
         watch_ready(engine, &cid, &temp, *readiness, monitor, opts, say).await?;
         balancer::mark_draining(engine, drains, balancers, true).await;
         balancer::drain(engine, drains, balancers, say).await;
@@ -415,7 +452,7 @@ async fn recreate<E: Engine>(
         say("stopping the old container first");
         engine.stop_container(old_id, &spec.name, grace).await.map_err(failure)?;
         engine.remove_container(old_id, &spec.name).await.map_err(failure)?;
-        let cid = bring_up_as(engine, plan, id, &spec.name, spec, *readiness, files, opts, say).await?;
+        let cid = bring_up_as(engine, plan, id, &spec.name, spec, *readiness, files, None, opts, say).await?;
         watch_ready(engine, &cid, &spec.name, *readiness, monitor, opts, say).await?;
     }
     // The drain record is cleared once the server is back in rotation (`await_rejoined`).
@@ -423,22 +460,8 @@ async fn recreate<E: Engine>(
     Ok(())
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn bring_up<E: Engine>(
-    engine: &E,
-    plan: &Plan,
-    action: ActionId,
-    spec: &ContainerSpec,
-    readiness: Readiness,
-    files: &[FileSpec],
-    opts: &ExecOptions,
-    say: &(dyn Fn(&str) + Sync),
-) -> Result<(), ActionFailure> {
-    bring_up_as(engine, plan, action, &spec.name, spec, readiness, files, opts, say).await.map(|_| ())
-}
-
-/// Creates `spec` under `name`, writes its files, starts it and waits until ready; returns
-/// its ID.
+/// Creates `spec` under `name` and writes its files (unless `created`, the ID of a container
+/// created early), starts it and waits until ready; returns its ID.
 #[allow(clippy::too_many_arguments)]
 async fn bring_up_as<E: Engine>(
     engine: &E,
@@ -448,21 +471,34 @@ async fn bring_up_as<E: Engine>(
     spec: &ContainerSpec,
     readiness: Readiness,
     files: &[FileSpec],
+    created: Option<String>,
     opts: &ExecOptions,
     say: &(dyn Fn(&str) + Sync),
 ) -> Result<String, ActionFailure> {
-    let cid = engine.create_named(name, spec, &plan.project).await.map_err(failure)?;
-    balancer::write_files(engine, &cid, name, files).await?;
+    let cid = match created {
+        Some(cid) => cid,
+        None => {
+            let cid = engine.create_named(name, spec, &plan.project).await.map_err(failure)?;
+            balancer::write_files(engine, &cid, name, files).await?;
+            cid
+        }
+    };
     if let Err(err) = engine.start_container(&cid, name).await {
         let mut f = failure(err);
         f.logs = engine.logs_tail(&cid, opts.log_lines).await.unwrap_or_default();
         return Err(f);
     }
     let context = wait_context(plan, action, spec.healthcheck.as_ref().map(|h| h.retries));
-    await_ready(engine, &cid, name, readiness, opts, &context, say).await?;
-    if let Some(pool) = balancer::pool_of(files) {
-        balancer::await_pool_up(engine, &cid, name, &pool, say).await;
-    }
+    // A load balancer's servers come UP while it proves it keeps running: both waits at once,
+    // and a failed start ends both.
+    let pool_up = async {
+        if let Some(pool) = balancer::pool_of(files) {
+            balancer::await_pool_up(engine, &cid, name, &pool, say).await;
+        }
+        Ok(())
+    };
+    let ready = await_ready(engine, &cid, name, readiness, opts, &context, say);
+    futures_util::future::try_join(ready, pool_up).await?;
     Ok(cid)
 }
 
