@@ -26,6 +26,9 @@ const DRAIN_LIMIT: Duration = Duration::from_secs(5);
 pub struct Balancers {
     rejoining: Mutex<Vec<Rejoin>>,
     records: tokio::sync::Mutex<()>,
+    /// One waiter at a time: a drain that comes while another waits for the same servers
+    /// waits until they are back, rather than finding nothing left to wait for.
+    turn: tokio::sync::Mutex<()>,
 }
 
 /// One server on probation at its new address, and the action that put it there.
@@ -125,6 +128,7 @@ fn lock(balancers: &Balancers) -> std::sync::MutexGuard<'_, Vec<Rejoin>> {
 /// checks keep it out while it fails. `say` gets each line with the action that put the
 /// server on probation.
 pub async fn await_rejoined<E: Engine>(engine: &E, balancers: &Balancers, balancer_id: Option<&str>, say: SayFor<'_>) {
+    let _turn = balancers.turn.lock().await;
     let mine: Vec<Rejoin> = {
         let mut all = lock(balancers);
         let (mine, rest) = all.drain(..).partition(|r| balancer_id.is_none_or(|b| r.drain.balancer_id == b));
