@@ -9,6 +9,7 @@
 # that memory stays flat with the size of a project.
 #
 #   bash bench/compose-vs-scale.sh [ROUNDS]      # default 5; needs Docker, debian:bookworm-slim
+#   SCALE_BIN=target/release/scale bash bench/compose-vs-scale.sh 3   # a binary built beforehand
 #
 # The stack: a proxy publishing a random host port, 6 web replicas with a healthcheck, a db
 # with a healthcheck and a named volume, a cache and a worker, on two networks (one
@@ -77,10 +78,14 @@ if [ ! -x /usr/bin/time ]; then
   (apt-get update -qq && apt-get install -y -qq time >/dev/null) || die "/usr/bin/time is missing"
 fi
 
-echo "building scale (release)..." >&2
-(cd "$REPO" && cargo build --release --locked --quiet --bin scale)
-TARGET_DIR="${CARGO_TARGET_DIR:-$REPO/target}"
-SCALE="$TARGET_DIR/release/scale"
+# SCALE_BIN=path: measure that binary (a release build made beforehand) instead of building.
+if [ -n "${SCALE_BIN:-}" ]; then
+  SCALE="$SCALE_BIN"
+else
+  echo "building scale (release)..." >&2
+  (cd "$REPO" && cargo build --release --locked --quiet --bin scale)
+  SCALE="${CARGO_TARGET_DIR:-$REPO/target}/release/scale"
+fi
 [ -x "$SCALE" ] || die "no binary at $SCALE"
 
 WORK="$(mktemp -d)"
