@@ -213,7 +213,7 @@ $proxy
     scale: 6
     environment: { GREETING: "\${GREETING:-hello}" }
     networks: [back]
-    healthcheck: { test: ["CMD", "/healthcheck"], interval: 1s, timeout: 10s, retries: 5 }
+    healthcheck: { test: ["CMD", "/healthcheck"], interval: 1s, timeout: 10s, retries: 5, start_period: 30s }
     stop_grace_period: 1s
     deploy: { update_config: { parallelism: 2, order: start-first } }
   db:
