@@ -362,10 +362,6 @@ for round in $(seq 1 "$ROUNDS"); do
   if [ $((round % 2)) -eq 1 ]; then compose_round; scale_round; else scale_round; compose_round; fi
 done
 
-echo "200 containers (scale only)..." >&2
-measure many apply "$SCALE" apply --yes --no-color --parallel 8 --timeout 300s -p "$MP" "$WORK/many.yaml"
-measure many noop "$SCALE" apply --yes --no-color -p "$MP" "$WORK/many.yaml"
-measure many destroy "$SCALE" destroy --yes --no-color -p "$MP"
 
 # median FILE COLUMN (1: ms, 2: KiB)
 median() { awk -v c="$2" '{ print $c }' "$1" | sort -n | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print int((v[NR / 2] + v[NR / 2 + 1]) / 2) }'; }
@@ -397,6 +393,10 @@ done
 echo
 noop_ratio=$(ratio "$(median "$WORK/scale.noop" 1)" "$(median "$WORK/compose.noop" 1)")
 echo "No-op apply, scale / Compose: $noop_ratio"
+echo "200 containers (scale only)..." >&2
+measure many apply "$SCALE" apply --yes --no-color --parallel 8 --timeout 300s -p "$MP" "$WORK/many.yaml"
+measure many noop "$SCALE" apply --yes --no-color -p "$MP" "$WORK/many.yaml"
+measure many destroy "$SCALE" destroy --yes --no-color -p "$MP"
 echo
 echo "| scale, 200 containers (4 x 50) | wall | peak RSS |"
 echo "| --- | ---: | ---: |"
