@@ -205,6 +205,14 @@ pub struct Endpoint {
 }
 
 impl ObservedState {
+    /// Whether any of the project's containers mounts an anonymous volume (by its spec): only
+    /// then can unlabelled leftovers on the engine be this project's.
+    pub fn mounts_anonymous_volumes(&self) -> bool {
+        self.containers.values().any(|c| {
+            c.spec().is_some_and(|s| s.mounts.iter().any(|m| m.source == crate::spec::MountSourceSpec::Anonymous))
+        })
+    }
+
     /// The primary node of each postgres service, as the newest marker volume says (a
     /// service without a marker keeps node 1), with the marker's name.
     pub fn primaries(&self) -> BTreeMap<String, (u32, String)> {

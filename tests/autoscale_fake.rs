@@ -75,8 +75,13 @@ impl Controller<FakeEngine> for Quiet {
     }
     async fn unlock(&mut self, _lock: ()) {}
     async fn execute(&mut self, engine: &FakeEngine, plan: &Plan) -> Option<ExecReport> {
-        let opts =
-            ExecOptions { parallel: 8, ready_timeout: Duration::from_secs(5), log_lines: 5, settle: Duration::ZERO };
+        let opts = ExecOptions {
+            parallel: 8,
+            ready_timeout: Duration::from_secs(5),
+            log_lines: 5,
+            settle: Duration::ZERO,
+            removals: None,
+        };
         Some(execute(engine, plan, &opts, &|_| {}, &std::sync::atomic::AtomicBool::new(false)).await)
     }
     fn log(&self, _text: &str, _value: serde_json::Value) {}

@@ -401,6 +401,7 @@ fn apply(
         ready_timeout: Duration::from_secs(5),
         log_lines: 5,
         settle: Duration::ZERO, /* the fake's containers never exit by themselves */
+        removals: None,
     };
     let report = rt.block_on(execute(engine, &plan, &opts, &|_| {}, &AtomicBool::new(false)));
     Ok((plan, report))

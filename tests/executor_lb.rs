@@ -82,8 +82,13 @@ impl Harness {
         let plan = self.plan(desired);
         let events = Mutex::new(Vec::new());
         let sink = |e: ExecEvent| events.lock().unwrap().push(e);
-        let opts =
-            ExecOptions { parallel: 8, ready_timeout: Duration::from_secs(5), log_lines: 5, settle: Duration::ZERO };
+        let opts = ExecOptions {
+            parallel: 8,
+            ready_timeout: Duration::from_secs(5),
+            log_lines: 5,
+            settle: Duration::ZERO,
+            removals: None,
+        };
         let report = self.rt.block_on(execute(self.engine.as_ref(), &plan, &opts, &sink, &AtomicBool::new(false)));
         let lines = events
             .into_inner()
@@ -265,6 +270,12 @@ fn replaced_servers_are_drained_then_rejoin_on_probation(vars: &[(&str, &str)], 
         assert!(checks.last().is_some_and(|l| l.contains(&passed)), "ready before the checks passed: {log:#?}");
         assert!(checks.len() >= 3, "two failing answers, then passing: {checks:#?}");
     }
+    // One at a time (parallelism 1): the second server is taken out only once the first is
+    // back in rotation, although the wait for the first one's checks overlaps the second
+    // replacement's start.
+    let first_back = log.iter().position(|l| l == "ready shop-web-1").unwrap();
+    let second_out = log.iter().position(|l| l.starts_with("drain shop-web-2")).unwrap();
+    assert!(first_back < second_out, "two servers out at once: {log:#?}");
     // shop-web-1 had requests in flight for two answers: taken out only after those ended.
     let drain = log.iter().position(|l| l.starts_with("drain shop-web-1")).unwrap();
     let maint = log.iter().position(|l| l == "maint shop-web-1").unwrap();

@@ -53,7 +53,13 @@ fn rt() -> tokio::runtime::Runtime {
 }
 
 fn run(engine: &FakeEngine, p: &Plan) -> ExecReport {
-    let opts = ExecOptions { parallel: 8, ready_timeout: Duration::from_secs(5), log_lines: 5, settle: Duration::ZERO };
+    let opts = ExecOptions {
+        parallel: 8,
+        ready_timeout: Duration::from_secs(5),
+        log_lines: 5,
+        settle: Duration::ZERO,
+        removals: None,
+    };
     rt().block_on(execute(engine, p, &opts, &|_| {}, &AtomicBool::new(false)))
 }
 

@@ -30,7 +30,13 @@ fn loaded() -> (Blueprint, DesiredState) {
 }
 
 fn opts() -> ExecOptions {
-    ExecOptions { parallel: 8, ready_timeout: Duration::from_secs(5), log_lines: 5, settle: Duration::ZERO }
+    ExecOptions {
+        parallel: 8,
+        ready_timeout: Duration::from_secs(5),
+        log_lines: 5,
+        settle: Duration::ZERO,
+        removals: None,
+    }
 }
 
 async fn run(engine: &FakeEngine, plan: &Plan) -> ExecReport {

@@ -91,6 +91,7 @@ impl Harness {
             ready_timeout: Duration::from_secs(5),
             log_lines: 5,
             settle: Duration::ZERO, /* the fake's containers never exit by themselves */
+            removals: None,
         };
         let report = self.rt.block_on(execute(&self.engine, plan, &opts, &sink, &AtomicBool::new(false)));
         let run = Run { report, events: events.into_inner().unwrap() };
@@ -337,6 +338,29 @@ fn secret_values_never_appear_in_text_or_json_plans() {
     }
 }
 
+/// A container that waits only for others to be ready is created while they turn ready, and
+/// only its start waits: when the database never turns healthy, what depends on it exists,
+/// created and never started, and the next plan only starts it.
+#[test]
+fn dependants_are_created_early_and_started_only_once_their_dependencies_are_ready() {
+    let h = Harness::new();
+    h.engine.make_unhealthy("postgres:17");
+    let p = h.plan(&desired("shop.yaml", &[]));
+    let run = h.execute(&p);
+    assert!(!run.report.succeeded());
+    let action_of = |name: &str| p.actions.iter().find(|a| a.op.target() == name).map(|a| a.id).unwrap();
+    let seen = h.observe("shop");
+    for waiting in ["shop-web-1", "shop-web-6", "shop-worker-1"] {
+        let id = action_of(waiting);
+        assert!(run.report.not_started.contains(&id), "{waiting} must not have run");
+        assert!(!run.events.contains(&ExecEvent::Started { id }), "{waiting} started");
+        assert_eq!(seen.containers[waiting].state, RunState::Created, "{waiting} was created early");
+    }
+    let next = lines(&h.plan(&desired("shop.yaml", &[])));
+    assert!(next.iter().any(|l| l.starts_with("start shop-web-1")), "{next:#?}");
+    assert!(!next.iter().any(|l| l.starts_with("create shop-web-1")), "{next:#?}");
+}
+
 #[test]
 fn a_failing_healthcheck_stops_the_rollout_after_the_first_replacement() {
     let h = Harness::new();
@@ -503,6 +527,7 @@ fn completed_successfully_dependencies_wait_for_the_job_to_finish() {
         ready_timeout: Duration::from_secs(10),
         log_lines: 5,
         settle: Duration::ZERO, /* the fake's containers never exit by themselves */
+        removals: None,
     };
     let job = async {
         loop {

@@ -64,8 +64,13 @@ impl Harness {
     fn execute(&self, plan: &Plan) -> (ExecReport, Vec<String>) {
         let events = Mutex::new(Vec::new());
         let sink = |e: ExecEvent| events.lock().unwrap().push(e);
-        let opts =
-            ExecOptions { parallel: 8, ready_timeout: Duration::from_secs(5), log_lines: 5, settle: Duration::ZERO };
+        let opts = ExecOptions {
+            parallel: 8,
+            ready_timeout: Duration::from_secs(5),
+            log_lines: 5,
+            settle: Duration::ZERO,
+            removals: None,
+        };
         let report = self.rt.block_on(execute(&self.engine, plan, &opts, &sink, &AtomicBool::new(false)));
         let lines = events
             .into_inner()

@@ -78,12 +78,43 @@ pub async fn run(args: Args, global: &Global, ui: Ui) -> anyhow::Result<u8> {
         return super::swarm::apply(&loaded, &engine, ui, args.timeout, args.lock_timeout).await;
     }
     super::preflight::check(&engine, &loaded, ui, super::preflight::Strictness::Refuse).await?;
+    if let Some(code) = in_sync_unlocked(&args, ui, &loaded, &engine).await? {
+        return Ok(code);
+    }
     let mut interrupt = Interrupt::listen()?;
     // Locked before observing, so an apply that waited plans against the converged state.
     with_lock(&engine, &loaded.project, "apply", args.lock_timeout, &mut interrupt, async |interrupt| {
         run_locked(&args, ui, &loaded, &engine, interrupt).await
     })
     .await
+}
+
+/// The fast path of an apply with nothing to do: observe and plan without the lock, and when
+/// the plan is empty and no other command holds the lock once we have looked (it is held for
+/// the whole of any change, so a state observed half-way through one is not taken as the
+/// answer), print it and conclude as the locked pass would. `None`: take the locked way.
+async fn in_sync_unlocked(args: &Args, ui: Ui, loaded: &Loaded, engine: &DockerEngine) -> anyhow::Result<Option<u8>> {
+    if args.ttl.is_some() {
+        return Ok(None);
+    }
+    let scope = crate::plan::Scope::resolve(&loaded.desired, args.only.as_deref(), &args.replace)?;
+    let Some((plan, observed)) = ops::apply::unlocked_in_sync(engine, &loaded.desired, &scope).await? else {
+        return Ok(None);
+    };
+    if crate::engine::lock::held_in_docker(engine, &loaded.project).await? {
+        return Ok(None);
+    }
+    print_plan(ui, &plan);
+    Ok(Some(conclude(ui, &loaded.project, Applied::InSync { observed })))
+}
+
+/// Prints a plan as apply shows it (a JSON event under `--output json`).
+fn print_plan(ui: Ui, plan: &Plan) {
+    if ui.is_json() {
+        ui.json(&json!({"event": "plan", "plan": render_json(plan)}));
+    } else if !ui.quiet {
+        print!("{}", render_text(plan));
+    }
 }
 
 /// The terminal's side of an apply pass: print the plan, confirm removals, run with progress.
@@ -98,11 +129,7 @@ pub(super) struct TerminalApply<'a> {
 
 impl<E: Engine> ApplyHooks<E> for TerminalApply<'_> {
     fn planned(&mut self, plan: &Plan) {
-        if self.ui.is_json() {
-            self.ui.json(&json!({"event": "plan", "plan": render_json(plan)}));
-        } else if !self.ui.quiet {
-            print!("{}", render_text(plan));
-        }
+        print_plan(self.ui, plan);
     }
 
     async fn review(&mut self, plan: &Plan) -> Review {

@@ -20,6 +20,12 @@ const WORDING: Wording<'static> = Wording {
     resume: "scale destroy",
 };
 
+/// How many containers destroy stops at once. A stop mostly waits out the grace period, so
+/// more at once is faster, but stopping tears the container's network endpoints down, and
+/// Docker 20.10 under load leaked an endpoint when 200 were stopped at once (the network then
+/// cannot be removed until dockerd restarts); 64 at once had done the same before.
+const MAX_STOPS: usize = 32;
+
 /// Arguments of `scale destroy`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -35,10 +41,10 @@ pub struct Args {
     /// changes the project (0: don't wait).
     #[arg(long, default_value = "5m", value_name = "DURATION", value_parser = parse_lock_timeout)]
     pub lock_timeout: std::time::Duration,
-    /// How many containers are stopped and removed at once. Stopping mostly waits out each
-    /// container's grace period, so more at once is faster; but Docker 20.10 was seen to leak
-    /// a network endpoint (the network then cannot be removed) when 64 were removed at once,
-    /// so the default stays at apply's 8.
+    /// How many containers are removed at once. Up to 32 are stopped at once (a stop mostly
+    /// waits out the grace period the blueprint gives it), but Docker 20.10 was seen to leak a
+    /// network endpoint (the network then cannot be removed) when 64 were removed at once, so
+    /// removals default to apply's 8.
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub parallel: u16,
     #[command(flatten)]
@@ -97,7 +103,11 @@ async fn run_locked(
     if !ui.is_json() {
         ui.say(crate::plan::render_text(&plan).trim_end());
     }
-    let opts = ExecOptions { parallel: usize::from(args.parallel), ..Default::default() };
+    let opts = ExecOptions {
+        parallel: plan.actions.len().clamp(1, MAX_STOPS),
+        removals: Some(usize::from(args.parallel)),
+        ..Default::default()
+    };
     let Some(report) = interrupt::execute(engine, &plan, &opts, ui, interrupt, WORDING).await else {
         return Ok(130);
     };

@@ -42,6 +42,10 @@ pub async fn run(args: Args, global: &Global, ui: Ui) -> anyhow::Result<u8> {
     let queues = crate::engine::live::queue_stats(&engine, &observed).await;
     let mut events = engine.recent_events(&project, std::time::Duration::from_secs(600)).await;
     let recent: Vec<_> = events.drain(events.len().saturating_sub(10)..).collect();
+    let leftovers = match observed.mounts_anonymous_volumes() {
+        true => crate::engine::tools::unlabelled_dangling_volumes(&engine).await.unwrap_or_default(),
+        false => Vec::new(),
+    };
     let pending = match &loaded {
         Some(l) => Some(crate::plan::plan(&l.desired, &observed)?),
         None => None,
@@ -67,6 +71,7 @@ pub async fn run(args: Args, global: &Global, ui: Ui) -> anyhow::Result<u8> {
             "recent_events": recent,
             "databases": nodes,
             "stale_replicas": observed.stale_replicas,
+            "unlabelled_anonymous_volumes": leftovers,
             "caches": caches.iter().map(|c| json!({
                 "container": c.container,
                 "service": c.service,
@@ -96,6 +101,9 @@ pub async fn run(args: Args, global: &Global, ui: Ui) -> anyhow::Result<u8> {
     say_caches(ui, &caches);
     crate::ui::key_numbers::key_number_lines(&key_numbers).into_iter().for_each(|line| ui.say(line));
     say_queues(ui, &queues);
+    if let Some(note) = leftover_note(&leftovers) {
+        ui.say(note);
+    }
     say_events(ui, &recent);
     let lines = endpoint_lines(&observed.endpoints());
     if !lines.is_empty() {
@@ -228,5 +236,51 @@ fn say_events(ui: Ui, recent: &[crate::engine::docker_io::RecentEvent]) {
                 e.action
             ));
         }
+    }
+}
+
+/// What status says about anonymous volumes no container mounts and no label claims, when
+/// the project mounts anonymous volumes: scale's own replacements left such volumes behind
+/// before they were carried over, but nothing on a volume says whose it is, and scale touches
+/// nothing without its project label, so it names them and the command to remove them and
+/// leaves the choice to the user.
+fn leftover_note(volumes: &[String]) -> Option<String> {
+    const SHOWN: usize = 20;
+    if volumes.is_empty() {
+        return None;
+    }
+    let list = volumes.iter().take(SHOWN).map(String::as_str).collect::<Vec<_>>().join(" ");
+    let more = volumes.len().saturating_sub(SHOWN);
+    let mut note = format!(
+        "Unlabelled volumes: {} anonymous volume(s) on this engine are mounted by no container and carry no \
+         label. Replacements by scale before anonymous volumes were carried over left such volumes behind, \
+         but so do other tools, and nothing on them says whose they are, so scale neither counts them as \
+         this project's nor removes them (destroy --volumes removes only what a label or a mount proves \
+         is the project's). Check what they hold (`docker volume inspect NAME`), then remove them with:\n  \
+         docker volume rm {list}",
+        volumes.len()
+    );
+    if more > 0 {
+        note.push_str(&format!("\n  (and {more} more: `docker volume ls -qf dangling=true`)"));
+    }
+    Some(note)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::leftover_note;
+
+    #[test]
+    fn unlabelled_leftovers_are_named_with_the_command_that_removes_them() {
+        assert_eq!(leftover_note(&[]), None);
+        let one = "a".repeat(64);
+        let note = leftover_note(std::slice::from_ref(&one)).expect("a note");
+        assert!(note.contains("1 anonymous volume(s)"), "{note}");
+        assert!(note.ends_with(&format!("docker volume rm {one}")), "{note}");
+        let many: Vec<String> = (0..25).map(|i| format!("{i:064x}")).collect();
+        let note = leftover_note(&many).expect("a note");
+        assert!(note.contains(&format!("docker volume rm {} ", many[0])), "{note}");
+        assert!(!note.contains(&many[20]), "at most 20 named: {note}");
+        assert!(note.contains("(and 5 more: `docker volume ls -qf dangling=true`)"), "{note}");
     }
 }

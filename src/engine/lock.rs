@@ -388,6 +388,16 @@ pub(super) async fn acquire_in_docker(
     }
 }
 
+/// Whether some scale command holds the lock of `project` right now (one inspect by name).
+pub async fn held_in_docker(engine: &DockerEngine, project: &str) -> Result<bool, LockError> {
+    let name = lock_name(project);
+    match engine.client().inspect_container(&name, None::<InspectContainerOptions>).await {
+        Ok(_) => Ok(true),
+        Err(e) if status_code(&e) == Some(404) => Ok(false),
+        Err(e) => Err(LockError::Acquire { project: project.into(), name, cause: e.into() }),
+    }
+}
+
 /// Gives back a lock container by ID (a lock another waiter took since stays).
 fn docker_release(docker: Docker, id: String) -> Release {
     Arc::new(move || {

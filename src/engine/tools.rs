@@ -57,6 +57,29 @@ pub async fn all_resources(engine: &DockerEngine) -> Result<Vec<Resource>, Engin
     Ok(out)
 }
 
+/// Volumes no container mounts that carry no label and have the name the engine gives an
+/// anonymous volume (64 hex digits). Replacements by scale before anonymous volumes were
+/// carried over left such volumes behind; so do other tools, and nothing on them says whose
+/// they are.
+pub async fn unlabelled_dangling_volumes(engine: &DockerEngine) -> Result<Vec<String>, EngineError> {
+    let filters = HashMap::from([("dangling", vec!["true".to_string()])]);
+    let listed = engine
+        .client()
+        .list_volumes(Some(ListVolumesOptionsBuilder::new().filters(&filters).build()))
+        .await
+        .map_err(|e| EngineError::Observe(Cause::from(e)))?;
+    let anonymous = |name: &str| name.len() == 64 && name.bytes().all(|b| b.is_ascii_hexdigit());
+    let mut names: Vec<String> = listed
+        .volumes
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|v| v.labels.is_empty() && anonymous(&v.name))
+        .map(|v| v.name)
+        .collect();
+    names.sort();
+    Ok(names)
+}
+
 /// A container's full inspect, as the engine answers `docker inspect`.
 pub async fn inspect_json(engine: &DockerEngine, id: &str, name: &str) -> Result<serde_json::Value, EngineError> {
     let inspect = engine

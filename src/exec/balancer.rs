@@ -1,6 +1,7 @@
 //! Executor steps that talk to a load balancer: drain a server before it stops, put it back
 //! once its replacement is ready, and reload a new configuration without dropping requests.
 
+use std::sync::Mutex;
 use std::time::Duration;
 
 use super::poll::poll;
@@ -10,16 +11,44 @@ use crate::kinds::load_balancer::{
     CONFIG_PATH, POOL_PATH, Pool, RELOAD_SIGNAL, parse_servers_state, parse_stat, rejoin_on_probation,
     set_server_state, show_servers_state, show_stat,
 };
-use crate::plan::{Drain, FileSpec};
+use crate::plan::{ActionId, Drain, FileSpec};
 
 /// How long a drained server may keep requests in flight before it is stopped anyway.
 const DRAIN_LIMIT: Duration = Duration::from_secs(5);
 
-/// Takes each server out of rotation and waits (bounded) for its requests in flight to end.
-/// A load balancer that cannot be reached is only reported: its health checks still take the
-/// server out, and its retries cover the gap.
-pub async fn drain<E: Engine>(engine: &E, drains: &[Drain], say: &(dyn Fn(&str) + Sync)) {
+/// What one run knows about its load balancers: the servers it put back on probation whose
+/// checks have not been seen to pass yet (the next drain on that load balancer, and the end
+/// of the run, wait for them first, so a rolling replacement's next batch starts its new
+/// containers while the previous batch's servers are on probation, yet never takes servers
+/// out while others are), and one writer at a time for the pool records (each update reads,
+/// changes and writes the whole record).
+#[derive(Debug, Default)]
+pub struct Balancers {
+    rejoining: Mutex<Vec<Rejoin>>,
+    records: tokio::sync::Mutex<()>,
+    /// One waiter at a time: a drain that comes while another waits for the same servers
+    /// waits until they are back, rather than finding nothing left to wait for.
+    turn: tokio::sync::Mutex<()>,
+}
+
+/// One server on probation at its new address, and the action that put it there.
+#[derive(Debug, Clone)]
+struct Rejoin {
+    action: ActionId,
+    drain: Drain,
+    addr: String,
+}
+
+/// Says a line as output of an action.
+pub type SayFor<'a> = &'a (dyn Fn(ActionId, &str) + Sync);
+
+/// Takes each server out of rotation and waits (bounded) for its requests in flight to end,
+/// once the servers on probation on that load balancer are back. A load balancer that cannot
+/// be reached is only reported: its health checks still take the server out, and its retries
+/// cover the gap.
+pub async fn drain<E: Engine>(engine: &E, drains: &[Drain], balancers: &Balancers, say: &(dyn Fn(&str) + Sync)) {
     for d in drains {
+        await_rejoined(engine, balancers, Some(&d.balancer_id), &|_, line| say(line)).await;
         say(&format!("draining {} from {}", d.server, d.balancer));
         let cmd = set_server_state(&d.backend, &d.server, "drain");
         if let Err(err) = engine.exec(&d.balancer_id, &d.balancer, &cmd).await {
@@ -46,7 +75,8 @@ const REJOIN_LIMIT: Duration = Duration::from_secs(15);
 
 /// Records (or clears) in each load balancer's pool record that a replacement has its
 /// server drained, so a run interrupted in between is repaired by the next one.
-pub async fn mark_draining<E: Engine>(engine: &E, drains: &[Drain], draining: bool) {
+pub async fn mark_draining<E: Engine>(engine: &E, drains: &[Drain], balancers: &Balancers, draining: bool) {
+    let _one_writer = balancers.records.lock().await;
     for d in drains {
         let Ok(Some(bytes)) = engine.read_file(&d.balancer_id, &d.balancer, POOL_PATH).await else { continue };
         let Ok(mut pool) = serde_json::from_slice::<Pool>(&bytes) else { continue };
@@ -59,15 +89,23 @@ pub async fn mark_draining<E: Engine>(engine: &E, drains: &[Drain], draining: bo
     }
 }
 
-/// Puts servers back into rotation once the load balancer's own checks have passed against
-/// the replacement, so a rolling update never has two servers out at once. The server first
-/// rejoins on probation (new address, weight 0, health down); only after `rise` passed
-/// checks does it take requests.
-pub async fn undrain<E: Engine>(engine: &E, drains: &[Drain], say: &(dyn Fn(&str) + Sync)) {
+/// Puts servers back on probation at their replacement's address (weight 0, health down),
+/// to take requests only once the load balancer's own checks have passed there; waiting for
+/// that, putting them back into rotation and clearing their drain records is
+/// [`await_rejoined`]'s, before the next drain on that load balancer and at the end of the
+/// run, so a rolling update never has more servers out than its batch.
+pub async fn undrain<E: Engine>(
+    engine: &E,
+    drains: &[Drain],
+    balancers: &Balancers,
+    action: ActionId,
+    say: &(dyn Fn(&str) + Sync),
+) {
     for d in drains {
         let Some(addr) = resolve(engine, d).await else {
             say(&format!("{} does not resolve on {}; putting it back unchecked", d.server, d.balancer));
             let _ = engine.exec(&d.balancer_id, &d.balancer, &set_server_state(&d.backend, &d.server, "ready")).await;
+            mark_draining(engine, std::slice::from_ref(d), balancers, false).await;
             continue;
         };
         let probation = rejoin_on_probation(&d.backend, &d.server, &addr);
@@ -75,23 +113,53 @@ pub async fn undrain<E: Engine>(engine: &E, drains: &[Drain], say: &(dyn Fn(&str
             say(&format!("could not put {} back on {}: {err}", d.server, d.balancer));
             continue;
         }
-        say(&format!("waiting for {}'s checks to pass against {addr}", d.balancer));
-        let passed = poll(REJOIN_LIMIT, Duration::from_millis(200), async || {
-            let state = match engine.exec(&d.balancer_id, &d.balancer, &show_servers_state(&d.backend)).await {
-                Ok(out) => parse_servers_state(&out.output).into_iter().find(|s| s.server == d.server),
-                Err(_) => None,
-            };
-            if state.is_some_and(|s| s.addr == addr && s.running()) { Ok(()) } else { Err(()) }
-        })
-        .await;
-        if passed.is_err() {
-            say(&format!("{} still failing {}'s checks; putting it back anyway", d.server, d.balancer));
-        }
-        let ready = set_server_state(&d.backend, &d.server, "ready");
-        match engine.exec(&d.balancer_id, &d.balancer, &ready).await {
-            Ok(_) => say(&format!("{} back in rotation on {}", d.server, d.balancer)),
-            Err(err) => say(&format!("could not put {} back on {}: {err}", d.server, d.balancer)),
-        }
+        say(&format!("{} rejoins {} on probation at {addr}", d.server, d.balancer));
+        lock(balancers).push(Rejoin { action, drain: d.clone(), addr });
+    }
+}
+
+fn lock(balancers: &Balancers) -> std::sync::MutexGuard<'_, Vec<Rejoin>> {
+    balancers.rejoining.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Waits (bounded) until the load balancer's checks pass against each server on probation
+/// (those of `balancer_id`, or all), then puts it back into rotation and clears its drain
+/// record. One still failing at the limit is put back anyway and reported: HAProxy's own
+/// checks keep it out while it fails. `say` gets each line with the action that put the
+/// server on probation.
+pub async fn await_rejoined<E: Engine>(engine: &E, balancers: &Balancers, balancer_id: Option<&str>, say: SayFor<'_>) {
+    let _turn = balancers.turn.lock().await;
+    let mine: Vec<Rejoin> = {
+        let mut all = lock(balancers);
+        let (mine, rest) = all.drain(..).partition(|r| balancer_id.is_none_or(|b| r.drain.balancer_id == b));
+        *all = rest;
+        mine
+    };
+    futures_util::future::join_all(mine.iter().map(|r| rejoin(engine, r, say))).await;
+    for r in &mine {
+        mark_draining(engine, std::slice::from_ref(&r.drain), balancers, false).await;
+    }
+}
+
+/// [`await_rejoined`] for one server.
+async fn rejoin<E: Engine>(engine: &E, r: &Rejoin, say: SayFor<'_>) {
+    let (d, addr, say) = (&r.drain, &r.addr, |line: &str| say(r.action, line));
+    say(&format!("waiting for {}'s checks to pass against {addr}", d.balancer));
+    let passed = poll(REJOIN_LIMIT, Duration::from_millis(100), async || {
+        let state = match engine.exec(&d.balancer_id, &d.balancer, &show_servers_state(&d.backend)).await {
+            Ok(out) => parse_servers_state(&out.output).into_iter().find(|s| s.server == d.server),
+            Err(_) => None,
+        };
+        if state.is_some_and(|s| s.addr == *addr && s.running()) { Ok(()) } else { Err(()) }
+    })
+    .await;
+    if passed.is_err() {
+        say(&format!("{} still failing {}'s checks; putting it back anyway", d.server, d.balancer));
+    }
+    let ready = set_server_state(&d.backend, &d.server, "ready");
+    match engine.exec(&d.balancer_id, &d.balancer, &ready).await {
+        Ok(_) => say(&format!("{} back in rotation on {}", d.server, d.balancer)),
+        Err(err) => say(&format!("could not put {} back on {}: {err}", d.server, d.balancer)),
     }
 }
 

@@ -2,10 +2,12 @@
 //! bound, every container health-gated. On the first failure nothing new starts; what is in
 //! flight finishes; what had not started is left alone and reported.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
+use futures_util::future::Either;
 use futures_util::stream::FuturesUnordered;
 
 use crate::desired::{ContainerSpec, Readiness};
@@ -36,6 +38,11 @@ pub struct ExecOptions {
     /// short enough that a chain of such containers does not start much slower than Compose,
     /// which does not check at all.
     pub settle: Duration,
+    /// At most this many container removals at once, however many actions run (`None`:
+    /// `parallel` bounds them). Destroy stops every container at once, since a stop mostly
+    /// waits out the grace period the blueprint asks for, but removes a few at a time: Docker
+    /// 20.10 leaked a network endpoint when 64 containers were removed at once.
+    pub removals: Option<usize>,
 }
 
 impl Default for ExecOptions {
@@ -45,6 +52,7 @@ impl Default for ExecOptions {
             ready_timeout: Duration::from_secs(120),
             log_lines: 20,
             settle: Duration::from_millis(500),
+            removals: None,
         }
     }
 }
@@ -219,8 +227,14 @@ async fn run_plan<E: Engine>(
     cancel: &AtomicBool,
 ) -> ExecReport {
     let mut queue = DependencyQueue::new(plan);
+    let run = Shared {
+        removals: tokio::sync::Semaphore::new(opts.removals.unwrap_or(opts.parallel).clamp(1, MAX_PERMITS)),
+        balancers: balancer::Balancers::default(),
+    };
+    let run = &run;
     let mut report = ExecReport::default();
     let mut in_flight = FuturesUnordered::new();
+    let mut created_early: HashMap<ActionId, Result<String, ActionFailure>> = HashMap::new();
     let mut stopping = false;
     loop {
         if cancel.load(Ordering::SeqCst) && !stopping {
@@ -228,17 +242,29 @@ async fn run_plan<E: Engine>(
             report.interrupted = true;
         }
         if !stopping {
+            for id in queue.take_early() {
+                in_flight.push(Either::Left(async move { Done::Created(id, create_early(engine, plan, id).await) }));
+            }
             let free = opts.parallel.max(1).saturating_sub(queue.running_count());
             for id in queue.take_ready(free) {
                 sink(ExecEvent::Started { id });
                 let started = Instant::now();
-                in_flight.push(async move {
-                    let result = run_action(engine, plan, id, opts, sink).await;
-                    (id, result, started.elapsed())
-                });
+                let early = created_early.remove(&id);
+                in_flight.push(Either::Right(async move {
+                    let result = run_action(engine, plan, id, opts, run, early, sink).await;
+                    Done::Ran(id, result, started.elapsed())
+                }));
             }
         }
-        let Some((id, result, elapsed)) = in_flight.next().await else { break };
+        let (id, result, elapsed) = match in_flight.next().await {
+            None => break,
+            Some(Done::Created(id, created)) => {
+                created_early.insert(id, created);
+                queue.created_early(id);
+                continue;
+            }
+            Some(Done::Ran(id, result, elapsed)) => (id, result, elapsed),
+        };
         match result {
             Ok(()) => {
                 queue.finish(id);
@@ -258,11 +284,39 @@ async fn run_plan<E: Engine>(
             }
         }
     }
+    let say = |id: ActionId, line: &str| sink(ExecEvent::Output { id, line: line.to_string() });
+    balancer::await_rejoined(engine, &run.balancers, None, &say).await;
     for id in queue.drain_pending() {
         report.not_started.push(id);
         sink(ExecEvent::NotStarted { id });
     }
     report
+}
+
+/// What ended among a run's futures.
+enum Done {
+    /// A container created ahead of its start, or why it could not be.
+    Created(ActionId, Result<String, ActionFailure>),
+    Ran(ActionId, Result<(), ActionFailure>, Duration),
+}
+
+/// Creates the container of a `CreateContainer` action and writes its files, before the
+/// containers it depends on are ready; its action starts it later. A failure is the action's
+/// when it runs.
+async fn create_early<E: Engine>(engine: &E, plan: &Plan, id: ActionId) -> Result<String, ActionFailure> {
+    let Op::CreateContainer { spec, files, .. } = &plan.actions[id].op else {
+        unreachable!("only container creations are created early");
+    };
+    let cid = engine.create_named(&spec.name, spec, &plan.project).await.map_err(failure)?;
+    balancer::write_files(engine, &cid, &spec.name, files).await?;
+    Ok(cid)
+}
+
+/// What the actions of one run share.
+struct Shared {
+    /// Bounds container removals ([`ExecOptions::removals`]).
+    removals: tokio::sync::Semaphore,
+    balancers: balancer::Balancers,
 }
 
 fn failure(err: crate::engine::EngineError) -> ActionFailure {
@@ -273,11 +327,16 @@ fn failure(err: crate::engine::EngineError) -> ActionFailure {
     ActionFailure { hint: err.hint(), message: err.to_string(), logs: Vec::new(), output }
 }
 
+/// More removals at once than anyone asks for (the semaphore's own bound is far above).
+const MAX_PERMITS: usize = 1 << 16;
+
 async fn run_action<E: Engine>(
     engine: &E,
     plan: &Plan,
     id: ActionId,
     opts: &ExecOptions,
+    run: &Shared,
+    early: Option<Result<String, ActionFailure>>,
     sink: EventSink<'_>,
 ) -> Result<(), ActionFailure> {
     let say = |line: &str| sink(ExecEvent::Output { id, line: line.to_string() });
@@ -292,9 +351,11 @@ async fn run_action<E: Engine>(
             migrate::run(engine, &plan.project, name, *direction, marker.as_deref(), &say).await
         }
         Op::CreateContainer { spec, readiness, files } => {
-            bring_up(engine, plan, id, spec, *readiness, files, opts, &say).await
+            let name = spec.name.as_str();
+            let cid = early.transpose()?;
+            bring_up_as(engine, plan, id, name, spec, *readiness, files, cid, opts, &say).await.map(|_| ())
         }
-        Op::RecreateContainer { .. } => recreate(engine, plan, id, opts, &say).await,
+        Op::RecreateContainer { .. } => recreate(engine, plan, id, opts, &run.balancers, &say).await,
         Op::FinishReplacement { id: cid, temp_name, spec, readiness } => {
             engine.rename_container(cid, temp_name, &spec.name).await.map_err(failure)?;
             engine.start_container(cid, &spec.name).await.map_err(failure)?;
@@ -325,8 +386,10 @@ async fn run_action<E: Engine>(
             await_ready(engine, cid, name, *readiness, opts, &wait_context(plan, id, None), &say).await
         }
         Op::RemoveContainer { id: cid, name, grace_secs, drains, release_slot, anonymous_volumes } => {
-            balancer::drain(engine, drains, &say).await;
+            balancer::drain(engine, drains, &run.balancers, &say).await;
             engine.stop_container(cid, name, Duration::from_secs(*grace_secs)).await.map_err(failure)?;
+            // Never closed, so acquiring cannot fail.
+            let _permit = run.removals.acquire().await.ok();
             if *anonymous_volumes {
                 engine.remove_container_and_anonymous_volumes(cid, name).await.map_err(failure)?;
             } else {
@@ -349,6 +412,7 @@ async fn recreate<E: Engine>(
     plan: &Plan,
     id: ActionId,
     opts: &ExecOptions,
+    balancers: &balancer::Balancers,
     say: &(dyn Fn(&str) + Sync),
 ) -> Result<(), ActionFailure> {
     let Op::RecreateContainer {
@@ -374,44 +438,30 @@ async fn recreate<E: Engine>(
     if *start_first {
         let temp = format!("{}{}", spec.name, crate::plan::TEMP_SUFFIX);
         say(&format!("starting the new container as {temp}"));
-        let cid = bring_up_as(engine, plan, id, &temp, spec, *readiness, files, opts, say).await?;
+        let cid = bring_up_as(engine, plan, id, &temp, spec, *readiness, files, None, opts, say).await?;
         watch_ready(engine, &cid, &temp, *readiness, monitor, opts, say).await?;
-        balancer::mark_draining(engine, drains, true).await;
-        balancer::drain(engine, drains, say).await;
+        balancer::mark_draining(engine, drains, balancers, true).await;
+        balancer::drain(engine, drains, balancers, say).await;
         engine.stop_container(old_id, &spec.name, grace).await.map_err(failure)?;
         engine.remove_container(old_id, &spec.name).await.map_err(failure)?;
         engine.rename_container(&cid, &temp, &spec.name).await.map_err(failure)?;
     } else {
         let spec = &carry_anonymous_volumes(engine, old_id, spec, say).await?;
-        balancer::mark_draining(engine, drains, true).await;
-        balancer::drain(engine, drains, say).await;
+        balancer::mark_draining(engine, drains, balancers, true).await;
+        balancer::drain(engine, drains, balancers, say).await;
         say("stopping the old container first");
         engine.stop_container(old_id, &spec.name, grace).await.map_err(failure)?;
         engine.remove_container(old_id, &spec.name).await.map_err(failure)?;
-        let cid = bring_up_as(engine, plan, id, &spec.name, spec, *readiness, files, opts, say).await?;
+        let cid = bring_up_as(engine, plan, id, &spec.name, spec, *readiness, files, None, opts, say).await?;
         watch_ready(engine, &cid, &spec.name, *readiness, monitor, opts, say).await?;
     }
-    balancer::undrain(engine, drains, say).await;
-    balancer::mark_draining(engine, drains, false).await;
+    // The drain record is cleared once the server is back in rotation (`await_rejoined`).
+    balancer::undrain(engine, drains, balancers, id, say).await;
     Ok(())
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn bring_up<E: Engine>(
-    engine: &E,
-    plan: &Plan,
-    action: ActionId,
-    spec: &ContainerSpec,
-    readiness: Readiness,
-    files: &[FileSpec],
-    opts: &ExecOptions,
-    say: &(dyn Fn(&str) + Sync),
-) -> Result<(), ActionFailure> {
-    bring_up_as(engine, plan, action, &spec.name, spec, readiness, files, opts, say).await.map(|_| ())
-}
-
-/// Creates `spec` under `name`, writes its files, starts it and waits until ready; returns
-/// its ID.
+/// Creates `spec` under `name` and writes its files (unless `created`, the ID of a container
+/// created early), starts it and waits until ready; returns its ID.
 #[allow(clippy::too_many_arguments)]
 async fn bring_up_as<E: Engine>(
     engine: &E,
@@ -421,21 +471,34 @@ async fn bring_up_as<E: Engine>(
     spec: &ContainerSpec,
     readiness: Readiness,
     files: &[FileSpec],
+    created: Option<String>,
     opts: &ExecOptions,
     say: &(dyn Fn(&str) + Sync),
 ) -> Result<String, ActionFailure> {
-    let cid = engine.create_named(name, spec, &plan.project).await.map_err(failure)?;
-    balancer::write_files(engine, &cid, name, files).await?;
+    let cid = match created {
+        Some(cid) => cid,
+        None => {
+            let cid = engine.create_named(name, spec, &plan.project).await.map_err(failure)?;
+            balancer::write_files(engine, &cid, name, files).await?;
+            cid
+        }
+    };
     if let Err(err) = engine.start_container(&cid, name).await {
         let mut f = failure(err);
         f.logs = engine.logs_tail(&cid, opts.log_lines).await.unwrap_or_default();
         return Err(f);
     }
     let context = wait_context(plan, action, spec.healthcheck.as_ref().map(|h| h.retries));
-    await_ready(engine, &cid, name, readiness, opts, &context, say).await?;
-    if let Some(pool) = balancer::pool_of(files) {
-        balancer::await_pool_up(engine, &cid, name, &pool, say).await;
-    }
+    // A load balancer's servers come UP while it proves it keeps running: both waits at once,
+    // and a failed start ends both.
+    let pool_up = async {
+        if let Some(pool) = balancer::pool_of(files) {
+            balancer::await_pool_up(engine, &cid, name, &pool, say).await;
+        }
+        Ok(())
+    };
+    let ready = await_ready(engine, &cid, name, readiness, opts, &context, say);
+    futures_util::future::try_join(ready, pool_up).await?;
     Ok(cid)
 }
 

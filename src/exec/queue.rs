@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 
-use crate::plan::{ActionId, Plan};
+use crate::plan::{ActionId, Op, Plan};
 
 /// Tracks finished, running and blocked actions of one plan.
 #[derive(Debug)]
@@ -18,6 +18,26 @@ pub struct DependencyQueue {
     /// Not started and no longer waiting for anything, lowest id first (plan order).
     ready: BTreeSet<ActionId>,
     running: BTreeSet<ActionId>,
+    /// For each action, how many of its prerequisites that are more than readiness gates
+    /// have not finished (see [`DependencyQueue::take_early`]).
+    hard_waiting: Vec<usize>,
+    /// Edges (prerequisite, action) that only gate an action's start, not its creation.
+    soft: BTreeSet<(ActionId, ActionId)>,
+    /// Actions that may be created ahead of their start, not taken yet.
+    early: BTreeSet<ActionId>,
+}
+
+/// Whether `op` makes a container ready (created or replaced, started, re-seeded): what a
+/// container depending on it waits for before it *starts*, not before it is created.
+fn readies_a_container(op: &Op) -> bool {
+    matches!(
+        op,
+        Op::CreateContainer { .. }
+            | Op::RecreateContainer { .. }
+            | Op::StartContainer { .. }
+            | Op::FinishReplacement { .. }
+            | Op::ReseedReplica { .. }
+    )
 }
 
 impl DependencyQueue {
@@ -25,18 +45,48 @@ impl DependencyQueue {
         let n = plan.actions.len();
         let mut dependents = vec![Vec::new(); n];
         let mut waiting_for = vec![0; n];
+        let mut hard_waiting = vec![0; n];
+        let mut soft = BTreeSet::new();
         for action in &plan.actions {
             let mut after = action.after.clone();
             after.sort_unstable();
             after.dedup();
+            let creates = matches!(action.op, Op::CreateContainer { .. });
             for dep in after.into_iter().filter(|dep| *dep < n && *dep != action.id) {
                 dependents[dep].push(action.id);
                 waiting_for[action.id] += 1;
+                if creates && readies_a_container(&plan.actions[dep].op) {
+                    soft.insert((dep, action.id));
+                } else {
+                    hard_waiting[action.id] += 1;
+                }
             }
         }
         let pending: BTreeSet<ActionId> = plan.actions.iter().map(|a| a.id).collect();
         let ready = pending.iter().copied().filter(|id| waiting_for[*id] == 0).collect();
-        DependencyQueue { dependents, waiting_for, pending, ready, running: BTreeSet::new() }
+        let early = pending.iter().copied().filter(|id| waiting_for[*id] > 0 && hard_waiting[*id] == 0).collect();
+        let running = BTreeSet::new();
+        DependencyQueue { dependents, waiting_for, pending, ready, running, hard_waiting, soft, early }
+    }
+
+    /// Takes the container creations that wait only for other containers to be ready (a
+    /// `depends_on` condition): they may be created now and *started* once those are ready,
+    /// as Compose creates every container before it starts any. Each counts as waiting for
+    /// its early creation too, until [`DependencyQueue::created_early`].
+    pub fn take_early(&mut self) -> Vec<ActionId> {
+        let taken: Vec<ActionId> = std::mem::take(&mut self.early).into_iter().collect();
+        for id in &taken {
+            self.waiting_for[*id] += 1;
+        }
+        taken
+    }
+
+    /// An early creation ended (either way): the action may run once its gates are done.
+    pub fn created_early(&mut self, id: ActionId) {
+        self.waiting_for[id] -= 1;
+        if self.waiting_for[id] == 0 && self.pending.contains(&id) {
+            self.ready.insert(id);
+        }
     }
 
     /// Takes up to `limit` actions whose prerequisites are all done, marking them running.
@@ -56,7 +106,14 @@ impl DependencyQueue {
         for &next in &self.dependents[id] {
             self.waiting_for[next] -= 1;
             if self.waiting_for[next] == 0 && self.pending.contains(&next) {
+                self.early.remove(&next);
                 self.ready.insert(next);
+            } else if !self.soft.contains(&(id, next)) {
+                self.hard_waiting[next] -= 1;
+                // Only soft edges left: a creation gated on other containers' readiness.
+                if self.hard_waiting[next] == 0 && self.pending.contains(&next) {
+                    self.early.insert(next);
+                }
             }
         }
     }
@@ -69,6 +126,7 @@ impl DependencyQueue {
     /// Stops everything that has not started; returns what was dropped.
     pub fn drain_pending(&mut self) -> Vec<ActionId> {
         self.ready.clear();
+        self.early.clear();
         std::mem::take(&mut self.pending).into_iter().collect()
     }
 

@@ -4,8 +4,10 @@
 //! creation (before the first start) and, when the pool changes, into the running container
 //! followed by SIGUSR2, which makes HAProxy's master start a new worker on the same sockets —
 //! a reload without dropped connections. The pool is not part of the container's spec hash,
-//! so scaling the web tier never recreates the load balancer. Active health checks (1 s, 2
-//! failures) take a dead backend out within ~2 s; `rise 2` lets it back once healthy.
+//! so scaling the web tier never recreates the load balancer. Active health checks (every 1 s
+//! while a server is up, every 250 ms while it is down or changing state; 2 failures) take a
+//! dead backend out within ~1.3 s; `rise 2` lets it back once healthy, ~0.5 s after its
+//! probation began (two passed checks), which is what a rolling replacement waits for.
 
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -292,7 +294,7 @@ backend {backend}\n\
     balance roundrobin\n\
     option httpchk GET /healthz\n\
     http-check expect status 200\n\
-    default-server check inter 1s fall 2 rise 2 resolvers docker init-addr last,libc,none\n"
+    default-server check inter 1s fastinter 250ms downinter 250ms fall 2 rise 2 resolvers docker init-addr last,libc,none\n"
     ));
     for server in servers {
         out.push_str(&format!("    server {server} {server}:{port}\n"));

@@ -1,7 +1,7 @@
 //! One apply pass: observe, plan (primaries as the markers say), let the caller review the
 //! plan, run it, and observe the result. `scale apply` and `scale failover -f` are this pass.
 
-use crate::engine::{Engine, observe_project};
+use crate::engine::{Engine, observe_project, observe_project_expecting};
 use crate::exec::ExecReport;
 use crate::observed::ObservedState;
 use crate::plan::{Plan, Scope};
@@ -59,6 +59,21 @@ pub async fn apply<E: Engine>(
     apply_scoped(engine, desired, &Scope::default(), hooks).await
 }
 
+/// Observes and plans `desired` within `scope` without the project lock: the (empty) plan
+/// and what was observed when nothing needs doing, `None` when something does. A no-op apply
+/// is a read, like `scale plan`, so it need not create and remove the lock container (most of
+/// its time); the caller checks that no other command held the lock meanwhile, and anything
+/// with changes goes the locked way, which observes afresh.
+pub async fn unlocked_in_sync<E: Engine>(
+    engine: &E,
+    desired: &DesiredState,
+    scope: &Scope,
+) -> Result<Option<(Plan, ObservedState)>, OpsError> {
+    let observed = observe_desired(engine, desired).await.map_err(OpsError::Observe)?;
+    let plan = crate::plan::plan_scoped(desired, &observed, scope)?;
+    Ok((!plan.has_changes()).then_some((plan, observed)))
+}
+
 /// One apply pass within `scope` (`apply --only`, `--replace`).
 pub async fn apply_scoped<E: Engine>(
     engine: &E,
@@ -66,7 +81,7 @@ pub async fn apply_scoped<E: Engine>(
     scope: &Scope,
     hooks: &mut impl ApplyHooks<E>,
 ) -> Result<Applied, OpsError> {
-    let observed = observe_project(engine, &desired.project).await.map_err(OpsError::Observe)?;
+    let observed = observe_desired(engine, desired).await.map_err(OpsError::Observe)?;
     let plan = crate::plan::plan_scoped(desired, &observed, scope)?;
     hooks.planned(&plan);
     if !plan.has_changes() {
@@ -85,4 +100,13 @@ pub async fn apply_scoped<E: Engine>(
         false => None,
     };
     Ok(Applied::Done { plan, report, after })
+}
+
+/// The project as observed, with the desired load balancers' pool records read alongside.
+async fn observe_desired<E: Engine>(
+    engine: &E,
+    desired: &DesiredState,
+) -> Result<ObservedState, crate::engine::EngineError> {
+    let balancers: Vec<String> = desired.load_balancers.keys().cloned().collect();
+    observe_project_expecting(engine, &desired.project, &balancers).await
 }
