@@ -36,6 +36,7 @@ const SERVICE_KEYS: &[&str] = &[
     "restart",
     "stop_grace_period",
     "labels",
+    "zones",
     "rollout",
     "deploy",
     "backends",
@@ -511,6 +512,7 @@ impl Decoder<'_> {
             restart: RestartPolicy::No,
             stop_grace_period: None,
             labels: BTreeMap::new(),
+            zones: Vec::new(),
             rollout: RolloutPolicy::default(),
             load_balancer: None,
             postgres: None,
@@ -546,6 +548,7 @@ impl Decoder<'_> {
                 "restart" => s.restart = self.restart(v, &f),
                 "stop_grace_period" => s.stop_grace_period = self.duration(v, &f),
                 "labels" => s.labels = self.plain_map(v, &f),
+                "zones" => s.zones = self.zones(v, &f),
                 "rollout" => self.rollout(v, &f, ROLLOUT_KEYS, &mut s.rollout),
                 _ => self.compose_key(&mut s, k, v, &f),
             }
@@ -645,6 +648,36 @@ impl Decoder<'_> {
             }
             None => {}
         }
+    }
+
+    /// `zones:`: data-centre names. Each becomes part of a network alias (`db-dc-b`), a label
+    /// value and `scale chaos dc:NAME`, hence the DNS-label spelling; each may appear once.
+    fn zones(&mut self, node: &Node, what: &str) -> Vec<At<String>> {
+        let Value::Seq(items) = &node.value else {
+            self.wrong_type(node, what, "a list of data-centre names");
+            return Vec::new();
+        };
+        let mut out: Vec<At<String>> = Vec::with_capacity(items.len());
+        for item in items {
+            let Some(zone) = self.string(item, what) else { continue };
+            let valid = zone.value.len() <= 32
+                && zone.value.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+                && zone.value.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+            if !valid {
+                self.error(zone.pos, format!("{what}: `{}` is not a data-centre name", zone.value)).hint =
+                    Some("use lower-case letters, digits and `-` (at most 32), e.g. `dc-a`".into());
+            } else if out.iter().any(|z| z.value == zone.value) {
+                self.error(zone.pos, format!("{what}: `{}` is listed twice", zone.value)).hint =
+                    Some("list each data centre once: replicas are spread over the list in turn".into());
+            } else {
+                out.push(zone);
+            }
+        }
+        if out.is_empty() && items.is_empty() {
+            self.error(node.pos, format!("{what}: an empty list")).hint =
+                Some("name at least one data centre, or remove `zones:`".into());
+        }
+        out
     }
 
     /// A rollout policy: the blueprint's `rollout:` or Compose's `deploy.update_config` (one

@@ -40,6 +40,8 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import geo  # stage 8: X-Dc
+
 HOSTNAME = socket.gethostname()
 APP_VERSION = os.environ.get("APP_VERSION", "1") or "1"
 PORT = int(os.environ.get("PORT", "8000"))
@@ -787,6 +789,8 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("X-App-Version", APP_VERSION)
         self.send_header("X-Db-Node", db[0])
         self.send_header("X-Db-Role", db[1])
+        for k, v in geo.HEADERS.items():
+            self.send_header(k, v)
         self.send_header("Connection", "close")
         for k, v in (extra or {}).items():
             self.send_header(k, v)
