@@ -52,8 +52,10 @@ pub async fn run(args: Args, global: &Global, ui: Ui) -> anyhow::Result<u8> {
             .collect(),
         None => vec![one_target(&engine, &project, &observed, &args.target).await?],
     };
-    for victim in &victims {
-        victim.fault(&engine, args.fault).await?;
+    // All at once: a data centre is lost in one blow, not one container per grace period.
+    let outcomes = futures_util::future::join_all(victims.iter().map(|v| v.fault(&engine, args.fault))).await;
+    for (victim, outcome) in victims.iter().zip(outcomes) {
+        outcome?;
         let done = args.fault.done();
         say(
             ui,
