@@ -96,7 +96,7 @@ impl Walk {
     }
 
     /// One request from inside a region's client: (status, X-Dc, body).
-    fn from_client(
+    fn ask_in(
         &self,
         client: &str,
         method: &str,
@@ -121,13 +121,13 @@ impl Walk {
     fn served_by(&self, client: &str, dc: &str) {
         let client = self.container(client, 1);
         poll(Duration::from_secs(60), &format!("{client} served by dc {dc}"), || {
-            match self.from_client(&client, "GET", "/users/12", None)? {
+            match self.ask_in(&client, "GET", "/users/12", None)? {
                 (200, got, _) if got == dc => Ok(()),
                 other => Err(format!("{other:?}")),
             }
         });
         for _ in 0..5 {
-            let answer = self.from_client(&client, "GET", "/users/12", None).expect("a request from the client");
+            let answer = self.ask_in(&client, "GET", "/users/12", None).expect("a request from the client");
             assert_eq!((answer.0, answer.1.as_str()), (200, dc), "{client}: {answer:?}");
         }
         self.log(&format!("{client}: served by dc {dc}"));
@@ -218,7 +218,7 @@ fn the_link_carries_replication_and_writes(w: &Walk, lb: u16) -> u64 {
     });
     w.log(&format!("db-2 (dc-b): {sender}"));
     let (code, dc, body) = w
-        .from_client(&w.container("client-b", 1), "POST", "/users", Some(r#"{"firstName":"Bea","lastName":"Dcb"}"#))
+        .ask_in(&w.container("client-b", 1), "POST", "/users", Some(r#"{"firstName":"Bea","lastName":"Dcb"}"#))
         .expect("POST from region b");
     assert_eq!((code, dc.as_str()), (201, "b"), "{body}");
     let id = serde_json::from_str::<serde_json::Value>(&body).expect("JSON")["id"].as_u64().expect("an id");
