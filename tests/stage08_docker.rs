@@ -112,7 +112,7 @@ impl Walk {
     ) -> Result<(u16, String, String), String> {
         let url = format!("http://shop.example{path}");
         let mut args =
-            vec!["exec", client, "curl", "-s", "-m", "5", "-X", method, "-w", "\n%{http_code} %header{x-dc}"];
+            vec!["exec", client, "curl", "-s", "-m", "20", "-X", method, "-w", "\n%{http_code} %header{x-dc}"];
         if let Some(body) = body {
             args.extend(["-H", "Content-Type: application/json", "-d", body]);
         }
