@@ -1158,6 +1158,20 @@ mod tests {
     }
 
     #[test]
+    fn zones_are_data_centre_names_each_listed_once() {
+        let (kept, _, problems) = decoded("services:\n  web:\n    image: nginx\n    zones: [dc-a, dc-b]\n");
+        assert_eq!((kept, problems), (vec!["web".to_string()], vec![]));
+        for (zones, wrong) in
+            [("[DC_A]", "is not a data-centre name"), ("[dc-a, dc-a]", "listed twice"), ("[]", "empty list")]
+        {
+            let (_, incomplete, problems) =
+                decoded(&format!("services:\n  web:\n    image: nginx\n    zones: {zones}\n"));
+            assert_eq!(incomplete, ["web"], "{zones}");
+            assert!(problems.len() == 1 && problems[0].contains(wrong), "{zones}: {problems:?}");
+        }
+    }
+
+    #[test]
     fn a_service_with_only_unknown_keys_is_kept_whole() {
         let (kept, incomplete, problems) = decoded(
             "services:\n  web:\n    image: nginx\n    imagee: x\n    healthcheck:\n      test: [CMD, true]\n      intervall: 1s\n",
