@@ -61,13 +61,13 @@ impl Walk {
         stage_file(self.dir.path(), name)
     }
 
-    /// Applies `name`; up to two more applies are allowed when one fails (said in the log): on
+    /// Applies `name`; up to four more applies are allowed when one fails (said in the log): on
     /// an engine shared by several suites a 1 s healthcheck can time out while a container is
     /// fine, and apply is made to be run again. The plan afterwards must be empty.
     fn apply(&self, name: &str) {
         let file = self.file(name);
         let mut run = Scale::new(&["apply", "--yes", "-p", &self.p, &file]).envs(ENV).isolated().run();
-        for _ in 0..2 {
+        for _ in 0..4 {
             if run.code == Some(0) {
                 break;
             }
