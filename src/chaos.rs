@@ -19,6 +19,16 @@ pub enum Fault {
 }
 
 impl Fault {
+    /// The past participle the messages use (`killed shop-web-1 ...`).
+    pub fn done(self) -> &'static str {
+        match self {
+            Fault::Kill => "killed",
+            Fault::Stop => "stopped",
+            Fault::Pause => "paused",
+            Fault::Disconnect => "disconnected",
+        }
+    }
+
     /// Whether `--for` can restore this fault afterwards.
     pub fn is_reversible(self) -> bool {
         matches!(self, Fault::Pause | Fault::Disconnect)
@@ -79,6 +89,43 @@ pub fn resolve<'a>(
     Err(format!("no container or service `{target}` in project {project}{hint}"))
 }
 
+/// The prefix of a target that names a whole data centre: `dc:dc-a`.
+pub const ZONE_PREFIX: &str = "dc:";
+
+/// The data centre a `dc:NAME` target names, if it is one.
+pub fn zone_target(target: &str) -> Option<&str> {
+    target.strip_prefix(ZONE_PREFIX)
+}
+
+/// Every running container placed in data centre `zone` (the `io.scale.zone` label its
+/// service's `zones:` gave it), sorted by name: losing a data centre is losing all of them at
+/// once. An error names the zones that exist when none is running there.
+pub fn resolve_zone<'a>(
+    project: &str,
+    observed: &'a ObservedState,
+    zone: &str,
+) -> Result<Vec<&'a ObservedContainer>, String> {
+    let zone_of = |c: &ObservedContainer| c.labels.get(crate::labels::ZONE).cloned();
+    let placed: Vec<&ObservedContainer> =
+        observed.containers.values().filter(|c| zone_of(c).as_deref() == Some(zone)).collect();
+    let running: Vec<&ObservedContainer> = placed.iter().copied().filter(|c| c.state == RunState::Running).collect();
+    if !running.is_empty() {
+        return Ok(running);
+    }
+    if !placed.is_empty() {
+        return Err(format!("data centre {zone} has no running container to break (see `scale status`)"));
+    }
+    let mut zones: Vec<String> = observed.containers.values().filter_map(zone_of).collect();
+    zones.sort();
+    zones.dedup();
+    let hint = match crate::diag::did_you_mean(zone, zones.iter().map(String::as_str)) {
+        Some(best) => format!("; did you mean `{ZONE_PREFIX}{best}`?"),
+        None if zones.is_empty() => "; no service of it has `zones:`".to_string(),
+        None => format!("; data centres: {}", zones.join(", ")),
+    };
+    Err(format!("no container of project {project} is placed in data centre `{zone}`{hint}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -125,6 +172,24 @@ mod tests {
         assert_eq!(resolve("shop", &o, "db-primary", &roles, 3).unwrap().name, "shop-db-2");
         let replica = resolve("shop", &o, "db-replica", &roles, 1).unwrap().name.clone();
         assert!(replica == "shop-db-1" || replica == "shop-db-3");
+    }
+
+    #[test]
+    fn a_data_centre_is_every_running_container_placed_in_it() {
+        let mut o = observed();
+        for (name, zone) in
+            [("shop-web-1", "dc-a"), ("shop-web-2", "dc-a"), ("shop-db-1", "dc-a"), ("shop-db-2", "dc-b")]
+        {
+            o.containers.get_mut(name).unwrap().labels.insert(crate::labels::ZONE.into(), zone.into());
+        }
+        assert_eq!(zone_target("dc:dc-a"), Some("dc-a"));
+        assert_eq!(zone_target("web"), None);
+        let names: Vec<&str> = resolve_zone("shop", &o, "dc-a").unwrap().iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["shop-db-1", "shop-web-1"], "shop-web-2 is not running");
+        o.containers.get_mut("shop-db-2").unwrap().state = RunState::Exited;
+        assert!(resolve_zone("shop", &o, "dc-b").unwrap_err().contains("no running container"));
+        let err = resolve_zone("shop", &o, "dc-c").unwrap_err();
+        assert!(err.contains("did you mean `dc:dc-"), "{err}");
     }
 
     #[test]

@@ -52,6 +52,7 @@ pub fn desired_state(
                 c.labels.insert(crate::labels::NETWORK_FROM.to_string(), owner.hash());
             }
         }
+        place_in_zones(service, &mut containers);
         state.services.push(service_spec(service, &containers, completed_needed.contains(service.name.as_str())));
         for c in containers {
             state.containers.insert(c.name.clone(), c);
@@ -301,6 +302,31 @@ fn expand(
                 }
             }
             containers
+        }
+    }
+}
+
+/// Spreads a service's containers over its `zones:` in turn (replica or database node `n` in
+/// the `(n-1) % len`-th), the way Swarm's spread placement does: each container carries its
+/// zone as a label (`scale chaos stop dc:dc-a` finds them by it), as `SCALE_ZONE` (the demo
+/// app's `X-Dc`, the database image's replication route) and as a network alias
+/// `<service>-<zone>` on each of its networks, so a client reaches "the `db` node in dc-b"
+/// (`db-dc-b`) without knowing node numbers. Per-zone networks and settings are the
+/// blueprint's to write: a data centre's own load balancer and web tier are services of
+/// their own, each in one zone.
+fn place_in_zones(service: &Service, containers: &mut [ContainerSpec]) {
+    if service.zones.is_empty() {
+        return;
+    }
+    for c in containers {
+        let zone = &service.zones[(c.replica.max(1) as usize - 1) % service.zones.len()].value;
+        c.labels.insert(crate::labels::ZONE.to_string(), zone.clone());
+        c.env.insert("SCALE_ZONE".to_string(), zone.clone());
+        let alias = format!("{}-{zone}", service.name);
+        for attachment in &mut c.networks {
+            if !attachment.aliases.contains(&alias) {
+                attachment.aliases.push(alias.clone());
+            }
         }
     }
 }

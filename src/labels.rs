@@ -47,6 +47,10 @@ pub const ROLE: &str = "io.scale.role";
 /// Compose recreates it.
 pub const NETWORK_FROM: &str = "io.scale.network-from";
 
+/// The data centre (zone) a container is placed in, from its service's `zones:` list:
+/// `scale chaos stop dc:dc-a` breaks every container carrying `dc-a`.
+pub const ZONE: &str = "io.scale.zone";
+
 /// When the project may be reaped (RFC 3339), on everything `apply --ttl` creates.
 pub const EXPIRES_AT: &str = crate::spec::EXPIRES_AT_LABEL;
 

@@ -729,3 +729,24 @@ fn a_replica_that_cannot_stream_is_reseeded_with_the_reason_and_keeps_its_contai
     assert_eq!(h.ids("shop")["shop-db-2"], before["shop-db-2"], "re-seeding restarts, it does not recreate");
     assert_eq!(h.observe("shop").containers["shop-db-2"].state, RunState::Running);
 }
+
+/// `zones:` spreads a service's containers over data centres in turn: each carries its zone as
+/// a label, as `SCALE_ZONE` and as a `<service>-<zone>` alias; a service without `zones:`
+/// gets none of them.
+#[test]
+fn zones_spread_containers_over_data_centres() {
+    let d = desired("zones.yaml", &[]);
+    let mut text = String::new();
+    for c in d.containers.values() {
+        let aliases: Vec<String> =
+            c.networks.iter().map(|n| format!("{}={}", n.network, n.aliases.join("+"))).collect();
+        text += &format!(
+            "{}: label {:?}, SCALE_ZONE {:?}, networks {}\n",
+            c.name,
+            c.labels.get("io.scale.zone"),
+            c.env.get("SCALE_ZONE"),
+            aliases.join(" ")
+        );
+    }
+    insta::assert_snapshot!("zones", text);
+}

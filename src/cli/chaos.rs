@@ -19,7 +19,8 @@ pub struct Args {
     #[arg(value_enum)]
     pub fault: Fault,
     /// A container (`web-2`, `shop-web-2`), a service (`web`: one running replica is
-    /// picked), or a database role (`db-primary`, `db-replica`).
+    /// picked), a database role (`db-primary`, `db-replica`), or a whole data centre
+    /// (`dc:dc-a`: every running container its `zones:` placed there).
     pub target: String,
     /// Restore a pause or a disconnect after this long (e.g. 30s).
     #[arg(long = "for", value_name = "DURATION", value_parser = parse_duration)]
@@ -46,51 +47,30 @@ pub async fn run(args: Args, global: &Global, ui: Ui) -> anyhow::Result<u8> {
     let engine = connect().await?;
     let observed =
         crate::engine::observe_project(&engine, &project).await.context("cannot read the project's state")?;
-    let roles: BTreeMap<String, String> = if args.target.ends_with("-primary") || args.target.ends_with("-replica") {
-        crate::engine::live::database_nodes(&engine, &observed)
-            .await
+    let victims = match crate::chaos::zone_target(&args.target) {
+        Some(zone) => crate::chaos::resolve_zone(&project, &observed, zone)
+            .map_err(anyhow::Error::msg)?
             .into_iter()
-            .filter_map(|n| Some((n.container, n.status?.role)))
-            .collect()
-    } else {
-        BTreeMap::new()
+            .map(|c| Victim::of(c, None))
+            .collect(),
+        None => vec![one_target(&engine, &project, &observed, &args.target).await?],
     };
-    let pick =
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos() as usize);
-    let target = resolve(&project, &observed, &args.target, &roles, pick).map_err(anyhow::Error::msg)?;
-    let (id, name) = (target.id.clone(), target.name.clone());
-    let role = roles.get(&name).map(|r| format!(", {r}")).unwrap_or_default();
-    let what = format!("{name} (service {}{role})", target.service().unwrap_or("?"));
-    let networks = target.networks.clone();
-    let aliases: BTreeMap<String, Vec<String>> =
-        target.spec().map(|s| s.networks.into_iter().map(|n| (n.network, n.aliases)).collect()).unwrap_or_default();
-
-    let done = match args.fault {
-        Fault::Kill => {
-            engine.signal(&id, &name, "SIGKILL").await?;
-            "killed"
-        }
-        Fault::Stop => {
-            let grace = target.spec().and_then(|s| s.stop_grace_secs).unwrap_or(crate::plan::DEFAULT_STOP_GRACE_SECS);
-            engine.stop_container(&id, &name, Duration::from_secs(grace)).await?;
-            "stopped"
-        }
-        Fault::Pause => {
-            engine.pause_container(&id, &name).await?;
-            "paused"
-        }
-        Fault::Disconnect => {
-            for network in &networks {
-                engine.disconnect(&id, &name, network).await?;
-            }
-            "disconnected"
-        }
-    };
-    say(ui, &format!("{done} {what}"), json!({"event": done, "container": name, "service": target.service()}));
+    // All at once: a data centre is lost in one blow, not one container per grace period.
+    let outcomes = futures_util::future::join_all(victims.iter().map(|v| v.fault(&engine, args.fault))).await;
+    for (victim, outcome) in victims.iter().zip(outcomes) {
+        outcome?;
+        let done = args.fault.done();
+        say(
+            ui,
+            &format!("{done} {}", victim.what),
+            json!({"event": done, "container": victim.name, "service": victim.service}),
+        );
+    }
 
     let Some(duration) = args.duration else {
         let repair = if args.fault == Fault::Disconnect { "reconnects" } else { "repairs" };
-        ui.say(format!("`scale apply` {repair} it (or `scale apply --watch` does by itself)."));
+        let them = if victims.len() == 1 { "it" } else { "them" };
+        ui.say(format!("`scale apply` {repair} {them} (or `scale apply --watch` does by itself)."));
         return Ok(0);
     };
     say(
@@ -102,17 +82,95 @@ pub async fn run(args: Args, global: &Global, ui: Ui) -> anyhow::Result<u8> {
         _ = tokio::time::sleep(duration) => {}
         _ = tokio::signal::ctrl_c() => ui.say("interrupt: restoring now"),
     }
-    match args.fault {
-        Fault::Pause => engine.unpause_container(&id, &name).await?,
-        _ => {
-            for network in &networks {
-                let names = aliases.get(network).cloned().unwrap_or_default();
-                engine.connect(&id, &name, network, &names).await?;
-            }
+    for victim in &victims {
+        victim.restore(&engine, args.fault).await?;
+        say(ui, &format!("restored {}", victim.name), json!({"event": "restored", "container": victim.name}));
+    }
+    Ok(0)
+}
+
+/// The one container a container, service or role target names (roles looked up live).
+async fn one_target(
+    engine: &impl Engine,
+    project: &str,
+    observed: &crate::observed::ObservedState,
+    target: &str,
+) -> anyhow::Result<Victim> {
+    let roles: BTreeMap<String, String> = if target.ends_with("-primary") || target.ends_with("-replica") {
+        crate::engine::live::database_nodes(engine, observed)
+            .await
+            .into_iter()
+            .filter_map(|n| Some((n.container, n.status?.role)))
+            .collect()
+    } else {
+        BTreeMap::new()
+    };
+    let pick =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos() as usize);
+    let found = resolve(project, observed, target, &roles, pick).map_err(anyhow::Error::msg)?;
+    Ok(Victim::of(found, roles.get(&found.name).map(String::as_str)))
+}
+
+/// A container about to be broken, with what restoring it needs (its networks and aliases).
+struct Victim {
+    id: String,
+    name: String,
+    service: Option<String>,
+    /// `shop-db-1 (service db, primary)`, for the messages.
+    what: String,
+    networks: Vec<String>,
+    aliases: BTreeMap<String, Vec<String>>,
+    grace: Duration,
+}
+
+impl Victim {
+    fn of(c: &crate::observed::ObservedContainer, role: Option<&str>) -> Victim {
+        let role = role.map(|r| format!(", {r}")).unwrap_or_default();
+        let spec = c.spec();
+        Victim {
+            id: c.id.clone(),
+            name: c.name.clone(),
+            service: c.service().map(str::to_string),
+            what: format!("{} (service {}{role})", c.name, c.service().unwrap_or("?")),
+            networks: c.networks.clone(),
+            aliases: spec
+                .as_ref()
+                .map(|s| s.networks.iter().map(|n| (n.network.clone(), n.aliases.clone())).collect())
+                .unwrap_or_default(),
+            grace: Duration::from_secs(
+                spec.and_then(|s| s.stop_grace_secs).unwrap_or(crate::plan::DEFAULT_STOP_GRACE_SECS),
+            ),
         }
     }
-    say(ui, &format!("restored {name}"), json!({"event": "restored", "container": name}));
-    Ok(0)
+
+    async fn fault(&self, engine: &impl Engine, fault: Fault) -> anyhow::Result<()> {
+        let (id, name) = (self.id.as_str(), self.name.as_str());
+        match fault {
+            Fault::Kill => engine.signal(id, name, "SIGKILL").await?,
+            Fault::Stop => engine.stop_container(id, name, self.grace).await?,
+            Fault::Pause => engine.pause_container(id, name).await?,
+            Fault::Disconnect => {
+                for network in &self.networks {
+                    engine.disconnect(id, name, network).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn restore(&self, engine: &impl Engine, fault: Fault) -> anyhow::Result<()> {
+        let (id, name) = (self.id.as_str(), self.name.as_str());
+        match fault {
+            Fault::Pause => engine.unpause_container(id, name).await?,
+            _ => {
+                for network in &self.networks {
+                    let names = self.aliases.get(network).cloned().unwrap_or_default();
+                    engine.connect(id, name, network, &names).await?;
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 /// `scale chaos kill|stop node:HOSTNAME`: a whole node of the local test cluster (its

@@ -37,6 +37,7 @@ const SERVICE_KEYS: &[&str] = &[
     "restart",
     "stop_grace_period",
     "labels",
+    "zones",
     "rollout",
     "deploy",
     "backends",
@@ -517,6 +518,7 @@ impl Decoder<'_> {
             restart: RestartPolicy::No,
             stop_grace_period: None,
             labels: BTreeMap::new(),
+            zones: Vec::new(),
             rollout: RolloutPolicy::default(),
             load_balancer: None,
             postgres: None,
@@ -555,6 +557,7 @@ impl Decoder<'_> {
                 "restart" => s.restart = self.restart(v, &f),
                 "stop_grace_period" => s.stop_grace_period = self.duration(v, &f),
                 "labels" => s.labels = self.plain_map(v, &f),
+                "zones" => s.zones = self.zones(v, &f),
                 "rollout" => self.rollout(v, &f, ROLLOUT_KEYS, &mut s.rollout),
                 _ => self.compose_key(&mut s, k, v, &f),
             }
@@ -654,6 +657,36 @@ impl Decoder<'_> {
             }
             None => {}
         }
+    }
+
+    /// `zones:`: data-centre names. Each becomes part of a network alias (`db-dc-b`), a label
+    /// value and `scale chaos dc:NAME`, hence the DNS-label spelling; each may appear once.
+    fn zones(&mut self, node: &Node, what: &str) -> Vec<At<String>> {
+        let Value::Seq(items) = &node.value else {
+            self.wrong_type(node, what, "a list of data-centre names");
+            return Vec::new();
+        };
+        let mut out: Vec<At<String>> = Vec::with_capacity(items.len());
+        for item in items {
+            let Some(zone) = self.string(item, what) else { continue };
+            let valid = zone.value.len() <= 32
+                && zone.value.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+                && zone.value.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+            if !valid {
+                self.error(zone.pos, format!("{what}: `{}` is not a data-centre name", zone.value)).hint =
+                    Some("use lower-case letters, digits and `-` (at most 32), e.g. `dc-a`".into());
+            } else if out.iter().any(|z| z.value == zone.value) {
+                self.error(zone.pos, format!("{what}: `{}` is listed twice", zone.value)).hint =
+                    Some("list each data centre once: replicas are spread over the list in turn".into());
+            } else {
+                out.push(zone);
+            }
+        }
+        if out.is_empty() && items.is_empty() {
+            self.error(node.pos, format!("{what}: an empty list")).hint =
+                Some("name at least one data centre, or remove `zones:`".into());
+        }
+        out
     }
 
     /// A rollout policy: the blueprint's `rollout:` or Compose's `deploy.update_config` (one
@@ -1146,6 +1179,20 @@ mod tests {
         let bp = bp.expect("a partial blueprint");
         let kept = bp.services.iter().map(|s| s.name.clone()).collect();
         (kept, bp.incomplete_services, problems.0.into_iter().map(|d| d.message).collect())
+    }
+
+    #[test]
+    fn zones_are_data_centre_names_each_listed_once() {
+        let (kept, _, problems) = decoded("services:\n  web:\n    image: nginx\n    zones: [dc-a, dc-b]\n");
+        assert_eq!((kept, problems), (vec!["web".to_string()], vec![]));
+        for (zones, wrong) in
+            [("[DC_A]", "is not a data-centre name"), ("[dc-a, dc-a]", "listed twice"), ("[]", "empty list")]
+        {
+            let (_, incomplete, problems) =
+                decoded(&format!("services:\n  web:\n    image: nginx\n    zones: {zones}\n"));
+            assert_eq!(incomplete, ["web"], "{zones}");
+            assert!(problems.len() == 1 && problems[0].contains(wrong), "{zones}: {problems:?}");
+        }
     }
 
     #[test]

@@ -141,6 +141,9 @@ fn service(s: &Service) -> Value {
     if !s.labels.is_empty() {
         put("labels", json!(s.labels));
     }
+    if !s.zones.is_empty() {
+        put("zones", json!(s.zones.iter().map(|z| z.value.as_str()).collect::<Vec<_>>()));
+    }
     put("deploy", deploy);
     compose_fields(s, &mut put);
     Value::Object(out)

@@ -171,6 +171,9 @@ pub struct Service {
     /// How long a stop waits after SIGTERM before SIGKILL (Compose's `stop_grace_period`).
     pub stop_grace_period: Option<Duration>,
     pub labels: BTreeMap<String, String>,
+    /// `zones: [dc-a, dc-b]`: the data centres its containers are spread over, replica (or
+    /// database node) `n` in the `(n-1) % len`-th (see `desired::place_in_zones`).
+    pub zones: Vec<At<String>>,
     /// How a change rolls over its replicas (`rollout:` or Compose's `deploy.update_config`).
     pub rollout: RolloutPolicy,
     pub load_balancer: Option<LoadBalancerDef>,

@@ -42,6 +42,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import obs  # stage 10: /metrics and the central log (obs.py)
 import jobs  # stage 9: POST /jobs, GET /jobs/{id} through the queue (jobs.py)
+import geo  # stage 8: X-Dc
 
 HOSTNAME = socket.gethostname()
 APP_VERSION = os.environ.get("APP_VERSION", "1") or "1"
@@ -791,6 +792,8 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("X-App-Version", APP_VERSION)
         self.send_header("X-Db-Node", db[0])
         self.send_header("X-Db-Role", db[1])
+        for k, v in geo.HEADERS.items():
+            self.send_header(k, v)
         self.send_header("Connection", "close")
         for k, v in (extra or {}).items():
             self.send_header(k, v)
