@@ -151,6 +151,7 @@ pub async fn observe_project<E: Engine>(engine: &E, project: &str) -> Result<Obs
         }
     }
     observed.stale_replicas = live::stale_replicas(engine, &observed).await;
+    observed.shards = live::shards(engine, &observed).await;
     Ok(observed)
 }
 

@@ -45,6 +45,7 @@ const SERVICE_KEYS: &[&str] = &[
     "database",
     "user",
     "password",
+    "shards",
 ];
 /// The blueprint's own `rollout:` keys.
 const ROLLOUT_KEYS: &[&str] = &["parallelism", "order", "monitor", "delay", "on_failure"];
@@ -52,7 +53,8 @@ const ROLLOUT_KEYS: &[&str] = &["parallelism", "order", "monitor", "delay", "on_
 pub(super) const UPDATE_CONFIG_KEYS: &[&str] = &["parallelism", "order", "monitor", "delay", "failure_action"];
 
 const LOAD_BALANCER_KEYS: &[&str] = &["backends"];
-const POSTGRES_KEYS: &[&str] = &["read_replicas", "synchronous", "failover", "database", "user", "password"];
+const POSTGRES_KEYS: &[&str] =
+    &["read_replicas", "synchronous", "failover", "database", "user", "password", "shards"];
 
 /// Unknown keys get a "did you mean" only while there are fewer problems than this.
 const SUGGESTION_LIMIT: usize = 1_000;
@@ -448,6 +450,9 @@ impl Decoder<'_> {
                 _ => {}
             }
         }
+        for (pos, message) in super::shards::expand(&mut bp.services) {
+            self.error(pos, message);
+        }
         if !saw_services {
             self.error(root.pos, "the blueprint has no `services:`").hint =
                 Some("add `services:` with at least one service that has `image:` or `build:`".into());
@@ -618,7 +623,13 @@ impl Decoder<'_> {
                     user: "app".into(),
                     password: DEFAULT_POSTGRES_PASSWORD.into(),
                     password_is_default: true,
+                    shard: None,
                 };
+                if let Some(v) = get("shards")
+                    && let Some(n) = self.integer(v, &what("shards"), 1, super::shards::MAX_SHARDS as i64)
+                {
+                    pg.shard = Some(Shard { directory: s.name.clone(), index: 0, count: n as u32 });
+                }
                 if let Some(v) = get("read_replicas")
                     && let Some(n) = self.integer(v, &what("read_replicas"), 0, 16)
                 {

@@ -19,6 +19,7 @@ mod render;
 mod replicas;
 pub mod rollout;
 mod scope;
+mod shards;
 
 use checks::stop_grace;
 pub use destroy::destroy_plan;
@@ -28,6 +29,7 @@ pub use primaries::assign_primaries;
 pub use render::{render_json, render_text};
 pub use replicas::{assign_replicas, scaled_markers, set_replicas};
 pub use rollout::{Rollout, rollback_plan};
+pub use shards::{Reshard, ShardMove, reshard};
 pub use scope::{Scope, ScopeError, needed_services, plan_scoped};
 
 fn is_zero(n: &u64) -> bool {
@@ -147,6 +149,19 @@ pub enum Op {
         #[serde(skip_serializing_if = "Option::is_none")]
         marker: Option<String>,
     },
+    /// Move the users' buckets between shards online by running the web image's `shards.py`
+    /// in container `runner`: create the map if asked, each move (lock the bucket, copy,
+    /// switch the map, delete), then drop the map if asked. Every step is safe to repeat.
+    Reshard {
+        runner: String,
+        directory: String,
+        shards: Vec<String>,
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        create_map: bool,
+        moves: Vec<ShardMove>,
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        drop_map: bool,
+    },
 }
 
 /// Which way a migration copies.
@@ -179,6 +194,7 @@ impl Op {
             Op::RecreateContainer { .. } | Op::FinishReplacement { .. } => "recreate",
             Op::ReloadLoadBalancer { .. } => "reload",
             Op::MigrateData { .. } => "migrate",
+            Op::Reshard { .. } => "reshard",
             Op::StartContainer { .. } => "start",
             Op::ReseedReplica { .. } => "reseed",
             Op::Reconnect { .. } => "reconnect",
@@ -192,6 +208,7 @@ impl Op {
             Op::Build { .. } | Op::Pull { .. } => "image",
             Op::CreateNetwork { .. } | Op::RemoveNetwork { .. } => "network",
             Op::CreateVolume { .. } | Op::RemoveVolume { .. } | Op::MigrateData { .. } => "volume",
+            Op::Reshard { .. } => "users",
             _ => "container",
         }
     }
@@ -218,6 +235,7 @@ impl Op {
             Op::MigrateData { direction: MigrationDirection::ToSqlite, volume, database, .. } => {
                 format!("{database} → {volume} (SQLite)")
             }
+            Op::Reshard { shards, .. } => format!("users over {}", shards.join(", ")),
         }
     }
 
