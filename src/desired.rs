@@ -58,9 +58,8 @@ pub fn desired_state(
 /// dependency order) that depends on shard 0, which runs the moves.
 fn sharding(services: &[ServiceSpec], bp: &Blueprint) -> Option<crate::spec::ShardingSpec> {
     let shard = bp.services.iter().find_map(|s| s.postgres.as_ref()?.shard.clone().filter(|s| s.index == 0))?;
-    let runner = services
-        .iter()
-        .find(|s| s.kind.is_none() && s.depends_on.iter().any(|(d, _)| *d == shard.directory))?;
+    let runner =
+        services.iter().find(|s| s.kind.is_none() && s.depends_on.iter().any(|(d, _)| *d == shard.directory))?;
     Some(crate::spec::ShardingSpec {
         shards: (0..shard.count).map(|i| crate::model::shard_name(&shard.directory, i)).collect(),
         runner: runner.name.clone(),

@@ -17,8 +17,8 @@ mod balancer;
 mod database;
 mod migrate;
 mod poll;
-mod reshard;
 pub mod queue;
+mod reshard;
 pub mod wait;
 
 use queue::DependencyQueue;
@@ -290,8 +290,7 @@ async fn run_action<E: Engine>(
         Op::CreateVolume { spec } => engine.create_volume(spec).await.map_err(failure),
         Op::RemoveVolume { name } => engine.remove_volume(name).await.map_err(failure),
         Op::Reshard { runner, directory, create_map, moves, drop_map, .. } => {
-            let steps =
-                reshard::Steps { runner, directory, create_map: *create_map, moves, drop_map: *drop_map };
+            let steps = reshard::Steps { runner, directory, create_map: *create_map, moves, drop_map: *drop_map };
             reshard::run(engine, &plan.project, &steps, &say).await
         }
         Op::MigrateData { name, direction, marker, .. } => {

@@ -44,7 +44,11 @@ pub async fn run<E: Engine>(
         let last = out.output.lines().rev().find(|l| l.trim_start().starts_with('{')).unwrap_or("").trim();
         if out.exit_code != 0 {
             let step = cmd[2..].join(" ");
-            return Err(stopped(format!("`shards.py {step}` in {name} failed (exit {}): {}", out.exit_code, out.output.trim())));
+            return Err(stopped(format!(
+                "`shards.py {step}` in {name} failed (exit {}): {}",
+                out.exit_code,
+                out.output.trim()
+            )));
         }
         say(&summary(last));
     }

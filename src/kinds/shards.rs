@@ -17,9 +17,7 @@ use crate::spec::SHARD_BUCKETS;
 pub fn shard_query(database: &str) -> Vec<String> {
     let rows = format!("SELECT 'r', id % {SHARD_BUCKETS}, count(*) FROM users GROUP BY 2");
     let map = "SELECT 'm', bucket, shard FROM shard_map";
-    ["psql", "-X", "-q", "-At", "-U", "postgres", "-d", database, "-c", &rows, "-c", map]
-        .map(String::from)
-        .to_vec()
+    ["psql", "-X", "-q", "-At", "-U", "postgres", "-d", database, "-c", &rows, "-c", map].map(String::from).to_vec()
 }
 
 /// What one primary said: its rows per bucket, and its map (if it holds one).

@@ -53,8 +53,7 @@ const ROLLOUT_KEYS: &[&str] = &["parallelism", "order", "monitor", "delay", "on_
 pub(super) const UPDATE_CONFIG_KEYS: &[&str] = &["parallelism", "order", "monitor", "delay", "failure_action"];
 
 const LOAD_BALANCER_KEYS: &[&str] = &["backends"];
-const POSTGRES_KEYS: &[&str] =
-    &["read_replicas", "synchronous", "failover", "database", "user", "password", "shards"];
+const POSTGRES_KEYS: &[&str] = &["read_replicas", "synchronous", "failover", "database", "user", "password", "shards"];
 
 /// Unknown keys get a "did you mean" only while there are fewer problems than this.
 const SUGGESTION_LIMIT: usize = 1_000;

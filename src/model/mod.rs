@@ -10,9 +10,9 @@ mod load;
 pub mod merge;
 pub mod node;
 mod numbers;
-mod shards;
 pub mod project;
 pub mod resolved;
+mod shards;
 mod types;
 
 pub use decode::parse_port;

@@ -21,9 +21,8 @@ pub fn shard_name(directory: &str, index: u32) -> String {
 /// the way (a service already named like a copy, two sharded services) comes back as errors.
 pub fn expand(services: &mut Vec<Service>) -> Vec<(Pos, String)> {
     let mut problems = Vec::new();
-    let sharded: Vec<usize> = (0..services.len())
-        .filter(|i| services[*i].postgres.as_ref().is_some_and(|pg| pg.shard.is_some()))
-        .collect();
+    let sharded: Vec<usize> =
+        (0..services.len()).filter(|i| services[*i].postgres.as_ref().is_some_and(|pg| pg.shard.is_some())).collect();
     if let [_, second, ..] = sharded.as_slice() {
         let s = &services[*second];
         problems.push((s.pos, format!("service `{}`: only one service may declare `shards:`", s.name)));
@@ -63,9 +62,8 @@ mod tests {
 
     #[test]
     fn shards_become_services_named_after_shard_zero() {
-        let bp = load(
-            "services:\n  db: { kind: postgres, image: pg, shards: 3, read_replicas: 1 }\n  web: { image: w }\n",
-        );
+        let bp =
+            load("services:\n  db: { kind: postgres, image: pg, shards: 3, read_replicas: 1 }\n  web: { image: w }\n");
         let names: Vec<_> = bp.services.iter().map(|s| s.name.as_str()).collect();
         assert_eq!(names, ["db", "db-s1", "db-s2", "web"]);
         let shard = bp.services[2].postgres.as_ref().unwrap().shard.clone().unwrap();
@@ -76,8 +74,8 @@ mod tests {
     #[test]
     fn a_service_with_a_shards_name_is_an_error() {
         let yaml = "services:\n  db: { kind: postgres, image: pg, shards: 2 }\n  db-s1: { image: w }\n";
-        let err = crate::model::load_bytes(std::path::Path::new("b.yaml"), yaml.as_bytes(), &Default::default())
-            .unwrap_err();
+        let err =
+            crate::model::load_bytes(std::path::Path::new("b.yaml"), yaml.as_bytes(), &Default::default()).unwrap_err();
         assert!(format!("{err:?}").contains("shard 1 of `db`"), "{err:?}");
     }
 }

@@ -29,8 +29,8 @@ pub use primaries::assign_primaries;
 pub use render::{render_json, render_text};
 pub use replicas::{assign_replicas, scaled_markers, set_replicas};
 pub use rollout::{Rollout, rollback_plan};
-pub use shards::{Reshard, ShardMove, reshard};
 pub use scope::{Scope, ScopeError, needed_services, plan_scoped};
+pub use shards::{Reshard, ShardMove, reshard};
 
 fn is_zero(n: &u64) -> bool {
     *n == 0

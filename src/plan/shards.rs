@@ -53,7 +53,14 @@ pub struct Reshard {
 
 /// The reshard `desired` needs, given where `observed` says the users are.
 pub fn reshard(desired: &DesiredState, observed: &ObservedState) -> Option<Reshard> {
-    let seen = observed.shards.as_ref()?;
+    // Nothing runs yet (a first apply): no map and no rows, so the map is made once the
+    // databases are up.
+    let nothing = ObservedShards::default();
+    let seen = match (&observed.shards, &desired.sharding) {
+        (Some(seen), _) => seen,
+        (None, Some(_)) => &nothing,
+        (None, None) => return None,
+    };
     let (shards, drop_map) = match &desired.sharding {
         Some(s) => (s.shards.clone(), false),
         None => (vec![seen.map.as_ref()?.0.clone()], true),

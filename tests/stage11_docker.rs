@@ -1,0 +1,245 @@
+//! Stage 11 (database sharding, online resharding) on a real engine, with the real stage
+//! files: 07 → 11 (2 shards) → 11 (3 shards) → 11 (2 shards) → 07 in one project.
+//!
+//! - 07 → 11: the plan counts the rows that move from `db` to `db-s1`; afterwards every user
+//!   (the book's user 12 and one written at stage 7) is served, with `X-Db-Shard` naming the
+//!   shard the map (read with psql in shard 0) gives its bucket.
+//! - 2 → 3 → 2 under a bounded write loop (and a read loop): every acknowledged write is
+//!   readable afterwards, on the shard the map names; the rows over all shards are exactly
+//!   the users before the loop plus the acknowledged writes, no id on two shards.
+//! - The celebrity: writes to one user raise only its shard's commits.
+//! - 11 → 07: every user back in `db`, the map dropped, the shards' containers gone.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use common::{
+    BuildGuard, ClientLoop, DockerTest, Scale, WriteLoop, header, http, http_get, project_containers, psql_ok,
+};
+
+/// Copies `blueprints/<name>` into `dir` with random public ports and absolute build contexts.
+fn stage_file(dir: &std::path::Path, name: &str) -> String {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let original = std::fs::read_to_string(root.join("blueprints").join(name))
+        .unwrap_or_else(|e| panic!("reading blueprints/{name}: {e}"));
+    let images = format!("build: {}/", root.join("blueprints/images").to_str().expect("UTF-8 repository path"));
+    let yaml = original
+        .replace(r#"ports: ["8080:80"]"#, r#"ports: ["80"]"#)
+        .replace(r#"ports: ["8081:80"]"#, r#"ports: ["80"]"#)
+        .replace("build: images/", &images);
+    for line in yaml.lines().filter(|l| !l.trim_start().starts_with('#')) {
+        assert!(!line.contains("\"8080") && !line.contains("\"8081"), "{name} still publishes a fixed port: {line}");
+    }
+    let path = dir.join(name);
+    std::fs::write(&path, yaml).unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
+    path.to_str().expect("UTF-8 temp path").to_string()
+}
+
+const STAGE7: &str = "07-stateless-web.yaml";
+const STAGE11: &str = "11-sharding.yaml";
+
+/// The stage variables: one read replica per shard keeps 3 shards at 6 database containers.
+fn env(shards: &str) -> Vec<(&'static str, String)> {
+    vec![("DB_SHARDS", shards.to_string()), ("DB_READ_REPLICAS", "1".to_string()), ("WEB_MAX", "2".to_string())]
+}
+
+struct Walk {
+    p: String,
+    dir: tempfile::TempDir,
+    started: Instant,
+}
+
+impl Walk {
+    fn log(&self, what: &str) {
+        eprintln!("[stage11 {:>6.1}s] {what}", self.started.elapsed().as_secs_f64());
+    }
+
+    fn scale(&self, args: &[&str], name: &str, shards: &str) -> common::ScaleRun {
+        let file = stage_file(self.dir.path(), name);
+        let mut all: Vec<&str> = args.to_vec();
+        all.extend(["-p", &self.p, &file]);
+        let vars = env(shards);
+        let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        Scale::new(&all).envs(&vars).isolated().run()
+    }
+
+    /// The plan's text, then apply, then an empty plan.
+    fn apply(&self, name: &str, shards: &str) -> String {
+        let plan = self.scale(&["plan"], name, shards);
+        plan.success();
+        let run = self.scale(&["apply", "--yes"], name, shards);
+        run.success();
+        self.log(&format!("apply {name} (DB_SHARDS={shards}): {:.1}s", run.elapsed.as_secs_f64()));
+        let again = self.scale(&["plan", "--detailed-exitcode"], name, shards);
+        assert_eq!(again.code, Some(0), "the plan of {name} is not empty after apply:\n{}", again.all());
+        plan.stdout.clone()
+    }
+
+    fn primary(&self, service: &str) -> String {
+        format!("{}-{service}-1", self.p)
+    }
+
+    /// The shard map in shard 0 (bucket → shard); empty without one.
+    fn map(&self) -> BTreeMap<u64, String> {
+        let exists = psql_ok(&self.primary("db"), Some("app"), "SELECT to_regclass('public.shard_map') IS NOT NULL");
+        if exists != "t" {
+            return BTreeMap::new();
+        }
+        let rows = psql_ok(&self.primary("db"), Some("app"), "SELECT bucket, shard FROM shard_map");
+        rows.lines()
+            .filter_map(|l| l.split_once('|'))
+            .map(|(b, s)| (b.parse().expect("a bucket"), s.to_string()))
+            .collect()
+    }
+
+    /// Every user id on each running shard primary.
+    fn ids(&self, shards: &[&str]) -> BTreeMap<String, BTreeSet<u64>> {
+        shards
+            .iter()
+            .map(|s| {
+                let out = psql_ok(&self.primary(s), Some("app"), "SELECT id FROM users");
+                (s.to_string(), out.lines().map(|l| l.trim().parse().expect("an id")).collect())
+            })
+            .collect()
+    }
+}
+
+/// All ids of `by_shard`, checking no id is on two shards and each sits where the map says.
+fn union_checked(by_shard: &BTreeMap<String, BTreeSet<u64>>, map: &BTreeMap<u64, String>) -> BTreeSet<u64> {
+    let mut all = BTreeSet::new();
+    for (shard, ids) in by_shard {
+        for id in ids {
+            assert!(all.insert(*id), "user {id} is on two shards (one is {shard})");
+            if !map.is_empty() {
+                assert_eq!(&map[&(id % 64)], shard, "user {id} (bucket {}) is not where the map says", id % 64);
+            }
+        }
+    }
+    all
+}
+
+/// GET /users/ID for each id: 200, and X-Db-Shard as the map says (none without a map).
+fn all_readable(lb: u16, ids: &BTreeSet<u64>, map: &BTreeMap<u64, String>) {
+    for id in ids {
+        let r = http_get(lb, &format!("/users/{id}"));
+        assert_eq!(r.status, 200, "user {id}: {r:?}");
+        let body: serde_json::Value = serde_json::from_str(&r.body).expect("JSON");
+        assert_eq!(body["id"], *id, "{r:?}");
+        match map.get(&(id % 64)) {
+            Some(shard) => assert_eq!(header(&r, "X-Db-Shard"), shard, "user {id}: {r:?}"),
+            None => assert!(r.header("X-Db-Shard").is_none(), "no map, no X-Db-Shard: {r:?}"),
+        }
+    }
+}
+
+/// `GET /shards`: each shard's commits.
+fn commits(lb: u16) -> BTreeMap<String, u64> {
+    let r = http_get(lb, "/shards");
+    assert_eq!(r.status, 200, "{r:?}");
+    let v: serde_json::Value = serde_json::from_str(&r.body).expect("JSON");
+    let shards = v["shards"].as_object().unwrap_or_else(|| panic!("no shards: {v}"));
+    shards.iter().map(|(k, s)| (k.clone(), s["commits"].as_u64().unwrap_or_else(|| panic!("{v}")))).collect()
+}
+
+/// The celebrity: 30 writes to one user of db-s1 raise db-s1's commits by at least 30, and
+/// the third shard's by less (its own background only).
+fn celebrity(w: &Walk, lb: u16, ids: &BTreeSet<u64>, map: &BTreeMap<u64, String>) {
+    let star = *ids.iter().find(|id| map[&(*id % 64)] == "db-s1").expect("a user on db-s1");
+    let before = commits(lb);
+    for n in 0..30 {
+        let body = format!(r#"{{"firstName":"Star","lastName":"No{n}"}}"#);
+        let r = http(lb, "PUT", &format!("/users/{star}"), Some(&body)).expect("PUT answers");
+        assert_eq!((r.status, header(&r, "X-Db-Shard")), (200, "db-s1"), "{r:?}");
+    }
+    let after = commits(lb);
+    let delta = |s: &str| after[s] - before[s];
+    assert!(delta("db-s1") >= 30, "the celebrity's shard took the writes: {before:?} → {after:?}");
+    assert!(delta("db-s2") < delta("db-s1"), "the hot spot is one shard: {before:?} → {after:?}");
+    w.log(&format!("celebrity user {star}: commits {before:?} → {after:?}"));
+}
+
+#[test]
+fn sharding_and_online_resharding() {
+    if !common::docker_or_skip("sharding_and_online_resharding") {
+        return;
+    }
+    let guard = BuildGuard(Some(DockerTest::with_project(&format!("t-s11-{}-1", std::process::id()))));
+    let t = guard.0.as_ref().expect("the project is open");
+    let w = Walk { p: t.project().to_string(), dir: tempfile::tempdir().expect("tempdir"), started: Instant::now() };
+
+    w.apply(STAGE7, "2");
+    let lb = {
+        let status = w.scale(&["status", "--output", "json"], STAGE7, "2");
+        let status = status.success().json();
+        let ports: BTreeSet<u64> = status["endpoints"]
+            .as_array()
+            .unwrap_or_else(|| panic!("no endpoints[] in {status:#}"))
+            .iter()
+            .filter(|e| e["service"] == "lb" && e["protocol"] == "tcp")
+            .filter_map(|e| e["host_port"].as_u64())
+            .collect();
+        u16::try_from(*ports.first().expect("the lb's port")).expect("a port")
+    };
+    let created = http(lb, "POST", "/users", Some(r#"{"firstName":"Stage","lastName":"Seven"}"#)).expect("POST");
+    assert_eq!(created.status, 201, "{created:?}");
+    let db1 = project_containers(&w.p)[&w.primary("db")].id.clone();
+
+    // 07 → 11: the rows of half the buckets move to db-s1.
+    let plan = w.apply(STAGE11, "2");
+    assert!(plan.contains("reshard") && plan.contains("rows db → db-s1 (32 buckets)"), "the plan:\n{plan}");
+    assert_eq!(project_containers(&w.p)[&w.primary("db")].id, db1, "07 → 11 recreated the primary");
+    let map = w.map();
+    assert_eq!(map.values().filter(|s| *s == "db-s1").count(), 32, "{map:?}");
+    let before = union_checked(&w.ids(&["db", "db-s1"]), &map);
+    assert!(before.contains(&12) && before.len() >= 2, "{before:?}");
+    all_readable(lb, &before, &map);
+    w.log(&format!("07 → 11: {} users over db and db-s1", before.len()));
+
+    // 2 → 3 → 2 under a write loop and a read loop.
+    let writes = WriteLoop::start(lb, 1_000_000, Duration::from_millis(40), 1500, Duration::from_secs(420));
+    let reads = ClientLoop::start(lb, "/users/12", Duration::from_millis(100), 5000, Duration::from_secs(420));
+    std::thread::sleep(Duration::from_secs(2));
+    let plan = w.apply(STAGE11, "3");
+    assert!(
+        plan.contains("rows db → db-s2 (10 buckets)") && plan.contains("rows db-s1 → db-s2 (11 buckets)"),
+        "{plan}"
+    );
+    let three = w.map();
+    assert_eq!(three.values().filter(|s| *s == "db-s2").count(), 21, "{three:?}");
+    celebrity(&w, lb, &before, &three);
+    let plan = w.apply(STAGE11, "2");
+    assert!(
+        plan.contains("rows db-s2 → db (10 buckets)") && plan.contains("rows db-s2 → db-s1 (11 buckets)"),
+        "{plan}"
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    let written = writes.stop();
+    let read = reads.stop();
+    assert_eq!(w.map(), map, "3 → 2 puts every bucket back where it was");
+    assert!(!project_containers(&w.p).contains_key(&w.primary("db-s2")), "db-s2 is gone at 2 shards");
+
+    let acked: BTreeSet<u64> = written.acknowledged().iter().map(|s| s.id).collect();
+    assert!(acked.len() >= 50, "the write loop wrote too little: {}", acked.len());
+    let after = union_checked(&w.ids(&["db", "db-s1"]), &map);
+    let expected: BTreeSet<u64> = before.union(&acked).copied().collect();
+    assert_eq!(after.len(), expected.len(), "rows = users before + acknowledged writes ({} acked)", acked.len());
+    assert_eq!(after, expected, "the very same ids");
+    all_readable(lb, &after, &map);
+    assert!(read.failures().is_empty(), "reads failed while resharding: {:?}", read.failures());
+    let failed = written.writes.len() - acked.len();
+    w.log(&format!("2 → 3 → 2: {} writes acknowledged ({failed} not), {}", acked.len(), read.describe(false)));
+
+    // 11 → 07: every user back in db, no map, no shards.
+    let plan = w.apply(STAGE7, "2");
+    assert!(plan.contains("rows db-s1 → db (32 buckets)") && plan.contains("shard map dropped"), "{plan}");
+    assert!(w.map().is_empty(), "the map is dropped at stage 7");
+    let names: BTreeSet<String> = project_containers(&w.p).into_keys().collect();
+    assert!(!names.iter().any(|n| n.contains("-db-s")), "the shards are gone: {names:?}");
+    let home = union_checked(&w.ids(&["db"]), &BTreeMap::new());
+    assert_eq!(home, expected, "every user is in db at stage 7");
+    all_readable(lb, &home, &BTreeMap::new());
+    assert_eq!(project_containers(&w.p)[&w.primary("db")].id, db1, "the primary was never recreated");
+    w.log(&format!("11 → 07: {} users in db", home.len()));
+}
