@@ -62,7 +62,8 @@ impl Walk {
         all.extend(["-p", &self.p, &file]);
         let vars = env(shards);
         let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        Scale::new(&all).envs(&vars).isolated().run()
+        // A first build of the images (apt-get on a loaded machine) can take minutes.
+        Scale::new(&all).envs(&vars).isolated().timeout(Duration::from_secs(1200)).run()
     }
 
     /// The plan's text, then apply, then an empty plan.
@@ -195,7 +196,10 @@ fn sharding_and_online_resharding() {
     let before = union_checked(&w.ids(&["db", "db-s1"]), &map);
     assert!(before.contains(&12) && before.len() >= 2, "{before:?}");
     all_readable(lb, &before, &map);
-    w.log(&format!("07 → 11: {} users over db and db-s1", before.len()));
+    let check = w.scale(&["check"], STAGE11, "2");
+    check.success();
+    w.log(&format!("07 → 11: {} users over db and db-s1; scale check:\n{}", before.len(), check.stdout));
+    let before = union_checked(&w.ids(&["db", "db-s1"]), &map);
 
     // 2 → 3 → 2 under a write loop and a read loop.
     let writes = WriteLoop::start(lb, 1_000_000, Duration::from_millis(40), 1500, Duration::from_secs(420));

@@ -194,29 +194,6 @@ pub async fn cache_stats<E: Engine>(engine: &E, observed: &ObservedState) -> Vec
     out
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cache_counters_are_read_from_the_last_json_line() {
-        let out = "warning: something\n{\"hits\":3,\"grace_hits\":1,\"misses\":1,\"objects\":2}\n";
-        let stats = parse_cache_stats(out).expect("counters");
-        assert_eq!(stats, CacheStats { hits: 3, misses: 1 });
-        assert_eq!(stats.hit_ratio(), Some(0.75));
-        assert_eq!(parse_cache_stats("Could not connect to Redis\n"), None);
-        assert_eq!(CacheStats { hits: 0, misses: 0 }.hit_ratio(), None, "no lookups yet: no ratio");
-    }
-
-    #[test]
-    fn only_wal_positions_reach_the_query() {
-        assert!(super::is_lsn("0/3000148") && super::is_lsn("1A/FF"));
-        for bad in ["", "0/", "/1", "0/1/2", "0/1'; DROP TABLE x; --", "123456789/0"] {
-            assert!(!super::is_lsn(bad), "{bad}");
-        }
-    }
-}
-
 /// Where the users are, for a plan that reshards them: one `psql` on the running primary of
 /// each `kind: postgres` service (rows per bucket, and the shard map where there is one).
 /// `None` when no primary runs (nothing to read, so nothing to move).
@@ -244,4 +221,27 @@ pub async fn shards<E: Engine>(engine: &E, observed: &ObservedState) -> Option<c
         }
     }
     asked.then_some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cache_counters_are_read_from_the_last_json_line() {
+        let out = "warning: something\n{\"hits\":3,\"grace_hits\":1,\"misses\":1,\"objects\":2}\n";
+        let stats = parse_cache_stats(out).expect("counters");
+        assert_eq!(stats, CacheStats { hits: 3, misses: 1 });
+        assert_eq!(stats.hit_ratio(), Some(0.75));
+        assert_eq!(parse_cache_stats("Could not connect to Redis\n"), None);
+        assert_eq!(CacheStats { hits: 0, misses: 0 }.hit_ratio(), None, "no lookups yet: no ratio");
+    }
+
+    #[test]
+    fn only_wal_positions_reach_the_query() {
+        assert!(super::is_lsn("0/3000148") && super::is_lsn("1A/FF"));
+        for bad in ["", "0/", "/1", "0/1/2", "0/1'; DROP TABLE x; --", "123456789/0"] {
+            assert!(!super::is_lsn(bad), "{bad}");
+        }
+    }
 }
