@@ -1,5 +1,5 @@
 //! Stage 11 (database sharding, online resharding) on a real engine, with the real stage
-//! files: 07 → 11 (2 shards) → 11 (3 shards) → 11 (2 shards) → 07 in one project.
+//! files: 04 → 07 → 11 (2 shards) → 11 (3 shards) → 11 (2 shards) → 07 in one project.
 //!
 //! - 07 → 11: the plan counts the rows that move from `db` to `db-s1`; afterwards every user
 //!   (the book's user 12 and one written at stage 7) is served, with `X-Db-Shard` naming the
@@ -37,6 +37,7 @@ fn stage_file(dir: &std::path::Path, name: &str) -> String {
     path.to_str().expect("UTF-8 temp path").to_string()
 }
 
+const STAGE4: &str = "04-database-replication.yaml";
 const STAGE7: &str = "07-stateless-web.yaml";
 const STAGE11: &str = "11-sharding.yaml";
 
@@ -170,6 +171,9 @@ fn sharding_and_online_resharding() {
     let t = guard.0.as_ref().expect("the project is open");
     let w = Walk { p: t.project().to_string(), dir: tempfile::tempdir().expect("tempdir"), started: Instant::now() };
 
+    // Stage 4 first, as a learner climbs (and so the CDN edge of stage 7 starts with its
+    // origin's web servers already up).
+    w.apply(STAGE4, "2");
     w.apply(STAGE7, "2");
     let lb = {
         let status = w.scale(&["status", "--output", "json"], STAGE7, "2");

@@ -143,7 +143,10 @@ class ShardedStore:
         shard = m.get(bucket_of(uid), self.home)
         answer = read(self.store(shard))
         if answer[0] is None:
-            shard = (self.shard_map(fresh=True) or {}).get(bucket_of(uid), shard)
+            fresh = self.shard_map(fresh=True)
+            if fresh is None:  # the map was just dropped: every user is back in shard 0
+                return read(self.base)
+            shard = fresh.get(bucket_of(uid), self.home)
             primary = self.store(shard)
             answer = read(A.PostgresStore(primary.url, ""))
         _tls.shard = shard
