@@ -11,7 +11,7 @@ fn symbol(op: &Op) -> char {
     match op.verb() {
         "create" | "build" | "pull" => '+',
         "recreate" | "reload" | "reseed" => '~',
-        "start" | "reconnect" | "migrate" => '>',
+        "start" | "reconnect" | "migrate" | "reshard" => '>',
         _ => '-',
     }
 }
@@ -23,11 +23,22 @@ pub fn render_text(plan: &Plan) -> String {
         let _ = writeln!(out, "No changes: project {} matches the blueprint.", plan.project);
     } else {
         let counts = plan.counts();
-        let summary: Vec<String> =
-            ["build", "pull", "create", "recreate", "reseed", "reload", "start", "reconnect", "migrate", "remove"]
-                .iter()
-                .filter_map(|verb| counts.get(verb).map(|n| format!("{n} to {verb}")))
-                .collect();
+        let summary: Vec<String> = [
+            "build",
+            "pull",
+            "create",
+            "recreate",
+            "reseed",
+            "reload",
+            "start",
+            "reconnect",
+            "migrate",
+            "reshard",
+            "remove",
+        ]
+        .iter()
+        .filter_map(|verb| counts.get(verb).map(|n| format!("{n} to {verb}")))
+        .collect();
         let _ = writeln!(out, "Plan for project {}: {}", plan.project, summary.join(", "));
         for action in &plan.actions {
             let _ = writeln!(
