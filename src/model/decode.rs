@@ -449,9 +449,7 @@ impl Decoder<'_> {
                 _ => {}
             }
         }
-        for (pos, message) in super::shards::expand(&mut bp.services) {
-            self.error(pos, message);
-        }
+        self.expand_shards(&mut bp.services);
         if !saw_services {
             self.error(root.pos, "the blueprint has no `services:`").hint =
                 Some("add `services:` with at least one service that has `image:` or `build:`".into());
@@ -622,13 +620,8 @@ impl Decoder<'_> {
                     user: "app".into(),
                     password: DEFAULT_POSTGRES_PASSWORD.into(),
                     password_is_default: true,
-                    shard: None,
+                    shard: get("shards").and_then(|v| self.shards(v, &s.name)),
                 };
-                if let Some(v) = get("shards")
-                    && let Some(n) = self.integer(v, &what("shards"), 1, super::shards::MAX_SHARDS as i64)
-                {
-                    pg.shard = Some(Shard { directory: s.name.clone(), index: 0, count: n as u32 });
-                }
                 if let Some(v) = get("read_replicas")
                     && let Some(n) = self.integer(v, &what("read_replicas"), 0, 16)
                 {
@@ -654,6 +647,19 @@ impl Decoder<'_> {
                 s.postgres = Some(pg);
             }
             None => {}
+        }
+    }
+
+    /// `shards: N` on postgres service `service`: it is shard 0 of N.
+    fn shards(&mut self, node: &Node, service: &str) -> Option<Shard> {
+        let n = self.integer(node, &format!("services.{service}.shards"), 1, super::shards::MAX_SHARDS as i64)?;
+        Some(Shard { directory: service.to_string(), index: 0, count: n as u32 })
+    }
+
+    /// Adds the copies `shards: N` makes (see `shards.rs`), reporting what stands in the way.
+    fn expand_shards(&mut self, services: &mut Vec<Service>) {
+        for (pos, message) in super::shards::expand(services) {
+            self.error(pos, message);
         }
     }
 

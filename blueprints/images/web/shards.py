@@ -55,9 +55,12 @@ def header_for(path):
     _tls.shard = None
     if shard is None and STORE is not None:
         m = re.match(r"^/users/([0-9]{1,18})$", path.split("?", 1)[0])
-        cached = STORE.cached_map()
-        if m and cached:
-            shard = cached.get(bucket_of(int(m.group(1))))
+        try:
+            current = STORE.shard_map() if m else None
+        except A.DbUnavailable:
+            current = STORE.cached_map()
+        if m and current:
+            shard = current.get(bucket_of(int(m.group(1))))
     return {"X-Db-Shard": shard} if shard else {}
 
 
@@ -349,12 +352,24 @@ def _move_bucket(source, target, frm, to, bucket):
     return copied, switched, source._run(source.url, 30.0, delete)
 
 
+def _patiently(fn, attempts=5):
+    """fn(), again after a pause while a database does not answer: every step of a move can
+    run twice (a loaded machine makes lookups and connects time out now and then)."""
+    for attempt in range(attempts):
+        try:
+            return fn()
+        except A.DbUnavailable:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(1.0 + attempt)
+
+
 def cmd_move(frm, to, buckets):
     source, target = STORE.store(frm), STORE.store(to)
-    _ensure_table(target)
+    _patiently(lambda: _ensure_table(target))
     totals = [0, 0, 0]
     for b in buckets:
-        for i, n in enumerate(_move_bucket(source, target, frm, to, b)):
+        for i, n in enumerate(_patiently(lambda: _move_bucket(source, target, frm, to, b))):
             totals[i] += n
     copied, switched, deleted = totals
     return {"step": "move", "from": frm, "to": to, "copied": copied, "switched": switched, "deleted": deleted}
@@ -381,10 +396,12 @@ def main(argv):
     if not app.DATABASE_URL:
         sys.stderr.write("shards.py needs DATABASE_URL (shard 0)\n")
         return 1
+    # A move is no request with a client waiting: give lookups time, and retry at once.
+    app.DNS_TIMEOUT, app.DNS_NEGATIVE_TTL = 5.0, 0.0
     wrap(app.PostgresStore(app.DATABASE_URL, ""), app)
     try:
         if len(argv) == 2 and argv[0] == "init" and SHARD_NAME.match(argv[1]):
-            out = cmd_init(argv[1])
+            out = _patiently(lambda: cmd_init(argv[1]))
         elif len(argv) == 4 and argv[0] == "move" and SHARD_NAME.match(argv[1]) and SHARD_NAME.match(argv[2]):
             buckets = [int(b) for b in argv[3].split(",") if b]
             if any(b < 0 or b >= BUCKETS for b in buckets):
@@ -392,7 +409,7 @@ def main(argv):
                 return 2
             out = cmd_move(argv[1], argv[2], buckets)
         elif len(argv) == 2 and argv[0] == "drop-map" and SHARD_NAME.match(argv[1]):
-            out = cmd_drop_map(argv[1])
+            out = _patiently(lambda: cmd_drop_map(argv[1]))
         else:
             sys.stderr.write("usage: shards.py init SHARD0 | move FROM TO B1,B2,... | drop-map SHARD0\n")
             return 2
