@@ -59,7 +59,7 @@ if [ "${#binaries[@]}" -eq 0 ]; then
 fi
 
 # The slowest suites start first, so the long ones overlap instead of ending the run alone.
-slow="swarm_docker ladder stories stage07_docker stage08_docker stage09_docker stage10_docker stages_cache_cdn crash_docker many_containers rollout_docker
+slow="swarm_docker ladder stories stage07_docker stage08_docker stage09_docker stage10_docker stage11_docker stages_cache_cdn crash_docker many_containers rollout_docker
 cluster_docker reseed_docker failover_docker migrate_docker lock_docker ci_docker compose_docker
 interrupt_docker engine_docker apply_docker volumes_docker stage01 engine_errors ui_docker"
 name_of() { basename "$1" | sed 's/-[0-9a-f]*$//'; }

@@ -58,7 +58,20 @@ pub fn desired_state(
             state.containers.insert(c.name.clone(), c);
         }
     }
+    state.sharding = sharding(&state.services, bp);
     if problems.is_empty() { Ok(state) } else { Err(problems) }
+}
+
+/// `shards: N` on a postgres service: its shards' names, and the first plain service (in
+/// dependency order) that depends on shard 0, which runs the moves.
+fn sharding(services: &[ServiceSpec], bp: &Blueprint) -> Option<crate::spec::ShardingSpec> {
+    let shard = bp.services.iter().find_map(|s| s.postgres.as_ref()?.shard.clone().filter(|s| s.index == 0))?;
+    let runner =
+        services.iter().find(|s| s.kind.is_none() && s.depends_on.iter().any(|(d, _)| *d == shard.directory))?;
+    Some(crate::spec::ShardingSpec {
+        shards: (0..shard.count).map(|i| crate::model::shard_name(&shard.directory, i)).collect(),
+        runner: runner.name.clone(),
+    })
 }
 
 /// The blueprint's networks and volumes, and the default network when a service names none.

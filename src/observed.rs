@@ -31,6 +31,27 @@ pub struct ObservedState {
     /// primary, by container name, with why (they are re-seeded by the next plan).
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub stale_replicas: BTreeMap<String, String>,
+    /// The users' shards as the databases hold them (`None`: no postgres primary runs).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shards: Option<ObservedShards>,
+}
+
+/// Where the users are: the shard map (if one exists) and how many rows each running
+/// primary holds per bucket. Read through `docker exec` (one `psql` per primary), so a plan
+/// can say how many rows a reshard moves where.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+pub struct ObservedShards {
+    /// The postgres service whose primary holds a shard map, and the map (bucket → shard).
+    pub map: Option<(String, BTreeMap<u32, String>)>,
+    /// Rows per bucket, per postgres service (its running primary's `users` table).
+    pub rows: BTreeMap<String, BTreeMap<u32, u64>>,
+}
+
+impl ObservedShards {
+    /// How many users a service's primary holds.
+    pub fn total(&self, service: &str) -> u64 {
+        self.rows.get(service).map_or(0, |r| r.values().sum())
+    }
 }
 
 /// The lifecycle state the engine reports for a container.

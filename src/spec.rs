@@ -33,7 +33,24 @@ pub struct DesiredState {
     /// as they are, never created or removed; apply checks first that they exist.
     pub external_networks: std::collections::BTreeSet<String>,
     pub external_volumes: std::collections::BTreeSet<String>,
+    /// `shards: N`: the users are spread over several postgres services.
+    pub sharding: Option<ShardingSpec>,
 }
+
+/// The users' shards and who moves them. A user lives in bucket `id % SHARD_BUCKETS`; the
+/// shard map (a table in shard 0) says which shard holds each bucket. Resharding moves whole
+/// buckets, so the map stays small and a move is a plain `WHERE id % 64 = b`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ShardingSpec {
+    /// The postgres services, shard 0 (the map's home) first.
+    pub shards: Vec<String>,
+    /// The service whose containers run the moves: the app that reads and writes the users
+    /// (the first one that depends on shard 0), so the move speaks the app's own protocol.
+    pub runner: String,
+}
+
+/// How many buckets the users are hashed into (`id % 64`): the unit a reshard moves.
+pub const SHARD_BUCKETS: u32 = 64;
 
 /// A network the project needs.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]

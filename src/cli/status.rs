@@ -72,6 +72,7 @@ pub async fn run(args: Args, global: &Global, ui: Ui) -> anyhow::Result<u8> {
             "databases": nodes,
             "stale_replicas": observed.stale_replicas,
             "unlabelled_anonymous_volumes": leftovers,
+            "shards": observed.shards.as_ref().filter(|s| s.map.is_some()),
             "caches": caches.iter().map(|c| json!({
                 "container": c.container,
                 "service": c.service,
@@ -98,6 +99,7 @@ pub async fn run(args: Args, global: &Global, ui: Ui) -> anyhow::Result<u8> {
     for (name, why) in &observed.stale_replicas {
         ui.say(format!("  {name}: {why}; the next apply (or watch pass) re-seeds it"));
     }
+    say_shards(ui, &observed);
     say_caches(ui, &caches);
     crate::ui::key_numbers::key_number_lines(&key_numbers).into_iter().for_each(|line| ui.say(line));
     say_queues(ui, &queues);
@@ -120,6 +122,21 @@ pub async fn run(args: Args, global: &Global, ui: Ui) -> anyhow::Result<u8> {
         }
     }
     Ok(0)
+}
+
+/// Stage 11: each shard's buckets (from the map) and users (its primary's rows), so a
+/// skewed shard shows.
+fn say_shards(ui: Ui, observed: &crate::observed::ObservedState) {
+    let Some(shards) = &observed.shards else { return };
+    let Some((home, map)) = &shards.map else { return };
+    ui.say(format!("Shards (map in {home}, bucket = id % {}):", crate::spec::SHARD_BUCKETS));
+    let mut names: Vec<&String> = map.values().collect();
+    names.sort();
+    names.dedup();
+    for name in names {
+        let buckets = map.values().filter(|s| *s == name).count();
+        ui.say(format!("  {name:<12} {buckets:>3} buckets  {:>8} users", shards.total(name)));
+    }
 }
 
 /// `status --all`: every project on the engine, whoever made it.

@@ -489,6 +489,7 @@ impl Engine for DockerEngine {
         Ok(ObservedState {
             load_balancers: Default::default(),
             stale_replicas: Default::default(),
+            shards: None,
             published_host: published_host(&self.address),
             project: project.to_string(),
             containers: containers

@@ -295,6 +295,7 @@ impl Engine for FakeEngine {
         Ok(ObservedState {
             load_balancers: Default::default(),
             stale_replicas: Default::default(),
+            shards: None,
             published_host: None,
             project: project.into(),
             containers: w

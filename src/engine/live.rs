@@ -268,6 +268,35 @@ async fn run_labelled<E: Engine>(
     }
 }
 
+/// Where the users are, for a plan that reshards them: one `psql` on the running primary of
+/// each `kind: postgres` service (rows per bucket, and the shard map where there is one).
+/// `None` when no primary runs (nothing to read, so nothing to move).
+pub async fn shards<E: Engine>(engine: &E, observed: &ObservedState) -> Option<crate::observed::ObservedShards> {
+    use crate::kinds::shards::{parse_shard_output, shard_query};
+    let primaries = observed.primaries();
+    let mut out = crate::observed::ObservedShards::default();
+    let mut asked = false;
+    for c in running_of_kind(observed, crate::model::Kind::Postgres)
+        .filter(|c| c.state == RunState::Running && !c.name.ends_with(crate::plan::TEMP_SUFFIX))
+    {
+        let (Some(service), Some(n)) = (c.service(), c.replica()) else { continue };
+        if primaries.get(service).map_or(1, |(p, _)| *p) != n {
+            continue;
+        }
+        let database = c.spec().and_then(|s| s.env.get("POSTGRES_DB").cloned()).unwrap_or_else(|| "app".into());
+        let Ok(answer) = engine.exec(&c.id, &c.name, &shard_query(&database)).await else { continue };
+        asked = true;
+        let (rows, map) = parse_shard_output(&answer.output);
+        if !rows.is_empty() {
+            out.rows.insert(service.to_string(), rows);
+        }
+        if let Some(map) = map {
+            out.map = Some((service.to_string(), map));
+        }
+    }
+    asked.then_some(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -178,6 +178,7 @@ pub async fn observe_project_expecting<E: Engine>(
         }
     }
     observed.stale_replicas = live::stale_replicas(engine, &observed).await;
+    observed.shards = live::shards(engine, &observed).await;
     Ok(observed)
 }
 

@@ -20,6 +20,7 @@ mod database;
 mod migrate;
 mod poll;
 pub mod queue;
+mod reshard;
 pub mod wait;
 
 use queue::DependencyQueue;
@@ -347,6 +348,10 @@ async fn run_action<E: Engine>(
         Op::RemoveNetwork { name } => engine.remove_network(name).await.map_err(failure),
         Op::CreateVolume { spec } => engine.create_volume(spec).await.map_err(failure),
         Op::RemoveVolume { name } => engine.remove_volume(name).await.map_err(failure),
+        Op::Reshard { runner, directory, create_map, moves, drop_map, .. } => {
+            let steps = reshard::Steps { runner, directory, create_map: *create_map, moves, drop_map: *drop_map };
+            reshard::run(engine, &plan.project, &steps, &say).await
+        }
         Op::MigrateData { name, direction, marker, .. } => {
             migrate::run(engine, &plan.project, name, *direction, marker.as_deref(), &say).await
         }

@@ -5,6 +5,7 @@
 pub mod load_balancer;
 pub mod postgres;
 pub mod scaled;
+pub mod shards;
 
 use crate::spec::{ContainerSpec, container_name};
 

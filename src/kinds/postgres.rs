@@ -239,6 +239,7 @@ mod tests {
             user: "app".into(),
             password: "pw".into(),
             password_is_default: false,
+            shard: None,
         };
         let mut template = crate::spec::ContainerSpec {
             name: String::new(),

@@ -47,6 +47,7 @@ const SERVICE_KEYS: &[&str] = &[
     "database",
     "user",
     "password",
+    "shards",
 ];
 /// The blueprint's own `rollout:` keys.
 const ROLLOUT_KEYS: &[&str] = &["parallelism", "order", "monitor", "delay", "on_failure"];
@@ -54,7 +55,7 @@ const ROLLOUT_KEYS: &[&str] = &["parallelism", "order", "monitor", "delay", "on_
 pub(super) const UPDATE_CONFIG_KEYS: &[&str] = &["parallelism", "order", "monitor", "delay", "failure_action"];
 
 const LOAD_BALANCER_KEYS: &[&str] = &["backends"];
-const POSTGRES_KEYS: &[&str] = &["read_replicas", "synchronous", "failover", "database", "user", "password"];
+const POSTGRES_KEYS: &[&str] = &["read_replicas", "synchronous", "failover", "database", "user", "password", "shards"];
 
 /// Unknown keys get a "did you mean" only while there are fewer problems than this.
 const SUGGESTION_LIMIT: usize = 1_000;
@@ -455,6 +456,7 @@ impl Decoder<'_> {
                 _ => {}
             }
         }
+        self.expand_shards(&mut bp.services);
         if !saw_services {
             self.error(root.pos, "the blueprint has no `services:`").hint =
                 Some("add `services:` with at least one service that has `image:` or `build:`".into());
@@ -630,6 +632,7 @@ impl Decoder<'_> {
                     user: "app".into(),
                     password: DEFAULT_POSTGRES_PASSWORD.into(),
                     password_is_default: true,
+                    shard: get("shards").and_then(|v| self.shards(v, &s.name)),
                 };
                 if let Some(v) = get("read_replicas")
                     && let Some(n) = self.integer(v, &what("read_replicas"), 0, 16)
@@ -687,6 +690,19 @@ impl Decoder<'_> {
                 Some("name at least one data centre, or remove `zones:`".into());
         }
         out
+    }
+
+    /// `shards: N` on postgres service `service`: it is shard 0 of N.
+    fn shards(&mut self, node: &Node, service: &str) -> Option<Shard> {
+        let n = self.integer(node, &format!("services.{service}.shards"), 1, super::shards::MAX_SHARDS as i64)?;
+        Some(Shard { directory: service.to_string(), index: 0, count: n as u32 })
+    }
+
+    /// Adds the copies `shards: N` makes (see `shards.rs`), reporting what stands in the way.
+    fn expand_shards(&mut self, services: &mut Vec<Service>) {
+        for (pos, message) in super::shards::expand(services) {
+            self.error(pos, message);
+        }
     }
 
     /// A rollout policy: the blueprint's `rollout:` or Compose's `deploy.update_config` (one

@@ -13,6 +13,7 @@ mod numbers;
 pub mod options;
 pub mod project;
 pub mod resolved;
+mod shards;
 mod types;
 
 pub use decode::parse_port;
@@ -20,4 +21,5 @@ pub use interpolate::Env;
 pub use load::{MAX_BLUEPRINT_BYTES, blueprint_dir, load, load_bytes, load_bytes_lenient, load_lenient};
 pub use options::{ContainerOptions, IpamPool, Logging, NetworkMode, Ulimit};
 pub use project::{Options as LoadOptions, load_project, normalize_project_name};
+pub use shards::{MAX_SHARDS, shard_name};
 pub use types::*;

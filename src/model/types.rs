@@ -458,6 +458,20 @@ pub struct PostgresDef {
     /// No `password:` was given, so `password` is [`DEFAULT_POSTGRES_PASSWORD`] (validate and
     /// plan say so: a default password is fine on a laptop and wrong anywhere else).
     pub password_is_default: bool,
+    /// `shards: N`: the users are spread over N clusters like this one (see [`Shard`]).
+    pub shard: Option<Shard>,
+}
+
+/// Where a `kind: postgres` cluster stands among the shards of `shards: N`. The service that
+/// declares `shards:` is shard 0 and holds the shard map; shards 1..N are copies of it named
+/// `<service>-s1`, `<service>-s2`... (made by the model, so every later step sees plain
+/// services).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Shard {
+    /// The service that declared `shards:` (shard 0, the map's home).
+    pub directory: String,
+    pub index: u32,
+    pub count: u32,
 }
 
 /// The password a `kind: postgres` service gets without `password:` (as `database` and

@@ -19,6 +19,7 @@ mod render;
 mod replicas;
 pub mod rollout;
 mod scope;
+mod shards;
 pub mod units;
 
 use checks::stop_grace;
@@ -30,6 +31,7 @@ pub use render::{render_json, render_text};
 pub use replicas::{assign_replicas, scaled_markers, set_replicas};
 pub use rollout::{Rollout, rollback_plan};
 pub use scope::{Scope, ScopeError, needed_services, plan_scoped};
+pub use shards::{Reshard, ShardMove, reshard};
 
 fn is_zero(n: &u64) -> bool {
     *n == 0
@@ -148,6 +150,19 @@ pub enum Op {
         #[serde(skip_serializing_if = "Option::is_none")]
         marker: Option<String>,
     },
+    /// Move the users' buckets between shards online by running the web image's `shards.py`
+    /// in container `runner`: create the map if asked, each move (lock the bucket, copy,
+    /// switch the map, delete), then drop the map if asked. Every step is safe to repeat.
+    Reshard {
+        runner: String,
+        directory: String,
+        shards: Vec<String>,
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        create_map: bool,
+        moves: Vec<ShardMove>,
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        drop_map: bool,
+    },
 }
 
 /// Which way a migration copies.
@@ -183,6 +198,7 @@ pub enum Verb {
     Start,
     Reconnect,
     Migrate,
+    Reshard,
     Remove,
 }
 
@@ -199,6 +215,7 @@ impl Verb {
             Verb::Start => "start",
             Verb::Reconnect => "reconnect",
             Verb::Migrate => "migrate",
+            Verb::Reshard => "reshard",
             Verb::Remove => "remove",
         }
     }
@@ -218,6 +235,8 @@ pub enum Resource {
     Network,
     Volume,
     Container,
+    /// The rows of a sharded table (a reshard moves users between databases).
+    Users,
 }
 
 impl Resource {
@@ -228,6 +247,7 @@ impl Resource {
             Resource::Network => "network",
             Resource::Volume => "volume",
             Resource::Container => "container",
+            Resource::Users => "users",
         }
     }
 }
@@ -242,6 +262,7 @@ impl Op {
             Op::RecreateContainer { .. } | Op::FinishReplacement { .. } => Verb::Recreate,
             Op::ReloadLoadBalancer { .. } => Verb::Reload,
             Op::MigrateData { .. } => Verb::Migrate,
+            Op::Reshard { .. } => Verb::Reshard,
             Op::StartContainer { .. } => Verb::Start,
             Op::ReseedReplica { .. } => Verb::Reseed,
             Op::Reconnect { .. } => Verb::Reconnect,
@@ -255,6 +276,7 @@ impl Op {
             Op::Build { .. } | Op::Pull { .. } => Resource::Image,
             Op::CreateNetwork { .. } | Op::RemoveNetwork { .. } => Resource::Network,
             Op::CreateVolume { .. } | Op::RemoveVolume { .. } | Op::MigrateData { .. } => Resource::Volume,
+            Op::Reshard { .. } => Resource::Users,
             _ => Resource::Container,
         }
     }
@@ -281,6 +303,7 @@ impl Op {
             Op::MigrateData { direction: MigrationDirection::ToSqlite, volume, database, .. } => {
                 format!("{database} → {volume} (SQLite)")
             }
+            Op::Reshard { shards, .. } => format!("users over {}", shards.join(", ")),
         }
     }
 

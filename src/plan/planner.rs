@@ -81,6 +81,8 @@ struct Planner<'d> {
     /// reads the old state, or the marker that makes an interrupted copy resumable.
     gate_of: BTreeMap<String, Vec<ActionId>>,
     removal_gate: Vec<ActionId>,
+    /// The users' move between shards, if `shards:` and the data disagree (see `shards.rs`).
+    reshard: Option<super::Reshard>,
 }
 
 /// The actions of one service so far, for ordering its later containers.
@@ -135,16 +137,19 @@ impl<'d> Planner<'d> {
             migrations: super::migrations(desired, observed),
             gate_of: BTreeMap::new(),
             removal_gate: Vec::new(),
+            reshard: super::reshard(desired, observed),
         }
     }
 
     fn do_plan(mut self) -> Result<Plan, PlanError> {
         self.do_plan_images();
         self.do_plan_migrations_first();
+        self.do_plan_reshard(true);
         self.do_plan_networks_and_volumes()?;
         self.do_plan_removals();
         self.do_plan_services();
         self.do_plan_migrations_last();
+        self.do_plan_reshard(false);
         self.do_plan_network_removals();
         self.note_unused_volumes();
         Ok(Plan {
@@ -291,6 +296,31 @@ impl<'d> Planner<'d> {
             after.extend(self.service_actions.values().flatten());
             let reason = format!("the data tier is new: stage 1's users in {} follow into {}", m.volume, m.database);
             self.b.push(migrate_op(&m), reason, after, None);
+        }
+    }
+
+    /// The reshard, in its place: before every removal when rows leave a shard that goes
+    /// away (`first`; the runner's own replacement waits too), else after every container
+    /// is up, so the new shards are there to receive.
+    fn do_plan_reshard(&mut self, first: bool) {
+        let Some(r) = self.reshard.clone().filter(|r| r.first == first) else { return };
+        let reason = super::shards::describe(&r);
+        let mut after: Vec<ActionId> = self.gate_of.get(&r.runner).cloned().unwrap_or_default();
+        if !first {
+            after.extend(self.service_actions.values().flatten());
+        }
+        let op = Op::Reshard {
+            runner: r.runner.clone(),
+            directory: r.directory,
+            shards: r.shards,
+            create_map: r.create_map,
+            moves: r.moves,
+            drop_map: r.drop_map,
+        };
+        let id = self.b.push(op, reason, after, None);
+        if first {
+            self.gate_of.entry(r.runner).or_default().push(id);
+            self.removal_gate.push(id);
         }
     }
 

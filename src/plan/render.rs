@@ -11,7 +11,7 @@ fn symbol(op: &Op) -> char {
     match op.verb() {
         Verb::Create | Verb::Build | Verb::Pull => '+',
         Verb::Recreate | Verb::Reload | Verb::Reseed => '~',
-        Verb::Start | Verb::Reconnect | Verb::Migrate => '>',
+        Verb::Start | Verb::Reconnect | Verb::Migrate | Verb::Reshard => '>',
         Verb::Remove => '-',
     }
 }

@@ -263,6 +263,16 @@ fn add_dependencies(desired: &DesiredState, containers: &[&ContainerSpec], t: &m
             }
         }
     }
+    // `shards: N`: the app reaches shards 1..N-1 through the map in shard 0, not a setting.
+    if let Some(sharding) = &desired.sharding {
+        for from in of(&sharding.runner) {
+            for shard in sharding.shards.iter().skip(1) {
+                let Some(p) = of(shard).into_iter().find(|c| c.replica == 1) else { continue };
+                let label = format!("users by id % 64: {}", primary_alias(shard));
+                t.edges.push(edge(&from.name, &p.name, EdgeKind::Write, Some(label)));
+            }
+        }
+    }
 }
 
 fn dependency_edges(from: &ContainerSpec, postgres: bool, dep: &str, targets: &[&ContainerSpec], t: &mut Topology) {

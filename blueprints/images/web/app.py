@@ -43,6 +43,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import obs  # stage 10: /metrics and the central log (obs.py)
 import jobs  # stage 9: POST /jobs, GET /jobs/{id} through the queue (jobs.py)
 import geo  # stage 8: X-Dc
+import shards  # stage 11: users sharded over several PostgreSQL clusters (shards.py)
 
 HOSTNAME = socket.gethostname()
 APP_VERSION = os.environ.get("APP_VERSION", "1") or "1"
@@ -797,6 +798,8 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Connection", "close")
         for k, v in (extra or {}).items():
             self.send_header(k, v)
+        for k, v in shards.header_for(self.path).items():
+            self.send_header(k, v)
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(body)
@@ -872,6 +875,8 @@ class Handler(BaseHTTPRequestHandler):
             return self._reply(200, doc, (node, role))
         if path == "/session":
             return self._session()
+        if path == "/shards":
+            return self._reply(*shards.report())
         if path == "/index.html":
             cache_control = {"Cache-Control": "public, max-age=%d" % PAGE_MAX_AGE}
             return self._reply(200, index_page(), extra=cache_control, content_type="text/html; charset=utf-8")
@@ -1100,7 +1105,7 @@ State.stopping = threading.Event()
 
 def main():
     if DATABASE_URL:
-        State.store = PostgresStore(DATABASE_URL, DATABASE_READ_URL)
+        State.store = shards.wrap(PostgresStore(DATABASE_URL, DATABASE_READ_URL), sys.modules[__name__])
     else:
         State.store = SqliteStore(DATA_DIR)
     if CACHE_URL:
