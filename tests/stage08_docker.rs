@@ -28,24 +28,6 @@ const ENV: &[(&str, &str)] =
 /// Requests in the loop that runs inside client-b across the loss of dc-b.
 const LOOP_REQUESTS: usize = 120;
 
-/// Copies `blueprints/<name>` into `dir` with random public ports and absolute build contexts.
-fn stage_file(dir: &std::path::Path, name: &str) -> String {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let original = std::fs::read_to_string(root.join("blueprints").join(name))
-        .unwrap_or_else(|e| panic!("reading blueprints/{name}: {e}"));
-    let images = format!("build: {}/", root.join("blueprints/images").to_str().expect("UTF-8 repository path"));
-    let yaml = original
-        .replace(r#"ports: ["8080:80"]"#, r#"ports: ["80"]"#)
-        .replace(r#"ports: ["8081:80"]"#, r#"ports: ["80"]"#)
-        .replace("build: images/", &images);
-    for line in yaml.lines().filter(|l| !l.trim_start().starts_with('#')) {
-        assert!(!line.contains("\"8080") && !line.contains("\"8081"), "{name} still publishes a fixed port: {line}");
-    }
-    let path = dir.join(name);
-    std::fs::write(&path, yaml).unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
-    path.to_str().expect("UTF-8 temp path").to_string()
-}
-
 struct Walk {
     p: String,
     dir: tempfile::TempDir,
@@ -58,7 +40,7 @@ impl Walk {
     }
 
     fn file(&self, name: &str) -> String {
-        stage_file(self.dir.path(), name)
+        common::stage_file(self.dir.path(), name)
     }
 
     /// Applies `name`; up to four more applies are allowed when one fails (said in the log): on

@@ -24,27 +24,6 @@ use common::{BuildGuard, DockerTest, Scale, docker, header, http, http_get, poll
 
 const ENV: &[(&str, &str)] = &[("APP_VERSION", "1"), ("WEB_MIN", "2"), ("WEB_MAX", "2")];
 
-/// Copies `blueprints/<name>` into `dir` with random public ports and absolute build contexts.
-fn stage_file(dir: &std::path::Path, name: &str) -> String {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let original = std::fs::read_to_string(root.join("blueprints").join(name))
-        .unwrap_or_else(|e| panic!("reading blueprints/{name}: {e}"));
-    let images = format!("build: {}/", root.join("blueprints/images").to_str().expect("UTF-8 repository path"));
-    let yaml = original
-        .replace(r#"ports: ["8080:80"]"#, r#"ports: ["80"]"#)
-        .replace(r#"ports: ["8081:80"]"#, r#"ports: ["80"]"#)
-        .replace(r#"ports: ["9090:9090"]"#, r#"ports: ["9090"]"#)
-        .replace("build: images/", &images);
-    for line in yaml.lines().filter(|l| !l.trim_start().starts_with('#')) {
-        for fixed in ["\"8080", "\"8081", "\"9090:"] {
-            assert!(!line.contains(fixed), "{name} still publishes a fixed port: {line}");
-        }
-    }
-    let path = dir.join(name);
-    std::fs::write(&path, yaml).unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
-    path.to_str().expect("UTF-8 temp path").to_string()
-}
-
 struct Walk {
     p: String,
     dir: tempfile::TempDir,
@@ -57,7 +36,7 @@ impl Walk {
     }
 
     fn file(&self, name: &str) -> String {
-        stage_file(self.dir.path(), name)
+        common::stage_file(self.dir.path(), name)
     }
 
     fn apply(&self, name: &str) {

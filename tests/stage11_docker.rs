@@ -18,24 +18,6 @@ use std::time::{Duration, Instant};
 
 use common::{BuildGuard, ClientLoop, DockerTest, Scale, WriteLoop, header, http, project_containers, psql_ok};
 
-/// Copies `blueprints/<name>` into `dir` with random public ports and absolute build contexts.
-fn stage_file(dir: &std::path::Path, name: &str) -> String {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let original = std::fs::read_to_string(root.join("blueprints").join(name))
-        .unwrap_or_else(|e| panic!("reading blueprints/{name}: {e}"));
-    let images = format!("build: {}/", root.join("blueprints/images").to_str().expect("UTF-8 repository path"));
-    let yaml = original
-        .replace(r#"ports: ["8080:80"]"#, r#"ports: ["80"]"#)
-        .replace(r#"ports: ["8081:80"]"#, r#"ports: ["80"]"#)
-        .replace("build: images/", &images);
-    for line in yaml.lines().filter(|l| !l.trim_start().starts_with('#')) {
-        assert!(!line.contains("\"8080") && !line.contains("\"8081"), "{name} still publishes a fixed port: {line}");
-    }
-    let path = dir.join(name);
-    std::fs::write(&path, yaml).unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
-    path.to_str().expect("UTF-8 temp path").to_string()
-}
-
 const STAGE4: &str = "04-database-replication.yaml";
 const STAGE7: &str = "07-stateless-web.yaml";
 const STAGE11: &str = "11-sharding.yaml";
@@ -63,7 +45,7 @@ impl Walk {
     }
 
     fn scale(&self, args: &[&str], name: &str, shards: &str) -> common::ScaleRun {
-        let file = stage_file(self.dir.path(), name);
+        let file = common::stage_file(self.dir.path(), name);
         let mut all: Vec<&str> = args.to_vec();
         all.extend(["-p", &self.p, &file]);
         let vars = env(shards);

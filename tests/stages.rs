@@ -34,3 +34,22 @@ fn the_ladder_is_listed_in_order_and_nothing_is_applied_for_an_empty_project() {
     assert_eq!(stages.iter().map(|s| s["number"].as_u64().unwrap_or(0)).take(4).collect::<Vec<_>>(), vec![1, 2, 3, 4]);
     assert!(stages.iter().all(|s| s["applied"] == false), "{doc:#}");
 }
+
+/// Every stage file can be copied for a Docker test (random ports, absolute build contexts)
+/// with exactly the port and build lines changed: a stage that publishes a new fixed port
+/// fails here, without Docker, instead of colliding on a shared engine.
+#[test]
+fn every_stage_file_copies_with_random_ports() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let mut names: Vec<String> = std::fs::read_dir(common::repo_path("blueprints"))
+        .expect("blueprints/ readable")
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.ends_with(".yaml"))
+        .collect();
+    names.sort();
+    assert!(names.len() >= 11, "the ladder has its stages: {names:?}");
+    for name in &names {
+        let copy = std::fs::read_to_string(common::stage_file(dir.path(), name)).expect("the copy");
+        assert!(copy.contains("build: /"), "{name}: its build contexts are absolute");
+    }
+}

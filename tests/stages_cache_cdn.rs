@@ -35,30 +35,6 @@ const ENV: &[(&str, &str)] = &[("CACHE_TTL", "30"), ("ASSET_VERSION", "1")];
 /// The same after the asset release.
 const ENV_V2: &[(&str, &str)] = &[("CACHE_TTL", "30"), ("ASSET_VERSION", "2")];
 
-/// Copies `blueprints/<name>` into `dir` with random public ports and absolute build
-/// contexts, checking that nothing else changed and no fixed port is left.
-fn stage_file(dir: &std::path::Path, name: &str) -> String {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let original = std::fs::read_to_string(root.join("blueprints").join(name))
-        .unwrap_or_else(|e| panic!("reading blueprints/{name}: {e}"));
-    let images = root.join("blueprints/images");
-    let images = format!("build: {}/", images.to_str().expect("UTF-8 repository path"));
-    let yaml = original
-        .replace(r#"ports: ["8080:80"]"#, r#"ports: ["80"]"#)
-        .replace(r#"ports: ["8081:80"]"#, r#"ports: ["80"]"#)
-        .replace("build: images/", &images);
-    let changed = original.lines().zip(yaml.lines()).filter(|(a, b)| a != b).count();
-    let expected = original.lines().filter(|l| l.contains("ports: [\"808") || l.contains("build: images/")).count();
-    assert_eq!(changed, expected, "the rewrite of {name} changed other lines");
-    for line in yaml.lines().filter(|l| !l.trim_start().starts_with('#')) {
-        assert!(!line.contains("8080") && !line.contains("8081"), "{name} still publishes a fixed port: {line}");
-        assert!(!line.contains("build: images/"), "{name} still has a relative build context: {line}");
-    }
-    let path = dir.join(name);
-    std::fs::write(&path, yaml).unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
-    path.to_str().expect("UTF-8 temp path").to_string()
-}
-
 /// One walk 04 → 05 → 06 → 04 of project `p`.
 struct Walk {
     p: String,
@@ -72,7 +48,7 @@ impl Walk {
     }
 
     fn file(&self, name: &str) -> String {
-        stage_file(self.dir.path(), name)
+        common::stage_file(self.dir.path(), name)
     }
 
     /// `scale apply --yes`, then `plan --detailed-exitcode` must find nothing left to do.

@@ -121,3 +121,42 @@ fn poll_from<T>(
         }
     }
 }
+
+/// The fixed host ports the stage files publish, as written in them, and what a test copy
+/// publishes instead (the same container port on a random host port).
+const FIXED_PORTS: [(&str, &str); 4] = [
+    (r#"ports: ["8080:8000"]"#, r#"ports: ["8000"]"#),
+    (r#"ports: ["8080:80"]"#, r#"ports: ["80"]"#),
+    (r#"ports: ["8081:80"]"#, r#"ports: ["80"]"#),
+    (r#"ports: ["9090:9090"]"#, r#"ports: ["9090"]"#),
+];
+
+/// Copies `blueprints/<name>` (any stage, by file name) into `dir` with random public ports
+/// and absolute build contexts, checking that exactly those lines changed and that no fixed
+/// port or relative build context is left outside comments. Returns the copy's path. The
+/// stage suites from 5 on use it; [`stage_copy`] is stages 1-4's, with extra edits.
+pub fn stage_file(dir: &std::path::Path, name: &str) -> String {
+    let original = std::fs::read_to_string(repo_path(&format!("blueprints/{name}")))
+        .unwrap_or_else(|e| panic!("reading blueprints/{name}: {e}"));
+    let images = repo_path("blueprints/images");
+    let images = format!("build: {}/", images.to_str().expect("UTF-8 repository path"));
+    let mut yaml = original.replace("build: images/", &images);
+    for (fixed, random) in FIXED_PORTS {
+        yaml = yaml.replace(fixed, random);
+    }
+    let changed = original.lines().zip(yaml.lines()).filter(|(a, b)| a != b).count();
+    let expected = original
+        .lines()
+        .filter(|l| l.contains("build: images/") || FIXED_PORTS.iter().any(|(fixed, _)| l.contains(fixed)))
+        .count();
+    assert_eq!(changed, expected, "the rewrite of {name} changed other lines");
+    for line in yaml.lines().filter(|l| !l.trim_start().starts_with('#')) {
+        for fixed in ["\"8080", "\"8081", "\"9090:"] {
+            assert!(!line.contains(fixed), "{name} still publishes a fixed port: {line}");
+        }
+        assert!(!line.contains("build: images/"), "{name} still has a relative build context: {line}");
+    }
+    let path = dir.join(name);
+    std::fs::write(&path, yaml).unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
+    path.to_str().expect("UTF-8 temp path").to_string()
+}
