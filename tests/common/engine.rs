@@ -150,6 +150,9 @@ impl DockerTest {
         let extra = std::mem::take(&mut *self.extra_containers.lock().unwrap_or_else(|e| e.into_inner()));
         let mut containers = ids(&["ps", "-aq", "--filter", &format!("label={label}")]);
         containers.extend(extra);
+        // A `scale` the test's time bound killed leaves its project lock, which carries
+        // `io.scale.lock` instead of the project label (so no plan ever sees it).
+        containers.extend(ids(&["ps", "-aq", "--filter", &format!("label=io.scale.lock={}", self.project)]));
         if !containers.is_empty() {
             let mut args = vec!["rm", "-f", "-v"];
             args.extend(containers.iter().map(String::as_str));
