@@ -22,9 +22,10 @@ const WORDING: Wording<'static> = Wording {
 
 /// How many containers destroy stops at once. A stop mostly waits out the grace period, so
 /// more at once is faster, but stopping tears the container's network endpoints down, and
-/// Docker 20.10 under load leaked an endpoint when 200 were stopped at once (the network then
-/// cannot be removed until dockerd restarts); 64 at once had done the same before.
-const MAX_STOPS: usize = 32;
+/// Docker 20.10 under load leaked an endpoint (the network then cannot be removed until
+/// dockerd restarts) with 200, 64 and, in a CI-style run beside other suites, 32 at once. 8 at
+/// once is what destroy did before, without a leak in any run.
+const MAX_STOPS: usize = 8;
 
 /// Arguments of `scale destroy`.
 #[derive(Debug, clap::Args)]
@@ -41,10 +42,10 @@ pub struct Args {
     /// changes the project (0: don't wait).
     #[arg(long, default_value = "5m", value_name = "DURATION", value_parser = parse_lock_timeout)]
     pub lock_timeout: std::time::Duration,
-    /// How many containers are removed at once. Up to 32 are stopped at once (a stop mostly
-    /// waits out the grace period the blueprint gives it), but Docker 20.10 was seen to leak a
-    /// network endpoint (the network then cannot be removed) when 64 were removed at once, so
-    /// removals default to apply's 8.
+    /// How many containers are removed at once. Up to 8 are stopped at once (a stop mostly
+    /// waits out the grace period the blueprint gives it), and Docker 20.10 was seen to leak a
+    /// network endpoint (the network then cannot be removed) when 32 or more were stopped or
+    /// removed at once, so removals default to apply's 8.
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub parallel: u16,
     #[command(flatten)]
