@@ -89,6 +89,11 @@ class ShardedStore:
     def describe(self):
         return self.base.describe() + " (sharded when shard 0 holds a shard map)"
 
+    def __getattr__(self, name):
+        # Everything beyond the users (the job records' `_run` and `url`, stage 9) lives in
+        # shard 0, the plain store: only the users are sharded.
+        return getattr(self.base, name)
+
     # ---- the map
 
     def store(self, shard):
