@@ -177,10 +177,7 @@ fn all_targets_up(w: &Walk, prom: u16) {
         ]);
         if jobs == want { Ok(()) } else { Err(format!("{jobs:?} (up: {up:?})")) }
     });
-    let check = Scale::new(&["check", "--attempts", "10", &w.file("10-observability.yaml"), "-p", &w.p])
-        .envs(ENV)
-        .isolated()
-        .run();
+    let check = Scale::new(&["check", &w.file("10-observability.yaml"), "-p", &w.p]).envs(ENV).isolated().run();
     assert_eq!(check.code, Some(0), "scale check at stage 10:\n{}\n{}", check.stdout, check.stderr);
     w.log("every target is up; `scale check` passes");
 }
