@@ -23,6 +23,44 @@ pub struct Args {
 }
 
 /// Prints the project's state.
+/// The containers as `status --output json` lists them.
+fn containers_json(observed: &crate::observed::ObservedState) -> Vec<serde_json::Value> {
+    observed
+        .containers
+        .values()
+        .map(|c| {
+            json!({
+                "name": c.name,
+                "id": c.id,
+                "service": c.service(),
+                "replica": c.replica(),
+                "state": c.state,
+                "exit_code": c.exit_code,
+                "health": c.health,
+                "image": c.image,
+                "ports": c.ports,
+            })
+        })
+        .collect()
+}
+
+/// The caches' counters as `status --output json` lists them.
+fn caches_json(caches: &[crate::engine::live::CacheReport]) -> Vec<serde_json::Value> {
+    caches
+        .iter()
+        .map(|c| {
+            json!({
+                "container": c.container,
+                "service": c.service,
+                "hits": c.stats.map(|s| s.hits),
+                "misses": c.stats.map(|s| s.misses),
+                "hit_ratio": c.stats.and_then(|s| s.hit_ratio()),
+                "error": c.error,
+            })
+        })
+        .collect()
+}
+
 pub async fn run(args: Args, global: &Global, ui: Ui) -> anyhow::Result<u8> {
     if args.all {
         return all_projects(ui).await;
@@ -53,17 +91,7 @@ pub async fn run(args: Args, global: &Global, ui: Ui) -> anyhow::Result<u8> {
     if ui.is_json() {
         ui.json(&json!({
             "project": project,
-            "containers": observed.containers.values().map(|c| json!({
-                "name": c.name,
-                "id": c.id,
-                "service": c.service(),
-                "replica": c.replica(),
-                "state": c.state,
-                "exit_code": c.exit_code,
-                "health": c.health,
-                "image": c.image,
-                "ports": c.ports,
-            })).collect::<Vec<_>>(),
+            "containers": containers_json(&observed),
             "networks": observed.networks.keys().collect::<Vec<_>>(),
             "volumes": observed.volumes.keys().collect::<Vec<_>>(),
             "endpoints": observed.endpoints(),
@@ -73,14 +101,7 @@ pub async fn run(args: Args, global: &Global, ui: Ui) -> anyhow::Result<u8> {
             "stale_replicas": observed.stale_replicas,
             "unlabelled_anonymous_volumes": leftovers,
             "shards": observed.shards.as_ref().filter(|s| s.map.is_some()),
-            "caches": caches.iter().map(|c| json!({
-                "container": c.container,
-                "service": c.service,
-                "hits": c.stats.map(|s| s.hits),
-                "misses": c.stats.map(|s| s.misses),
-                "hit_ratio": c.stats.and_then(|s| s.hit_ratio()),
-                "error": c.error,
-            })).collect::<Vec<_>>(),
+            "caches": caches_json(&caches),
             "key_numbers": key_numbers,
             "queues": queues,
             "in_sync": pending.as_ref().map(|p| !p.has_changes()),
