@@ -4,18 +4,18 @@
 //! 2 → 1 copies back through the old web server before anything is removed; an interrupted
 //! 1 → 2 copy is planned again from its marker.
 
-use std::path::Path;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use scale::diag::Diagnostic;
 use scale::engine::fake::FakeEngine;
 use scale::engine::{ExecOutput, observe_project};
 use scale::exec::{ExecOptions, ExecReport, execute};
-use scale::model::{Build, Env, load_bytes};
 use scale::plan::{Op, Plan, plan, render_text};
 use scale::spec::DesiredState;
+
+#[path = "common/plan_fixture.rs"]
+mod plan_fixture;
 
 const STAGE_1: &str = "name: shop
 volumes:
@@ -43,9 +43,7 @@ services:
 ";
 
 fn desired(yaml: &str) -> DesiredState {
-    let bp = load_bytes(Path::new("shop.yaml"), yaml.as_bytes(), &Env::default()).unwrap_or_else(|d| panic!("{d}"));
-    let hasher = |_: &Build| Ok::<String, Diagnostic>("0123456789abcdef0123".into());
-    scale::desired::desired_state(&bp, "shop", &hasher).unwrap_or_else(|d| panic!("{d:?}"))
+    plan_fixture::desired_from_yaml(yaml)
 }
 
 fn rt() -> tokio::runtime::Runtime {

@@ -5,18 +5,18 @@
 //! before a shard is removed), and that each applied plan leaves nothing to do.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use scale::diag::Diagnostic;
 use scale::engine::fake::FakeEngine;
 use scale::engine::{ExecOutput, observe_project};
 use scale::exec::{ExecOptions, ExecReport, execute};
-use scale::model::{Build, Env, load_bytes};
 use scale::plan::{Op, Plan, plan, render_text};
 use scale::spec::DesiredState;
+
+#[path = "common/plan_fixture.rs"]
+mod plan_fixture;
 
 fn blueprint(shards: Option<u32>) -> String {
     let shards = shards.map(|n| format!("    shards: {n}\n")).unwrap_or_default();
@@ -37,9 +37,7 @@ services:
 
 fn desired(shards: Option<u32>) -> DesiredState {
     let yaml = blueprint(shards);
-    let bp = load_bytes(Path::new("shop.yaml"), yaml.as_bytes(), &Env::default()).unwrap_or_else(|d| panic!("{d}"));
-    let hasher = |_: &Build| Ok::<String, Diagnostic>("0123456789abcdef0123".into());
-    scale::desired::desired_state(&bp, "shop", &hasher).unwrap_or_else(|d| panic!("{d:?}"))
+    plan_fixture::desired_from_yaml(&yaml)
 }
 
 fn rt() -> tokio::runtime::Runtime {

@@ -1,7 +1,8 @@
 //! The planner fixtures (`tests/fixtures/plan/*.yaml`) as desired states, for the tests that
 //! plan and execute over the in-memory engine (planner, scope, executor_lb, rollout_fake).
 //! Included by path (`#[path = "common/plan_fixture.rs"]`), so those tests do not pull in
-//! the Docker helpers.
+//! the Docker helpers. Each suite uses only some of these.
+#![allow(dead_code)]
 
 use std::path::Path;
 
@@ -21,7 +22,6 @@ pub fn desired_fixture(file: &str, vars: &[(&str, &str)]) -> DesiredState {
 }
 
 /// The same for any blueprint of the repository (`blueprints/03-load-balancer.yaml`).
-#[allow(dead_code)] // not every test that includes this file plans a stage file
 pub fn desired_at(file: &str, vars: &[(&str, &str)]) -> DesiredState {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(file);
     let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
@@ -31,4 +31,12 @@ pub fn desired_at(file: &str, vars: &[(&str, &str)]) -> DesiredState {
     let project = project_name(&bp, None).expect("fixtures name their project");
     let hasher = |_: &Build| Ok::<String, Diagnostic>(BUILT_IMAGE_ID.into());
     desired_state(&bp, &project, &hasher).unwrap_or_else(|d| panic!("{d:?}"))
+}
+
+/// A blueprint given as text (file name `shop.yaml`, project `shop`), expanded without
+/// validation: the suites that build their blueprint per case (migrate_fake, shards_fake).
+pub fn desired_from_yaml(yaml: &str) -> DesiredState {
+    let bp = load_bytes(Path::new("shop.yaml"), yaml.as_bytes(), &Env::default()).unwrap_or_else(|d| panic!("{d}"));
+    let hasher = |_: &Build| Ok::<String, Diagnostic>(BUILT_IMAGE_ID.into());
+    desired_state(&bp, "shop", &hasher).unwrap_or_else(|d| panic!("{d:?}"))
 }
