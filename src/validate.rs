@@ -13,6 +13,7 @@ use crate::model::{At, Blueprint, Kind, MountSource, NameSource, Service, durati
 
 mod compose;
 mod input;
+mod reference;
 mod suggest;
 
 /// Project names become label values, container, network and volume name prefixes and DNS

@@ -120,7 +120,7 @@ impl Problems<'_> {
     }
 
     /// `image:` must be a reference the engine accepts: `[registry[:port]/]name[:tag][@digest]`,
-    /// lowercase name components (Docker's reference grammar, as `oci-spec` implements it).
+    /// lowercase name components (Docker's reference grammar, [`super::reference`]).
     fn image(&mut self) {
         let Some(image) = &self.service.image else { return };
         let text = image.value.as_str();
@@ -128,7 +128,7 @@ impl Problems<'_> {
             self.push(image.pos, "`image:` is empty", "name an image, e.g. `image: nginx:1.27`");
             return;
         }
-        if let Err(err) = text.parse::<oci_spec::distribution::Reference>() {
+        if let Err(err) = super::reference::check(text) {
             self.push(
                 image.pos,
                 format!("image {text:?} is not a valid image reference: {err}"),
