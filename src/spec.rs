@@ -202,6 +202,21 @@ pub struct HealthSpec {
     pub start_interval_ms: Option<u64>,
 }
 
+impl HealthSpec {
+    /// The healthcheck's test as a command to run in the container (`CMD` as it is,
+    /// `CMD-SHELL` through `/bin/sh -c`, as the engine runs them); `None` for `NONE` or an
+    /// empty test. scale runs it itself while a new container starts ([`crate::exec`]),
+    /// because engines before API 1.44 have no `start_interval`: their first check comes a
+    /// whole `interval` after the start.
+    pub fn probe_command(&self) -> Option<Vec<String>> {
+        match self.test.split_first() {
+            Some((kind, rest)) if kind == "CMD" && !rest.is_empty() => Some(rest.to_vec()),
+            Some((kind, [script])) if kind == "CMD-SHELL" => Some(vec!["/bin/sh".into(), "-c".into(), script.clone()]),
+            _ => None,
+        }
+    }
+}
+
 /// A container, fully specified. Its JSON is stored in a label, so a later run can explain
 /// exactly what changed; its hash decides *whether* anything changed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

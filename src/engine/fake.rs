@@ -147,6 +147,14 @@ impl FakeEngine {
         }
     }
 
+    /// The engine's health verdict on a running container, as its checks would set it
+    /// (`Starting` until the first check of an engine without `start_interval`).
+    pub fn set_health(&self, name: &str, health: Option<Health>) {
+        if let Some(c) = self.world().containers.values_mut().find(|c| c.name == name) {
+            c.health = health;
+        }
+    }
+
     /// `docker stop NAME` done by hand.
     pub fn stop_by_hand(&self, name: &str) {
         let mut w = self.world();

@@ -381,7 +381,9 @@ async fn run_action<E: Engine>(
             }
             Ok(())
         }
-        Op::ReloadLoadBalancer { id: cid, name, files } => balancer::reload(engine, cid, name, files, &say).await,
+        Op::ReloadLoadBalancer { id: cid, name, files } => {
+            balancer::reload(engine, cid, name, files, &run.balancers, &say).await
+        }
         Op::StartContainer { id: cid, name, paused, readiness } => {
             if *paused {
                 engine.unpause_container(cid, name).await.map_err(failure)?;
@@ -493,7 +495,8 @@ async fn bring_up_as<E: Engine>(
         f.logs = engine.logs_tail(&cid, opts.log_lines).await.unwrap_or_default();
         return Err(f);
     }
-    let context = wait_context(plan, action, spec.healthcheck.as_ref().map(|h| h.retries));
+    let mut context = wait_context(plan, action, spec.healthcheck.as_ref().map(|h| h.retries));
+    context.probe = spec.healthcheck.as_ref().and_then(wait::Probe::of);
     // A load balancer's servers come UP while it proves it keeps running: both waits at once,
     // and a failed start ends both.
     let pool_up = async {
@@ -518,7 +521,7 @@ pub fn wait_context(plan: &Plan, id: ActionId, retries: Option<u32>) -> wait::Wa
         .map(|a| a.op.name().strip_prefix(&prefix).map(str::to_string).unwrap_or_else(|| a.op.name()))
         .collect();
     blocks.dedup();
-    wait::WaitContext { retries, blocks }
+    wait::WaitContext { retries, blocks, probe: None }
 }
 
 /// `spec` with the old container's anonymous volumes carried over to its anonymous mounts

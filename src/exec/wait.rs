@@ -75,6 +75,43 @@ pub struct WaitContext {
     pub retries: Option<u32>,
     /// The containers that start only once this one is ready (short names: `web-1`).
     pub blocks: Vec<String>,
+    /// The container's own healthcheck, run by scale between the engine's checks.
+    pub probe: Option<Probe>,
+}
+
+/// A container's healthcheck test, run with `exec` while the engine still says `starting`:
+/// an engine before API 1.44 runs its first check only a whole `interval` after the start
+/// (Docker 20.10 has no `start_interval`), so a server ready in 300 ms would wait a second
+/// or more, once per replacement in a rolling update. The test passing is the same evidence
+/// the engine's own check would give; the engine's `unhealthy` still fails the wait, and a
+/// rollout's `monitor` keeps watching the engine's status afterwards.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Probe {
+    pub command: Vec<String>,
+    /// The healthcheck's `timeout`: a probe that takes longer counts as not passed.
+    pub timeout: Duration,
+}
+
+impl Probe {
+    pub fn of(health: &crate::spec::HealthSpec) -> Option<Probe> {
+        let command = health.probe_command()?;
+        Some(Probe { command, timeout: Duration::from_millis(health.timeout_ms.max(1)) })
+    }
+}
+
+/// The first pause between two probes, and the longest: probes cost an `exec` each, so they
+/// thin out when a container takes its time.
+const PROBE_FIRST: Duration = Duration::from_millis(150);
+const PROBE_CAP: Duration = Duration::from_secs(1);
+
+/// Whether the probe passed: exit code 0 within its timeout. Anything else (the container
+/// not running yet, the exec refused, a slow test) is "not yet", never a failure: failing
+/// is the engine's own checks' call.
+async fn probe_passes<E: Engine>(engine: &E, id: &str, name: &str, probe: &Probe) -> bool {
+    matches!(
+        tokio::time::timeout(probe.timeout, engine.exec(id, name, &probe.command)).await,
+        Ok(Ok(out)) if out.exit_code == 0
+    )
 }
 
 /// "waiting for shop-db-1 to be healthy (2/5 checks failed, 4 s) — blocks web-1, web-2", as
@@ -141,9 +178,23 @@ pub async fn wait_ready_saying<E: Engine>(
     let mut next_report = REPORT_AFTER;
     let mut delay = Duration::from_millis(100);
     let mut up_since: Option<Instant> = None;
+    let mut next_probe = Instant::now();
+    let mut probe_delay = PROBE_FIRST;
     loop {
         let status = engine.container_status(id, name).await.map_err(|e| WaitError::Engine(e.to_string()))?;
-        if judge(readiness, &status)? {
+        let ready = judge(readiness, &status)?;
+        let starting = status.state == RunState::Running && status.health == Some(Health::Starting);
+        if !ready
+            && starting
+            && let Some(probe) = context.probe.as_ref().filter(|_| Instant::now() >= next_probe)
+        {
+            if probe_passes(engine, id, name, probe).await {
+                return Ok(());
+            }
+            next_probe = Instant::now() + probe_delay;
+            probe_delay = (probe_delay * 3 / 2).min(PROBE_CAP);
+        }
+        if ready {
             let merely_running = status.state == RunState::Running && status.health.is_none();
             if !merely_running {
                 return Ok(());
@@ -183,7 +234,7 @@ mod tests {
 
     #[test]
     fn a_long_wait_says_what_it_waits_on_and_what_it_blocks() {
-        let context = WaitContext { retries: Some(5), blocks: vec!["web-1".into(), "web-2".into()] };
+        let context = WaitContext { retries: Some(5), blocks: vec!["web-1".into(), "web-2".into()], probe: None };
         let failing = HealthProgress { failing_streak: 2, checks_run: 2, passed: 0 };
         assert_eq!(
             wait_message("shop-db-1", Readiness::Healthy, Some(failing), &context, Duration::from_millis(4300)),
@@ -193,7 +244,7 @@ mod tests {
             wait_message("shop-db-1", Readiness::Healthy, None, &WaitContext::default(), Duration::from_secs(3)),
             "waiting for shop-db-1 to be healthy (no check has run yet, 3 s)"
         );
-        let unknown_retries = WaitContext { retries: None, blocks: vec!["lb-1".into()] };
+        let unknown_retries = WaitContext { retries: None, blocks: vec!["lb-1".into()], probe: None };
         assert_eq!(
             wait_message("shop-web-1", Readiness::Healthy, Some(failing), &unknown_retries, Duration::from_secs(7)),
             "waiting for shop-web-1 to be healthy (2 checks failed in a row, 7 s) — blocks lb-1"
@@ -220,5 +271,71 @@ mod tests {
         assert!(judge(Running, &status(RunState::Exited, None, Some(1))).is_err());
         assert!(judge(Running, &status(RunState::Restarting, None, Some(1))).is_err());
         assert_eq!(judge(Running, &status(RunState::Created, None, None)), Ok(false));
+    }
+
+    fn run<F: std::future::Future>(f: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread().enable_time().build().expect("runtime").block_on(f)
+    }
+
+    /// A container the engine still calls `starting`, waited for with its own check as the
+    /// probe: ready once the check passes in it, never because of a failing or absent one.
+    #[test]
+    fn a_starting_container_is_ready_when_its_own_check_passes_in_it() {
+        use crate::engine::{ExecOutput, fake::FakeEngine};
+        let engine = FakeEngine::new();
+        engine.add_foreign_container("c");
+        engine.set_health("c", Some(Health::Starting));
+        let id = engine.containers()[0].id.clone();
+        let probe = Probe { command: vec!["/check".into(), "now".into()], timeout: Duration::from_secs(1) };
+        let context = WaitContext { probe: Some(probe), ..WaitContext::default() };
+        let wait = |context: &WaitContext| {
+            run(wait_ready_saying(
+                &engine,
+                &id,
+                "c",
+                Readiness::Healthy,
+                Duration::from_millis(600),
+                Duration::ZERO,
+                context,
+                &|_| {},
+            ))
+        };
+        // The exec is refused (nothing scripted): not a failure, only not ready.
+        assert!(matches!(wait(&context), Err(WaitError::TimedOut(..))));
+        engine.on_exec(|name, cmd| {
+            (name == "c" && cmd == "/check now").then(|| ExecOutput { exit_code: 1, output: String::new() })
+        });
+        assert!(matches!(wait(&context), Err(WaitError::TimedOut(..))));
+        assert!(matches!(wait(&WaitContext::default()), Err(WaitError::TimedOut(..))));
+        engine.on_exec(|name, cmd| {
+            (name == "c" && cmd == "/check now").then(|| ExecOutput { exit_code: 0, output: String::new() })
+        });
+        assert_eq!(wait(&context), Ok(()));
+        assert!(engine.commands_in("c").iter().all(|c| c == "/check now"));
+        // Without the probe the engine's verdict is still the only one.
+        assert!(matches!(wait(&WaitContext::default()), Err(WaitError::TimedOut(..))));
+        engine.set_health("c", Some(Health::Unhealthy));
+        assert_eq!(wait(&context), Err(WaitError::Unhealthy));
+    }
+
+    #[test]
+    fn the_probe_runs_the_test_as_the_engine_would() {
+        let health = |test: &[&str]| crate::spec::HealthSpec {
+            test: test.iter().map(|s| s.to_string()).collect(),
+            timeout_ms: 2000,
+            ..Default::default()
+        };
+        assert_eq!(
+            Probe::of(&health(&["CMD", "/healthcheck", "-q"])).map(|p| p.command),
+            Some(vec!["/healthcheck".into(), "-q".into()])
+        );
+        assert_eq!(
+            Probe::of(&health(&["CMD-SHELL", "pg_isready || exit 1"])).map(|p| p.command),
+            Some(vec!["/bin/sh".into(), "-c".into(), "pg_isready || exit 1".into()])
+        );
+        assert_eq!(Probe::of(&health(&["NONE"])), None);
+        assert_eq!(Probe::of(&health(&["CMD"])), None);
+        assert_eq!(Probe::of(&health(&[])), None);
+        assert_eq!(Probe::of(&health(&["CMD", "x"])).map(|p| p.timeout), Some(Duration::from_secs(2)));
     }
 }
