@@ -25,7 +25,10 @@ const DRAIN_LIMIT: Duration = Duration::from_secs(5);
 #[derive(Debug, Default)]
 pub struct Balancers {
     rejoining: Mutex<Vec<Rejoin>>,
-    records: tokio::sync::Mutex<()>,
+    /// The pool records as this run last wrote them, by load balancer ID: read from the
+    /// container once, then kept here, so marking a drain costs one write and no read (each
+    /// is a whole archive round trip through the engine, ~0.1–0.2 s on Docker 20.10).
+    records: tokio::sync::Mutex<std::collections::HashMap<String, Pool>>,
     /// One waiter at a time: a drain that comes while another waits for the same servers
     /// waits until they are back, rather than finding nothing left to wait for.
     turn: tokio::sync::Mutex<()>,
@@ -74,18 +77,31 @@ pub async fn drain<E: Engine>(engine: &E, drains: &[Drain], balancers: &Balancer
 const REJOIN_LIMIT: Duration = Duration::from_secs(15);
 
 /// Records (or clears) in each load balancer's pool record that a replacement has its
-/// server drained, so a run interrupted in between is repaired by the next one.
+/// server drained, so a run interrupted in between is repaired by the next one: one write
+/// per load balancer, whatever the number of servers.
 pub async fn mark_draining<E: Engine>(engine: &E, drains: &[Drain], balancers: &Balancers, draining: bool) {
-    let _one_writer = balancers.records.lock().await;
+    let mut records = balancers.records.lock().await;
+    let mut touched: Vec<(&str, &str)> = Vec::new();
     for d in drains {
-        let Ok(Some(bytes)) = engine.read_file(&d.balancer_id, &d.balancer, POOL_PATH).await else { continue };
-        let Ok(mut pool) = serde_json::from_slice::<Pool>(&bytes) else { continue };
+        let pool = match records.entry(d.balancer_id.clone()) {
+            std::collections::hash_map::Entry::Occupied(seen) => seen.into_mut(),
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                let Ok(Some(bytes)) = engine.read_file(&d.balancer_id, &d.balancer, POOL_PATH).await else { continue };
+                let Ok(pool) = serde_json::from_slice::<Pool>(&bytes) else { continue };
+                slot.insert(pool)
+            }
+        };
         pool.draining.retain(|s| *s != d.server);
         if draining {
             pool.draining.push(d.server.clone());
         }
-        let Ok(json) = serde_json::to_vec(&pool) else { continue };
-        let _ = engine.write_file(&d.balancer_id, &d.balancer, POOL_PATH, &json).await;
+        if !touched.contains(&(d.balancer_id.as_str(), d.balancer.as_str())) {
+            touched.push((&d.balancer_id, &d.balancer));
+        }
+    }
+    for (id, name) in touched {
+        let Ok(json) = serde_json::to_vec(&records[id]) else { continue };
+        let _ = engine.write_file(id, name, POOL_PATH, &json).await;
     }
 }
 
@@ -136,9 +152,8 @@ pub async fn await_rejoined<E: Engine>(engine: &E, balancers: &Balancers, balanc
         mine
     };
     futures_util::future::join_all(mine.iter().map(|r| rejoin(engine, r, say))).await;
-    for r in &mine {
-        mark_draining(engine, std::slice::from_ref(&r.drain), balancers, false).await;
-    }
+    let drains: Vec<Drain> = mine.into_iter().map(|r| r.drain).collect();
+    mark_draining(engine, &drains, balancers, false).await;
 }
 
 /// [`await_rejoined`] for one server.
@@ -195,6 +210,7 @@ pub async fn reload<E: Engine>(
     id: &str,
     name: &str,
     files: &[FileSpec],
+    balancers: &Balancers,
     say: &(dyn Fn(&str) + Sync),
 ) -> Result<(), ActionFailure> {
     // The pool record is written last: if the reload is interrupted, the next plan still
@@ -212,7 +228,12 @@ pub async fn reload<E: Engine>(
         });
     }
     engine.signal(id, name, RELOAD_SIGNAL).await.map_err(failure)?;
-    write_files(engine, id, name, &record).await?;
+    {
+        // Under the records lock, so no drain mark writes the pool this replaces.
+        let mut records = balancers.records.lock().await;
+        records.remove(id);
+        write_files(engine, id, name, &record).await?;
+    }
     say("reloaded");
     if let Some(pool) = pool_of(files) {
         await_pool_up(engine, id, name, &pool, say).await;
