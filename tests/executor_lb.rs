@@ -282,6 +282,17 @@ fn replaced_servers_are_drained_then_rejoin_on_probation(vars: &[(&str, &str)], 
     let asked = log[drain..maint].iter().filter(|l| *l == "stat").count();
     assert!(asked >= 3, "maint while requests were in flight: {:#?}", &log[drain..=maint]);
     assert!(!lines.iter().any(|l| l.contains("putting it back")), "{lines:#?}");
+    if start_first {
+        // The next batch starts its new replica once the previous batch's new one is ready,
+        // while that batch still drains its old one (which had requests in flight here).
+        let at = |text: &str| {
+            lines.iter().position(|l| l.contains(text)).unwrap_or_else(|| panic!("no `{text}` in {lines:#?}"))
+        };
+        assert!(
+            at("starting the new container as shop-web-2.next") < at("shop-web-1 rejoins"),
+            "the second batch waited for the first to finish: {lines:#?}"
+        );
+    }
 }
 
 #[test]

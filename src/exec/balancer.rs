@@ -32,6 +32,59 @@ pub struct Balancers {
     /// One waiter at a time: a drain that comes while another waits for the same servers
     /// waits until they are back, rather than finding nothing left to wait for.
     turn: tokio::sync::Mutex<()>,
+    /// Replacements with a server out of rotation (drained, stopped, renamed) that is not
+    /// on probation yet, and the load balancer: see [`claim_out`].
+    out: Mutex<Vec<(ActionId, String)>>,
+}
+
+/// A replacement's claim to take its servers out of rotation; dropping it (once they are on
+/// probation, or when the replacement fails) lets the next batch take theirs.
+pub struct OutClaim<'a> {
+    balancers: &'a Balancers,
+    action: ActionId,
+}
+
+impl Drop for OutClaim<'_> {
+    fn drop(&mut self) {
+        lock_out(self.balancers).retain(|(a, _)| *a != self.action);
+    }
+}
+
+fn lock_out(balancers: &Balancers) -> std::sync::MutexGuard<'_, Vec<(ActionId, String)>> {
+    balancers.out.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// How long a replacement waits for an earlier batch to put its servers back on probation.
+const CLAIM_LIMIT: Duration = Duration::from_secs(60);
+
+/// Waits until no replacement outside `mates` (this one's batch) has a server of these load
+/// balancers out of rotation and not yet on probation, then claims theirs. A rollout's next
+/// batch starts while the previous one still drains and stops its old replicas; this keeps
+/// it from taking servers out before those are back, so a rolling update never has more
+/// servers out than one batch. At the limit it goes on and says so: a stuck earlier batch
+/// must not hang the run.
+pub async fn claim_out<'a>(
+    balancers: &'a Balancers,
+    action: ActionId,
+    mates: &[ActionId],
+    drains: &[Drain],
+    say: &(dyn Fn(&str) + Sync),
+) -> OutClaim<'a> {
+    let mine: Vec<&str> = drains.iter().map(|d| d.balancer_id.as_str()).collect();
+    let free = || {
+        let mut out = lock_out(balancers);
+        let busy = out.iter().any(|(a, b)| !mates.contains(a) && mine.contains(&b.as_str()));
+        if busy {
+            return Err(());
+        }
+        out.extend(mine.iter().map(|b| (action, b.to_string())));
+        Ok(())
+    };
+    if poll(CLAIM_LIMIT, Duration::from_millis(50), async || free()).await.is_err() {
+        say("the previous batch's servers are still out of rotation; going on");
+        lock_out(balancers).extend(mine.iter().map(|b| (action, b.to_string())));
+    }
+    OutClaim { balancers, action }
 }
 
 /// One server on probation at its new address, and the action that put it there.

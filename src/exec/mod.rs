@@ -228,9 +228,11 @@ async fn run_plan<E: Engine>(
     cancel: &AtomicBool,
 ) -> ExecReport {
     let mut queue = DependencyQueue::new(plan);
+    let (released, mut releases) = tokio::sync::mpsc::unbounded_channel();
     let run = Shared {
         removals: tokio::sync::Semaphore::new(opts.removals.unwrap_or(opts.parallel).clamp(1, MAX_PERMITS)),
         balancers: balancer::Balancers::default(),
+        released,
     };
     let run = &run;
     let mut report = ExecReport::default();
@@ -257,7 +259,15 @@ async fn run_plan<E: Engine>(
                 }));
             }
         }
-        let (id, result, elapsed) = match in_flight.next().await {
+        let next = tokio::select! {
+            biased;
+            Some(id) = releases.recv() => {
+                queue.release(id);
+                continue;
+            }
+            next = in_flight.next() => next,
+        };
+        let (id, result, elapsed) = match next {
             None => break,
             Some(Done::Created(id, created)) => {
                 created_early.insert(id, created);
@@ -318,6 +328,8 @@ struct Shared {
     /// Bounds container removals ([`ExecOptions::removals`]).
     removals: tokio::sync::Semaphore,
     balancers: balancer::Balancers,
+    /// Rollout replacements whose new replica is ready ([`DependencyQueue::release`]).
+    released: tokio::sync::mpsc::UnboundedSender<ActionId>,
 }
 
 fn failure(err: crate::engine::EngineError) -> ActionFailure {
@@ -360,7 +372,13 @@ async fn run_action<E: Engine>(
             let cid = early.transpose()?;
             bring_up_as(engine, plan, id, name, spec, *readiness, files, cid, opts, &say).await.map(|_| ())
         }
-        Op::RecreateContainer { .. } => recreate(engine, plan, id, opts, &run.balancers, &say).await,
+        Op::RecreateContainer { .. } => {
+            let release = || {
+                // The run loop is there until every action has ended: a send cannot fail.
+                let _ = run.released.send(id);
+            };
+            recreate(engine, plan, id, opts, &run.balancers, &release, &say).await
+        }
         Op::FinishReplacement { id: cid, temp_name, spec, readiness } => {
             engine.rename_container(cid, temp_name, &spec.name).await.map_err(failure)?;
             engine.start_container(cid, &spec.name).await.map_err(failure)?;
@@ -420,6 +438,7 @@ async fn recreate<E: Engine>(
     id: ActionId,
     opts: &ExecOptions,
     balancers: &balancer::Balancers,
+    release: &(dyn Fn() + Sync),
     say: &(dyn Fn(&str) + Sync),
 ) -> Result<(), ActionFailure> {
     let Op::RecreateContainer {
@@ -438,15 +457,23 @@ async fn recreate<E: Engine>(
     };
     let grace = Duration::from_secs(*old_grace_secs);
     let monitor = Duration::from_millis(*monitor_ms);
+    let mates = plan
+        .rollout_of(id)
+        .and_then(|r| r.batches.iter().find(|b| b.contains(&id)).cloned())
+        .unwrap_or_else(|| vec![id]);
     if *delay_ms > 0 {
         say(&format!("waiting {delay_ms}ms before this batch"));
         tokio::time::sleep(Duration::from_millis(*delay_ms)).await;
     }
+    // Held until this replacement's servers are on probation (or it failed).
+    let claim;
     if *start_first {
         let temp = format!("{}{}", spec.name, crate::plan::TEMP_SUFFIX);
         say(&format!("starting the new container as {temp}"));
         let cid = bring_up_as(engine, plan, id, &temp, spec, *readiness, files, None, opts, say).await?;
         watch_ready(engine, &cid, &temp, *readiness, monitor, opts, say).await?;
+        claim = Some(balancer::claim_out(balancers, id, &mates, drains, say).await);
+        release();
         balancer::mark_draining(engine, drains, balancers, true).await;
         balancer::drain(engine, drains, balancers, say).await;
         engine.stop_container(old_id, &spec.name, grace).await.map_err(failure)?;
@@ -454,6 +481,7 @@ async fn recreate<E: Engine>(
         engine.rename_container(&cid, &temp, &spec.name).await.map_err(failure)?;
     } else {
         let spec = &carry_anonymous_volumes(engine, old_id, spec, say).await?;
+        claim = Some(balancer::claim_out(balancers, id, &mates, drains, say).await);
         balancer::mark_draining(engine, drains, balancers, true).await;
         balancer::drain(engine, drains, balancers, say).await;
         say("stopping the old container first");
@@ -461,9 +489,11 @@ async fn recreate<E: Engine>(
         engine.remove_container(old_id, &spec.name).await.map_err(failure)?;
         let cid = bring_up_as(engine, plan, id, &spec.name, spec, *readiness, files, None, opts, say).await?;
         watch_ready(engine, &cid, &spec.name, *readiness, monitor, opts, say).await?;
+        release();
     }
     // The drain record is cleared once the server is back in rotation (`await_rejoined`).
     balancer::undrain(engine, drains, balancers, id, say).await;
+    drop(claim);
     Ok(())
 }
 

@@ -25,6 +25,11 @@ pub struct DependencyQueue {
     soft: BTreeSet<(ActionId, ActionId)>,
     /// Actions that may be created ahead of their start, not taken yet.
     early: BTreeSet<ActionId>,
+    /// Edges from one batch of a rollout to the next that [`DependencyQueue::release`]
+    /// satisfies before the prerequisite has finished.
+    releasable: BTreeSet<(ActionId, ActionId)>,
+    /// Those edges, once released.
+    released: BTreeSet<(ActionId, ActionId)>,
 }
 
 /// Whether `op` makes a container ready (created or replaced, started, re-seeded): what a
@@ -38,6 +43,25 @@ fn readies_a_container(op: &Op) -> bool {
             | Op::FinishReplacement { .. }
             | Op::ReseedReplica { .. }
     )
+}
+
+/// The edges between consecutive batches of one rollout: replacement to replacement of the
+/// same service.
+fn rollout_edges(plan: &Plan, dependents: &[Vec<ActionId>]) -> BTreeSet<(ActionId, ActionId)> {
+    let mut edges = BTreeSet::new();
+    for rollout in &plan.rollouts {
+        let members: BTreeSet<ActionId> = rollout.batches.iter().flatten().copied().collect();
+        for &id in &members {
+            let replaces =
+                |a: ActionId| matches!(plan.actions.get(a).map(|a| &a.op), Some(Op::RecreateContainer { .. }));
+            for &next in dependents.get(id).into_iter().flatten() {
+                if members.contains(&next) && replaces(id) && replaces(next) {
+                    edges.insert((id, next));
+                }
+            }
+        }
+    }
+    edges
 }
 
 impl DependencyQueue {
@@ -66,7 +90,32 @@ impl DependencyQueue {
         let ready = pending.iter().copied().filter(|id| waiting_for[*id] == 0).collect();
         let early = pending.iter().copied().filter(|id| waiting_for[*id] > 0 && hard_waiting[*id] == 0).collect();
         let running = BTreeSet::new();
-        DependencyQueue { dependents, waiting_for, pending, ready, running, hard_waiting, soft, early }
+        let releasable = rollout_edges(plan, &dependents);
+        DependencyQueue {
+            dependents,
+            waiting_for,
+            pending,
+            ready,
+            running,
+            hard_waiting,
+            soft,
+            early,
+            releasable,
+            released: BTreeSet::new(),
+        }
+    }
+
+    /// A replacement in a rollout whose new replica is ready and whose old one is now
+    /// leaving (drained, then stopped): the next batch of the same rollout may start, as
+    /// Kubernetes counts a terminating pod out of `maxSurge`. The action itself runs on and
+    /// still [`DependencyQueue::finish`]es; what else waits for it waits for that.
+    pub fn release(&mut self, id: ActionId) {
+        for next in self.dependents[id].clone() {
+            if self.releasable.remove(&(id, next)) {
+                self.released.insert((id, next));
+                self.satisfy(id, next);
+            }
+        }
     }
 
     /// Takes the container creations that wait only for other containers to be ready (a
@@ -103,17 +152,28 @@ impl DependencyQueue {
 
     pub fn finish(&mut self, id: ActionId) {
         self.running.remove(&id);
-        for &next in &self.dependents[id] {
-            self.waiting_for[next] -= 1;
-            if self.waiting_for[next] == 0 && self.pending.contains(&next) {
-                self.early.remove(&next);
-                self.ready.insert(next);
-            } else if !self.soft.contains(&(id, next)) {
-                self.hard_waiting[next] -= 1;
-                // Only soft edges left: a creation gated on other containers' readiness.
-                if self.hard_waiting[next] == 0 && self.pending.contains(&next) {
-                    self.early.insert(next);
-                }
+        for next in self.dependents[id].clone() {
+            // An edge `release` satisfied is not satisfied twice; one it did not is no
+            // longer releasable.
+            if self.released.contains(&(id, next)) {
+                continue;
+            }
+            self.releasable.remove(&(id, next));
+            self.satisfy(id, next);
+        }
+    }
+
+    /// One prerequisite of `next` (`id`) is done.
+    fn satisfy(&mut self, id: ActionId, next: ActionId) {
+        self.waiting_for[next] -= 1;
+        if self.waiting_for[next] == 0 && self.pending.contains(&next) {
+            self.early.remove(&next);
+            self.ready.insert(next);
+        } else if !self.soft.contains(&(id, next)) {
+            self.hard_waiting[next] -= 1;
+            // Only soft edges left: a creation gated on other containers' readiness.
+            if self.hard_waiting[next] == 0 && self.pending.contains(&next) {
+                self.early.insert(next);
             }
         }
     }
@@ -182,5 +242,70 @@ mod tests {
         assert!(q.take_ready(5).is_empty());
         assert_eq!(q.running_count(), 0);
         assert_eq!(q.drain_pending(), vec![1, 3]);
+    }
+
+    #[test]
+    fn a_released_replacement_lets_the_next_batch_start_but_not_what_waits_for_it() {
+        use crate::model::RolloutPolicy;
+        use crate::plan::Rollout;
+        let spec = crate::spec::ContainerSpec {
+            name: "p-web-1".into(),
+            service: "web".into(),
+            replica: 1,
+            kind: None,
+            image: "web".into(),
+            command: None,
+            entrypoint: None,
+            env: Default::default(),
+            ports: vec![],
+            networks: vec![],
+            mounts: vec![],
+            healthcheck: None,
+            restart: crate::model::RestartPolicy::No,
+            stop_grace_secs: None,
+            options: Default::default(),
+            labels: Default::default(),
+            hostname: "p-web-1".into(),
+            previous: None,
+            carried: Default::default(),
+        };
+        let recreate = || Op::RecreateContainer {
+            old_id: "old".into(),
+            old_grace_secs: 1,
+            spec: spec.clone(),
+            readiness: crate::desired::Readiness::Healthy,
+            files: Vec::new(),
+            drains: Vec::new(),
+            start_first: true,
+            monitor_ms: 0,
+            delay_ms: 0,
+        };
+        // 0, 1: batch one; 2: batch two (after both); 3: a reload after the whole rollout.
+        let mut p = plan(&[&[], &[], &[0, 1], &[0, 1, 2]]);
+        for a in &mut p.actions[..3] {
+            a.op = recreate();
+        }
+        p.rollouts.push(Rollout {
+            service: "web".into(),
+            policy: RolloutPolicy::default(),
+            batches: vec![vec![0, 1], vec![2]],
+        });
+        let mut q = DependencyQueue::new(&p);
+        assert_eq!(q.take_ready(8), vec![0, 1]);
+        q.release(0);
+        assert!(q.take_ready(8).is_empty(), "2 waits for 1 too");
+        q.release(1);
+        q.release(1);
+        assert_eq!(q.take_ready(8), vec![2]);
+        q.finish(0);
+        q.finish(1);
+        q.finish(2);
+        assert_eq!(q.take_ready(8), vec![3], "3 waited for every replacement to finish");
+        // Without a release, finishing alone still orders the batches.
+        let mut q = DependencyQueue::new(&p);
+        assert_eq!(q.take_ready(8), vec![0, 1]);
+        q.finish(0);
+        q.finish(1);
+        assert_eq!(q.take_ready(8), vec![2]);
     }
 }
