@@ -13,7 +13,8 @@ use crate::observed::ObservedState;
 pub struct Rollout {
     pub service: String,
     pub policy: RolloutPolicy,
-    /// Replacement actions; each batch starts once the previous one is done.
+    /// Replacement actions; each batch starts once the previous one's new replicas are ready
+    /// (the executor releases it while the old ones drain and stop).
     pub batches: Vec<Vec<ActionId>>,
 }
 
