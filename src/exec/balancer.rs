@@ -35,6 +35,8 @@ pub struct Balancers {
     /// Replacements with a server out of rotation (drained, stopped, renamed) that is not
     /// on probation yet, and the load balancer: see [`claim_out`].
     out: Mutex<Vec<(ActionId, String)>>,
+    /// Load balancers (ID, name) whose cached record changed and was not written yet.
+    unwritten: Mutex<std::collections::BTreeSet<(String, String)>>,
 }
 
 /// A replacement's claim to take its servers out of rotation; dropping it (once they are on
@@ -122,6 +124,13 @@ pub async fn drain<E: Engine>(engine: &E, drains: &[Drain], balancers: &Balancer
             if busy { Err(()) } else { Ok(()) }
         })
         .await;
+    }
+}
+
+/// Puts drained servers into maintenance (no more checks against the old container), to be
+/// run alongside the old container's stop: nothing is routed to a drained server anyway.
+pub async fn take_out<E: Engine>(engine: &E, drains: &[Drain]) {
+    for d in drains {
         let _ = engine.exec(&d.balancer_id, &d.balancer, &set_server_state(&d.backend, &d.server, "maint")).await;
     }
 }
@@ -153,8 +162,38 @@ pub async fn mark_draining<E: Engine>(engine: &E, drains: &[Drain], balancers: &
         }
     }
     for (id, name) in touched {
+        balancers
+            .unwritten
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&(id.to_string(), name.to_string()));
         let Ok(json) = serde_json::to_vec(&records[id]) else { continue };
         let _ = engine.write_file(id, name, POOL_PATH, &json).await;
+    }
+}
+
+/// Clears servers from the cached pool records without writing them.
+async fn forget_draining(balancers: &Balancers, drains: &[Drain]) {
+    let mut records = balancers.records.lock().await;
+    for d in drains {
+        if let Some(pool) = records.get_mut(&d.balancer_id) {
+            pool.draining.retain(|s| *s != d.server);
+        }
+        balancers
+            .unwritten
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert((d.balancer_id.clone(), d.balancer.clone()));
+    }
+}
+
+/// Writes the records [`forget_draining`] changed and nothing wrote since.
+async fn flush_records<E: Engine>(engine: &E, balancers: &Balancers) {
+    let records = balancers.records.lock().await;
+    let unwritten = std::mem::take(&mut *balancers.unwritten.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+    for (id, name) in unwritten {
+        let Some(Ok(json)) = records.get(&id).map(serde_json::to_vec) else { continue };
+        let _ = engine.write_file(&id, &name, POOL_PATH, &json).await;
     }
 }
 
@@ -206,7 +245,15 @@ pub async fn await_rejoined<E: Engine>(engine: &E, balancers: &Balancers, balanc
     };
     futures_util::future::join_all(mine.iter().map(|r| rejoin(engine, r, say))).await;
     let drains: Vec<Drain> = mine.into_iter().map(|r| r.drain).collect();
-    mark_draining(engine, &drains, balancers, false).await;
+    if balancer_id.is_some() {
+        // Between batches the record is cleared in memory only: the next batch's mark, or
+        // the end of the run, writes it. A server listed as draining that is back already
+        // costs an interrupted run's repair nothing ("ready" again).
+        forget_draining(balancers, &drains).await;
+    } else {
+        mark_draining(engine, &drains, balancers, false).await;
+        flush_records(engine, balancers).await;
+    }
 }
 
 /// [`await_rejoined`] for one server.

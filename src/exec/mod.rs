@@ -412,7 +412,8 @@ async fn run_action<E: Engine>(
         }
         Op::RemoveContainer { id: cid, name, grace_secs, drains, release_slot, anonymous_volumes } => {
             balancer::drain(engine, drains, &run.balancers, &say).await;
-            engine.stop_container(cid, name, Duration::from_secs(*grace_secs)).await.map_err(failure)?;
+            let stop = engine.stop_container(cid, name, Duration::from_secs(*grace_secs));
+            futures_util::future::join(balancer::take_out(engine, drains), stop).await.1.map_err(failure)?;
             // Never closed, so acquiring cannot fail.
             let _permit = run.removals.acquire().await.ok();
             if *anonymous_volumes {
@@ -472,11 +473,18 @@ async fn recreate<E: Engine>(
         say(&format!("starting the new container as {temp}"));
         let cid = bring_up_as(engine, plan, id, &temp, spec, *readiness, files, None, opts, say).await?;
         watch_ready(engine, &cid, &temp, *readiness, monitor, opts, say).await?;
-        claim = Some(balancer::claim_out(balancers, id, &mates, drains, say).await);
+        // The drain record first (written while the previous batch may still be out: a
+        // server recorded as draining a little early costs a repair nothing).
+        let (_, claimed) = futures_util::future::join(
+            balancer::mark_draining(engine, drains, balancers, true),
+            balancer::claim_out(balancers, id, &mates, drains, say),
+        )
+        .await;
+        claim = Some(claimed);
         release();
-        balancer::mark_draining(engine, drains, balancers, true).await;
         balancer::drain(engine, drains, balancers, say).await;
-        engine.stop_container(old_id, &spec.name, grace).await.map_err(failure)?;
+        let stop = engine.stop_container(old_id, &spec.name, grace);
+        futures_util::future::join(balancer::take_out(engine, drains), stop).await.1.map_err(failure)?;
         engine.remove_container(old_id, &spec.name).await.map_err(failure)?;
         engine.rename_container(&cid, &temp, &spec.name).await.map_err(failure)?;
     } else {
@@ -485,7 +493,8 @@ async fn recreate<E: Engine>(
         balancer::mark_draining(engine, drains, balancers, true).await;
         balancer::drain(engine, drains, balancers, say).await;
         say("stopping the old container first");
-        engine.stop_container(old_id, &spec.name, grace).await.map_err(failure)?;
+        let stop = engine.stop_container(old_id, &spec.name, grace);
+        futures_util::future::join(balancer::take_out(engine, drains), stop).await.1.map_err(failure)?;
         engine.remove_container(old_id, &spec.name).await.map_err(failure)?;
         let cid = bring_up_as(engine, plan, id, &spec.name, spec, *readiness, files, None, opts, say).await?;
         watch_ready(engine, &cid, &spec.name, *readiness, monitor, opts, say).await?;
