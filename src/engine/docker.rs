@@ -406,10 +406,12 @@ fn observed_container(c: ContainerSummary) -> Option<ObservedContainer> {
             })
         })
         .collect();
-    // The engine lists a port bound on all addresses twice (0.0.0.0 and ::); keep one.
-    let v4: BTreeSet<(u16, Protocol, u16)> =
-        ports.iter().filter(|p| p.host_ip == "0.0.0.0").map(|p| (p.container_port, p.protocol, p.host_port)).collect();
-    ports.retain(|p| p.host_ip != "::" || !v4.contains(&(p.container_port, p.protocol, p.host_port)));
+    // The engine lists a port bound on all addresses twice (0.0.0.0 and ::); keep the IPv4
+    // one. Docker 20.10 may even give the two a different random host port, and the IPv6
+    // one does not answer on 127.0.0.1, so it goes whatever its number.
+    let v4: BTreeSet<(u16, Protocol)> =
+        ports.iter().filter(|p| p.host_ip == "0.0.0.0").map(|p| (p.container_port, p.protocol)).collect();
+    ports.retain(|p| p.host_ip != "::" || !v4.contains(&(p.container_port, p.protocol)));
     ports.sort();
     ports.dedup();
     Some(ObservedContainer {
@@ -1030,5 +1032,27 @@ write /tmp/obj.o: no space left on device
             strip_api_version("unix://2f7661722f72756e2f646f636b65722e736f636b:0/v1.53/version?x=1").as_deref(),
             Some("unix://2f7661722f72756e2f646f636b65722e736f636b:0/version?x=1")
         );
+    }
+
+    /// Docker 20.10 gave `-p 80` host port 32893 on 0.0.0.0 and 32888 on :: (seen here): only
+    /// the IPv4 one answers on 127.0.0.1, so only it is observed.
+    #[test]
+    fn an_ipv6_binding_with_its_own_random_port_is_dropped_beside_the_ipv4_one() {
+        let port = |ip: &str, public: u16| bollard::models::PortSummary {
+            ip: Some(ip.into()),
+            private_port: 80,
+            public_port: Some(public),
+            typ: Some(PortSummaryTypeEnum::TCP),
+        };
+        let summary = ContainerSummary {
+            id: Some("abc".into()),
+            names: Some(vec!["/shop-lb-1".into()]),
+            state: Some(bollard::models::ContainerSummaryStateEnum::RUNNING),
+            ports: Some(vec![port("0.0.0.0", 32893), port("::", 32888), port("127.0.0.1", 32809)]),
+            ..Default::default()
+        };
+        let seen = observed_container(summary).expect("observed");
+        let published: Vec<(&str, u16)> = seen.ports.iter().map(|p| (p.host_ip.as_str(), p.host_port)).collect();
+        assert_eq!(published, vec![("0.0.0.0", 32893), ("127.0.0.1", 32809)]);
     }
 }
