@@ -23,6 +23,10 @@ use crate::target::{TARGET_LABEL, Target};
 /// Label on a unit with a delivered file (the load balancer's configuration): its hash.
 pub const FILE_HASH_LABEL: &str = "io.scale.file-hash";
 
+/// Label on a unit: the whole [`UnitSpec`] as JSON, so a failover can change a database
+/// node's role without the blueprint and land on the hash a plan computes.
+pub const UNIT_LABEL: &str = "io.scale.unit";
+
 /// What [`service_spec`] needs beyond the unit: resolved at apply time.
 pub struct Resolved<'a> {
     pub image_id: &'a str,
@@ -46,6 +50,7 @@ pub fn unit_labels(unit: &UnitSpec, project: &str) -> HashMap<String, String> {
     out.insert(labels::SPEC_HASH.into(), unit.hash());
     out.insert(labels::SPEC.into(), serde_json::to_string(&unit.template).expect("a ContainerSpec always serializes"));
     out.insert(TARGET_LABEL.into(), Target::Swarm.as_str().into());
+    out.insert(UNIT_LABEL.into(), serde_json::to_string(unit).expect("a unit always serializes"));
     if let Some(file) = &unit.file {
         out.insert(FILE_HASH_LABEL.into(), file.hash());
     }
@@ -237,6 +242,7 @@ pub fn observed_unit(service: &Service) -> Option<ObservedUnit> {
         template: labels.get(labels::SPEC).and_then(|s| serde_json::from_str(s).ok()),
         replicas: u32::try_from(replicas).unwrap_or(0),
         file_hash: labels.get(FILE_HASH_LABEL).cloned(),
+        unit: labels.get(UNIT_LABEL).and_then(|s| serde_json::from_str(s).ok()),
     })
 }
 
@@ -342,5 +348,6 @@ mod tests {
         assert_eq!(seen.template.as_ref(), Some(&u.template));
         assert_eq!(seen.file_hash, u.file.as_ref().map(UnitFile::hash));
         assert_eq!(seen.replicas, 2);
+        assert_eq!(seen.unit.as_ref(), Some(&u), "the whole unit comes back");
     }
 }
