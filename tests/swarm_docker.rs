@@ -284,7 +284,8 @@ fn node_of_unit(swarm: &OnSwarm, project: &str, unit: &str) -> String {
 /// promotes the replica on another node and moves `db-primary` to it; the next apply changes
 /// nothing; no acknowledged write is lost, and no write or read fails after the switch window
 /// (the kill until `scale failover` returned, plus 10 s of health window). The write gap is
-/// printed, not asserted.
+/// printed, not asserted. Then the lost node comes back and its database node rejoins as a
+/// replica of the new primary.
 #[test]
 fn stage_4_on_a_three_node_swarm_fails_over_a_lost_primary_node_without_losing_a_write() {
     if !common::docker_or_skip("swarm_docker") {
@@ -389,6 +390,17 @@ fn stage_4_on_a_three_node_swarm_fails_over_a_lost_primary_node_without_losing_a
         read_report.failures().len(),
         read_report.samples.len()
     );
+
+    // The lost node comes back: its database node starts there with the replica's spec the
+    // failover gave it (never as a second primary), sets the old data aside and streams from
+    // the new primary; the plan still has nothing to do.
+    docker(&["start", &format!("scale-cluster-{}", hosts[0])]).expect("the lost node's container starts again");
+    common::poll(Duration::from_secs(300), "the old primary streams from the new one", || {
+        let seen = streaming_from(&swarm, &promoted, &promoted_host)?;
+        if seen.contains(&db1) { Ok(()) } else { Err(format!("streaming: {seen:?}")) }
+    });
+    step(started, &format!("node {} back: {db1} re-seeded and streams from {promoted}", hosts[0]));
+    swarm.scale(&["plan", "--detailed-exitcode", "-p", p, &file]).run().expect_code(0);
 
     swarm.scale(&["destroy", "--yes", "-p", p]).run().success();
     Scale::new(&["cluster", "down", "--name", &cluster]).env_remove("DOCKER_HOST").run().success();
