@@ -165,6 +165,7 @@ pub async fn failover_units<O: Orchestrator>(
         .collect();
     target.record_marker(&marker, &older).await?;
     respec_primary(target, project, &unit, synchronous, opts, say).await?;
+    reconnect_replicas(target, &units, &unit, say).await;
     Ok(FailoverReport {
         service,
         old_primary: old.map(|o| o.name),
@@ -254,6 +255,50 @@ async fn create_slots<O: Orchestrator>(
     );
     let _ = sql(target, &primary.name, &drop).await;
     Ok(others)
+}
+
+/// The SQL that says how a node's WAL receiver stands (`streaming`, `starting`, …; `none`).
+const RECEIVER_STATUS: &str = "SELECT coalesce((SELECT status FROM pg_stat_wal_receiver), 'none')";
+
+/// Ends a node's WAL receiver (the startup process starts a new one a second later).
+const RECEIVER_RESTART: &str = "pid=$(psql -X -At -U postgres -d postgres -c \
+    \"SELECT pid FROM pg_stat_activity WHERE backend_type = 'walreceiver'\") && [ -n \"$pid\" ] && kill -TERM $pid; true";
+
+/// Makes every other running replica stream from the new primary. On Swarm a lost node's DNS
+/// records outlive it by seconds, so a WAL receiver that reconnected meanwhile may be stuck
+/// connecting to the lost primary's address, where nothing answers: it waits out TCP's
+/// retries (libpq's `connect_timeout` does not apply to it), up to two minutes, and with
+/// synchronous replication no commit is acknowledged all that time. A receiver not streaming
+/// is restarted (it looks the name up again) until all stream, for at most 60 s.
+async fn reconnect_replicas<O: Orchestrator>(
+    target: &O,
+    units: &[UnitSpec],
+    primary: &UnitSpec,
+    say: &(dyn Fn(&str) + Sync),
+) {
+    let started = Instant::now();
+    loop {
+        let mut waiting = Vec::new();
+        for unit in units.iter().filter(|u| u.name != primary.name) {
+            let status = match target.exec_in_unit(&unit.name, &psql(RECEIVER_STATUS)).await {
+                Ok(Some(run)) if run.exit_code == 0 => run.output.trim().to_string(),
+                _ => continue, // not running (its node may be lost): nothing to reconnect
+            };
+            if status != "streaming" {
+                let restart = ["bash".to_string(), "-c".to_string(), RECEIVER_RESTART.to_string()];
+                let _ = target.exec_in_unit(&unit.name, &restart).await;
+                waiting.push(unit.name.clone());
+            }
+        }
+        if waiting.is_empty() {
+            return;
+        }
+        if started.elapsed() > Duration::from_secs(60) {
+            say(&format!("{} not streaming from {} yet; they keep trying", waiting.join(", "), primary.name));
+            return;
+        }
+        tokio::time::sleep(Duration::from_secs(3)).await;
+    }
 }
 
 /// The promoted node's service gets the primary's spec (its aliases and role variables): Swarm
