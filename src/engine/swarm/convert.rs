@@ -15,7 +15,7 @@ use bollard::models::{
 
 use crate::engine::docker::health_config;
 use crate::labels;
-use crate::model::{Protocol, RestartPolicy, RolloutOrder};
+use crate::model::{Kind, Protocol, RestartPolicy, RolloutOrder};
 use crate::plan::units::{ObservedUnit, UnitSpec};
 use crate::spec::{ContainerSpec, MountSourceSpec};
 use crate::target::{TARGET_LABEL, Target};
@@ -82,12 +82,26 @@ fn has_volume(template: &ContainerSpec) -> bool {
     template.mounts.iter().any(|m| matches!(m.source, MountSourceSpec::Volume(_)) && !m.read_only)
 }
 
+/// What Swarm does when an update's new task fails: roll back, but never a database node.
+/// Its data moves on with its spec (a fenced primary re-seeds as a replica, a promoted
+/// replica's data becomes the primary's), so its previous spec no longer fits it: Swarm rolled
+/// a fenced primary back to the primary's spec when its lost node returned (the task it had
+/// placed there before the failover ended early). A failing database node is left to its
+/// restart policy and shows as not ready.
+fn failure_action(unit: &UnitSpec) -> ServiceSpecUpdateConfigFailureActionEnum {
+    if unit.kind == Some(Kind::Postgres) {
+        ServiceSpecUpdateConfigFailureActionEnum::CONTINUE
+    } else {
+        ServiceSpecUpdateConfigFailureActionEnum::ROLLBACK
+    }
+}
+
 fn update_configs(unit: &UnitSpec) -> (ServiceSpecUpdateConfig, ServiceSpecRollbackConfig) {
     let first = start_first(unit);
     let update = ServiceSpecUpdateConfig {
         parallelism: Some(i64::from(unit.rollout.parallelism.max(1))),
         delay: Some(nanos(unit.rollout.delay_ms)),
-        failure_action: Some(ServiceSpecUpdateConfigFailureActionEnum::ROLLBACK),
+        failure_action: Some(failure_action(unit)),
         monitor: Some(nanos(monitor_ms(unit))),
         max_failure_ratio: Some(0.0),
         order: Some(if first {
@@ -331,6 +345,14 @@ mod tests {
         assert_eq!((ports[0].published_port, ports[0].target_port), (Some(8080), Some(80)));
         let order = spec.update_config.unwrap().order;
         assert_eq!(order, Some(ServiceSpecUpdateConfigOrderEnum::STOP_FIRST), "one node, one host port");
+    }
+
+    #[test]
+    fn a_database_node_is_never_rolled_back_by_swarm() {
+        let mut db = unit(Vec::new());
+        db.kind = Some(Kind::Postgres);
+        let update = service_spec(&db, &resolved()).update_config.unwrap();
+        assert_eq!(update.failure_action, Some(ServiceSpecUpdateConfigFailureActionEnum::CONTINUE));
     }
 
     #[test]
