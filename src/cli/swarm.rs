@@ -55,9 +55,26 @@ async fn unit_plan(target: &SwarmEngine, loaded: &Loaded) -> anyhow::Result<Unit
     Ok(plan_units(&desired, wanted, &observed))
 }
 
+/// Says which database primaries are on lost nodes, and what to do: a plan has nothing to do
+/// about them (nothing moves a database node), yet writes fail until a failover.
+async fn note_lost_primaries(target: &SwarmEngine, project: &str, ui: Ui) -> anyhow::Result<()> {
+    let lost = crate::ops::units_failover::lost_primaries(target, project)
+        .await
+        .context("cannot read the database nodes' state")?;
+    for l in lost {
+        ui.say(format!(
+            "note: the primary of {} ({}) is on node {}, which is down: writes fail until `scale failover {} -p {project}` \
+             (`failover: auto` needs `scale watch`, which does not run on Swarm yet)",
+            l.service, l.unit, l.node, l.service
+        ));
+    }
+    Ok(())
+}
+
 /// `scale plan --target swarm`.
 pub async fn plan(loaded: &Loaded, engine: &DockerEngine, ui: Ui, detailed_exitcode: bool) -> anyhow::Result<u8> {
     let target = swarm(engine).await?;
+    note_lost_primaries(&target, &loaded.project, ui).await?;
     let plan = unit_plan(&target, loaded).await?;
     if ui.is_json() {
         ui.json(&render_units_json(&plan));
@@ -78,6 +95,7 @@ pub async fn apply(
     let target = swarm(engine).await?;
     let mut interrupt = Interrupt::listen()?;
     with_lock(engine, &loaded.project, "apply", lock_timeout, &mut interrupt, async |_| {
+        note_lost_primaries(&target, &loaded.project, ui).await?;
         let plan = unit_plan(&target, loaded).await?;
         if ui.is_json() {
             ui.json(&json!({"event": "plan", "plan": render_units_json(&plan)}));

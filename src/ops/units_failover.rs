@@ -319,3 +319,32 @@ async fn respec_primary<O: Orchestrator>(
     say(&format!("{} answers as {aliases} now (its service runs it as the primary)", unit.name));
     Ok(())
 }
+
+/// A database primary whose node the orchestrator sees down while a replica of it runs:
+/// writes fail until a failover.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LostPrimary {
+    pub service: String,
+    pub unit: String,
+    pub node: String,
+}
+
+/// The project's database primaries on lost nodes. Nothing re-creates them elsewhere (their
+/// data is on the lost node), so a plan has nothing to say about them: this says it instead.
+pub async fn lost_primaries<O: Orchestrator>(target: &O, project: &str) -> Result<Vec<LostPrimary>, OrchestratorError> {
+    let observed = target.observe_units(project).await?;
+    let db: Vec<&UnitSpec> =
+        observed.units.values().filter_map(|u| u.unit.as_ref()).filter(|u| u.kind == Some(Kind::Postgres)).collect();
+    let mut out = Vec::new();
+    for primary in db.iter().filter(|u| role_of(u) == Some("primary")) {
+        let seen = target.unit_progress(&primary.name, &primary.hash()).await?;
+        let Some(node) = seen.down_node.filter(|_| seen.ready == 0) else { continue };
+        for replica in db.iter().filter(|u| u.service == primary.service && u.name != primary.name) {
+            if target.unit_progress(&replica.name, &replica.hash()).await?.ready > 0 {
+                out.push(LostPrimary { service: primary.service.clone(), unit: primary.name.clone(), node });
+                break;
+            }
+        }
+    }
+    Ok(out)
+}
