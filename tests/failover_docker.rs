@@ -10,7 +10,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{BuildGuard, DockerTest, LoopEnd, Scale, WriteLoop, http, inspect, stage_copy};
+use common::{BuildGuard, DockerTest, LoopEnd, Scale, WriteLoop, inspect, lost_writes, stage_copy};
 
 fn scale(p: &str, args: &[&str]) -> common::ScaleRun {
     let mut all = args.to_vec();
@@ -26,26 +26,6 @@ fn lb_port(p: &str, file: &str) -> u16 {
         .and_then(|e| e["host_port"].as_u64())
         .unwrap_or_else(|| panic!("no public port of lb in {status:#}"));
     u16::try_from(port).expect("a port number")
-}
-
-/// The acknowledged writes that cannot be read back (each retried for at most 30 s in all).
-fn lost_writes<'a>(port: u16, acked: impl IntoIterator<Item = (u64, &'a str)>) -> Vec<u64> {
-    let until = Instant::now() + Duration::from_secs(30);
-    let mut lost = Vec::new();
-    for (id, stored) in acked {
-        let body = loop {
-            match http(port, "GET", &format!("/users/{id}"), None) {
-                Ok(r) if r.status == 200 => break Some(r.body),
-                _ if Instant::now() >= until => break None,
-                _ => std::thread::sleep(Duration::from_millis(200)),
-            }
-        };
-        match body {
-            Some(body) => assert_eq!(body, stored, "user {id} came back different"),
-            None => lost.push(id),
-        }
-    }
-    lost
 }
 
 #[test]

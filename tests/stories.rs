@@ -34,7 +34,7 @@ use std::time::{Duration, Instant};
 
 use common::{
     BuildGuard, ClientLoop, DockerTest, LoopEnd, LoopReport, Scale, ScaleChild, ScaleRun, WriteLoop, header, http,
-    http_get, inspect, poll_timed, psql, stage_copy,
+    http_get, inspect, lost_writes, poll_timed, psql, stage_copy,
 };
 
 /// How many story tests share the project: the last one to end removes it.
@@ -354,28 +354,6 @@ fn open(n: u32, extra: &[(&str, &str)]) -> Option<(BuildGuard, tempfile::TempDir
     story.apply();
     story.plan_is_empty("after the first apply");
     Some((guard, dir, story))
-}
-
-/// Reads back every acknowledged write (`id`, stored document) over `port`, retrying each for
-/// at most 30 s in all; panics if one comes back different. The ids that never came back.
-fn lost_writes<'a>(port: u16, acked: impl IntoIterator<Item = (u64, &'a str)>) -> Vec<u64> {
-    let read_until = Instant::now() + Duration::from_secs(30);
-    let mut lost = Vec::new();
-    for (id, stored) in acked {
-        let path = format!("/users/{id}");
-        let body = loop {
-            match http(port, "GET", &path, None) {
-                Ok(r) if r.status == 200 => break Some(r.body),
-                _ if Instant::now() >= read_until => break None,
-                _ => std::thread::sleep(Duration::from_millis(200)),
-            }
-        };
-        match body {
-            Some(body) => assert_eq!(body, stored, "user {id} came back different"),
-            None => lost.push(id),
-        }
-    }
-    lost
 }
 
 /// Story 1: a web server goes offline. The load balancer stops sending it traffic, `status`

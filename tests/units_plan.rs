@@ -11,7 +11,8 @@ use scale::diag::Diagnostic;
 use scale::kinds::load_balancer::{CONFIG_PATH, task_pool_config};
 use scale::model::{Build, Env, load_bytes};
 use scale::plan::units::{
-    ObservedUnit, ObservedUnits, Placement, TASK_HOSTNAME, UnitFile, UnitOp, UnitSpec, plan_units, render_units, units,
+    ObservedUnit, ObservedUnits, Placement, TASK_HOSTNAME, UnitFile, UnitOp, UnitSpec, plan_units, render_units,
+    role_of, units, with_role,
 };
 use scale::validate::{project_name, validate};
 
@@ -41,11 +42,12 @@ fn applied(desired: &DesiredState, wanted: &[UnitSpec]) -> ObservedUnits {
                 template: Some(u.template.clone()),
                 replicas: u.replicas,
                 file_hash: u.file.as_ref().map(UnitFile::hash),
+                unit: Some(u.clone()),
             };
             (u.name.clone(), seen)
         })
         .collect();
-    ObservedUnits { units, networks: desired.networks.keys().cloned().collect() }
+    ObservedUnits { units, networks: desired.networks.keys().cloned().collect(), markers: BTreeMap::new() }
 }
 
 #[test]
@@ -137,4 +139,44 @@ fn the_task_pool_keeps_its_servers_through_dns_trouble_and_slow_checks() {
     for line in ["hold timeout 30s", "hold refused 30s", "hold other 30s", "hold obsolete 5s", "timeout check 5s"] {
         assert!(config.contains(line), "{line} missing:\n{config}");
     }
+}
+
+/// What a failover on the swarm leaves (the old primary's service with the replica's spec,
+/// the promoted one's with the primary's, a marker naming node 2) is exactly what the plan
+/// then wants: the apply after a failover has nothing to do, and never moves the primary back.
+#[test]
+fn after_a_failover_the_plan_wants_what_the_failover_left() {
+    let d = desired("04-database-replication.yaml", &[]);
+    let wanted = units(&d, &balancer);
+    let db: Vec<&UnitSpec> = wanted.iter().filter(|u| u.service == "db").collect();
+    let placements: Vec<&Placement> = db.iter().map(|u| &u.placement).collect();
+    assert_eq!(placements, [&Placement::Node(1), &Placement::Node(2), &Placement::Node(3)]);
+    assert_eq!(role_of(db[0]), Some("primary"));
+    let fenced = with_role(db[0], "shop", false, false);
+    let promoted = with_role(db[1], "shop", true, false);
+    assert_eq!(role_of(&fenced), Some("replica"));
+    assert_eq!(fenced.template.env.get("SCALE_PG_SLOT").map(String::as_str), Some("shop_db_1"), "node 1's own slot");
+    assert!(promoted.template.networks.iter().all(|n| n.aliases.starts_with(&["db".into(), "db-primary".into()])));
+
+    let mut left: Vec<UnitSpec> = wanted.clone();
+    for unit in &mut left {
+        if unit.name == fenced.name {
+            *unit = fenced.clone();
+        } else if unit.name == promoted.name {
+            *unit = promoted.clone();
+        }
+    }
+    let mut observed = applied(&d, &left);
+    let marker = scale::kinds::postgres::marker_volume("shop", "db", 2, 7);
+    observed.markers.insert(marker.name.clone(), marker.labels.clone());
+    let after = scale::plan::assign_primaries(&d, &observed.marker_state("shop"));
+    let plan = plan_units(&after, units(&after, &balancer), &observed);
+    assert!(!plan.has_changes(), "{}", render_units(&plan));
+
+    // Without the marker the plan would make node 1 the primary again: the marker is what
+    // keeps the promoted node.
+    observed.markers.clear();
+    let plan = plan_units(&d, units(&d, &balancer), &observed);
+    let updated: Vec<String> = plan.actions.iter().map(|a| a.op.target()).collect();
+    assert_eq!(updated, ["service shop-db-1", "service shop-db-2"], "{}", render_units(&plan));
 }

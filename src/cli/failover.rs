@@ -39,6 +39,11 @@ pub struct Args {
 pub async fn run(args: Args, global: &Global, ui: Ui) -> anyhow::Result<u8> {
     let (project, loaded) = project_and_blueprint(None, global, ui)?;
     let engine = connect().await?;
+    let on_swarm = super::swarm::resolve(&engine, &project, &super::swarm::TargetArg::default()).await?;
+    if on_swarm == crate::target::Target::Swarm {
+        let service = args.service.as_deref();
+        return super::swarm::failover(&project, loaded.as_ref(), service, &engine, ui, args.lock_timeout).await;
+    }
     let mut interrupt = Interrupt::listen()?;
     // Locked before observing: a failover that waited promotes from the state the holder left.
     with_lock(&engine, &project, "failover", args.lock_timeout, &mut interrupt, async |interrupt| {

@@ -15,6 +15,7 @@ use crate::engine::orchestrator::Orchestrator;
 use crate::engine::swarm::SwarmEngine;
 use crate::kinds::load_balancer::{CONFIG_PATH, task_pool_config};
 use crate::ops::units::{UnitOptions, apply_units, destroy_units};
+use crate::plan::assign_primaries;
 use crate::plan::units::{UnitFile, UnitPlan, plan_units, render_units, render_units_json, units};
 use crate::target::{Target, choose};
 use crate::ui::Ui;
@@ -47,14 +48,33 @@ async fn unit_plan(target: &SwarmEngine, loaded: &Loaded) -> anyhow::Result<Unit
         path: CONFIG_PATH.to_string(),
         text: task_pool_config(unit, port, listen),
     };
-    let wanted = units(&loaded.desired, &balancer);
     let observed = target.observe_units(&loaded.project).await.context("cannot read the project's services")?;
-    Ok(plan_units(&loaded.desired, wanted, &observed))
+    // A database keeps the primary its last failover promoted, as on one engine.
+    let desired = assign_primaries(&loaded.desired, &observed.marker_state(&loaded.project));
+    let wanted = units(&desired, &balancer);
+    Ok(plan_units(&desired, wanted, &observed))
+}
+
+/// Says which database primaries are on lost nodes, and what to do: a plan has nothing to do
+/// about them (nothing moves a database node), yet writes fail until a failover.
+async fn note_lost_primaries(target: &SwarmEngine, project: &str, ui: Ui) -> anyhow::Result<()> {
+    let lost = crate::ops::units_failover::lost_primaries(target, project)
+        .await
+        .context("cannot read the database nodes' state")?;
+    for l in lost {
+        ui.say(format!(
+            "note: the primary of {} ({}) is on node {}, which is down: writes fail until `scale failover {} -p {project}` \
+             (`failover: auto` needs `scale watch`, which does not run on Swarm yet)",
+            l.service, l.unit, l.node, l.service
+        ));
+    }
+    Ok(())
 }
 
 /// `scale plan --target swarm`.
 pub async fn plan(loaded: &Loaded, engine: &DockerEngine, ui: Ui, detailed_exitcode: bool) -> anyhow::Result<u8> {
     let target = swarm(engine).await?;
+    note_lost_primaries(&target, &loaded.project, ui).await?;
     let plan = unit_plan(&target, loaded).await?;
     if ui.is_json() {
         ui.json(&render_units_json(&plan));
@@ -75,6 +95,7 @@ pub async fn apply(
     let target = swarm(engine).await?;
     let mut interrupt = Interrupt::listen()?;
     with_lock(engine, &loaded.project, "apply", lock_timeout, &mut interrupt, async |_| {
+        note_lost_primaries(&target, &loaded.project, ui).await?;
         let plan = unit_plan(&target, loaded).await?;
         if ui.is_json() {
             ui.json(&json!({"event": "plan", "plan": render_units_json(&plan)}));
@@ -125,6 +146,47 @@ pub async fn status(project: &str, engine: &DockerEngine, ui: Ui) -> anyhow::Res
         println!("{:<28} {:<8} {}", unit.name, format!("{}/{}", progress.ready, unit.replicas), nodes.join(", "));
     }
     Ok(0)
+}
+
+/// `scale failover` on a project that runs on the swarm: promote under the project lock;
+/// with the blueprint, apply it afterwards (what is left to do, such as a replica to add).
+pub async fn failover(
+    project: &str,
+    loaded: Option<&Loaded>,
+    service: Option<&str>,
+    engine: &DockerEngine,
+    ui: Ui,
+    lock_timeout: Duration,
+) -> anyhow::Result<u8> {
+    let target = swarm(engine).await?;
+    let mut interrupt = Interrupt::listen()?;
+    with_lock(engine, project, "failover", lock_timeout, &mut interrupt, async |_| {
+        let say = |line: &str| {
+            if !ui.is_json() {
+                ui.say(line);
+            }
+        };
+        let report =
+            crate::ops::units_failover::failover_units(&target, project, service, UnitOptions::default(), &say)
+                .await
+                .context("failover on the swarm failed")?;
+        if ui.is_json() {
+            ui.json(&json!({"event": "failover", "report": report}));
+        }
+        if let Some(loaded) = loaded {
+            let plan = unit_plan(&target, loaded).await?;
+            if !ui.is_json() && !ui.quiet {
+                print!("{}", render_units(&plan));
+            }
+            let say = |line: &str| ui.say(format!("  {line}"));
+            apply_units(&target, &plan, UnitOptions::default(), &say)
+                .await
+                .context("the failover promoted a replica, but applying the blueprint afterwards failed")?;
+        }
+        ui.say(format!("Failover done: {} is the primary of {}.", report.promoted, report.service));
+        Ok(0)
+    })
+    .await
 }
 
 /// `scale destroy --target swarm`: the project's services and networks. Volumes live on the

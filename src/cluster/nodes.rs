@@ -140,6 +140,9 @@ fn node_body(
             read_only: Some(false),
             ..Default::default()
         },
+        // Run-time state is gone when a node restarts, as on a machine that reboots: a killed
+        // node left dockerd's pid file there, and `docker start` then failed ("pid file found").
+        Mount { target: Some("/run".into()), typ: Some(MountType::TMPFS), ..Default::default() },
     ];
     let host_config = HostConfig {
         cap_add: Some(vec!["ALL".into()]),
@@ -262,5 +265,7 @@ mod tests {
         assert_eq!(config.privileged, None);
         assert_eq!(config.cap_drop.unwrap(), ["SYS_RESOURCE"]);
         assert_eq!(config.cgroupns_mode, Some(HostConfigCgroupnsModeEnum::HOST));
+        let run = config.mounts.unwrap().into_iter().find(|m| m.target.as_deref() == Some("/run"));
+        assert_eq!(run.and_then(|m| m.typ), Some(MountType::TMPFS), "a restarted node starts with a clean /run");
     }
 }

@@ -4,9 +4,9 @@
 
 use std::collections::BTreeSet;
 
-use super::Progress;
+use super::{ExecOutput, Progress};
 use crate::plan::units::{ObservedUnits, Placement, UnitSpec};
-use crate::spec::{ImageSpec, NetworkSpec};
+use crate::spec::{ImageSpec, NetworkSpec, VolumeSpec};
 
 pub use super::swarm::SwarmError as OrchestratorError;
 
@@ -35,6 +35,10 @@ pub struct UnitProgress {
     pub message: Option<String>,
     /// The nodes the ready tasks run on.
     pub nodes: BTreeSet<String>,
+    /// The node the unit is pinned to, when the orchestrator sees it down: its task waits
+    /// (pending) until the node is back, and nothing scale does can place it elsewhere
+    /// without leaving its data behind.
+    pub down_node: Option<String>,
 }
 
 /// Everything scale asks of an orchestrator.
@@ -61,4 +65,12 @@ pub trait Orchestrator {
     async fn remove_unit(&self, name: &str) -> Result<(), OrchestratorError>;
     /// Where the unit's tasks are, against `unit`'s spec hash.
     async fn unit_progress(&self, name: &str, hash: &str) -> Result<UnitProgress, OrchestratorError>;
+    /// Runs `cmd` in the running task of a one-replica unit (a database node), on its node's
+    /// engine; `None` when no task runs on a node scale can reach.
+    async fn exec_in_unit(&self, name: &str, cmd: &[String]) -> Result<Option<ExecOutput>, OrchestratorError>;
+    /// The image (ID) the unit runs now: a failover changes a unit's role, not its image.
+    async fn unit_image(&self, name: &str) -> Result<Option<String>, OrchestratorError>;
+    /// Records `marker` (which node is a database's primary after a failover) in the
+    /// orchestrator's own store, and removes the `older` markers.
+    async fn record_marker(&self, marker: &VolumeSpec, older: &[String]) -> Result<(), OrchestratorError>;
 }

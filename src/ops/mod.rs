@@ -15,6 +15,7 @@ pub mod autoscale;
 pub mod failover;
 pub mod rollback;
 pub mod units;
+pub mod units_failover;
 pub mod watch;
 
 /// Why an operation could not go on (what it did so far is in its outcome).

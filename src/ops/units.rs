@@ -53,7 +53,9 @@ pub async fn apply_units<O: Orchestrator>(
         for (dependency, condition) in &unit.depends_on {
             for dep in plan.units.iter().filter(|u| &u.service == dependency) {
                 say(&format!("{}: waiting for {} ({})", unit.name, dep.name, condition_words(*condition)));
-                wait_converged(target, dep, opts).await?;
+                if let Some(node) = wait_converged(target, dep, opts).await?.down_node {
+                    say(&format!("{}: not waiting for {}: {}", unit.name, dep.name, pending_words(&node)));
+                }
             }
         }
         // Idempotent: nodes that have the image are skipped, so each unit asks for its own.
@@ -64,6 +66,11 @@ pub async fn apply_units<O: Orchestrator>(
         target.put_unit(unit, &image_id, &plan.project).await?;
         say(&format!("{} {}: waiting for {} task(s) ready", op.verb(), unit.name, unit.replicas));
         let seen = wait_converged(target, unit, opts).await?;
+        if let Some(node) = &seen.down_node {
+            say(&format!("{} {}: pending: {}", op.verb(), unit.name, pending_words(node)));
+            done += 1;
+            continue;
+        }
         let nodes: Vec<&str> = seen.nodes.iter().map(String::as_str).collect();
         say(&format!("{} {}: {} ready on {}", op.verb(), unit.name, seen.ready, nodes.join(", ")));
         done += 1;
@@ -85,6 +92,11 @@ pub async fn apply_units<O: Orchestrator>(
     Ok(done)
 }
 
+/// Why a unit pinned to a lost node is left pending rather than moved: its data is there.
+fn pending_words(node: &str) -> String {
+    format!("its node {node} is down; Swarm starts its task there when the node is back (its data lives there)")
+}
+
 fn condition_words(condition: Condition) -> &'static str {
     match condition {
         Condition::ServiceHealthy => "running and healthy",
@@ -95,6 +107,8 @@ fn condition_words(condition: Condition) -> &'static str {
 
 /// Waits until every wanted task of `unit` runs its current spec (and passed its
 /// healthcheck: Swarm reports a task running only once healthy) and no old one is left.
+/// A unit pinned to a node the orchestrator sees down is not waited for (it returns at once
+/// with `down_node` set): its task cannot start anywhere else.
 pub async fn wait_converged<O: Orchestrator>(
     target: &O,
     unit: &UnitSpec,
@@ -104,6 +118,9 @@ pub async fn wait_converged<O: Orchestrator>(
     let hash = unit.hash();
     loop {
         let seen = target.unit_progress(&unit.name, &hash).await?;
+        if seen.down_node.is_some() && seen.ready < unit.replicas {
+            return Ok(seen);
+        }
         match seen.phase {
             UpdatePhase::RolledBack | UpdatePhase::Paused => {
                 let message = seen.message.clone().unwrap_or_else(|| "no reason given".into());
@@ -143,7 +160,7 @@ pub async fn destroy_units<O: Orchestrator>(
     opts: UnitOptions,
     say: &(dyn Fn(&str) + Sync),
 ) -> Result<usize, OrchestratorError> {
-    let ObservedUnits { units, networks } = target.observe_units(project).await?;
+    let ObservedUnits { units, networks, .. } = target.observe_units(project).await?;
     for name in units.keys() {
         target.remove_unit(name).await?;
         say(&format!("removed service {name}"));

@@ -11,27 +11,30 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::reason::container_changes;
 use crate::model::{Condition, Kind, RolloutPolicy};
+use crate::observed::{ObservedState, ObservedVolume};
 use crate::spec::{ContainerSpec, DesiredState, ImageSpec, NetworkSpec, Readiness, hex};
 
 /// Where a unit's tasks may run.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "on", content = "node")]
 pub enum Placement {
     /// Anywhere: the orchestrator spreads the replicas.
     Any,
     /// On the manager: a unit that publishes host ports publishes them there (no routing mesh).
     Manager,
-    /// On the n-th node (1-based, nodes sorted by hostname): a database node keeps its volume.
+    /// On the n-th node (1-based; workers by hostname, then managers): a database node keeps
+    /// its volume. Workers first, so the primary (node 1) is not on the manager: a lost
+    /// manager takes the control plane a failover needs with it.
     Node(u32),
 }
 
 /// A configuration file the target delivers into the unit's tasks (the load balancer's).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UnitFile {
     pub path: String,
     pub text: String,
@@ -44,8 +47,9 @@ impl UnitFile {
     }
 }
 
-/// One orchestrator service, fully specified.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// One orchestrator service, fully specified. Stored whole with the service (a label), so
+/// a failover without the blueprint can change a database node's role and nothing else.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct UnitSpec {
     /// `<project>-<service>`, or the container name for a database node.
     pub name: String,
@@ -98,6 +102,8 @@ pub struct ObservedUnit {
     pub template: Option<ContainerSpec>,
     pub replicas: u32,
     pub file_hash: Option<String>,
+    /// The whole unit as the last apply made it, when readable.
+    pub unit: Option<UnitSpec>,
 }
 
 /// What the target holds of a project.
@@ -106,6 +112,41 @@ pub struct ObservedUnits {
     pub units: BTreeMap<String, ObservedUnit>,
     /// The project's networks by name.
     pub networks: BTreeSet<String>,
+    /// The markers recording a database primary after a failover, by name: their labels
+    /// (those of [`crate::kinds::postgres::marker_volume`]).
+    pub markers: BTreeMap<String, BTreeMap<String, String>>,
+}
+
+impl ObservedUnits {
+    /// The markers as an observed state, for [`crate::plan::assign_primaries`]: the primary
+    /// after a failover is decided the same way on every target.
+    pub fn marker_state(&self, project: &str) -> ObservedState {
+        let volumes = self
+            .markers
+            .iter()
+            .map(|(name, labels)| (name.clone(), ObservedVolume { name: name.clone(), labels: labels.clone() }))
+            .collect();
+        ObservedState { project: project.to_string(), volumes, ..Default::default() }
+    }
+}
+
+/// `unit` (a database node) as the primary or as a replica: its role variables and aliases,
+/// as the blueprint's node `n` would have them (the slot name is the node's).
+pub fn with_role(unit: &UnitSpec, project: &str, primary: bool, synchronous: bool) -> UnitSpec {
+    let mut out = unit.clone();
+    let n = match unit.placement {
+        Placement::Node(n) => n,
+        _ => unit.template.replica,
+    };
+    out.template.replica = n;
+    crate::kinds::postgres::set_role(&mut out.template, project, &unit.service, primary, synchronous);
+    out.template.replica = 0;
+    out
+}
+
+/// The role a database unit was made with (`SCALE_PG_ROLE`).
+pub fn role_of(unit: &UnitSpec) -> Option<&str> {
+    unit.template.env.get("SCALE_PG_ROLE").map(String::as_str)
 }
 
 /// One step of a unit plan.

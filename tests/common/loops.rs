@@ -297,3 +297,25 @@ impl LoopReport {
         )
     }
 }
+
+/// Reads back every acknowledged write (`id`, stored document) over `port`, retrying each for
+/// at most 30 s in all; panics if one comes back different. The ids that never came back.
+pub fn lost_writes<'a>(port: u16, acked: impl IntoIterator<Item = (u64, &'a str)>) -> Vec<u64> {
+    let read_until = std::time::Instant::now() + Duration::from_secs(30);
+    let mut lost = Vec::new();
+    for (id, stored) in acked {
+        let path = format!("/users/{id}");
+        let body = loop {
+            match http(port, "GET", &path, None) {
+                Ok(r) if r.status == 200 => break Some(r.body),
+                _ if std::time::Instant::now() >= read_until => break None,
+                _ => std::thread::sleep(Duration::from_millis(200)),
+            }
+        };
+        match body {
+            Some(body) => assert_eq!(body, stored, "user {id} came back different"),
+            None => lost.push(id),
+        }
+    }
+    lost
+}

@@ -15,13 +15,17 @@ use bollard::models::{
 
 use crate::engine::docker::health_config;
 use crate::labels;
-use crate::model::{Protocol, RestartPolicy, RolloutOrder};
+use crate::model::{Kind, Protocol, RestartPolicy, RolloutOrder};
 use crate::plan::units::{ObservedUnit, UnitSpec};
 use crate::spec::{ContainerSpec, MountSourceSpec};
 use crate::target::{TARGET_LABEL, Target};
 
 /// Label on a unit with a delivered file (the load balancer's configuration): its hash.
 pub const FILE_HASH_LABEL: &str = "io.scale.file-hash";
+
+/// Label on a unit: the whole [`UnitSpec`] as JSON, so a failover can change a database
+/// node's role without the blueprint and land on the hash a plan computes.
+pub const UNIT_LABEL: &str = "io.scale.unit";
 
 /// What [`service_spec`] needs beyond the unit: resolved at apply time.
 pub struct Resolved<'a> {
@@ -46,6 +50,7 @@ pub fn unit_labels(unit: &UnitSpec, project: &str) -> HashMap<String, String> {
     out.insert(labels::SPEC_HASH.into(), unit.hash());
     out.insert(labels::SPEC.into(), serde_json::to_string(&unit.template).expect("a ContainerSpec always serializes"));
     out.insert(TARGET_LABEL.into(), Target::Swarm.as_str().into());
+    out.insert(UNIT_LABEL.into(), serde_json::to_string(unit).expect("a unit always serializes"));
     if let Some(file) = &unit.file {
         out.insert(FILE_HASH_LABEL.into(), file.hash());
     }
@@ -77,12 +82,26 @@ fn has_volume(template: &ContainerSpec) -> bool {
     template.mounts.iter().any(|m| matches!(m.source, MountSourceSpec::Volume(_)) && !m.read_only)
 }
 
+/// What Swarm does when an update's new task fails: roll back, but never a database node.
+/// Its data moves on with its spec (a fenced primary re-seeds as a replica, a promoted
+/// replica's data becomes the primary's), so its previous spec no longer fits it: Swarm rolled
+/// a fenced primary back to the primary's spec when its lost node returned (the task it had
+/// placed there before the failover ended early). A failing database node is left to its
+/// restart policy and shows as not ready.
+fn failure_action(unit: &UnitSpec) -> ServiceSpecUpdateConfigFailureActionEnum {
+    if unit.kind == Some(Kind::Postgres) {
+        ServiceSpecUpdateConfigFailureActionEnum::CONTINUE
+    } else {
+        ServiceSpecUpdateConfigFailureActionEnum::ROLLBACK
+    }
+}
+
 fn update_configs(unit: &UnitSpec) -> (ServiceSpecUpdateConfig, ServiceSpecRollbackConfig) {
     let first = start_first(unit);
     let update = ServiceSpecUpdateConfig {
         parallelism: Some(i64::from(unit.rollout.parallelism.max(1))),
         delay: Some(nanos(unit.rollout.delay_ms)),
-        failure_action: Some(ServiceSpecUpdateConfigFailureActionEnum::ROLLBACK),
+        failure_action: Some(failure_action(unit)),
         monitor: Some(nanos(monitor_ms(unit))),
         max_failure_ratio: Some(0.0),
         order: Some(if first {
@@ -237,6 +256,7 @@ pub fn observed_unit(service: &Service) -> Option<ObservedUnit> {
         template: labels.get(labels::SPEC).and_then(|s| serde_json::from_str(s).ok()),
         replicas: u32::try_from(replicas).unwrap_or(0),
         file_hash: labels.get(FILE_HASH_LABEL).cloned(),
+        unit: labels.get(UNIT_LABEL).and_then(|s| serde_json::from_str(s).ok()),
     })
 }
 
@@ -328,6 +348,14 @@ mod tests {
     }
 
     #[test]
+    fn a_database_node_is_never_rolled_back_by_swarm() {
+        let mut db = unit(Vec::new());
+        db.kind = Some(Kind::Postgres);
+        let update = service_spec(&db, &resolved()).update_config.unwrap();
+        assert_eq!(update.failure_action, Some(ServiceSpecUpdateConfigFailureActionEnum::CONTINUE));
+    }
+
+    #[test]
     fn a_delivered_file_is_a_config_and_a_read_back_unit_keeps_its_hashes() {
         let mut u = unit(Vec::new());
         u.file = Some(UnitFile { path: "/etc/x.cfg".into(), text: "x".into() });
@@ -342,5 +370,6 @@ mod tests {
         assert_eq!(seen.template.as_ref(), Some(&u.template));
         assert_eq!(seen.file_hash, u.file.as_ref().map(UnitFile::hash));
         assert_eq!(seen.replicas, 2);
+        assert_eq!(seen.unit.as_ref(), Some(&u), "the whole unit comes back");
     }
 }

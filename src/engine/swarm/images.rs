@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 
-use bollard::models::NodeState;
+use bollard::models::{NodeSpecRoleEnum, NodeState};
 use bollard::query_parameters::{ImportImageOptionsBuilder, ListNodesOptions};
 use futures_util::StreamExt;
 
@@ -39,12 +39,44 @@ async fn nodes(manager: &DockerEngine) -> Result<Vec<NodeEngine>, SwarmError> {
     Ok(out)
 }
 
-/// Every node's hostname, sorted (database node n goes to the n-th), down nodes included so
-/// a lost node does not move the others' placements.
+/// Every node's hostname in placement order (database node n goes to the n-th): workers by
+/// hostname, then managers, so database node 1 (the primary) is on a worker and losing its
+/// node leaves the control plane a failover needs. Down nodes are included so a lost node
+/// does not move the others' placements.
 pub async fn node_hostnames(manager: &DockerEngine) -> Result<Vec<String>, SwarmError> {
-    let mut hosts: Vec<String> = node_names_by_id(manager).await?.into_values().collect();
+    let nodes = manager.client().list_nodes(None::<ListNodesOptions>).await.map_err(call(SwarmOp::ListNodes, ""))?;
+    let mut hosts: Vec<(bool, String)> = nodes
+        .into_iter()
+        .map(|n| {
+            let manager = n.spec.and_then(|s| s.role) == Some(NodeSpecRoleEnum::MANAGER);
+            (manager, n.description.and_then(|d| d.hostname).unwrap_or_default())
+        })
+        .collect();
     hosts.sort();
-    Ok(hosts)
+    Ok(hosts.into_iter().map(|(_, h)| h).collect())
+}
+
+/// The hostnames of the nodes Swarm does not see ready (down, unknown, disconnected).
+pub async fn nodes_not_ready(manager: &DockerEngine) -> Result<std::collections::BTreeSet<String>, SwarmError> {
+    let nodes = manager.client().list_nodes(None::<ListNodesOptions>).await.map_err(call(SwarmOp::ListNodes, ""))?;
+    Ok(nodes
+        .into_iter()
+        .filter(|n| n.status.as_ref().and_then(|s| s.state) != Some(NodeState::READY))
+        .filter_map(|n| n.description.and_then(|d| d.hostname))
+        .collect())
+}
+
+/// The engine of the node `node_id` (the manager's own, or the one its label names).
+pub async fn node_engine(manager: &DockerEngine, node_id: &str) -> Result<Option<DockerEngine>, SwarmError> {
+    let info = manager.client().info().await.map_err(call(SwarmOp::Inspect, ""))?;
+    if info.swarm.and_then(|s| s.node_id).as_deref() == Some(node_id) {
+        return Ok(Some(manager.clone()));
+    }
+    let node = nodes(manager).await?.into_iter().find(|n| n.id == node_id);
+    match node.and_then(|n| n.address) {
+        Some(address) => Ok(Some(DockerEngine::connect_to(&address).await?)),
+        None => Ok(None),
+    }
 }
 
 /// Node ID → hostname, for every node.

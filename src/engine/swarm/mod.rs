@@ -4,7 +4,7 @@
 //! The host engine is never switched into swarm mode: scale only *uses* a swarm whose
 //! manager `DOCKER_HOST` names, and says so when the engine is no manager.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use bollard::models::{ConfigSpec, LocalNodeState, NetworkCreateRequest, ServiceUpdateStatusStateEnum, TaskState};
 use bollard::query_parameters::{
@@ -15,10 +15,11 @@ use bollard::query_parameters::{
 use super::classify::Cause;
 use super::docker::DockerEngine;
 use super::orchestrator::{Orchestrator, UnitProgress, UpdatePhase};
-use super::{EngineError, Progress};
+use super::{EngineError, ExecOutput, Progress};
 use crate::labels;
+use crate::labels::MARKER_SERVICE_LABEL;
 use crate::plan::units::{ObservedUnits, Placement, UnitSpec};
-use crate::spec::{ImageSpec, NetworkSpec};
+use crate::spec::{ImageSpec, NetworkSpec, VolumeSpec};
 use crate::target::{TARGET_LABEL, Target};
 
 pub mod convert;
@@ -41,6 +42,8 @@ pub enum SwarmOp {
     CreateNetwork,
     RemoveNetwork,
     CreateConfig,
+    RemoveConfig,
+    Exec,
     ExportImage,
     LoadImage,
 }
@@ -58,6 +61,8 @@ impl std::fmt::Display for SwarmOp {
             SwarmOp::CreateNetwork => "create overlay network",
             SwarmOp::RemoveNetwork => "remove network",
             SwarmOp::CreateConfig => "create config",
+            SwarmOp::RemoveConfig => "remove config",
+            SwarmOp::Exec => "run a command in the task of",
             SwarmOp::ExportImage => "export image",
             SwarmOp::LoadImage => "load image",
         })
@@ -173,6 +178,54 @@ impl SwarmEngine {
     }
 }
 
+impl SwarmEngine {
+    /// The project's failover markers (Swarm configs with the marker's labels): name → labels.
+    async fn markers(&self, project: &str) -> Result<BTreeMap<String, BTreeMap<String, String>>, SwarmError> {
+        let filters = HashMap::from([("label".to_string(), vec![labels::project_filter(project)])]);
+        let configs = self
+            .manager
+            .client()
+            .list_configs(Some(ListConfigsOptionsBuilder::new().filters(&filters).build()))
+            .await
+            .map_err(call(SwarmOp::ListServices, project))?;
+        Ok(configs
+            .into_iter()
+            .filter_map(|c| {
+                let spec = c.spec?;
+                let (name, labels) = (spec.name?, spec.labels?);
+                labels.contains_key(MARKER_SERVICE_LABEL).then(|| (name, labels.into_iter().collect()))
+            })
+            .collect())
+    }
+
+    /// The running task of unit `name`: its container ID and node ID.
+    async fn running_task(&self, name: &str) -> Result<Option<(String, String)>, SwarmError> {
+        let filters = HashMap::from([
+            ("service".to_string(), vec![name.to_string()]),
+            ("desired-state".to_string(), vec!["running".to_string()]),
+        ]);
+        let tasks = self
+            .manager
+            .client()
+            .list_tasks(Some(ListTasksOptionsBuilder::new().filters(&filters).build()))
+            .await
+            .map_err(call(SwarmOp::ListTasks, name))?;
+        Ok(tasks.into_iter().find_map(|t| {
+            let status = t.status?;
+            (status.state == Some(TaskState::RUNNING)).then_some(())?;
+            Some((status.container_status?.container_id?, t.node_id?))
+        }))
+    }
+
+    /// The node a unit is pinned to by hostname (`node.hostname==…`) when Swarm does not see
+    /// that node ready: its task waits there (pending) until the node is back.
+    async fn pinned_node_down(&self, constraints: &[String]) -> Result<Option<String>, SwarmError> {
+        let Some(host) = constraints.iter().find_map(|c| c.strip_prefix("node.hostname==")) else { return Ok(None) };
+        let down = images::nodes_not_ready(&self.manager).await?;
+        Ok(down.contains(host).then(|| host.to_string()))
+    }
+}
+
 /// Where each project resource on `engine` says the project runs: `None` when it has none.
 pub async fn recorded_target(engine: &DockerEngine, project: &str) -> Result<Option<Target>, EngineError> {
     let filter = HashMap::from([("label".to_string(), vec![labels::project_filter(project)])]);
@@ -219,7 +272,8 @@ impl Orchestrator for SwarmEngine {
             .await
             .map_err(call(SwarmOp::ListServices, project))?;
         let networks = networks.into_iter().filter_map(|n| n.name).collect();
-        Ok(ObservedUnits { units, networks })
+        let markers = self.markers(project).await?;
+        Ok(ObservedUnits { units, networks, markers })
     }
 
     async fn create_network(&self, spec: &NetworkSpec) -> Result<(), SwarmError> {
@@ -296,6 +350,14 @@ impl Orchestrator for SwarmEngine {
             .inspect_service(name, None::<InspectServiceOptions>)
             .await
             .map_err(call(SwarmOp::ListTasks, name))?;
+        let constraints = service
+            .spec
+            .as_ref()
+            .and_then(|s| s.task_template.as_ref())
+            .and_then(|t| t.placement.as_ref())
+            .and_then(|p| p.constraints.clone())
+            .unwrap_or_default();
+        let down_node = self.pinned_node_down(&constraints).await?;
         let status = service.update_status.unwrap_or_default();
         let phase = match status.state {
             Some(ServiceUpdateStatusStateEnum::UPDATING) => UpdatePhase::Updating,
@@ -313,7 +375,8 @@ impl Orchestrator for SwarmEngine {
             .await
             .map_err(call(SwarmOp::ListTasks, name))?;
         let hosts = images::node_names_by_id(&self.manager).await?;
-        let mut progress = UnitProgress { ready: 0, stale: 0, phase, message: status.message, nodes: BTreeSet::new() };
+        let mut progress =
+            UnitProgress { ready: 0, stale: 0, phase, message: status.message, nodes: BTreeSet::new(), down_node };
         let mut newest_failure: Option<(String, String)> = None;
         for task in &tasks {
             let task_hash = task
@@ -349,5 +412,46 @@ impl Orchestrator for SwarmEngine {
             progress.message = newest_failure.map(|(_, what)| format!("last failed task: {what}"));
         }
         Ok(progress)
+    }
+
+    async fn exec_in_unit(&self, name: &str, cmd: &[String]) -> Result<Option<ExecOutput>, SwarmError> {
+        let Some((container, node)) = self.running_task(name).await? else { return Ok(None) };
+        // A node that was just lost may still be listed ready: its engine does not answer.
+        let Ok(Some(engine)) = images::node_engine(&self.manager, &node).await else { return Ok(None) };
+        let out = crate::engine::Engine::exec(&engine, &container, name, cmd).await?;
+        Ok(Some(out))
+    }
+
+    async fn unit_image(&self, name: &str) -> Result<Option<String>, SwarmError> {
+        let service = self
+            .manager
+            .client()
+            .inspect_service(name, None::<InspectServiceOptions>)
+            .await
+            .map_err(call(SwarmOp::Inspect, name))?;
+        Ok(service.spec.and_then(|s| s.task_template).and_then(|t| t.container_spec).and_then(|c| c.image))
+    }
+
+    async fn record_marker(&self, marker: &VolumeSpec, older: &[String]) -> Result<(), SwarmError> {
+        use base64::Engine as _;
+        let client = self.manager.client();
+        let node = marker.labels.get(crate::labels::MARKER_NODE_LABEL).cloned().unwrap_or_default();
+        let spec = ConfigSpec {
+            name: Some(marker.name.clone()),
+            labels: Some(marker.labels.clone().into_iter().collect()),
+            data: Some(base64::engine::general_purpose::STANDARD.encode(node.as_bytes())),
+            ..Default::default()
+        };
+        // A config cannot change: one of the same name (the same node, promoted before) goes.
+        let _ = client.delete_config(&marker.name).await;
+        client.create_config(spec).await.map_err(call(SwarmOp::CreateConfig, &marker.name))?;
+        for name in older.iter().filter(|n| **n != marker.name) {
+            match client.delete_config(name).await.map_err(Cause::from) {
+                Ok(()) => {}
+                Err(cause) if cause.is_not_found() => {}
+                Err(cause) => return Err(SwarmError::Call { op: SwarmOp::RemoveConfig, name: name.clone(), cause }),
+            }
+        }
+        Ok(())
     }
 }
