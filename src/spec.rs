@@ -334,6 +334,32 @@ pub struct LoadBalancerSpec {
     pub listen: Vec<u16>,
 }
 
+/// A plain container spec for unit tests: no ports, mounts, healthcheck or options.
+#[cfg(test)]
+pub(crate) fn test_spec(name: &str, service: &str, replica: u32) -> ContainerSpec {
+    ContainerSpec {
+        name: name.into(),
+        service: service.into(),
+        replica,
+        kind: None,
+        image: format!("{service}:1"),
+        command: None,
+        entrypoint: None,
+        env: BTreeMap::new(),
+        ports: vec![],
+        networks: vec![],
+        mounts: vec![],
+        healthcheck: None,
+        restart: crate::model::RestartPolicy::No,
+        stop_grace_secs: None,
+        options: Default::default(),
+        labels: BTreeMap::new(),
+        hostname: name.into(),
+        previous: None,
+        carried: Default::default(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::hex;

@@ -248,27 +248,7 @@ mod tests {
     fn a_released_replacement_lets_the_next_batch_start_but_not_what_waits_for_it() {
         use crate::model::RolloutPolicy;
         use crate::plan::Rollout;
-        let spec = crate::spec::ContainerSpec {
-            name: "p-web-1".into(),
-            service: "web".into(),
-            replica: 1,
-            kind: None,
-            image: "web".into(),
-            command: None,
-            entrypoint: None,
-            env: Default::default(),
-            ports: vec![],
-            networks: vec![],
-            mounts: vec![],
-            healthcheck: None,
-            restart: crate::model::RestartPolicy::No,
-            stop_grace_secs: None,
-            options: Default::default(),
-            labels: Default::default(),
-            hostname: "p-web-1".into(),
-            previous: None,
-            carried: Default::default(),
-        };
+        let spec = crate::spec::test_spec("p-web-1", "web", 1);
         let recreate = || Op::RecreateContainer {
             old_id: "old".into(),
             old_grace_secs: 1,

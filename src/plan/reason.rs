@@ -221,25 +221,9 @@ mod tests {
 
     fn spec() -> ContainerSpec {
         ContainerSpec {
-            name: "shop-web-2".into(),
-            service: "web".into(),
-            replica: 2,
-            kind: None,
             image: "shop/web:aaaaaaaaaaaa".into(),
-            command: None,
-            entrypoint: None,
             env: BTreeMap::from([("GREETING".into(), "hello".into()), ("DB_PASSWORD".into(), "s3cret".into())]),
-            ports: vec![],
-            networks: vec![],
-            mounts: vec![],
-            healthcheck: None,
-            restart: crate::model::RestartPolicy::No,
-            stop_grace_secs: None,
-            options: Default::default(),
-            labels: BTreeMap::new(),
-            hostname: "shop-web-2".into(),
-            previous: None,
-            carried: Default::default(),
+            ..crate::spec::test_spec("shop-web-2", "web", 2)
         }
     }
 
