@@ -75,23 +75,15 @@ impl Walk {
         let status =
             Scale::new(&["status", &self.file(name), "-p", &self.p, "--output", "json"]).envs(ENV).isolated().run();
         let status = status.success().json();
-        let endpoints: Vec<&serde_json::Value> = status["endpoints"]
+        let ports: BTreeSet<u64> = status["endpoints"]
             .as_array()
             .unwrap_or_else(|| panic!("no endpoints[] in {status:#}"))
             .iter()
             .filter(|e| e["service"] == service && e["protocol"] == "tcp")
+            .filter_map(|e| e["host_port"].as_u64())
             .collect();
-        let ports: BTreeSet<u64> = endpoints.iter().filter_map(|e| e["host_port"].as_u64()).collect();
-        let containers: BTreeSet<&str> = endpoints.iter().filter_map(|e| e["container"].as_str()).collect();
-        assert_eq!(containers.len(), 1, "expected one container publishing {service}'s port: {status:#}");
-        let port = match ports.len() {
-            1 => *ports.first().expect("one port"),
-            // Docker 20.10 may give the IPv4 and the IPv6 binding of one random port different
-            // host ports: take the IPv4 one, where 127.0.0.1 goes.
-            2 => ipv4_port(containers.first().expect("one container"), &ports),
-            _ => panic!("expected one public port of {service}: {status:#}"),
-        };
-        u16::try_from(port).expect("a port number")
+        assert_eq!(ports.len(), 1, "expected one public port of {service}: {status:#}");
+        u16::try_from(*ports.first().expect("one port")).expect("a port number")
     }
 
     fn container(&self, service: &str, n: u32) -> String {
@@ -182,15 +174,6 @@ impl Walk {
         self.log("the host: served by dc a");
         answer
     }
-}
-
-/// Of `ports`, the one `container` publishes on 0.0.0.0 (`docker port` lists each binding).
-fn ipv4_port(container: &str, ports: &BTreeSet<u64>) -> u64 {
-    let listed = docker(&["port", container]).expect("docker port");
-    let v4 = listed.lines().filter_map(|l| l.split(" -> ").nth(1)).find_map(|b| b.strip_prefix("0.0.0.0:"));
-    let port = v4.and_then(|p| p.trim().parse().ok()).unwrap_or_else(|| panic!("no IPv4 binding: {listed}"));
-    assert!(ports.contains(&port), "{port} is not among {ports:?}: {listed}");
-    port
 }
 
 /// The shell loop run inside client-b: `LOOP_REQUESTS` requests, one line each
@@ -310,20 +293,26 @@ const NOT_LOOP: &str = "coalesce(doc::jsonb->>'lastName', '') NOT LIKE 'DcA-%'";
 /// sooner through a stop file once the writes are back.
 const DC_A_ROUNDS: usize = 400;
 
-/// The loop run inside client-a across the loss of dc-a: each round a read (`GET
-/// /users/12`) and a write (`POST /users`, `lastName` `DcA-<round>`), one line each:
-/// `<unix time> <round> <read status> dc=<X-Dc> <write status> dc=<X-Dc> <id or ->`; then
-/// `done`. It stops after `DC_A_ROUNDS` rounds or when /tmp/dc-a.stop exists.
+/// The loop run inside client-a across the loss of dc-a: each round a read and a write
+/// (`POST /users`, `lastName` `DcA-<round>`), one line each: `<unix time> <round> <read id>
+/// <read status> dc=<X-Dc> <write status> dc=<X-Dc> <id or ->`; then `done`. The read asks
+/// for one of the users the loop wrote so far, in turn (user 12 before the first): most of
+/// them are not in the other data centre's cache, so the reads there reach its database. It
+/// stops after `DC_A_ROUNDS` rounds or when /tmp/dc-a.stop exists.
 fn region_a_loop_script() -> String {
     format!(
-        "i=0; rm -f /tmp/dc-a.stop; : > /tmp/dc-a.log; \
+        "i=0; rm -f /tmp/dc-a.stop; : > /tmp/dc-a.log; : > /tmp/dc-a.ids; \
          while [ $i -lt {DC_A_ROUNDS} ] && [ ! -f /tmp/dc-a.stop ]; do \
-         g=$(curl -s -o /dev/null -m 3 -w '%{{http_code}} dc=%header{{x-dc}}' http://shop.example/users/12); \
+         n=$(wc -l < /tmp/dc-a.ids); rid=12; \
+         if [ $n -gt 0 ]; then rid=$(sed -n \"$((i % n + 1))p\" /tmp/dc-a.ids); fi; \
+         g=$(curl -s -o /dev/null -m 3 -w '%{{http_code}} dc=%header{{x-dc}}' http://shop.example/users/$rid); \
          b=$(curl -s -m 3 -X POST -H 'Content-Type: application/json' \
              -d \"{{\\\"firstName\\\":\\\"Loop\\\",\\\"lastName\\\":\\\"DcA-$i\\\"}}\" \
              -w '\\n%{{http_code}} dc=%header{{x-dc}}' http://shop.example/users); \
+         p=$(printf '%s' \"$b\" | tail -n 1); \
          id=$(printf '%s' \"$b\" | head -n 1 | sed -n 's/.*\"id\": *\\([0-9][0-9]*\\).*/\\1/p'); \
-         echo \"$(date +%s.%N) $i $g $(printf '%s' \"$b\" | tail -n 1) ${{id:--}}\" >> /tmp/dc-a.log; \
+         case \"$p\" in 201*) [ -n \"$id\" ] && echo $id >> /tmp/dc-a.ids;; esac; \
+         echo \"$(date +%s.%N) $i $rid $g $p ${{id:--}}\" >> /tmp/dc-a.log; \
          i=$((i+1)); sleep 0.2; done; echo done >> /tmp/dc-a.log"
     )
 }
@@ -347,13 +336,13 @@ fn region_a_rounds(client: &str) -> (Vec<Round>, bool) {
         .filter(|l| *l != "done")
         .map(|l| {
             let w: Vec<&str> = l.split_whitespace().collect();
-            assert_eq!(w.len(), 7, "loop line {l:?}");
+            assert_eq!(w.len(), 8, "loop line {l:?}");
             Round {
                 at: w[0].parse().unwrap_or_else(|e| panic!("loop line {l:?}: {e}")),
                 round: w[1].parse().unwrap_or_else(|e| panic!("loop line {l:?}: {e}")),
-                read: format!("{} {}", w[2], w[3]),
-                write: format!("{} {}", w[4], w[5]),
-                id: w[6].parse().ok(),
+                read: format!("{} {}", w[3], w[4]),
+                write: format!("{} {}", w[5], w[6]),
+                id: w[7].parse().ok(),
             }
         })
         .collect();
