@@ -54,6 +54,14 @@ pub enum Change {
         from: u32,
         to: u32,
     },
+    /// The number of clusters a `shards:` service spreads the users over changed (1: not
+    /// sharded); `shards` names them all on B's side, shard 0 first.
+    Sharded {
+        service: String,
+        from: u32,
+        to: u32,
+        shards: Vec<String>,
+    },
     /// Host ports (or `random → 80`) B no longer publishes; `now_private` when none is left.
     Unpublished {
         service: String,
@@ -143,9 +151,19 @@ fn kind_of(s: &Service) -> Option<Kind> {
     s.kind.as_ref().map(|k| k.value)
 }
 
-/// What the blueprint says the service is (its `io.scale.role` label), if it says.
+/// What the blueprint says the service is (its `io.scale.role` label), if it says; a copy
+/// that `shards:` made is named as the shard it is (it shares shard 0's labels otherwise).
 fn role_of(s: &Service) -> Option<String> {
+    if let Some(shard) = s.postgres.as_ref().and_then(|pg| pg.shard.as_ref()).filter(|sh| sh.index > 0) {
+        return Some(format!("shard {} of {}'s users", shard.index, shard.directory));
+    }
     s.labels.get(crate::labels::ROLE).map(|r| r.trim().to_string()).filter(|r| !r.is_empty())
+}
+
+/// How many clusters the users of `s` are spread over: its `shards:`, 1 when it has none (a
+/// copy that `shards:` made counts as 1: the change is named on shard 0).
+fn shard_count(s: &Service) -> u32 {
+    s.postgres.as_ref().and_then(|pg| pg.shard.as_ref()).filter(|sh| sh.index == 0).map_or(1, |sh| sh.count)
 }
 
 /// Read replicas of a postgres service, or the replicas of anything else.
@@ -176,6 +194,11 @@ fn service_changes(a: Side, b: Side, out: &mut Vec<Change>) {
     for new in &b.blueprint.services {
         let Some(old) = a.blueprint.service(&new.name) else { continue };
         port_changes(old, new, out);
+        if shard_count(old) != shard_count(new) {
+            let (from, to) = (shard_count(old), shard_count(new));
+            let shards = (0..to).map(|i| crate::model::shard_name(&new.name, i)).collect();
+            out.push(Change::Sharded { service: new.name.clone(), from, to, shards });
+        }
         if kind_of(old) != kind_of(new) {
             out.push(Change::KindChanged { service: new.name.clone(), from: kind_of(old), to: kind_of(new) });
         } else if size(old) != size(new) {
@@ -320,6 +343,15 @@ pub fn sentence(change: &Change) -> String {
         }
         Change::Replicas { service, from, to } => format!("{service} {from} → {to} replicas"),
         Change::ReadReplicas { service, from, to } => format!("{service} {from} → {to} read replicas"),
+        Change::Sharded { service, from: 1, to, shards } => {
+            format!("shards {service}'s users by id over {to} databases ({})", shards.join(", "))
+        }
+        Change::Sharded { service, from, to: 1, .. } => {
+            format!("{service}'s users are back in one database (were sharded over {from}; the rows move back)")
+        }
+        Change::Sharded { service, from, to, shards } => {
+            format!("reshards {service}'s users {from} → {to} databases ({}; the rows move online)", shards.join(", "))
+        }
         Change::Unpublished { service, ports, now_private: true } => {
             format!("{service} becomes private: it no longer publishes {}", ports.join(", "))
         }
@@ -408,6 +440,26 @@ mod tests {
             "bp.yaml adds a CDN edge (edge, 1 replica); edge publishes 8081, random → 90"
         );
         assert_eq!(headline_of(&edge, WEB), "bp.yaml removes a CDN edge (edge)");
+    }
+
+    #[test]
+    fn sharding_is_named_on_shard_0_and_each_copy_as_its_shard() {
+        let db = |extra: &str| format!("{WEB}  db:\n    kind: postgres\n    image: pg\n{extra}");
+        let (one, two, three) = (db(""), db("    shards: 2\n"), db("    shards: 3\n"));
+        assert_eq!(
+            headline_of(&one, &two),
+            "bp.yaml adds shard 1 of db's users (db-s1); shards db's users by id over 2 databases (db, db-s1)"
+        );
+        assert_eq!(
+            headline_of(&two, &three),
+            "bp.yaml adds shard 2 of db's users (db-s2); reshards db's users 2 → 3 databases (db, db-s1, db-s2; \
+             the rows move online)"
+        );
+        assert_eq!(
+            headline_of(&two, &one),
+            "bp.yaml removes shard 1 of db's users (db-s1); db's users are back in one database (were sharded \
+             over 2; the rows move back)"
+        );
     }
 
     #[test]

@@ -257,7 +257,9 @@ fn ladder_up_and_down() {
     assert_eq!(inspect(&private)["Internal"], true, "{private} must be internal");
     let mut published = Vec::new();
     for name in project_containers(&p).keys() {
-        for (port, _, host_port) in published_bindings(&inspect(name)) {
+        // The IPv6 twin of a binding on all addresses is skipped: Docker 20.10 may give it
+        // another host port than the IPv4 one, which is the port the project publishes.
+        for (port, _, host_port) in published_bindings(&inspect(name)).into_iter().filter(|(_, ip, _)| ip != "::") {
             published.push((name.clone(), port, host_port));
         }
     }

@@ -100,7 +100,8 @@ async fn run_locked(
     }
     let Some(loaded) = loaded else {
         ui.say(format!(
-            "Run `scale apply <blueprint>` now: it gives {} the {service}-primary alias and rebuilds the old primary as a replica.",
+            "{} already answers as {service}-primary. Run `scale apply <blueprint>` next: the old \
+             primary rejoins as a replica of it.",
             report.promoted
         ));
         return Ok(0);

@@ -375,6 +375,27 @@ fn split_reference(reference: &str) -> (String, String) {
     }
 }
 
+/// The engine lists a port bound on all addresses twice, 0.0.0.0 and ::; keep the IPv4 one
+/// (where 127.0.0.1 goes). Usually both have the same host port, but Docker 20.10 may give
+/// the two bindings of an engine-picked port different ones (0.0.0.0:32800 and :::32801);
+/// then the :: one is a pair of the 0.0.0.0 one when the container port has as many of each.
+/// A binding on :: alone (`[::]:9000:80` next to `8000:80`) stays.
+fn one_binding_per_port(ports: &mut Vec<PublishedPort>) {
+    let key = |p: &PublishedPort| (p.container_port, p.protocol);
+    let count = |ip: &str, k: (u16, Protocol)| ports.iter().filter(|p| p.host_ip == ip && key(p) == k).count();
+    let v4: BTreeSet<(u16, Protocol, u16)> =
+        ports.iter().filter(|p| p.host_ip == "0.0.0.0").map(|p| (p.container_port, p.protocol, p.host_port)).collect();
+    let paired: BTreeSet<(u16, Protocol)> = ports
+        .iter()
+        .filter(|p| p.host_ip == "::")
+        .map(key)
+        .filter(|k| count("::", *k) == count("0.0.0.0", *k))
+        .collect();
+    ports.retain(|p| {
+        p.host_ip != "::" || !(v4.contains(&(p.container_port, p.protocol, p.host_port)) || paired.contains(&key(p)))
+    });
+}
+
 fn observed_container(c: ContainerSummary) -> Option<ObservedContainer> {
     let id = c.id?;
     let name = c
@@ -406,12 +427,7 @@ fn observed_container(c: ContainerSummary) -> Option<ObservedContainer> {
             })
         })
         .collect();
-    // The engine lists a port bound on all addresses twice (0.0.0.0 and ::); keep the IPv4
-    // one. Docker 20.10 may even give the two a different random host port, and the IPv6
-    // one does not answer on 127.0.0.1, so it goes whatever its number.
-    let v4: BTreeSet<(u16, Protocol)> =
-        ports.iter().filter(|p| p.host_ip == "0.0.0.0").map(|p| (p.container_port, p.protocol)).collect();
-    ports.retain(|p| p.host_ip != "::" || !v4.contains(&(p.container_port, p.protocol)));
+    one_binding_per_port(&mut ports);
     ports.sort();
     ports.dedup();
     Some(ObservedContainer {
@@ -881,6 +897,25 @@ fn build_failure(image: &str, cause: Cause, output: OutputTail<'_>) -> EngineErr
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn bound(host_ip: &str, host_port: u16, container_port: u16) -> PublishedPort {
+        PublishedPort { container_port, protocol: Protocol::Tcp, host_ip: host_ip.into(), host_port }
+    }
+
+    #[test]
+    fn a_port_on_all_addresses_is_listed_once_even_when_the_engine_gave_ipv6_another_port() {
+        let mut same = vec![bound("0.0.0.0", 8080, 80), bound("::", 8080, 80)];
+        one_binding_per_port(&mut same);
+        assert_eq!(same, vec![bound("0.0.0.0", 8080, 80)]);
+        // Docker 20.10: one engine-picked port, two host ports.
+        let mut split = vec![bound("0.0.0.0", 32800, 80), bound("::", 32801, 80), bound("0.0.0.0", 9090, 90)];
+        one_binding_per_port(&mut split);
+        assert_eq!(split, vec![bound("0.0.0.0", 32800, 80), bound("0.0.0.0", 9090, 90)]);
+        // A binding on :: only, next to one on all addresses, is a port of its own.
+        let mut own = vec![bound("0.0.0.0", 8000, 80), bound("::", 8000, 80), bound("::", 9000, 80)];
+        one_binding_per_port(&mut own);
+        assert_eq!(own, vec![bound("0.0.0.0", 8000, 80), bound("::", 9000, 80)]);
+    }
 
     /// A full disk can't be produced safely in a test; the mapping from the engine's words is
     /// checked here instead, both when the error itself says so and when only the output did.

@@ -84,6 +84,8 @@ class ShardedStore:
         self._stores = {}
         self._map = None
         self._map_at = -MAP_TTL
+        # Whether the map (or its absence) was ever read: until then a lost primary is an error.
+        self._map_known = False
         self._lock = threading.Lock()
 
     def describe(self):
@@ -121,10 +123,14 @@ class ShardedStore:
             cur.execute(MAP_ROWS)
             return {b: s for b, s in cur.fetchall()}
 
+        # The map is read on shard 0's primary. While it is lost (stage 8's dc-a, stage 4's
+        # primary), the last answer holds, "no map" included: reads go on from the replicas
+        # instead of every one failing after a second spent asking.
         try:
             self._map = self.base._run(self.base.url, 1.0, fn)
+            self._map_known = True
         except A.DbUnavailable:
-            if self._map is None:
+            if not self._map_known:
                 raise
         self._map_at = now
         return self._map
