@@ -242,29 +242,15 @@ mod tests {
             shard: None,
         };
         let mut template = crate::spec::ContainerSpec {
-            name: String::new(),
-            service: "db".into(),
-            replica: 0,
             kind: Some(crate::model::Kind::Postgres),
             image: "shop/db:1".into(),
-            command: None,
-            entrypoint: None,
-            env: BTreeMap::new(),
-            ports: vec![],
             networks: vec![crate::spec::AttachmentSpec {
                 network: "shop_private".into(),
                 aliases: vec!["db".into(), "custom".into()],
                 ..Default::default()
             }],
-            mounts: vec![],
-            healthcheck: None,
-            restart: crate::model::RestartPolicy::No,
-            stop_grace_secs: None,
-            options: Default::default(),
-            labels: BTreeMap::new(),
             hostname: String::new(),
-            previous: None,
-            carried: Default::default(),
+            ..crate::spec::test_spec("", "db", 0)
         };
         let nodes = expand("shop", "db", &def(1), &template, &mut BTreeMap::new());
         let (created, mut promoted) = (nodes[1].clone(), nodes[1].clone());
