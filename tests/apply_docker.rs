@@ -140,12 +140,26 @@ fn ten_container_stack() {
         spans.values().map(|&(s, f)| (s.expect("every action started"), f.expect("every action finished"))).collect();
     assert_eq!(rollout.len(), 6, "{}", run.stdout);
     rollout.sort();
-    for pair in rollout.windows(2) {
+    // One at a time (parallelism 1): a replacement starts only once the previous one's new
+    // container was waited on until ready; old containers may still be stopping then, which
+    // (as in Kubernetes) no longer count toward the surge.
+    let waited: Vec<usize> = {
+        let mut at: Vec<(usize, usize)> = events
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| e["event"] == "output" && e["line"] == "waiting until healthy")
+            .filter_map(|(i, e)| Some((spans.get(&e["action"]["id"].as_u64()?)?.0?, i)))
+            .collect();
+        at.sort();
+        at.into_iter().map(|(_, i)| i).collect()
+    };
+    assert_eq!(waited.len(), 6, "every new web container was waited on:\n{}", run.stdout);
+    for (n, pair) in rollout.windows(2).enumerate() {
         assert!(
-            pair[1].0 > pair[0].1,
-            "a web replacement started (line {}) before the previous one finished (line {}):\n{}",
+            pair[1].0 > waited[n],
+            "a web replacement started (line {}) before the previous one's new container was waited on (line {}):\n{}",
             pair[1].0,
-            pair[0].1,
+            waited[n],
             run.stdout
         );
     }
