@@ -6,16 +6,15 @@
 
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
+use scale::engine::ExecOutput;
 use scale::engine::fake::FakeEngine;
-use scale::engine::{ExecOutput, observe_project};
-use scale::exec::{ExecOptions, ExecReport, execute};
-use scale::plan::{Op, Plan, plan, render_text};
+use scale::plan::{Op, Plan, render_text};
 use scale::spec::DesiredState;
 
 #[path = "common/plan_fixture.rs"]
 mod plan_fixture;
+use plan_fixture::{plan_for, run};
 
 const STAGE_1: &str = "name: shop
 volumes:
@@ -44,26 +43,6 @@ services:
 
 fn desired(yaml: &str) -> DesiredState {
     plan_fixture::desired_from_yaml(yaml)
-}
-
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread().enable_time().build().expect("a runtime")
-}
-
-fn run(engine: &FakeEngine, p: &Plan) -> ExecReport {
-    let opts = ExecOptions {
-        parallel: 8,
-        ready_timeout: Duration::from_secs(5),
-        log_lines: 5,
-        settle: Duration::ZERO,
-        removals: None,
-    };
-    rt().block_on(execute(engine, p, &opts, &|_| {}, &AtomicBool::new(false)))
-}
-
-fn plan_for(engine: &FakeEngine, d: &DesiredState) -> Plan {
-    let observed = rt().block_on(observe_project(engine, "shop")).expect("observes");
-    plan(d, &observed).expect("plans")
 }
 
 /// Answers `app.py migrate` (recording where and which way) and anything else with success.

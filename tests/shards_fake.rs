@@ -5,18 +5,16 @@
 //! before a shard is removed), and that each applied plan leaves nothing to do.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
+use scale::engine::ExecOutput;
 use scale::engine::fake::FakeEngine;
-use scale::engine::{ExecOutput, observe_project};
-use scale::exec::{ExecOptions, ExecReport, execute};
-use scale::plan::{Op, Plan, plan, render_text};
+use scale::plan::{Op, Plan, render_text};
 use scale::spec::DesiredState;
 
 #[path = "common/plan_fixture.rs"]
 mod plan_fixture;
+use plan_fixture::{plan_for, run};
 
 fn blueprint(shards: Option<u32>) -> String {
     let shards = shards.map(|n| format!("    shards: {n}\n")).unwrap_or_default();
@@ -38,26 +36,6 @@ services:
 fn desired(shards: Option<u32>) -> DesiredState {
     let yaml = blueprint(shards);
     plan_fixture::desired_from_yaml(&yaml)
-}
-
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread().enable_time().build().expect("a runtime")
-}
-
-fn run(engine: &FakeEngine, p: &Plan) -> ExecReport {
-    let opts = ExecOptions {
-        parallel: 8,
-        ready_timeout: Duration::from_secs(5),
-        log_lines: 5,
-        settle: Duration::ZERO,
-        removals: None,
-    };
-    rt().block_on(execute(engine, p, &opts, &|_| {}, &AtomicBool::new(false)))
-}
-
-fn plan_for(engine: &FakeEngine, d: &DesiredState) -> Plan {
-    let observed = rt().block_on(observe_project(engine, "shop")).expect("observes");
-    plan(d, &observed).expect("plans")
 }
 
 /// The simulated databases: rows per (service, bucket), and the map (in `db`) if any.

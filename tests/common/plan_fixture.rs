@@ -40,3 +40,27 @@ pub fn desired_from_yaml(yaml: &str) -> DesiredState {
     let hasher = |_: &Build| Ok::<String, Diagnostic>(BUILT_IMAGE_ID.into());
     desired_state(&bp, "shop", &hasher).unwrap_or_else(|d| panic!("{d:?}"))
 }
+
+/// A runtime for one call over the in-memory engine.
+pub fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread().enable_time().build().expect("a runtime")
+}
+
+/// Runs `p` over the in-memory engine with short waits, and no output.
+pub fn run(engine: &scale::engine::fake::FakeEngine, p: &scale::plan::Plan) -> scale::exec::ExecReport {
+    let opts = scale::exec::ExecOptions {
+        parallel: 8,
+        ready_timeout: std::time::Duration::from_secs(5),
+        log_lines: 5,
+        settle: std::time::Duration::ZERO,
+        removals: None,
+    };
+    let never = std::sync::atomic::AtomicBool::new(false);
+    rt().block_on(scale::exec::execute(engine, p, &opts, &|_| {}, &never))
+}
+
+/// The plan of `d` against what the in-memory engine holds of project `shop`.
+pub fn plan_for(engine: &scale::engine::fake::FakeEngine, d: &DesiredState) -> scale::plan::Plan {
+    let observed = rt().block_on(scale::engine::observe_project(engine, "shop")).expect("observes");
+    scale::plan::plan(d, &observed).expect("plans")
+}
