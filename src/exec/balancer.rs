@@ -28,16 +28,18 @@ pub struct Balancers {
     /// The pool records as this run last wrote them, by load balancer ID: read from the
     /// container once, then kept here, so marking a drain costs one write and no read (each
     /// is a whole archive round trip through the engine, ~0.1–0.2 s on Docker 20.10).
-    records: tokio::sync::Mutex<std::collections::HashMap<String, Pool>>,
+    /// A record whose flag is set changed since it was last written (see [`forget_draining`]).
+    records: tokio::sync::Mutex<std::collections::HashMap<String, (Pool, Unwritten)>>,
     /// One waiter at a time: a drain that comes while another waits for the same servers
     /// waits until they are back, rather than finding nothing left to wait for.
     turn: tokio::sync::Mutex<()>,
     /// Replacements with a server out of rotation (drained, stopped, renamed) that is not
     /// on probation yet, and the load balancer: see [`claim_out`].
     out: Mutex<Vec<(ActionId, String)>>,
-    /// Load balancers (ID, name) whose cached record changed and was not written yet.
-    unwritten: Mutex<std::collections::BTreeSet<(String, String)>>,
 }
+
+/// A cached record changed in memory only, and the load balancer's name to write it to.
+type Unwritten = Option<String>;
 
 /// A replacement's claim to take its servers out of rotation; dropping it (once they are on
 /// probation, or when the replacement fails) lets the next batch take theirs.
@@ -145,12 +147,12 @@ pub async fn mark_draining<E: Engine>(engine: &E, drains: &[Drain], balancers: &
     let mut records = balancers.records.lock().await;
     let mut touched: Vec<(&str, &str)> = Vec::new();
     for d in drains {
-        let pool = match records.entry(d.balancer_id.clone()) {
+        let (pool, _) = match records.entry(d.balancer_id.clone()) {
             std::collections::hash_map::Entry::Occupied(seen) => seen.into_mut(),
             std::collections::hash_map::Entry::Vacant(slot) => {
                 let Ok(Some(bytes)) = engine.read_file(&d.balancer_id, &d.balancer, POOL_PATH).await else { continue };
                 let Ok(pool) = serde_json::from_slice::<Pool>(&bytes) else { continue };
-                slot.insert(pool)
+                slot.insert((pool, None))
             }
         };
         pool.draining.retain(|s| *s != d.server);
@@ -162,12 +164,9 @@ pub async fn mark_draining<E: Engine>(engine: &E, drains: &[Drain], balancers: &
         }
     }
     for (id, name) in touched {
-        balancers
-            .unwritten
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .remove(&(id.to_string(), name.to_string()));
-        let Ok(json) = serde_json::to_vec(&records[id]) else { continue };
+        let Some((pool, unwritten)) = records.get_mut(id) else { continue };
+        *unwritten = None;
+        let Ok(json) = serde_json::to_vec(pool) else { continue };
         let _ = engine.write_file(id, name, POOL_PATH, &json).await;
     }
 }
@@ -176,24 +175,20 @@ pub async fn mark_draining<E: Engine>(engine: &E, drains: &[Drain], balancers: &
 async fn forget_draining(balancers: &Balancers, drains: &[Drain]) {
     let mut records = balancers.records.lock().await;
     for d in drains {
-        if let Some(pool) = records.get_mut(&d.balancer_id) {
+        if let Some((pool, unwritten)) = records.get_mut(&d.balancer_id) {
             pool.draining.retain(|s| *s != d.server);
+            *unwritten = Some(d.balancer.clone());
         }
-        balancers
-            .unwritten
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert((d.balancer_id.clone(), d.balancer.clone()));
     }
 }
 
 /// Writes the records [`forget_draining`] changed and nothing wrote since.
 async fn flush_records<E: Engine>(engine: &E, balancers: &Balancers) {
-    let records = balancers.records.lock().await;
-    let unwritten = std::mem::take(&mut *balancers.unwritten.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
-    for (id, name) in unwritten {
-        let Some(Ok(json)) = records.get(&id).map(serde_json::to_vec) else { continue };
-        let _ = engine.write_file(&id, &name, POOL_PATH, &json).await;
+    let mut records = balancers.records.lock().await;
+    for (id, (pool, unwritten)) in records.iter_mut() {
+        let Some(name) = unwritten.take() else { continue };
+        let Ok(json) = serde_json::to_vec(pool) else { continue };
+        let _ = engine.write_file(id, &name, POOL_PATH, &json).await;
     }
 }
 
