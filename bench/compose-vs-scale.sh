@@ -10,6 +10,7 @@
 #
 #   bash bench/compose-vs-scale.sh [ROUNDS]      # default 5; needs Docker, debian:bookworm-slim
 #   SCALE_BIN=target/release/scale bash bench/compose-vs-scale.sh 3   # a binary built beforehand
+#   BENCH_LOGS=/tmp/logs bash bench/compose-vs-scale.sh 2   # also keep each step's output there
 #
 # The stack: a proxy publishing a random host port, 6 web replicas with a healthcheck, a db
 # with a healthcheck and a named volume, a cache and a worker, on two networks (one
@@ -274,6 +275,9 @@ measure() {
   fi
   end=$(date +%s%N)
   echo "$(( (end - start) / 1000000 )) $(cat "$WORK/rss")" >>"$WORK/$tool.$step"
+  if [ -n "${BENCH_LOGS:-}" ]; then
+    mkdir -p "$BENCH_LOGS" && cat "$WORK/out" >>"$BENCH_LOGS/$tool.$step.log"
+  fi
 }
 
 # The client loop of the change row: 4 clients, one request at a time each on a new

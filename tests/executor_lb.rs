@@ -6,9 +6,11 @@
 //! The script is a small model of HAProxy's runtime API: it answers `show stat` and
 //! `show servers state` from the pool scale last wrote into the container, and records the
 //! runtime commands in order, so each test asserts *when* something happened relative to
-//! the rest (a drain while the old server still ran, "ready" only after the checks passed).
+//! the rest (a drain while the old server still ran, back in rotation only once the checks
+//! passed).
 
 use std::collections::BTreeMap;
+use std::ops::Not;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
@@ -88,6 +90,7 @@ impl Harness {
             log_lines: 5,
             settle: Duration::ZERO,
             removals: None,
+            signal_first: false,
         };
         let report = self.rt.block_on(execute(self.engine.as_ref(), &plan, &opts, &sink, &AtomicBool::new(false)));
         let lines = events
@@ -97,6 +100,7 @@ impl Harness {
             .filter_map(|e| match e {
                 ExecEvent::Output { line, .. } => Some(line),
                 ExecEvent::Failed { failure, .. } => Some(format!("FAILED {}", failure.message)),
+                ExecEvent::Finished { id, .. } => Some(format!("finished action {id}")),
                 _ => None,
             })
             .collect();
@@ -140,9 +144,25 @@ fn answer(
     if let Some(server) = command.strip_prefix("getent hosts ") {
         return Some(reply(&format!("{NEW_ADDR}      {server}")));
     }
-    if command.contains("'show stat'") {
+    // A start-first replacement's old container, stepped aside under a retired name.
+    let retired_running = |server: &str| {
+        let prefix = format!("{server}.old-");
+        engine.containers().iter().any(|c| c.name.starts_with(&prefix) && c.state == RunState::Running)
+    };
+    // `show stat` alone, or after a drain or a probation in the same connection.
+    if command.contains("show stat'") {
+        if command.contains("state drain; show stat") {
+            let server = server_in(command)?;
+            let running = engine.containers().iter().any(|c| c.name == server && c.state == RunState::Running);
+            m.log.push(format!("drain {server} ({})", if running { "old running" } else { "old gone" }));
+        }
+        if command.contains(" addr ") {
+            let entry = probation(&mut m, command, &server_in(command)?, retired_running)?;
+            m.log.push(entry);
+        }
         m.stat_polls += 1;
-        m.log.push("stat".into());
+        let old = m.probation.keys().any(|server| retired_running(server));
+        m.log.push(if old { "stat (old running)" } else { "stat" }.into());
         if m.empty_stats > 0 {
             m.empty_stats -= 1;
             return Some(reply(""));
@@ -171,9 +191,7 @@ fn answer(
     let server = server_in(command)?;
     let running = engine.containers().iter().any(|c| c.name == server && c.state == RunState::Running);
     let entry = if command.contains(" addr ") {
-        let addr = command.split(" addr ").nth(1)?.split(';').next()?.trim().to_string();
-        m.probation.insert(server.clone(), (addr.clone(), 2));
-        format!("probation {server} at {addr}")
+        probation(&mut m, command, &server, retired_running)?
     } else if command.contains("state drain") {
         format!("drain {server} ({})", if running { "old running" } else { "old gone" })
     } else if command.contains("state maint") {
@@ -185,6 +203,18 @@ fn answer(
     };
     m.log.push(entry);
     Some(reply(""))
+}
+
+/// The model's side of a probation command: the server is on probation at its new address
+/// (its checks fail twice there first); logged with whether the old container still ran.
+fn probation(m: &mut Haproxy, command: &str, server: &str, retired_running: impl Fn(&str) -> bool) -> Option<String> {
+    let addr = command.split(" addr ").nth(1)?.split(';').next()?.trim().to_string();
+    // Probation must leave the server's health down before it is ready again.
+    let (down, ready) = (command.find("health down")?, command.find("state ready")?);
+    assert!(down < ready, "ready before its health was down: {command}");
+    m.probation.insert(server.to_string(), (addr.clone(), 2));
+    let old = if retired_running(server) { "old running" } else { "old gone" };
+    Some(format!("probation {server} at {addr} ({old})"))
 }
 
 #[test]
@@ -233,9 +263,9 @@ fn a_third_web_replica_reloads_the_load_balancer_instead_of_recreating_it() {
 }
 
 /// A rolling replacement (APP_VERSION 1 → 2) with `vars` on both sides: each server is
-/// drained while its old container still runs, taken out (maint) only once its requests in
-/// flight ended, and put back on probation at its new address, ready only once the checks
-/// passed there.
+/// drained while its old container still runs, taken out (maint, stop-first) or moved to the
+/// new address (start-first) only once its requests in flight ended, and put back on
+/// probation there; the run goes on only once the checks passed.
 fn replaced_servers_are_drained_then_rejoin_on_probation(vars: &[(&str, &str)], start_first: bool) {
     let h = Harness::new();
     h.apply(&desired(vars));
@@ -258,38 +288,57 @@ fn replaced_servers_are_drained_then_rejoin_on_probation(vars: &[(&str, &str)], 
         let at = |entry: &str| {
             log.iter().position(|l| l.starts_with(entry)).unwrap_or_else(|| panic!("no `{entry}` in {log:#?}"))
         };
-        let drain = at(&format!("drain {server}"));
-        assert_eq!(log[drain], format!("drain {server} (old running)"), "drained before the old one stopped");
-        let maint = at(&format!("maint {server}"));
         let probation = at(&format!("probation {server} at {NEW_ADDR}"));
-        let ready = at(&format!("ready {server}"));
-        assert!(drain < maint && maint < probation && probation < ready, "{log:#?}");
-        // "ready" only once HAProxy's own checks passed against the new address.
+        if start_first {
+            // Moved straight to the new address while the old container (stepped aside)
+            // still ran: no separate drain, no maintenance.
+            assert!(log[probation].ends_with("(old running)"), "{log:#?}");
+            assert!(!log.iter().any(|l| l.starts_with(&format!("drain {server}")) || *l == format!("maint {server}")));
+        } else {
+            // Drained while the old one ran, out (maint) before it stopped, then back.
+            let drain = at(&format!("drain {server}"));
+            assert_eq!(log[drain], format!("drain {server} (old running)"), "drained before the old one stopped");
+            let maint = at(&format!("maint {server}"));
+            assert!(drain < maint && maint < probation, "{log:#?}");
+        }
+        // The run waits until HAProxy's own checks pass against the new address, which
+        // brings the server into rotation.
         let passed = format!("{server} {NEW_ADDR} 2");
-        let checks: Vec<&String> = log[probation..ready].iter().filter(|l| l.starts_with("servers state")).collect();
-        assert!(checks.last().is_some_and(|l| l.contains(&passed)), "ready before the checks passed: {log:#?}");
-        assert!(checks.len() >= 3, "two failing answers, then passing: {checks:#?}");
+        let back = log[probation..].iter().position(|l| l.starts_with("servers state") && l.contains(&passed));
+        let back = probation + back.unwrap_or_else(|| panic!("never seen passing: {log:#?}"));
+        let checks = log[probation..=back].iter().filter(|l| l.starts_with("servers state")).count();
+        assert!(checks >= 3, "two failing answers, then passing: {log:#?}");
     }
     // One at a time (parallelism 1): the second server is taken out only once the first is
     // back in rotation, although the wait for the first one's checks overlaps the second
     // replacement's start.
-    let first_back = log.iter().position(|l| l == "ready shop-web-1").unwrap();
-    let second_out = log.iter().position(|l| l.starts_with("drain shop-web-2")).unwrap();
-    assert!(first_back < second_out, "two servers out at once: {log:#?}");
-    // shop-web-1 had requests in flight for two answers: taken out only after those ended.
-    let drain = log.iter().position(|l| l.starts_with("drain shop-web-1")).unwrap();
-    let maint = log.iter().position(|l| l == "maint shop-web-1").unwrap();
-    let asked = log[drain..maint].iter().filter(|l| *l == "stat").count();
-    assert!(asked >= 3, "maint while requests were in flight: {:#?}", &log[drain..=maint]);
-    assert!(!lines.iter().any(|l| l.contains("putting it back")), "{lines:#?}");
+    let first_back = log.iter().position(|l| l.starts_with("servers state") && l.contains("shop-web-1 10.0.0.7 2"));
+    let out = |server: &str| {
+        let (drain, probation) = (format!("drain {server}"), format!("probation {server}"));
+        log.iter().position(|l| l.starts_with(&drain) || l.starts_with(&probation)).unwrap()
+    };
+    assert!(first_back.unwrap() < out("shop-web-2"), "two servers out at once: {log:#?}");
+    // shop-web-1 had requests in flight for two answers: its old container stops only after
+    // those ended (stop-first: it is taken out of the pool first; start-first: it keeps
+    // running, stepped aside, while they are waited for).
+    let first_out = out("shop-web-1");
+    let asked = if start_first {
+        log[first_out + 1..].iter().take_while(|l| l.starts_with("stat")).filter(|l| *l == "stat (old running)").count()
+    } else {
+        let maint = log.iter().position(|l| l == "maint shop-web-1").unwrap();
+        log[first_out..maint].iter().filter(|l| *l == "stat").count()
+    };
+    assert!(asked >= 3, "the old one stopped while requests were in flight: {log:#?}");
+    assert!(!lines.iter().any(|l| l.contains("without it")), "{lines:#?}");
     if start_first {
         // The next batch starts its new replica once the previous batch's new one is ready,
-        // while that batch still drains its old one (which had requests in flight here).
+        // while that batch still waits for its old one (which had requests in flight here).
         let at = |text: &str| {
             lines.iter().position(|l| l.contains(text)).unwrap_or_else(|| panic!("no `{text}` in {lines:#?}"))
         };
+        let first = plan.actions.iter().find(|a| a.op.target() == "shop-web-1").unwrap().id;
         assert!(
-            at("starting the new container as shop-web-2.next") < at("shop-web-1 rejoins"),
+            at("starting the new container as shop-web-2.next") < at(&format!("finished action {first}")),
             "the second batch waited for the first to finish: {lines:#?}"
         );
     }

@@ -36,6 +36,7 @@ fn opts() -> ExecOptions {
         log_lines: 5,
         settle: Duration::ZERO,
         removals: None,
+        signal_first: false,
     }
 }
 

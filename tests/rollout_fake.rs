@@ -70,6 +70,7 @@ impl Harness {
             log_lines: 5,
             settle: Duration::ZERO,
             removals: None,
+            signal_first: false,
         };
         let report = self.rt.block_on(execute(&self.engine, plan, &opts, &sink, &AtomicBool::new(false)));
         let lines = events
@@ -94,9 +95,12 @@ impl Harness {
     }
 
     /// How often `server` was drained (taken out before its container stopped).
+    /// How many times the server was taken off its old container: a drain, or a start-first
+    /// hand-over to the new address (each asks for the sessions in flight in the same call;
+    /// a stop-first probation, which only puts the server back, does not).
     fn drains_of(&self, server: &str) -> usize {
         let drain = format!("set server web/{server} state drain");
-        self.engine.commands_in(LB).iter().filter(|c| c.contains(&drain) && !c.contains(" addr ")).count()
+        self.engine.commands_in(LB).iter().filter(|c| c.contains(&drain) && c.contains("show stat")).count()
     }
 }
 

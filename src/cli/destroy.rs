@@ -20,13 +20,6 @@ const WORDING: Wording<'static> = Wording {
     resume: "scale destroy",
 };
 
-/// How many containers destroy stops at once. A stop mostly waits out the grace period, so
-/// more at once is faster, but stopping tears the container's network endpoints down, and
-/// Docker 20.10 under load leaked an endpoint (the network then cannot be removed until
-/// dockerd restarts) with 200, 64 and, in a CI-style run beside other suites, 32 at once. 8 at
-/// once is what destroy did before, without a leak in any run.
-const MAX_STOPS: usize = 8;
-
 /// Arguments of `scale destroy`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -42,11 +35,12 @@ pub struct Args {
     /// changes the project (0: don't wait).
     #[arg(long, default_value = "5m", value_name = "DURATION", value_parser = parse_lock_timeout)]
     pub lock_timeout: std::time::Duration,
-    /// How many containers are removed at once. Up to 8 are stopped at once (a stop mostly
-    /// waits out the grace period the blueprint gives it), and Docker 20.10 was seen to leak a
-    /// network endpoint (the network then cannot be removed) when 32 or more were stopped or
-    /// removed at once, so removals default to apply's 8.
-    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
+    /// How many containers are taken down (waited for, killed when their grace period is
+    /// over, removed) at once; every one gets its stop signal first, so their grace periods
+    /// run side by side whatever this is. Killing and removing tear a container's network
+    /// endpoints down, and Docker 20.10 under load leaked an endpoint (the network then
+    /// cannot be removed until dockerd restarts) with 32 or more at once: 16 did not.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub parallel: u16,
     #[command(flatten)]
     pub target: super::swarm::TargetArg,
@@ -105,8 +99,11 @@ async fn run_locked(
         ui.say(crate::plan::render_text(&plan).trim_end());
     }
     let opts = ExecOptions {
-        parallel: plan.actions.len().clamp(1, MAX_STOPS),
+        // Every container got its stop signal at once (`signal_first`), so the grace periods
+        // run side by side; then `--parallel` at a time are waited for and removed.
+        parallel: plan.actions.len().clamp(1, usize::from(args.parallel)),
         removals: Some(usize::from(args.parallel)),
+        signal_first: true,
         ..Default::default()
     };
     let Some(report) = interrupt::execute(engine, &plan, &opts, ui, interrupt, WORDING).await else {

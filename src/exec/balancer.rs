@@ -8,8 +8,8 @@ use super::poll::poll;
 use super::{ActionFailure, failure};
 use crate::engine::Engine;
 use crate::kinds::load_balancer::{
-    CONFIG_PATH, POOL_PATH, Pool, RELOAD_SIGNAL, parse_servers_state, parse_stat, rejoin_on_probation,
-    set_server_state, show_servers_state, show_stat,
+    CONFIG_PATH, POOL_PATH, Pool, RELOAD_SIGNAL, drain_and_show_stat, parse_servers_state, parse_stat,
+    probation_and_show_stat, rejoin_on_probation, set_server_state, show_servers_state, show_stat,
 };
 use crate::plan::{ActionId, Drain, FileSpec};
 
@@ -29,7 +29,7 @@ pub struct Balancers {
     /// container once, then kept here, so marking a drain costs one write and no read (each
     /// is a whole archive round trip through the engine, ~0.1–0.2 s on Docker 20.10).
     /// A record whose flag is set changed since it was last written (see [`forget_draining`]).
-    records: tokio::sync::Mutex<std::collections::HashMap<String, (Pool, Unwritten)>>,
+    records: tokio::sync::Mutex<Records>,
     /// One waiter at a time: a drain that comes while another waits for the same servers
     /// waits until they are back, rather than finding nothing left to wait for.
     turn: tokio::sync::Mutex<()>,
@@ -108,25 +108,23 @@ pub type SayFor<'a> = &'a (dyn Fn(ActionId, &str) + Sync);
 /// cover the gap.
 pub async fn drain<E: Engine>(engine: &E, drains: &[Drain], balancers: &Balancers, say: &(dyn Fn(&str) + Sync)) {
     for d in drains {
-        await_rejoined(engine, balancers, Some(&d.balancer_id), &|_, line| say(line)).await;
+        await_rejoined(engine, balancers, (Some(&d.balancer_id), &[]), &|_, line| say(line)).await;
         say(&format!("draining {} from {}", d.server, d.balancer));
-        let cmd = set_server_state(&d.backend, &d.server, "drain");
-        if let Err(err) = engine.exec(&d.balancer_id, &d.balancer, &cmd).await {
-            say(&format!("could not drain {} on {}: {err}", d.server, d.balancer));
-            continue;
+        let cmd = drain_and_show_stat(&d.backend, &d.server);
+        match engine.exec(&d.balancer_id, &d.balancer, &cmd).await {
+            Err(err) => {
+                say(&format!("could not drain {} on {}: {err}", d.server, d.balancer));
+                continue;
+            }
+            Ok(out) if !in_flight(&out.output, d) => continue,
+            Ok(_) => await_idle(engine, d).await,
         }
-        let _ = poll(DRAIN_LIMIT, Duration::from_millis(100), async || {
-            let busy = match engine.exec(&d.balancer_id, &d.balancer, &show_stat()).await {
-                Ok(out) => parse_stat(&out.output, &d.backend)
-                    .iter()
-                    .find(|s| s.server == d.server)
-                    .is_some_and(|s| s.current_sessions > 0),
-                Err(_) => false,
-            };
-            if busy { Err(()) } else { Ok(()) }
-        })
-        .await;
     }
+}
+
+/// Whether `show stat` output lists requests in flight on the drained server.
+fn in_flight(stat: &str, d: &Drain) -> bool {
+    parse_stat(stat, &d.backend).iter().find(|s| s.server == d.server).is_some_and(|s| s.current_sessions > 0)
 }
 
 /// Puts drained servers into maintenance (no more checks against the old container), to be
@@ -147,14 +145,7 @@ pub async fn mark_draining<E: Engine>(engine: &E, drains: &[Drain], balancers: &
     let mut records = balancers.records.lock().await;
     let mut touched: Vec<(&str, &str)> = Vec::new();
     for d in drains {
-        let (pool, _) = match records.entry(d.balancer_id.clone()) {
-            std::collections::hash_map::Entry::Occupied(seen) => seen.into_mut(),
-            std::collections::hash_map::Entry::Vacant(slot) => {
-                let Ok(Some(bytes)) = engine.read_file(&d.balancer_id, &d.balancer, POOL_PATH).await else { continue };
-                let Ok(pool) = serde_json::from_slice::<Pool>(&bytes) else { continue };
-                slot.insert((pool, None))
-            }
-        };
+        let Some((pool, _)) = record_of(engine, &mut records, d).await else { continue };
         pool.draining.retain(|s| *s != d.server);
         if draining {
             pool.draining.push(d.server.clone());
@@ -168,6 +159,34 @@ pub async fn mark_draining<E: Engine>(engine: &E, drains: &[Drain], balancers: &
         *unwritten = None;
         let Ok(json) = serde_json::to_vec(pool) else { continue };
         let _ = engine.write_file(id, name, POOL_PATH, &json).await;
+    }
+}
+
+/// The cached pool records, by load balancer ID.
+type Records = std::collections::HashMap<String, (Pool, Unwritten)>;
+
+/// The pool record of a drain's load balancer: cached, or read from the container once.
+async fn record_of<'r, E: Engine>(
+    engine: &E,
+    records: &'r mut Records,
+    d: &Drain,
+) -> Option<&'r mut (Pool, Unwritten)> {
+    Some(match records.entry(d.balancer_id.clone()) {
+        std::collections::hash_map::Entry::Occupied(seen) => seen.into_mut(),
+        std::collections::hash_map::Entry::Vacant(slot) => {
+            let Ok(Some(bytes)) = engine.read_file(&d.balancer_id, &d.balancer, POOL_PATH).await else { return None };
+            let pool = serde_json::from_slice::<Pool>(&bytes).ok()?;
+            slot.insert((pool, None))
+        }
+    })
+}
+
+/// Reads the pool records of these drains' load balancers into the cache, so the first
+/// drain mark of a run costs one write: run while the first replacement starts.
+pub async fn load_records<E: Engine>(engine: &E, drains: &[Drain], balancers: &Balancers) {
+    let mut records = balancers.records.lock().await;
+    for d in drains {
+        let _ = record_of(engine, &mut records, d).await;
     }
 }
 
@@ -192,33 +211,96 @@ async fn flush_records<E: Engine>(engine: &E, balancers: &Balancers) {
     }
 }
 
-/// Puts servers back on probation at their replacement's address (weight 0, health down),
-/// to take requests only once the load balancer's own checks have passed there; waiting for
-/// that, putting them back into rotation and clearing their drain records is
-/// [`await_rejoined`]'s, before the next drain on that load balancer and at the end of the
-/// run, so a rolling update never has more servers out than its batch.
+/// Puts servers back on probation at their replacement's address (`addrs`, one per drain,
+/// from [`resolve_all`]: health down, ready), to take requests only once the load balancer's
+/// own checks have passed there, which brings them into rotation; waiting for that and
+/// clearing their drain records is [`await_rejoined`]'s, before the next drain on that load
+/// balancer and at the end of the run, so a rolling update never has more servers out than
+/// its batch.
 pub async fn undrain<E: Engine>(
     engine: &E,
     drains: &[Drain],
+    addrs: &[Option<String>],
     balancers: &Balancers,
     action: ActionId,
     say: &(dyn Fn(&str) + Sync),
 ) {
-    for d in drains {
-        let Some(addr) = resolve(engine, d).await else {
-            say(&format!("{} does not resolve on {}; putting it back unchecked", d.server, d.balancer));
-            let _ = engine.exec(&d.balancer_id, &d.balancer, &set_server_state(&d.backend, &d.server, "ready")).await;
-            mark_draining(engine, std::slice::from_ref(d), balancers, false).await;
+    for (d, addr) in drains.iter().zip(addrs) {
+        let Some(addr) = addr else {
+            unresolved(engine, d, balancers, say).await;
             continue;
         };
-        let probation = rejoin_on_probation(&d.backend, &d.server, &addr);
+        let probation = rejoin_on_probation(&d.backend, &d.server, addr);
         if let Err(err) = engine.exec(&d.balancer_id, &d.balancer, &probation).await {
             say(&format!("could not put {} back on {}: {err}", d.server, d.balancer));
             continue;
         }
         say(&format!("{} rejoins {} on probation at {addr}", d.server, d.balancer));
-        lock(balancers).push(Rejoin { action, drain: d.clone(), addr });
+        lock(balancers).push(Rejoin { action, drain: d.clone(), addr: addr.clone() });
     }
+}
+
+/// A replacement whose address the load balancer cannot resolve: its server is put back as
+/// it is, and HAProxy's own resolver and checks take it from there.
+async fn unresolved<E: Engine>(engine: &E, d: &Drain, balancers: &Balancers, say: &(dyn Fn(&str) + Sync)) {
+    say(&format!("{} does not resolve on {}; putting it back unchecked", d.server, d.balancer));
+    let _ = engine.exec(&d.balancer_id, &d.balancer, &set_server_state(&d.backend, &d.server, "ready")).await;
+    mark_draining(engine, std::slice::from_ref(d), balancers, false).await;
+}
+
+/// The start-first hand-over, once the replacement has taken the old container's name:
+/// each server moves straight to the new address on probation (out of rotation until its
+/// checks pass there), once the servers on probation on that load balancer are back, and
+/// the old container's requests in flight (on connections HAProxy opened before) are waited
+/// for (bounded) before it may stop. One call where a drain and a probation took two, with
+/// no more servers out of rotation than before.
+pub async fn switch_over<E: Engine>(
+    engine: &E,
+    drains: &[Drain],
+    addrs: &[Option<String>],
+    balancers: &Balancers,
+    (action, mates): (ActionId, &[ActionId]),
+    say: &(dyn Fn(&str) + Sync),
+) {
+    for (d, addr) in drains.iter().zip(addrs) {
+        await_rejoined(engine, balancers, (Some(&d.balancer_id), mates), &|_, line| say(line)).await;
+        let Some(addr) = addr else {
+            unresolved(engine, d, balancers, say).await;
+            continue;
+        };
+        let cmd = probation_and_show_stat(&d.backend, &d.server, addr);
+        let out = match engine.exec(&d.balancer_id, &d.balancer, &cmd).await {
+            Ok(out) => out,
+            Err(err) => {
+                say(&format!("could not move {} on {}: {err}", d.server, d.balancer));
+                continue;
+            }
+        };
+        say(&format!("{} moves to {addr} on {}, on probation", d.server, d.balancer));
+        lock(balancers).push(Rejoin { action, drain: d.clone(), addr: addr.clone() });
+        if in_flight(&out.output, d) {
+            say("waiting for the old container's requests in flight");
+            await_idle(engine, d).await;
+        }
+    }
+}
+
+/// Waits (bounded by [`DRAIN_LIMIT`]) until the server has no requests in flight.
+async fn await_idle<E: Engine>(engine: &E, d: &Drain) {
+    let _ = poll(DRAIN_LIMIT, Duration::from_millis(100), async || {
+        let busy = match engine.exec(&d.balancer_id, &d.balancer, &show_stat()).await {
+            Ok(out) => in_flight(&out.output, d),
+            Err(_) => false,
+        };
+        if busy { Err(()) } else { Ok(()) }
+    })
+    .await;
+}
+
+/// Each drain's replacement address as the load balancer resolves it ([`resolve`]), asked
+/// while the replacement still runs under its temporary name, off the hand-over's path.
+pub async fn resolve_all<E: Engine>(engine: &E, drains: &[Drain], new_id: &str) -> Vec<Option<String>> {
+    futures_util::future::join_all(drains.iter().map(|d| resolve(engine, d, new_id))).await
 }
 
 fn lock(balancers: &Balancers) -> std::sync::MutexGuard<'_, Vec<Rejoin>> {
@@ -226,15 +308,23 @@ fn lock(balancers: &Balancers) -> std::sync::MutexGuard<'_, Vec<Rejoin>> {
 }
 
 /// Waits (bounded) until the load balancer's checks pass against each server on probation
-/// (those of `balancer_id`, or all), then puts it back into rotation and clears its drain
-/// record. One still failing at the limit is put back anyway and reported: HAProxy's own
-/// checks keep it out while it fails. `say` gets each line with the action that put the
-/// server on probation.
-pub async fn await_rejoined<E: Engine>(engine: &E, balancers: &Balancers, balancer_id: Option<&str>, say: SayFor<'_>) {
+/// (those of `balancer_id`, or all), which puts it back into rotation, and clears its drain
+/// record. One still failing at the limit is reported and left to HAProxy, which brings it
+/// in once its checks pass. The servers of `mates` (the caller's own batch, which may go on
+/// probation together) are not waited for. `say` gets each line with the action that put
+/// the server on probation.
+pub async fn await_rejoined<E: Engine>(
+    engine: &E,
+    balancers: &Balancers,
+    (balancer_id, mates): (Option<&str>, &[ActionId]),
+    say: SayFor<'_>,
+) {
     let _turn = balancers.turn.lock().await;
     let mine: Vec<Rejoin> = {
         let mut all = lock(balancers);
-        let (mine, rest) = all.drain(..).partition(|r| balancer_id.is_none_or(|b| r.drain.balancer_id == b));
+        let (mine, rest) = all
+            .drain(..)
+            .partition(|r| balancer_id.is_none_or(|b| r.drain.balancer_id == b) && !mates.contains(&r.action));
         *all = rest;
         mine
     };
@@ -263,20 +353,20 @@ async fn rejoin<E: Engine>(engine: &E, r: &Rejoin, say: SayFor<'_>) {
         if state.is_some_and(|s| s.addr == *addr && s.running()) { Ok(()) } else { Err(()) }
     })
     .await;
-    if passed.is_err() {
-        say(&format!("{} still failing {}'s checks; putting it back anyway", d.server, d.balancer));
-    }
-    let ready = set_server_state(&d.backend, &d.server, "ready");
-    match engine.exec(&d.balancer_id, &d.balancer, &ready).await {
-        Ok(_) => say(&format!("{} back in rotation on {}", d.server, d.balancer)),
-        Err(err) => say(&format!("could not put {} back on {}: {err}", d.server, d.balancer)),
+    match passed {
+        Ok(()) => say(&format!("{} back in rotation on {}", d.server, d.balancer)),
+        // Ready already: HAProxy brings it in once its checks pass.
+        Err(()) => say(&format!("{} still failing {}'s checks; going on without it", d.server, d.balancer)),
     }
 }
 
-/// The server's current address as the load balancer's resolver (Docker's DNS) gives it,
-/// retried briefly: a renamed container takes a moment to answer under its new name.
-async fn resolve<E: Engine>(engine: &E, d: &Drain) -> Option<String> {
-    let cmd = ["getent", "hosts", d.server.as_str()].map(String::from);
+/// The replacement's address as the load balancer's resolver (Docker's DNS) gives it, by the
+/// container's short ID (an alias Docker gives every container on a user-defined network):
+/// right after a rename, the name itself can still answer with the old container's address
+/// for a moment. Retried briefly.
+async fn resolve<E: Engine>(engine: &E, d: &Drain, new_id: &str) -> Option<String> {
+    let short_id = &new_id[..new_id.len().min(12)];
+    let cmd = ["getent", "hosts", short_id].map(String::from);
     poll(RESOLVE_LIMIT, Duration::from_millis(200), async || {
         match engine.exec(&d.balancer_id, &d.balancer, &cmd).await {
             Ok(out) if out.exit_code == 0 => out.output.split_whitespace().next().map(str::to_string).ok_or(()),

@@ -44,6 +44,10 @@ pub struct ExecOptions {
     /// waits out the grace period the blueprint asks for, but removes a few at a time: Docker
     /// 20.10 leaked a network endpoint when 64 containers were removed at once.
     pub removals: Option<usize>,
+    /// Destroy: every container the plan removes gets its stop signal at once before any
+    /// removal starts, and each removal then waits out only what is left of its own grace
+    /// period, so the grace periods run side by side, however few removals run at once.
+    pub signal_first: bool,
 }
 
 impl Default for ExecOptions {
@@ -54,6 +58,7 @@ impl Default for ExecOptions {
             log_lines: 20,
             settle: Duration::from_millis(500),
             removals: None,
+            signal_first: false,
         }
     }
 }
@@ -229,7 +234,12 @@ async fn run_plan<E: Engine>(
 ) -> ExecReport {
     let mut queue = DependencyQueue::new(plan);
     let (released, mut releases) = tokio::sync::mpsc::unbounded_channel();
+    let signalled = match opts.signal_first {
+        true => Some(signal_all(engine, plan).await),
+        false => None,
+    };
     let run = Shared {
+        signalled,
         removals: tokio::sync::Semaphore::new(opts.removals.unwrap_or(opts.parallel).clamp(1, MAX_PERMITS)),
         balancers: balancer::Balancers::default(),
         released,
@@ -296,7 +306,7 @@ async fn run_plan<E: Engine>(
         }
     }
     let say = |id: ActionId, line: &str| sink(ExecEvent::Output { id, line: line.to_string() });
-    balancer::await_rejoined(engine, &run.balancers, None, &say).await;
+    balancer::await_rejoined(engine, &run.balancers, (None, &[]), &say).await;
     for id in queue.drain_pending() {
         report.not_started.push(id);
         sink(ExecEvent::NotStarted { id });
@@ -323,8 +333,43 @@ async fn create_early<E: Engine>(engine: &E, plan: &Plan, id: ActionId) -> Resul
     Ok(cid)
 }
 
+/// How many stop signals go out at once: each is a quick call (the process exits, or not,
+/// on its own time).
+const SIGNALS_AT_ONCE: usize = 16;
+
+/// Sends every container the plan removes (and no load balancer drains) its stop signal;
+/// returns when the grace periods started.
+async fn signal_all<E: Engine>(engine: &E, plan: &Plan) -> Instant {
+    let started = Instant::now();
+    let targets = plan.actions.iter().filter_map(|a| match &a.op {
+        Op::RemoveContainer { id, name, drains, .. } if drains.is_empty() => Some((id, name)),
+        _ => None,
+    });
+    // A failed signal is no loss: the removal still stops the container, by force at the end
+    // of its grace period.
+    futures_util::stream::iter(targets)
+        .for_each_concurrent(SIGNALS_AT_ONCE, |(id, name)| async move {
+            let _ = engine.signal_stop(id, name).await;
+        })
+        .await;
+    started
+}
+
+/// Waits (bounded by `deadline`, the end of its grace period) until a container that got its
+/// stop signal has exited.
+async fn await_exit<E: Engine>(engine: &E, id: &str, name: &str, deadline: Instant) {
+    let Some(left) = deadline.checked_duration_since(Instant::now()) else { return };
+    let _ = poll::poll(left, Duration::from_millis(100), async || match engine.container_status(id, name).await {
+        Ok(status) if status.state == crate::observed::RunState::Running => Err(()),
+        _ => Ok(()),
+    })
+    .await;
+}
+
 /// What the actions of one run share.
 struct Shared {
+    /// When every container to remove got its stop signal ([`ExecOptions::signal_first`]).
+    signalled: Option<Instant>,
     /// Bounds container removals ([`ExecOptions::removals`]).
     removals: tokio::sync::Semaphore,
     balancers: balancer::Balancers,
@@ -412,8 +457,15 @@ async fn run_action<E: Engine>(
         }
         Op::RemoveContainer { id: cid, name, grace_secs, drains, release_slot, anonymous_volumes } => {
             balancer::drain(engine, drains, &run.balancers, &say).await;
-            let stop = engine.stop_container(cid, name, Duration::from_secs(*grace_secs));
-            futures_util::future::join(balancer::take_out(engine, drains), stop).await.1.map_err(failure)?;
+            let grace = Duration::from_secs(*grace_secs);
+            match run.signalled {
+                // Signalled already: the removal (forced) ends what outlives its grace.
+                Some(at) if drains.is_empty() => await_exit(engine, cid, name, at + grace).await,
+                _ => {
+                    let stop = engine.stop_container(cid, name, grace);
+                    futures_util::future::join(balancer::take_out(engine, drains), stop).await.1.map_err(failure)?;
+                }
+            }
             // Never closed, so acquiring cannot fail.
             let _permit = run.removals.acquire().await.ok();
             if *anonymous_volumes {
@@ -466,44 +518,87 @@ async fn recreate<E: Engine>(
         say(&format!("waiting {delay_ms}ms before this batch"));
         tokio::time::sleep(Duration::from_millis(*delay_ms)).await;
     }
-    // Held until this replacement's servers are on probation (or it failed).
-    let claim;
     if *start_first {
         let temp = format!("{}{}", spec.name, crate::plan::TEMP_SUFFIX);
         say(&format!("starting the new container as {temp}"));
-        let cid = bring_up_as(engine, plan, id, &temp, spec, *readiness, files, None, opts, say).await?;
+        let up = bring_up_as(engine, plan, id, &temp, spec, *readiness, files, None, opts, say);
+        let cid = futures_util::future::join(up, balancer::load_records(engine, drains, balancers)).await.0?;
         watch_ready(engine, &cid, &temp, *readiness, monitor, opts, say).await?;
-        // The drain record first (written while the previous batch may still be out: a
-        // server recorded as draining a little early costs a repair nothing).
-        let (_, claimed) = futures_util::future::join(
-            balancer::mark_draining(engine, drains, balancers, true),
-            balancer::claim_out(balancers, id, &mates, drains, say),
-        )
-        .await;
-        claim = Some(claimed);
-        release();
-        balancer::drain(engine, drains, balancers, say).await;
-        let stop = engine.stop_container(old_id, &spec.name, grace);
-        futures_util::future::join(balancer::take_out(engine, drains), stop).await.1.map_err(failure)?;
-        engine.remove_container(old_id, &spec.name).await.map_err(failure)?;
-        engine.rename_container(&cid, &temp, &spec.name).await.map_err(failure)?;
-    } else {
-        let spec = &carry_anonymous_volumes(engine, old_id, spec, say).await?;
-        claim = Some(balancer::claim_out(balancers, id, &mates, drains, say).await);
-        balancer::mark_draining(engine, drains, balancers, true).await;
-        balancer::drain(engine, drains, balancers, say).await;
-        say("stopping the old container first");
-        let stop = engine.stop_container(old_id, &spec.name, grace);
-        futures_util::future::join(balancer::take_out(engine, drains), stop).await.1.map_err(failure)?;
-        engine.remove_container(old_id, &spec.name).await.map_err(failure)?;
-        let cid = bring_up_as(engine, plan, id, &spec.name, spec, *readiness, files, None, opts, say).await?;
-        watch_ready(engine, &cid, &spec.name, *readiness, monitor, opts, say).await?;
-        release();
+        // The drain record (written while the previous batch may still be out: a server
+        // recorded as draining a little early costs a repair nothing) beside the claim; the
+        // next batch starts once the claim is had, and the new address is known.
+        let claimed = async {
+            let claimed = futures_util::future::join(
+                balancer::claim_out(balancers, id, &mates, drains, say),
+                balancer::resolve_all(engine, drains, &cid),
+            )
+            .await;
+            release();
+            claimed
+        };
+        let (_, (claim, addrs)) =
+            futures_util::future::join(balancer::mark_draining(engine, drains, balancers, true), claimed).await;
+        let old = Retiring { id: old_id, name: &spec.name, grace };
+        let new = Arriving { id: &cid, temp: &temp, addrs: &addrs };
+        hand_over(engine, old, new, drains, balancers, (id, &mates), say).await?;
+        drop(claim);
+        return Ok(());
     }
+    let spec = &carry_anonymous_volumes(engine, old_id, spec, say).await?;
+    // Held until this replacement's servers are on probation (or it failed).
+    let claim = balancer::claim_out(balancers, id, &mates, drains, say).await;
+    balancer::mark_draining(engine, drains, balancers, true).await;
+    balancer::drain(engine, drains, balancers, say).await;
+    say("stopping the old container first");
+    let stop = engine.stop_container(old_id, &spec.name, grace);
+    futures_util::future::join(balancer::take_out(engine, drains), stop).await.1.map_err(failure)?;
+    engine.remove_container(old_id, &spec.name).await.map_err(failure)?;
+    let cid = bring_up_as(engine, plan, id, &spec.name, spec, *readiness, files, None, opts, say).await?;
+    watch_ready(engine, &cid, &spec.name, *readiness, monitor, opts, say).await?;
+    release();
     // The drain record is cleared once the server is back in rotation (`await_rejoined`).
-    balancer::undrain(engine, drains, balancers, id, say).await;
+    let addrs = balancer::resolve_all(engine, drains, &cid).await;
+    balancer::undrain(engine, drains, &addrs, balancers, id, say).await;
     drop(claim);
     Ok(())
+}
+
+/// The old container of a start-first replacement, about to leave.
+struct Retiring<'a> {
+    id: &'a str,
+    name: &'a str,
+    grace: Duration,
+}
+
+/// The ready replacement of a start-first replacement: its ID, temporary name, and its
+/// address on each drain's load balancer.
+struct Arriving<'a> {
+    id: &'a str,
+    temp: &'a str,
+    addrs: &'a [Option<String>],
+}
+
+/// Hands the old container's name, and its load balancer servers, over to its ready
+/// replacement: the old one steps aside to a retired name, the new one takes the name, each
+/// server moves to the new address on probation, and the old one stops once its requests
+/// in flight are done, then is removed. The old container's stop (the grace period its
+/// process takes) is off the rollout's critical path, and no separate drain is needed: the
+/// server leaves the old address in the same call that puts it on probation.
+async fn hand_over<E: Engine>(
+    engine: &E,
+    old: Retiring<'_>,
+    new: Arriving<'_>,
+    drains: &[crate::plan::Drain],
+    balancers: &balancer::Balancers,
+    action: (ActionId, &[ActionId]),
+    say: &(dyn Fn(&str) + Sync),
+) -> Result<(), ActionFailure> {
+    let retired = crate::plan::retired_name(old.name, old.id);
+    engine.rename_container(old.id, old.name, &retired).await.map_err(failure)?;
+    engine.rename_container(new.id, new.temp, old.name).await.map_err(failure)?;
+    balancer::switch_over(engine, drains, new.addrs, balancers, action, say).await;
+    engine.stop_container(old.id, &retired, old.grace).await.map_err(failure)?;
+    engine.remove_container(old.id, &retired).await.map_err(failure)
 }
 
 /// Creates `spec` under `name` and writes its files (unless `created`, the ID of a container

@@ -4,10 +4,13 @@
 //! creation (before the first start) and, when the pool changes, into the running container
 //! followed by SIGUSR2, which makes HAProxy's master start a new worker on the same sockets —
 //! a reload without dropped connections. The pool is not part of the container's spec hash,
-//! so scaling the web tier never recreates the load balancer. Active health checks (every 1 s
-//! while a server is up, every 250 ms while it is down or changing state; 2 failures) take a
-//! dead backend out within ~1.3 s; `rise 2` lets it back once healthy, ~0.5 s after its
-//! probation began (two passed checks), which is what a rolling replacement waits for.
+//! so scaling the web tier never recreates the load balancer. Active health checks (every
+//! 500 ms while a server is up, every 100 ms while it is down or changing state; 2 failures)
+//! take a dead backend out within ~0.6 s; `rise 2` lets it back once healthy, 0.1–0.6 s
+//! after its probation began (the next check, then one 100 ms later), which is what a
+//! rolling replacement waits for once per batch. HAProxy has no command to check a server
+//! now, so the interval while up bounds that wait; two checks a second per server cost
+//! next to nothing.
 
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -70,6 +73,12 @@ pub fn set_server_state(backend: &str, server: &str, state: &str) -> Vec<String>
     runtime_command(&[format!("set server {backend}/{server} state {state}")])
 }
 
+/// Takes a server out of rotation (requests in flight go on) and lists every server's
+/// sessions in the same connection, so a drain that finds nothing in flight costs one exec.
+pub fn drain_and_show_stat(backend: &str, server: &str) -> Vec<String> {
+    runtime_command(&[format!("set server {backend}/{server} state drain"), "show stat".into()])
+}
+
 /// Runs runtime-API commands in one connection (HAProxy takes `;` between commands), so
 /// no request can arrive between them.
 pub fn runtime_command(commands: &[String]) -> Vec<String> {
@@ -77,16 +86,32 @@ pub fn runtime_command(commands: &[String]) -> Vec<String> {
 }
 
 /// The commands that bring a drained server back on probation: at `addr` (its replacement's
-/// address), weight 0, health reset to down. Leaving maintenance alone would count the
-/// server UP at once (HAProxy restores full health), before any check reached the new
-/// container; this way it takes `rise` passed checks against the new address first.
+/// address), health reset to down, then ready, so HAProxy itself brings it into rotation
+/// after `rise` passed checks against the new address, with no further call. The order
+/// keeps every step out of rotation: leaving maintenance alone would count the server UP
+/// at once (HAProxy restores full health), so it goes through drain (no new requests)
+/// first, and is ready only once its health is down.
 pub fn rejoin_on_probation(backend: &str, server: &str, addr: &str) -> Vec<String> {
+    runtime_command(&probation_commands(backend, server, addr))
+}
+
+fn probation_commands(backend: &str, server: &str, addr: &str) -> Vec<String> {
     let target = format!("{backend}/{server}");
-    runtime_command(&[
+    vec![
         format!("set server {target} addr {addr}"),
         format!("set server {target} state drain"),
         format!("set server {target} health down"),
-    ])
+        format!("set server {target} state ready"),
+    ]
+}
+
+/// [`rejoin_on_probation`] followed by `show stat` in the same connection: a start-first
+/// replacement moves its server to the new address in one call and learns whether the old
+/// container still has requests in flight.
+pub fn probation_and_show_stat(backend: &str, server: &str, addr: &str) -> Vec<String> {
+    let mut commands = probation_commands(backend, server, addr);
+    commands.push("show stat".into());
+    runtime_command(&commands)
 }
 
 /// The runtime-API command that lists each server's address and operational state.
@@ -294,7 +319,7 @@ backend {backend}\n\
     balance roundrobin\n\
     option httpchk GET /healthz\n\
     http-check expect status 200\n\
-    default-server check inter 1s fastinter 250ms downinter 250ms fall 2 rise 2 resolvers docker init-addr last,libc,none\n"
+    default-server check inter 500ms fastinter 100ms downinter 100ms fall 2 rise 2 resolvers docker init-addr last,libc,none\n"
     ));
     for server in servers {
         out.push_str(&format!("    server {server} {server}:{port}\n"));
@@ -362,7 +387,7 @@ mod tests {
         assert_eq!(
             cmd[2],
             "echo 'set server web/shop-web-1 addr 10.0.0.7; set server web/shop-web-1 state drain; \
-set server web/shop-web-1 health down' | socat stdio unix-connect:/run/haproxy/admin.sock"
+set server web/shop-web-1 health down; set server web/shop-web-1 state ready' | socat stdio unix-connect:/run/haproxy/admin.sock"
         );
     }
 

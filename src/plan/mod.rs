@@ -424,5 +424,21 @@ pub enum PlanError {
 /// container of ours ends with it otherwise.
 pub const TEMP_SUFFIX: &str = ".next";
 
+/// What a start-first replacement renames the old container to (followed by the start of
+/// its ID) once it is drained, so the new one takes the name, and the load balancer's server
+/// its address, while the old one stops. A container left so by an interrupted run is
+/// removed by the next plan.
+pub const RETIRED_MARK: &str = ".old-";
+
+/// The name a drained old container steps aside to.
+pub fn retired_name(name: &str, id: &str) -> String {
+    format!("{name}{RETIRED_MARK}{}", &id[..id.len().min(12)])
+}
+
+/// Whether a container is the old one of a replacement, stepped aside (see [`RETIRED_MARK`]).
+pub fn is_retired(name: &str) -> bool {
+    name.contains(RETIRED_MARK)
+}
+
 /// Docker's default time between SIGTERM and SIGKILL.
 pub const DEFAULT_STOP_GRACE_SECS: u64 = 10;

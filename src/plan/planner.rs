@@ -238,6 +238,7 @@ impl<'d> Planner<'d> {
             let reason = match (hands_over(c, desired, &claims, &self.hashes), c.service()) {
                 (Some((port, to)), _) => format!("frees host port {port} for {to} (created again below)"),
                 (None, _) if c.name.ends_with(TEMP_SUFFIX) => "leftover of an interrupted replacement".to_string(),
+                (None, _) if super::is_retired(&c.name) => "old container of an interrupted replacement".to_string(),
                 (None, service) => self.removal_reason(service, &observed_per_service),
             };
             let reason = match &release_slot {
