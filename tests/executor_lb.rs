@@ -10,7 +10,6 @@
 //! passed).
 
 use std::collections::BTreeMap;
-use std::ops::Not;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;

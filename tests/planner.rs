@@ -321,6 +321,31 @@ fn drift_is_explained_and_repaired() {
 }
 
 #[test]
+fn an_old_container_left_stepped_aside_by_an_interrupted_replacement_is_removed() {
+    let h = Harness::new();
+    let d = desired("shop.yaml", &[]);
+    h.apply(&d);
+    // A start-first hand-over renames the old container aside before its stop; a run
+    // interrupted there leaves it running under that name.
+    let id = h.ids("shop")["shop-web-1"].clone();
+    let retired = scale::plan::retired_name("shop-web-1", &id);
+    h.rt.block_on(h.engine.rename_container(&id, "shop-web-1", &retired)).expect("renamed");
+    assert!(scale::plan::is_retired(&retired) && !scale::plan::is_retired("shop-web-1"));
+
+    let p = h.plan(&d);
+    let mut want = vec![format!("remove {retired}: old container of an interrupted replacement")];
+    want.push("create shop-web-1: missing".into());
+    let mut got = lines(&p);
+    got.sort();
+    want.sort();
+    assert_eq!(got, want, "{}", render_text(&p));
+    h.apply(&d);
+    let after = h.ids("shop");
+    assert!(after.keys().all(|name| !scale::plan::is_retired(name)), "{after:?}");
+    assert!(!h.plan(&d).has_changes());
+}
+
+#[test]
 fn secret_values_never_appear_in_text_or_json_plans() {
     let h = Harness::new();
     let first = desired("shop.yaml", &[]);

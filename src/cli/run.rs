@@ -36,8 +36,9 @@ pub struct Args {
     /// Keep the project's volumes (and their data) when it is removed.
     #[arg(long)]
     pub keep: bool,
-    /// How many actions may run at once.
-    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=64))]
+    /// How many actions may run at once (an action waiting for its container to turn
+    /// healthy holds its place, so this is more than the engine's work at any moment).
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub parallel: u16,
     /// How long a container may take to become ready (healthy, running or completed).
     #[arg(long, default_value = "120s", value_parser = crate::model::duration::parse)]

@@ -30,9 +30,6 @@ pub struct Balancers {
     /// is a whole archive round trip through the engine, ~0.1–0.2 s on Docker 20.10).
     /// A record whose flag is set changed since it was last written (see [`forget_draining`]).
     records: tokio::sync::Mutex<Records>,
-    /// One waiter at a time: a drain that comes while another waits for the same servers
-    /// waits until they are back, rather than finding nothing left to wait for.
-    turn: tokio::sync::Mutex<()>,
     /// Replacements with a server out of rotation (drained, stopped, renamed) that is not
     /// on probation yet, and the load balancer: see [`claim_out`].
     out: Mutex<Vec<(ActionId, String)>>,
@@ -97,6 +94,17 @@ struct Rejoin {
     action: ActionId,
     drain: Drain,
     addr: String,
+    /// Someone waits for its checks already: a second waiter waits for it to leave the list
+    /// (back in rotation) instead of asking HAProxy too.
+    awaited: bool,
+}
+
+impl Rejoin {
+    fn is(&self, other: &Rejoin) -> bool {
+        self.action == other.action
+            && self.drain.server == other.drain.server
+            && self.drain.balancer_id == other.drain.balancer_id
+    }
 }
 
 /// Says a line as output of an action.
@@ -108,7 +116,8 @@ pub type SayFor<'a> = &'a (dyn Fn(ActionId, &str) + Sync);
 /// cover the gap.
 pub async fn drain<E: Engine>(engine: &E, drains: &[Drain], balancers: &Balancers, say: &(dyn Fn(&str) + Sync)) {
     for d in drains {
-        await_rejoined(engine, balancers, (Some(&d.balancer_id), &[]), &|_, line| say(line)).await;
+        let others = Scope::Others { balancer_id: &d.balancer_id, mates: &[] };
+        await_rejoined(engine, balancers, others, &|_, line| say(line)).await;
         say(&format!("draining {} from {}", d.server, d.balancer));
         let cmd = drain_and_show_stat(&d.backend, &d.server);
         match engine.exec(&d.balancer_id, &d.balancer, &cmd).await {
@@ -181,15 +190,6 @@ async fn record_of<'r, E: Engine>(
     })
 }
 
-/// Reads the pool records of these drains' load balancers into the cache, so the first
-/// drain mark of a run costs one write: run while the first replacement starts.
-pub async fn load_records<E: Engine>(engine: &E, drains: &[Drain], balancers: &Balancers) {
-    let mut records = balancers.records.lock().await;
-    for d in drains {
-        let _ = record_of(engine, &mut records, d).await;
-    }
-}
-
 /// Clears servers from the cached pool records without writing them.
 async fn forget_draining(balancers: &Balancers, drains: &[Drain]) {
     let mut records = balancers.records.lock().await;
@@ -236,7 +236,7 @@ pub async fn undrain<E: Engine>(
             continue;
         }
         say(&format!("{} rejoins {} on probation at {addr}", d.server, d.balancer));
-        lock(balancers).push(Rejoin { action, drain: d.clone(), addr: addr.clone() });
+        lock(balancers).push(Rejoin { action, drain: d.clone(), addr: addr.clone(), awaited: false });
     }
 }
 
@@ -263,7 +263,8 @@ pub async fn switch_over<E: Engine>(
     say: &(dyn Fn(&str) + Sync),
 ) {
     for (d, addr) in drains.iter().zip(addrs) {
-        await_rejoined(engine, balancers, (Some(&d.balancer_id), mates), &|_, line| say(line)).await;
+        let others = Scope::Others { balancer_id: &d.balancer_id, mates };
+        await_rejoined(engine, balancers, others, &|_, line| say(line)).await;
         let Some(addr) = addr else {
             unresolved(engine, d, balancers, say).await;
             continue;
@@ -277,7 +278,7 @@ pub async fn switch_over<E: Engine>(
             }
         };
         say(&format!("{} moves to {addr} on {}, on probation", d.server, d.balancer));
-        lock(balancers).push(Rejoin { action, drain: d.clone(), addr: addr.clone() });
+        lock(balancers).push(Rejoin { action, drain: d.clone(), addr: addr.clone(), awaited: false });
         if in_flight(&out.output, d) {
             say("waiting for the old container's requests in flight");
             await_idle(engine, d).await;
@@ -307,37 +308,66 @@ fn lock(balancers: &Balancers) -> std::sync::MutexGuard<'_, Vec<Rejoin>> {
     balancers.rejoining.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
+/// Which servers on probation a wait is for.
+#[derive(Debug, Clone, Copy)]
+pub enum Scope<'a> {
+    /// Every one (the end of the run): their drain records are written.
+    All,
+    /// Those of one load balancer, except the ones `mates` (the caller's own batch, which
+    /// goes on probation together) put there: before taking servers out of rotation.
+    Others { balancer_id: &'a str, mates: &'a [ActionId] },
+    /// Those one replacement put there, while its old container stops.
+    Own(ActionId),
+}
+
+impl Scope<'_> {
+    fn covers(&self, r: &Rejoin) -> bool {
+        match self {
+            Scope::All => true,
+            Scope::Others { balancer_id, mates } => r.drain.balancer_id == *balancer_id && !mates.contains(&r.action),
+            Scope::Own(action) => r.action == *action,
+        }
+    }
+}
+
 /// Waits (bounded) until the load balancer's checks pass against each server on probation
-/// (those of `balancer_id`, or all), which puts it back into rotation, and clears its drain
-/// record. One still failing at the limit is reported and left to HAProxy, which brings it
-/// in once its checks pass. The servers of `mates` (the caller's own batch, which may go on
-/// probation together) are not waited for. `say` gets each line with the action that put
-/// the server on probation.
-pub async fn await_rejoined<E: Engine>(
-    engine: &E,
-    balancers: &Balancers,
-    (balancer_id, mates): (Option<&str>, &[ActionId]),
-    say: SayFor<'_>,
-) {
-    let _turn = balancers.turn.lock().await;
-    let mine: Vec<Rejoin> = {
+/// in `scope`, which puts it back into rotation, and clears its drain record. One still
+/// failing at the limit is reported and left to HAProxy, which brings it in once its checks
+/// pass. `say` gets each line with the action that put the server on probation.
+pub async fn await_rejoined<E: Engine>(engine: &E, balancers: &Balancers, scope: Scope<'_>, say: SayFor<'_>) {
+    // The servers in scope nobody waits for yet are this call's to ask HAProxy about; the
+    // others, another call is asking about: those are waited for until they leave the list.
+    let (mine, theirs): (Vec<Rejoin>, Vec<Rejoin>) = {
         let mut all = lock(balancers);
-        let (mine, rest) = all
-            .drain(..)
-            .partition(|r| balancer_id.is_none_or(|b| r.drain.balancer_id == b) && !mates.contains(&r.action));
-        *all = rest;
-        mine
+        let in_scope = all.iter_mut().filter(|r| scope.covers(r));
+        in_scope.fold((Vec::new(), Vec::new()), |(mut mine, mut theirs), r| {
+            if r.awaited {
+                theirs.push(r.clone());
+            } else {
+                r.awaited = true;
+                mine.push(r.clone());
+            }
+            (mine, theirs)
+        })
     };
     futures_util::future::join_all(mine.iter().map(|r| rejoin(engine, r, say))).await;
+    lock(balancers).retain(|r| !mine.iter().any(|m| m.is(r)));
+    let gone = || (!lock(balancers).iter().any(|r| theirs.iter().any(|t| t.is(r)))).then_some(()).ok_or(());
+    let _ = poll(REJOIN_LIMIT + RESOLVE_LIMIT, Duration::from_millis(50), async || gone()).await;
     let drains: Vec<Drain> = mine.into_iter().map(|r| r.drain).collect();
-    if balancer_id.is_some() {
+    if matches!(scope, Scope::All) {
+        // Only records this run marked (and so cached) list these servers as draining.
+        let marked: Vec<Drain> = {
+            let records = balancers.records.lock().await;
+            drains.into_iter().filter(|d| records.contains_key(&d.balancer_id)).collect()
+        };
+        mark_draining(engine, &marked, balancers, false).await;
+        flush_records(engine, balancers).await;
+    } else {
         // Between batches the record is cleared in memory only: the next batch's mark, or
         // the end of the run, writes it. A server listed as draining that is back already
         // costs an interrupted run's repair nothing ("ready" again).
         forget_draining(balancers, &drains).await;
-    } else {
-        mark_draining(engine, &drains, balancers, false).await;
-        flush_records(engine, balancers).await;
     }
 }
 

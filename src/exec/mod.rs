@@ -306,7 +306,7 @@ async fn run_plan<E: Engine>(
         }
     }
     let say = |id: ActionId, line: &str| sink(ExecEvent::Output { id, line: line.to_string() });
-    balancer::await_rejoined(engine, &run.balancers, (None, &[]), &say).await;
+    balancer::await_rejoined(engine, &run.balancers, balancer::Scope::All, &say).await;
     for id in queue.drain_pending() {
         report.not_started.push(id);
         sink(ExecEvent::NotStarted { id });
@@ -521,28 +521,21 @@ async fn recreate<E: Engine>(
     if *start_first {
         let temp = format!("{}{}", spec.name, crate::plan::TEMP_SUFFIX);
         say(&format!("starting the new container as {temp}"));
-        let up = bring_up_as(engine, plan, id, &temp, spec, *readiness, files, None, opts, say);
-        let cid = futures_util::future::join(up, balancer::load_records(engine, drains, balancers)).await.0?;
+        let cid = bring_up_as(engine, plan, id, &temp, spec, *readiness, files, None, opts, say).await?;
         watch_ready(engine, &cid, &temp, *readiness, monitor, opts, say).await?;
-        // The drain record (written while the previous batch may still be out: a server
-        // recorded as draining a little early costs a repair nothing) beside the claim; the
-        // next batch starts once the claim is had, and the new address is known.
-        let claimed = async {
-            let claimed = futures_util::future::join(
-                balancer::claim_out(balancers, id, &mates, drains, say),
-                balancer::resolve_all(engine, drains, &cid),
-            )
-            .await;
-            release();
-            claimed
-        };
-        let (_, (claim, addrs)) =
-            futures_util::future::join(balancer::mark_draining(engine, drains, balancers, true), claimed).await;
+        // No drain record: the hand-over never leaves a server drained (it goes from ready
+        // at the old address to ready on probation at the new one in one call), so a run
+        // interrupted anywhere in it leaves nothing to repair. The next batch starts once
+        // the claim is had and the new address known.
+        let (claim, addrs) = futures_util::future::join(
+            balancer::claim_out(balancers, id, &mates, drains, say),
+            balancer::resolve_all(engine, drains, &cid),
+        )
+        .await;
+        release();
         let old = Retiring { id: old_id, name: &spec.name, grace };
         let new = Arriving { id: &cid, temp: &temp, addrs: &addrs };
-        hand_over(engine, old, new, drains, balancers, (id, &mates), say).await?;
-        drop(claim);
-        return Ok(());
+        return hand_over(engine, old, new, drains, (balancers, claim), (id, &mates), say).await;
     }
     let spec = &carry_anonymous_volumes(engine, old_id, spec, say).await?;
     // Held until this replacement's servers are on probation (or it failed).
@@ -581,15 +574,17 @@ struct Arriving<'a> {
 /// Hands the old container's name, and its load balancer servers, over to its ready
 /// replacement: the old one steps aside to a retired name, the new one takes the name, each
 /// server moves to the new address on probation, and the old one stops once its requests
-/// in flight are done, then is removed. The old container's stop (the grace period its
-/// process takes) is off the rollout's critical path, and no separate drain is needed: the
-/// server leaves the old address in the same call that puts it on probation.
+/// in flight are done, then is removed, while the load balancer's checks bring the servers
+/// back into rotation. The old container's stop (the grace period its process takes) is off
+/// the rollout's critical path, no separate drain is needed (the server leaves the old
+/// address in the same call that puts it on probation), and the next batch may take its
+/// servers out (`claim` released) as soon as these are on probation.
 async fn hand_over<E: Engine>(
     engine: &E,
     old: Retiring<'_>,
     new: Arriving<'_>,
     drains: &[crate::plan::Drain],
-    balancers: &balancer::Balancers,
+    (balancers, claim): (&balancer::Balancers, balancer::OutClaim<'_>),
     action: (ActionId, &[ActionId]),
     say: &(dyn Fn(&str) + Sync),
 ) -> Result<(), ActionFailure> {
@@ -597,8 +592,14 @@ async fn hand_over<E: Engine>(
     engine.rename_container(old.id, old.name, &retired).await.map_err(failure)?;
     engine.rename_container(new.id, new.temp, old.name).await.map_err(failure)?;
     balancer::switch_over(engine, drains, new.addrs, balancers, action, say).await;
-    engine.stop_container(old.id, &retired, old.grace).await.map_err(failure)?;
-    engine.remove_container(old.id, &retired).await.map_err(failure)
+    drop(claim);
+    let leave = async {
+        engine.stop_container(old.id, &retired, old.grace).await?;
+        engine.remove_container(old.id, &retired).await
+    };
+    let say_for = |_: ActionId, line: &str| say(line);
+    let rejoin = balancer::await_rejoined(engine, balancers, balancer::Scope::Own(action.0), &say_for);
+    futures_util::future::join(leave, rejoin).await.0.map_err(failure)
 }
 
 /// Creates `spec` under `name` and writes its files (unless `created`, the ID of a container
