@@ -455,30 +455,45 @@ async fn run_action<E: Engine>(
             }
             await_ready(engine, cid, name, *readiness, opts, &wait_context(plan, id, None), &say).await
         }
-        Op::RemoveContainer { id: cid, name, grace_secs, drains, release_slot, anonymous_volumes } => {
-            balancer::drain(engine, drains, &run.balancers, &say).await;
-            let grace = Duration::from_secs(*grace_secs);
-            match run.signalled {
-                // Signalled already: the removal (forced) ends what outlives its grace.
-                Some(at) if drains.is_empty() => await_exit(engine, cid, name, at + grace).await,
-                _ => {
-                    let stop = engine.stop_container(cid, name, grace);
-                    futures_util::future::join(balancer::take_out(engine, drains), stop).await.1.map_err(failure)?;
-                }
-            }
-            // Never closed, so acquiring cannot fail.
-            let _permit = run.removals.acquire().await.ok();
-            if *anonymous_volumes {
-                engine.remove_container_and_anonymous_volumes(cid, name).await.map_err(failure)?;
-            } else {
-                engine.remove_container(cid, name).await.map_err(failure)?;
-            }
-            if let Some(release) = release_slot {
-                database::release_slot(engine, release, &say).await;
-            }
-            Ok(())
+        Op::RemoveContainer { .. } => remove(engine, plan, id, run, &say).await,
+    }
+}
+
+/// Removes a container: drained from its load balancers first, stopped with its grace
+/// period (or, when destroy signalled it already, waited for until that ends), removed (a
+/// forced removal kills what outlived its grace), its replication slot given up.
+async fn remove<E: Engine>(
+    engine: &E,
+    plan: &Plan,
+    id: ActionId,
+    run: &Shared,
+    say: &(dyn Fn(&str) + Sync),
+) -> Result<(), ActionFailure> {
+    let Op::RemoveContainer { id: cid, name, grace_secs, drains, release_slot, anonymous_volumes } =
+        &plan.actions[id].op
+    else {
+        unreachable!("remove runs only RemoveContainer actions");
+    };
+    balancer::drain(engine, drains, &run.balancers, say).await;
+    let grace = Duration::from_secs(*grace_secs);
+    match run.signalled {
+        Some(at) if drains.is_empty() => await_exit(engine, cid, name, at + grace).await,
+        _ => {
+            let stop = engine.stop_container(cid, name, grace);
+            futures_util::future::join(balancer::take_out(engine, drains), stop).await.1.map_err(failure)?;
         }
     }
+    // Never closed, so acquiring cannot fail.
+    let _permit = run.removals.acquire().await.ok();
+    if *anonymous_volumes {
+        engine.remove_container_and_anonymous_volumes(cid, name).await.map_err(failure)?;
+    } else {
+        engine.remove_container(cid, name).await.map_err(failure)?;
+    }
+    if let Some(release) = release_slot {
+        database::release_slot(engine, release, say).await;
+    }
+    Ok(())
 }
 
 /// Replaces a container as its rollout says: start-first (the new one beside the old one
