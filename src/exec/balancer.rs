@@ -248,23 +248,38 @@ async fn unresolved<E: Engine>(engine: &E, d: &Drain, balancers: &Balancers, say
     mark_draining(engine, std::slice::from_ref(d), balancers, false).await;
 }
 
-/// The start-first hand-over, once the replacement has taken the old container's name:
-/// each server moves straight to the new address on probation (out of rotation until its
-/// checks pass there), once the servers on probation on that load balancer are back, and
-/// the old container's requests in flight (on connections HAProxy opened before) are waited
-/// for (bounded) before it may stop. One call where a drain and a probation took two, with
-/// no more servers out of rotation than before.
+/// Waits until the servers other batches put on probation on these drains' load balancers
+/// are back in rotation: before a start-first hand-over renames anything, since HAProxy's
+/// resolver follows a name to its new container by itself, and a server that changes
+/// address may leave rotation for a moment; the previous batch's servers must be back first.
+pub async fn await_previous<E: Engine>(
+    engine: &E,
+    drains: &[Drain],
+    balancers: &Balancers,
+    mates: &[ActionId],
+    say: &(dyn Fn(&str) + Sync),
+) {
+    for d in drains {
+        let others = Scope::Others { balancer_id: &d.balancer_id, mates };
+        await_rejoined(engine, balancers, others, &|_, line| say(line)).await;
+    }
+}
+
+/// The start-first hand-over, once the replacement has taken the old container's name (and
+/// [`await_previous`] has seen the previous batch back): each server moves straight to the
+/// new address on probation (out of rotation until its checks pass there), and the old
+/// container's requests in flight (on connections HAProxy opened before) are waited for
+/// (bounded) before it may stop. One call where a drain and a probation took two, with no
+/// more servers out of rotation than before.
 pub async fn switch_over<E: Engine>(
     engine: &E,
     drains: &[Drain],
     addrs: &[Option<String>],
     balancers: &Balancers,
-    (action, mates): (ActionId, &[ActionId]),
+    action: ActionId,
     say: &(dyn Fn(&str) + Sync),
 ) {
     for (d, addr) in drains.iter().zip(addrs) {
-        let others = Scope::Others { balancer_id: &d.balancer_id, mates };
-        await_rejoined(engine, balancers, others, &|_, line| say(line)).await;
         let Some(addr) = addr else {
             unresolved(engine, d, balancers, say).await;
             continue;

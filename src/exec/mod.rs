@@ -603,10 +603,11 @@ async fn hand_over<E: Engine>(
     action: (ActionId, &[ActionId]),
     say: &(dyn Fn(&str) + Sync),
 ) -> Result<(), ActionFailure> {
+    balancer::await_previous(engine, drains, balancers, action.1, say).await;
     let retired = crate::plan::retired_name(old.name, old.id);
     engine.rename_container(old.id, old.name, &retired).await.map_err(failure)?;
     engine.rename_container(new.id, new.temp, old.name).await.map_err(failure)?;
-    balancer::switch_over(engine, drains, new.addrs, balancers, action, say).await;
+    balancer::switch_over(engine, drains, new.addrs, balancers, action.0, say).await;
     drop(claim);
     let leave = async {
         engine.stop_container(old.id, &retired, old.grace).await?;

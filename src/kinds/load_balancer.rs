@@ -269,6 +269,9 @@ defaults\n\
     timeout server 10s\n\
     timeout http-request 10s\n\
     timeout http-keep-alive 5s\n\
+    # a health check may take 2 s to answer (without this, the whole check must fit in\n\
+    # `inter`, 500 ms, and a busy but healthy server would fail its checks)\n\
+    timeout check 2s\n\
     http-error status 503 content-type application/json string '{\"error\":\"no healthy web server\"}'\n\
     http-error status 504 content-type application/json string '{\"error\":\"web server timed out\"}'\n\
     http-error status 502 content-type application/json string '{\"error\":\"bad answer from web server\"}'\n\
