@@ -460,8 +460,8 @@ async fn run_action<E: Engine>(
 }
 
 /// Removes a container: drained from its load balancers first, stopped with its grace
-/// period (or, when destroy signalled it already, waited for until that ends), removed (a
-/// forced removal kills what outlived its grace), its replication slot given up.
+/// period (or, when destroy signalled it already, waited for until that ends and killed if
+/// it still runs), removed, its replication slot given up.
 async fn remove<E: Engine>(
     engine: &E,
     plan: &Plan,
@@ -477,7 +477,13 @@ async fn remove<E: Engine>(
     balancer::drain(engine, drains, &run.balancers, say).await;
     let grace = Duration::from_secs(*grace_secs);
     match run.signalled {
-        Some(at) if drains.is_empty() => await_exit(engine, cid, name, at + grace).await,
+        Some(at) if drains.is_empty() => {
+            await_exit(engine, cid, name, at + grace).await;
+            // Stopped by the engine (killed, if it outlived its grace) before the removal: a
+            // forced removal of a running container raced its network teardown on Docker
+            // 20.10 (a 200-container destroy left the network with an endpoint).
+            engine.stop_container(cid, name, Duration::ZERO).await.map_err(failure)?;
+        }
         _ => {
             let stop = engine.stop_container(cid, name, grace);
             futures_util::future::join(balancer::take_out(engine, drains), stop).await.1.map_err(failure)?;
