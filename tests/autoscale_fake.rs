@@ -81,7 +81,6 @@ impl Controller<FakeEngine> for Quiet {
             log_lines: 5,
             settle: Duration::ZERO,
             removals: None,
-            signal_first: false,
         };
         Some(execute(engine, plan, &opts, &|_| {}, &std::sync::atomic::AtomicBool::new(false)).await)
     }

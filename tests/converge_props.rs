@@ -402,7 +402,6 @@ fn apply(
         log_lines: 5,
         settle: Duration::ZERO, /* the fake's containers never exit by themselves */
         removals: None,
-        signal_first: false,
     };
     let report = rt.block_on(execute(engine, &plan, &opts, &|_| {}, &AtomicBool::new(false)));
     Ok((plan, report))

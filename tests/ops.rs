@@ -36,7 +36,6 @@ fn opts() -> ExecOptions {
         log_lines: 5,
         settle: Duration::ZERO,
         removals: None,
-        signal_first: false,
     }
 }
 

@@ -92,7 +92,6 @@ impl Harness {
             log_lines: 5,
             settle: Duration::ZERO, /* the fake's containers never exit by themselves */
             removals: None,
-            signal_first: false,
         };
         let report = self.rt.block_on(execute(&self.engine, plan, &opts, &sink, &AtomicBool::new(false)));
         let run = Run { report, events: events.into_inner().unwrap() };
@@ -554,7 +553,6 @@ fn completed_successfully_dependencies_wait_for_the_job_to_finish() {
         log_lines: 5,
         settle: Duration::ZERO, /* the fake's containers never exit by themselves */
         removals: None,
-        signal_first: false,
     };
     let job = async {
         loop {

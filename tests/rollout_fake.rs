@@ -70,7 +70,6 @@ impl Harness {
             log_lines: 5,
             settle: Duration::ZERO,
             removals: None,
-            signal_first: false,
         };
         let report = self.rt.block_on(execute(&self.engine, plan, &opts, &sink, &AtomicBool::new(false)));
         let lines = events

@@ -100,10 +100,6 @@ async fn run_locked(
     let opts = ExecOptions {
         parallel: plan.actions.len().clamp(1, usize::from(args.parallel)),
         removals: Some(usize::from(args.parallel)),
-        // Not `signal_first`: signalling every container at once and then killing and
-        // removing them 8 at a time leaked a network endpoint on Docker 20.10 in a
-        // 200-container destroy (twice, under load), where stopping 8 at a time never did.
-        signal_first: false,
         ..Default::default()
     };
     let Some(report) = interrupt::execute(engine, &plan, &opts, ui, interrupt, WORDING).await else {

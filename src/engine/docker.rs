@@ -824,21 +824,6 @@ impl Engine for DockerEngine {
         self.send_signal(id, name, signal).await
     }
 
-    async fn signal_stop(&self, id: &str, name: &str) -> Result<(), EngineError> {
-        let inspect = self
-            .docker
-            .inspect_container(id, None::<InspectContainerOptions>)
-            .await
-            .map_err(|e| EngineError::Inspect { name: name.into(), cause: e.into() })?;
-        let running = inspect.state.as_ref().and_then(|s| s.running).unwrap_or(false);
-        if !running {
-            return Ok(());
-        }
-        // The container's configuration holds the image's STOPSIGNAL or the blueprint's.
-        let signal = inspect.config.and_then(|c| c.stop_signal).filter(|s| !s.is_empty());
-        self.send_signal(id, name, signal.as_deref().unwrap_or("SIGTERM")).await
-    }
-
     async fn pause_container(&self, id: &str, name: &str) -> Result<(), EngineError> {
         self.docker.pause_container(id).await.map_err(|e| EngineError::Pause { name: name.into(), cause: e.into() })
     }

@@ -501,11 +501,6 @@ impl Engine for FakeEngine {
         Ok(())
     }
 
-    /// The fake's processes obey their stop signal at once.
-    async fn signal_stop(&self, id: &str, name: &str) -> Result<(), EngineError> {
-        self.stop_container(id, name, Duration::ZERO).await
-    }
-
     async fn remove_container(&self, id: &str, name: &str) -> Result<(), EngineError> {
         self.wrote();
         let mut w = self.world();

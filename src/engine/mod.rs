@@ -87,12 +87,6 @@ pub trait Engine {
     async fn write_file(&self, id: &str, name: &str, path: &str, contents: &[u8]) -> Result<(), EngineError>;
     /// Sends a signal such as `SIGUSR2` (HAProxy's reload) to a container's main process.
     async fn signal(&self, id: &str, name: &str, signal: &str) -> Result<(), EngineError>;
-    /// Sends a container its own stop signal (the image's or the blueprint's `stop_signal`,
-    /// SIGTERM by default) without waiting, as `stop` would first: destroy asks every
-    /// container at once, so their grace periods run side by side.
-    async fn signal_stop(&self, id: &str, name: &str) -> Result<(), EngineError> {
-        self.signal(id, name, "SIGTERM").await
-    }
     /// Freezes every process of a container (`scale chaos pause`).
     async fn pause_container(&self, id: &str, name: &str) -> Result<(), EngineError>;
     /// Cuts a container off a network (`scale chaos disconnect`).

@@ -44,10 +44,6 @@ pub struct ExecOptions {
     /// waits out the grace period the blueprint asks for, but removes a few at a time: Docker
     /// 20.10 leaked a network endpoint when 64 containers were removed at once.
     pub removals: Option<usize>,
-    /// Destroy: every container the plan removes gets its stop signal at once before any
-    /// removal starts, and each removal then waits out only what is left of its own grace
-    /// period, so the grace periods run side by side, however few removals run at once.
-    pub signal_first: bool,
 }
 
 impl Default for ExecOptions {
@@ -58,7 +54,6 @@ impl Default for ExecOptions {
             log_lines: 20,
             settle: Duration::from_millis(500),
             removals: None,
-            signal_first: false,
         }
     }
 }
@@ -234,12 +229,7 @@ async fn run_plan<E: Engine>(
 ) -> ExecReport {
     let mut queue = DependencyQueue::new(plan);
     let (released, mut releases) = tokio::sync::mpsc::unbounded_channel();
-    let signalled = match opts.signal_first {
-        true => Some(signal_all(engine, plan).await),
-        false => None,
-    };
     let run = Shared {
-        signalled,
         removals: tokio::sync::Semaphore::new(opts.removals.unwrap_or(opts.parallel).clamp(1, MAX_PERMITS)),
         balancers: balancer::Balancers::default(),
         released,
@@ -333,43 +323,8 @@ async fn create_early<E: Engine>(engine: &E, plan: &Plan, id: ActionId) -> Resul
     Ok(cid)
 }
 
-/// How many stop signals go out at once: each is a quick call (the process exits, or not,
-/// on its own time).
-const SIGNALS_AT_ONCE: usize = 16;
-
-/// Sends every container the plan removes (and no load balancer drains) its stop signal;
-/// returns when the grace periods started.
-async fn signal_all<E: Engine>(engine: &E, plan: &Plan) -> Instant {
-    let started = Instant::now();
-    let targets = plan.actions.iter().filter_map(|a| match &a.op {
-        Op::RemoveContainer { id, name, drains, .. } if drains.is_empty() => Some((id, name)),
-        _ => None,
-    });
-    // A failed signal is no loss: the removal still stops the container, by force at the end
-    // of its grace period.
-    futures_util::stream::iter(targets)
-        .for_each_concurrent(SIGNALS_AT_ONCE, |(id, name)| async move {
-            let _ = engine.signal_stop(id, name).await;
-        })
-        .await;
-    started
-}
-
-/// Waits (bounded by `deadline`, the end of its grace period) until a container that got its
-/// stop signal has exited.
-async fn await_exit<E: Engine>(engine: &E, id: &str, name: &str, deadline: Instant) {
-    let Some(left) = deadline.checked_duration_since(Instant::now()) else { return };
-    let _ = poll::poll(left, Duration::from_millis(100), async || match engine.container_status(id, name).await {
-        Ok(status) if status.state == crate::observed::RunState::Running => Err(()),
-        _ => Ok(()),
-    })
-    .await;
-}
-
 /// What the actions of one run share.
 struct Shared {
-    /// When every container to remove got its stop signal ([`ExecOptions::signal_first`]).
-    signalled: Option<Instant>,
     /// Bounds container removals ([`ExecOptions::removals`]).
     removals: tokio::sync::Semaphore,
     balancers: balancer::Balancers,
@@ -460,8 +415,7 @@ async fn run_action<E: Engine>(
 }
 
 /// Removes a container: drained from its load balancers first, stopped with its grace
-/// period (or, when destroy signalled it already, waited for until that ends and killed if
-/// it still runs), removed, its replication slot given up.
+/// period, removed, its replication slot given up.
 async fn remove<E: Engine>(
     engine: &E,
     plan: &Plan,
@@ -475,20 +429,8 @@ async fn remove<E: Engine>(
         unreachable!("remove runs only RemoveContainer actions");
     };
     balancer::drain(engine, drains, &run.balancers, say).await;
-    let grace = Duration::from_secs(*grace_secs);
-    match run.signalled {
-        Some(at) if drains.is_empty() => {
-            await_exit(engine, cid, name, at + grace).await;
-            // Stopped by the engine (killed, if it outlived its grace) before the removal: a
-            // forced removal of a running container raced its network teardown on Docker
-            // 20.10 (a 200-container destroy left the network with an endpoint).
-            engine.stop_container(cid, name, Duration::ZERO).await.map_err(failure)?;
-        }
-        _ => {
-            let stop = engine.stop_container(cid, name, grace);
-            futures_util::future::join(balancer::take_out(engine, drains), stop).await.1.map_err(failure)?;
-        }
-    }
+    let stop = engine.stop_container(cid, name, Duration::from_secs(*grace_secs));
+    futures_util::future::join(balancer::take_out(engine, drains), stop).await.1.map_err(failure)?;
     // Never closed, so acquiring cannot fail.
     let _permit = run.removals.acquire().await.ok();
     if *anonymous_volumes {

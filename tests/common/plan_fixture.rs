@@ -54,7 +54,6 @@ pub fn run(engine: &scale::engine::fake::FakeEngine, p: &scale::plan::Plan) -> s
         log_lines: 5,
         settle: std::time::Duration::ZERO,
         removals: None,
-        signal_first: false,
     };
     let never = std::sync::atomic::AtomicBool::new(false);
     rt().block_on(scale::exec::execute(engine, p, &opts, &|_| {}, &never))
