@@ -61,6 +61,12 @@ pub const MARKER_NODE_LABEL: &str = "io.scale.primary-node";
 /// Label on a primary marker volume: when the failover made it (Unix seconds), newest wins.
 pub const MARKER_SINCE_LABEL: &str = "io.scale.primary-since";
 
+/// Label on a load balancer's pool-record volume: the ID of the container whose pool it
+/// records (a record left by a replaced load balancer counts for nobody).
+pub const POOL_OF_LABEL: &str = "io.scale.pool-of";
+/// Label on a load balancer's pool-record volume: the pool, as JSON.
+pub const POOL_RECORD_LABEL: &str = "io.scale.pool";
+
 /// Label on a replica-count marker volume: the autoscaled service it counts.
 pub const SCALED_SERVICE_LABEL: &str = "io.scale.replicas-of";
 /// Label on a replica-count marker volume: how many containers the autoscaler chose.

@@ -23,6 +23,11 @@ pub struct ObservedState {
     pub images: BTreeSet<String>,
     /// The pool each running load balancer was last given, keyed by container name.
     pub load_balancers: BTreeMap<String, crate::spec::Pool>,
+    /// The load balancers' pool-record volumes (scale's bookkeeping, not the user's: kept
+    /// out of `volumes`), by the name of the volume: the container ID each is for, and the
+    /// pool it records (`None`: unreadable, which counts as no record).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub pool_records: BTreeMap<String, (String, Option<crate::spec::Pool>)>,
     /// Where ports published on every address are reached, when that is not this machine:
     /// the host of a `tcp://HOST:PORT` engine. `None`: 127.0.0.1.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -226,6 +231,30 @@ pub struct Endpoint {
 }
 
 impl ObservedState {
+    /// Moves the load balancers' pool-record volumes out of `volumes` into `pool_records`:
+    /// every engine's `observe` ends with this, so no caller mistakes them for data.
+    pub fn take_pool_records(mut self) -> Self {
+        let records: Vec<String> = self
+            .volumes
+            .values()
+            .filter(|v| v.labels.contains_key(labels::POOL_OF_LABEL))
+            .map(|v| v.name.clone())
+            .collect();
+        for name in records {
+            let Some(v) = self.volumes.remove(&name) else { continue };
+            let of = v.labels.get(labels::POOL_OF_LABEL).cloned().unwrap_or_default();
+            // One that does not parse counts as no record.
+            let pool = v.labels.get(labels::POOL_RECORD_LABEL).and_then(|json| serde_json::from_str(json).ok());
+            self.pool_records.insert(name, (of, pool));
+        }
+        self
+    }
+
+    /// The pool recorded for the load balancer container `id`, if a record volume is for it.
+    pub fn pool_record_of(&self, id: &str) -> Option<&crate::spec::Pool> {
+        self.pool_records.values().find(|(of, _)| of == id).and_then(|(_, pool)| pool.as_ref())
+    }
+
     /// Whether any of the project's containers mounts an anonymous volume (by its spec): only
     /// then can unlabelled leftovers on the engine be this project's.
     pub fn mounts_anonymous_volumes(&self) -> bool {

@@ -368,3 +368,36 @@ fn a_scale_down_drains_the_leaving_replica_before_stopping_it_then_reloads() {
     assert!(at("maint shop-web-3") < at("check config"), "drained before the reload drops it: {log:#?}");
     assert!(!h.engine.containers().iter().any(|c| c.name == "shop-web-3"));
 }
+
+/// The pool record also lives in a labelled volume (`shop_shop-lb-1.pool`), which comes with
+/// the project's volume list: `observe_project` reads the pool there, never opening the
+/// container (the archive read was most of a no-op apply), keeps it out of the user's
+/// volumes, and falls back to the file for a load balancer without one (made by an earlier
+/// scale). `destroy` removes it with the load balancer, `--volumes` or not.
+#[test]
+fn the_pool_record_volume_is_what_observe_reads() {
+    use scale::engine::Engine;
+    const RECORD: &str = "shop_shop-lb-1.pool";
+    let h = Harness::new();
+    h.apply(&desired(&[]));
+    h.apply(&desired(&[("WEB_REPLICAS", "3")]));
+    let id = h.lb_id();
+    let observed = h.observe();
+    let (of, pool) = &observed.pool_records[RECORD];
+    assert_eq!(of, &id, "the record names the container it is for");
+    let three = ["shop-web-1", "shop-web-2", "shop-web-3"];
+    assert_eq!(pool.as_ref().expect("a readable record").servers, three, "the reload replaced the record");
+    assert!(!observed.volumes.contains_key(RECORD), "a pool record is not a user's volume");
+
+    // A file that says otherwise is not consulted while the record exists...
+    h.rt.block_on(h.engine.write_file(&id, LB, POOL_PATH, br#"{"hash":"x","backend":"web","servers":[]}"#)).unwrap();
+    assert_eq!(h.observe().load_balancers[LB].servers, three);
+    // ...and is, once there is none.
+    h.rt.block_on(h.engine.remove_volume(RECORD)).unwrap();
+    assert!(h.observe().load_balancers[LB].servers.is_empty(), "no record: the file's pool");
+
+    h.apply(&desired(&[]));
+    let destroy = scale::plan::destroy_plan(&h.observe(), false);
+    let removes_record = |a: &scale::plan::Action| matches!(&a.op, Op::RemoveVolume { name } if name == RECORD);
+    assert!(destroy.actions.iter().any(removes_record), "{}", render_text(&destroy));
+}

@@ -506,6 +506,7 @@ impl Engine for DockerEngine {
         };
         Ok(ObservedState {
             load_balancers: Default::default(),
+            pool_records: Default::default(),
             stale_replicas: Default::default(),
             shards: None,
             published_host: published_host(&self.address),
@@ -535,7 +536,8 @@ impl Engine for DockerEngine {
                 .map(|v| (v.name.clone(), ObservedVolume { name: v.name, labels: v.labels.into_iter().collect() }))
                 .collect(),
             images: images.into_iter().flat_map(|i| i.repo_tags).filter(|t| t != "<none>:<none>").collect(),
-        })
+        }
+        .take_pool_records())
     }
 
     async fn create_network(&self, spec: &NetworkSpec) -> Result<(), EngineError> {
@@ -788,6 +790,19 @@ impl Engine for DockerEngine {
             .into_iter()
             .filter(|m| m.typ.as_deref() == Some("volume"))
             .filter_map(|m| Some((m.destination?, m.name?)))
+            .collect())
+    }
+
+    async fn addresses(&self, id: &str, name: &str) -> Result<BTreeMap<String, String>, EngineError> {
+        let inspect = self
+            .docker
+            .inspect_container(id, None::<InspectContainerOptions>)
+            .await
+            .map_err(|e| EngineError::Inspect { name: name.into(), cause: e.into() })?;
+        let networks = inspect.network_settings.and_then(|n| n.networks).unwrap_or_default();
+        Ok(networks
+            .into_iter()
+            .filter_map(|(net, endpoint)| Some((net, endpoint.ip_address.filter(|ip| !ip.is_empty())?)))
             .collect())
     }
 

@@ -302,6 +302,7 @@ impl Engine for FakeEngine {
         let owned = |l: &BTreeMap<String, String>| l.get(labels::PROJECT).map(String::as_str) == Some(project);
         Ok(ObservedState {
             load_balancers: Default::default(),
+            pool_records: Default::default(),
             stale_replicas: Default::default(),
             shards: None,
             published_host: None,
@@ -342,7 +343,8 @@ impl Engine for FakeEngine {
                 .map(|(name, labels)| (name.clone(), ObservedVolume { name: name.clone(), labels: labels.clone() }))
                 .collect(),
             images: w.images.clone(),
-        })
+        }
+        .take_pool_records())
     }
 
     async fn create_network(&self, spec: &NetworkSpec) -> Result<(), EngineError> {

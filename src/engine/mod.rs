@@ -75,6 +75,12 @@ pub trait Engine {
     async fn volume_mounts(&self, _id: &str, _name: &str) -> Result<BTreeMap<String, String>, EngineError> {
         Ok(BTreeMap::new())
     }
+    /// A running container's IPv4 address on each network it is attached to, by network
+    /// name: one inspect, where asking a peer's DNS would take an `exec`. Engines that cannot
+    /// say: none, and callers ask DNS instead.
+    async fn addresses(&self, _id: &str, _name: &str) -> Result<BTreeMap<String, String>, EngineError> {
+        Ok(BTreeMap::new())
+    }
     async fn unpause_container(&self, id: &str, name: &str) -> Result<(), EngineError>;
     async fn container_status(&self, id: &str, name: &str) -> Result<ContainerStatus, EngineError>;
     /// The last `lines` lines of a container's output (stdout and stderr).
@@ -136,29 +142,11 @@ pub struct HealthProgress {
 pub type EventStream = tokio::sync::mpsc::UnboundedReceiver<String>;
 
 /// The full snapshot a plan needs: the labelled resources, plus the pool each running load
-/// balancer holds (one small file read per load balancer; nothing else is inspected).
+/// balancer holds: from its record volume, which comes with the project's volume list, or
+/// (a load balancer that has none, made by an earlier scale) one small file read from it.
 pub async fn observe_project<E: Engine>(engine: &E, project: &str) -> Result<ObservedState, EngineError> {
-    observe_project_expecting(engine, project, &[]).await
-}
-
-/// [`observe_project`], reading the pool records of the load balancers the caller expects
-/// (`balancers`, container names: the desired state's) while the project is listed rather
-/// than after. That read is the slowest call of a no-op apply (the engine packs a tar archive
-/// for it), and it needs only the container's name. A record read this way counts only for a
-/// running load balancer of that name in the listing; any other is read by ID afterwards.
-pub async fn observe_project_expecting<E: Engine>(
-    engine: &E,
-    project: &str,
-    balancers: &[String],
-) -> Result<ObservedState, EngineError> {
     use crate::kinds::load_balancer::{POOL_PATH, Pool};
-    let early = futures_util::future::join_all(
-        balancers.iter().map(|name| async move { (name.as_str(), engine.read_file(name, name, POOL_PATH).await) }),
-    );
-    let (observed, early) = futures_util::future::join(engine.observe(project), early).await;
-    let mut early: std::collections::HashMap<&str, Vec<u8>> =
-        early.into_iter().filter_map(|(name, read)| Some((name, read.ok().flatten()?))).collect();
-    let mut observed = observed?;
+    let mut observed = engine.observe(project).await?;
     let running: Vec<(String, String)> = observed
         .containers
         .values()
@@ -167,11 +155,11 @@ pub async fn observe_project_expecting<E: Engine>(
         .map(|c| (c.id.clone(), c.name.clone()))
         .collect();
     for (id, name) in running {
-        let bytes = match early.remove(name.as_str()) {
-            Some(bytes) => Some(bytes),
-            None => engine.read_file(&id, &name, POOL_PATH).await?,
-        };
-        if let Some(bytes) = bytes
+        if let Some(pool) = observed.pool_record_of(&id) {
+            observed.load_balancers.insert(name, pool.clone());
+            continue;
+        }
+        if let Some(bytes) = engine.read_file(&id, &name, POOL_PATH).await?
             && let Ok(pool) = serde_json::from_slice::<Pool>(&bytes)
         {
             observed.load_balancers.insert(name, pool);

@@ -6,10 +6,10 @@ use std::time::Duration;
 
 use super::poll::poll;
 use super::{ActionFailure, failure};
-use crate::engine::Engine;
+use crate::engine::{Engine, EngineError};
 use crate::kinds::load_balancer::{
     CONFIG_PATH, POOL_PATH, Pool, RELOAD_SIGNAL, drain_and_show_stat, parse_servers_state, parse_stat,
-    probation_and_show_stat, rejoin_on_probation, set_server_state, show_servers_state, show_stat,
+    probation_and_show_stat, record_volume, rejoin_on_probation, set_server_state, show_servers_state, show_stat,
 };
 use crate::plan::{ActionId, Drain, FileSpec};
 
@@ -24,6 +24,8 @@ const DRAIN_LIMIT: Duration = Duration::from_secs(5);
 /// changes and writes the whole record).
 #[derive(Debug, Default)]
 pub struct Balancers {
+    /// The project, whose label each pool record volume carries.
+    project: String,
     rejoining: Mutex<Vec<Rejoin>>,
     /// The pool records as this run last wrote them, by load balancer ID: read from the
     /// container once, then kept here, so marking a drain costs one write and no read (each
@@ -33,6 +35,12 @@ pub struct Balancers {
     /// Replacements with a server out of rotation (drained, stopped, renamed) that is not
     /// on probation yet, and the load balancer: see [`claim_out`].
     out: Mutex<Vec<(ActionId, String)>>,
+}
+
+impl Balancers {
+    pub fn new(project: &str) -> Self {
+        Balancers { project: project.to_string(), ..Default::default() }
+    }
 }
 
 /// A cached record changed in memory only, and the load balancer's name to write it to.
@@ -167,7 +175,7 @@ pub async fn mark_draining<E: Engine>(engine: &E, drains: &[Drain], balancers: &
         let Some((pool, unwritten)) = records.get_mut(id) else { continue };
         *unwritten = None;
         let Ok(json) = serde_json::to_vec(pool) else { continue };
-        let _ = engine.write_file(id, name, POOL_PATH, &json).await;
+        let _ = store_pool(engine, &balancers.project, id, name, &json).await;
     }
 }
 
@@ -207,7 +215,7 @@ async fn flush_records<E: Engine>(engine: &E, balancers: &Balancers) {
     for (id, (pool, unwritten)) in records.iter_mut() {
         let Some(name) = unwritten.take() else { continue };
         let Ok(json) = serde_json::to_vec(pool) else { continue };
-        let _ = engine.write_file(id, &name, POOL_PATH, &json).await;
+        let _ = store_pool(engine, &balancers.project, id, &name, &json).await;
     }
 }
 
@@ -313,7 +321,7 @@ async fn await_idle<E: Engine>(engine: &E, d: &Drain) {
     .await;
 }
 
-/// Each drain's replacement address as the load balancer resolves it ([`resolve`]), asked
+/// Each drain's replacement address as the load balancer reaches it ([`resolve`]), asked
 /// while the replacement still runs under its temporary name, off the hand-over's path.
 pub async fn resolve_all<E: Engine>(engine: &E, drains: &[Drain], new_id: &str) -> Vec<Option<String>> {
     futures_util::future::join_all(drains.iter().map(|d| resolve(engine, d, new_id))).await
@@ -405,12 +413,16 @@ async fn rejoin<E: Engine>(engine: &E, r: &Rejoin, say: SayFor<'_>) {
     }
 }
 
-/// The replacement's address as the load balancer's resolver (Docker's DNS) gives it, by the
-/// container's short ID (an alias Docker gives every container on a user-defined network):
-/// right after a rename, the name itself can still answer with the old container's address
-/// for a moment. Retried briefly.
+/// The replacement's address on a network it shares with the load balancer, from the engine
+/// ([`shared_address`]); failing that, as the load balancer's resolver (Docker's DNS) gives
+/// it, by the container's short ID (an alias Docker gives every container on a user-defined
+/// network): right after a rename, the name itself can still answer with the old
+/// container's address for a moment. Retried briefly.
 async fn resolve<E: Engine>(engine: &E, d: &Drain, new_id: &str) -> Option<String> {
     let short_id = &new_id[..new_id.len().min(12)];
+    if let Some(addr) = shared_address(engine, d, new_id, short_id).await {
+        return Some(addr);
+    }
     let cmd = ["getent", "hosts", short_id].map(String::from);
     poll(RESOLVE_LIMIT, Duration::from_millis(200), async || {
         match engine.exec(&d.balancer_id, &d.balancer, &cmd).await {
@@ -422,15 +434,57 @@ async fn resolve<E: Engine>(engine: &E, d: &Drain, new_id: &str) -> Option<Strin
     .ok()
 }
 
+/// The new container's address on a network it shares with the load balancer, from two
+/// inspects at once: a fraction of the `exec` a DNS lookup inside the load balancer costs,
+/// once per batch on a rolling update's critical path. `None` when the engine cannot say
+/// or they share no network; the caller asks DNS then.
+async fn shared_address<E: Engine>(engine: &E, d: &Drain, new_id: &str, short_id: &str) -> Option<String> {
+    let (balancer, new) =
+        futures_util::future::join(engine.addresses(&d.balancer_id, &d.balancer), engine.addresses(new_id, short_id))
+            .await;
+    let balancer = balancer.ok()?;
+    new.ok()?.into_iter().find(|(network, _)| balancer.contains_key(network)).map(|(_, addr)| addr)
+}
+
 /// How long a replacement may take to answer under its name in Docker's DNS.
 const RESOLVE_LIMIT: Duration = Duration::from_secs(5);
 
-/// Writes generated files into a container (created or running).
-pub async fn write_files<E: Engine>(engine: &E, id: &str, name: &str, files: &[FileSpec]) -> Result<(), ActionFailure> {
+/// Writes generated files into a container (created or running); a pool record also goes to
+/// its record volume ([`store_pool`]).
+pub async fn write_files<E: Engine>(
+    engine: &E,
+    project: &str,
+    id: &str,
+    name: &str,
+    files: &[FileSpec],
+) -> Result<(), ActionFailure> {
     for f in files {
-        engine.write_file(id, name, &f.path, f.contents.as_bytes()).await.map_err(failure)?;
+        let written = match f.path == POOL_PATH {
+            true => store_pool(engine, project, id, name, f.contents.as_bytes()).await,
+            false => engine.write_file(id, name, &f.path, f.contents.as_bytes()).await,
+        };
+        written.map_err(failure)?;
     }
     Ok(())
+}
+
+/// Writes a load balancer's pool record into the container (where an earlier scale reads it)
+/// and replaces its record volume (where `observe_project` reads it, with the volume list:
+/// no archive read). Between the volume's removal and its successor there is no record, and
+/// a reader falls back to the file, which is already new.
+async fn store_pool<E: Engine>(
+    engine: &E,
+    project: &str,
+    id: &str,
+    name: &str,
+    json: &[u8],
+) -> Result<(), EngineError> {
+    engine.write_file(id, name, POOL_PATH, json).await?;
+    // A start-first replacement writes it under its temporary name: the record is the name's.
+    let balancer = name.strip_suffix(crate::plan::TEMP_SUFFIX).unwrap_or(name);
+    let volume = record_volume(project, balancer, id, &String::from_utf8_lossy(json));
+    engine.remove_volume(&volume.name).await?;
+    engine.create_volume(&volume).await
 }
 
 /// Writes a new configuration, checks it with HAProxy itself, and reloads (SIGUSR2 to the
@@ -446,7 +500,7 @@ pub async fn reload<E: Engine>(
     // The pool record is written last: if the reload is interrupted, the next plan still
     // sees the old pool and reloads again.
     let (record, config): (Vec<FileSpec>, Vec<FileSpec>) = files.iter().cloned().partition(|f| f.path == POOL_PATH);
-    write_files(engine, id, name, &config).await?;
+    write_files(engine, &balancers.project, id, name, &config).await?;
     let check = ["haproxy", "-c", "-f", CONFIG_PATH].map(String::from);
     let out = engine.exec(id, name, &check).await.map_err(failure)?;
     if out.exit_code != 0 {
@@ -462,7 +516,7 @@ pub async fn reload<E: Engine>(
         // Under the records lock, so no drain mark writes the pool this replaces.
         let mut records = balancers.records.lock().await;
         records.remove(id);
-        write_files(engine, id, name, &record).await?;
+        write_files(engine, &balancers.project, id, name, &record).await?;
     }
     say("reloaded");
     if let Some(pool) = pool_of(files) {

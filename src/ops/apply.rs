@@ -1,7 +1,7 @@
 //! One apply pass: observe, plan (primaries as the markers say), let the caller review the
 //! plan, run it, and observe the result. `scale apply` and `scale failover -f` are this pass.
 
-use crate::engine::{Engine, observe_project, observe_project_expecting};
+use crate::engine::{Engine, observe_project};
 use crate::exec::ExecReport;
 use crate::observed::ObservedState;
 use crate::plan::{Plan, Scope};
@@ -69,7 +69,7 @@ pub async fn unlocked_in_sync<E: Engine>(
     desired: &DesiredState,
     scope: &Scope,
 ) -> Result<Option<(Plan, ObservedState)>, OpsError> {
-    let observed = observe_desired(engine, desired).await.map_err(OpsError::Observe)?;
+    let observed = observe_project(engine, &desired.project).await.map_err(OpsError::Observe)?;
     let plan = crate::plan::plan_scoped(desired, &observed, scope)?;
     Ok((!plan.has_changes()).then_some((plan, observed)))
 }
@@ -81,7 +81,7 @@ pub async fn apply_scoped<E: Engine>(
     scope: &Scope,
     hooks: &mut impl ApplyHooks<E>,
 ) -> Result<Applied, OpsError> {
-    let observed = observe_desired(engine, desired).await.map_err(OpsError::Observe)?;
+    let observed = observe_project(engine, &desired.project).await.map_err(OpsError::Observe)?;
     let plan = crate::plan::plan_scoped(desired, &observed, scope)?;
     hooks.planned(&plan);
     if !plan.has_changes() {
@@ -100,13 +100,4 @@ pub async fn apply_scoped<E: Engine>(
         false => None,
     };
     Ok(Applied::Done { plan, report, after })
-}
-
-/// The project as observed, with the desired load balancers' pool records read alongside.
-async fn observe_desired<E: Engine>(
-    engine: &E,
-    desired: &DesiredState,
-) -> Result<ObservedState, crate::engine::EngineError> {
-    let balancers: Vec<String> = desired.load_balancers.keys().cloned().collect();
-    observe_project_expecting(engine, &desired.project, &balancers).await
 }

@@ -65,5 +65,17 @@ pub fn destroy_plan(observed: &ObservedState, volumes: bool) -> Plan {
             notes.push(format!("volume {name} is kept (add --volumes to delete it and its data)"));
         }
     }
+    // A load balancer's pool record holds no data, only what scale last told that load
+    // balancer: it goes with the load balancer.
+    for name in observed.pool_records.keys() {
+        let id = actions.len();
+        actions.push(Action {
+            id,
+            op: Op::RemoveVolume { name: name.clone() },
+            reason: "destroy (a load balancer's pool record)".into(),
+            after: containers.clone(),
+            service: None,
+        });
+    }
     Plan { project: observed.project.clone(), actions, notes, rollouts: Vec::new() }
 }

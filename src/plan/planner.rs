@@ -255,6 +255,12 @@ impl<'d> Planner<'d> {
             };
             let id = self.b.push(op, reason, self.removal_gate.clone(), c.service());
             self.removal_action.insert(&c.name, id);
+            // A load balancer that goes for good takes its pool record with it.
+            let record = crate::kinds::load_balancer::record_volume_name(&observed.project, &c.name);
+            if observed.pool_records.contains_key(&record) && !desired.containers.contains_key(&c.name) {
+                let reason = format!("pool record of {}, removed above", c.name);
+                self.b.push(Op::RemoveVolume { name: record }, reason, vec![id], c.service());
+            }
             for port in held_ports(c) {
                 self.port_freed_by.entry(port).or_default().push(id);
             }
