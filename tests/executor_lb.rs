@@ -397,7 +397,16 @@ fn the_pool_record_volume_is_what_observe_reads() {
     assert!(h.observe().load_balancers[LB].servers.is_empty(), "no record: the file's pool");
 
     h.apply(&desired(&[]));
-    let destroy = scale::plan::destroy_plan(&h.observe(), false);
+    // A load balancer that leaves the blueprint takes its record along...
+    let mut without_lb = desired(&[]);
+    without_lb.containers.remove(LB);
+    without_lb.load_balancers.remove(LB);
+    let leaving = h.plan(&without_lb);
     let removes_record = |a: &scale::plan::Action| matches!(&a.op, Op::RemoveVolume { name } if name == RECORD);
+    let record_removal = leaving.actions.iter().find(|a| removes_record(a)).expect("the record goes with it");
+    let lb_removal = leaving.actions.iter().find(|a| a.op.target() == LB).expect("the load balancer goes");
+    assert_eq!(record_removal.after, [lb_removal.id], "{}", render_text(&leaving));
+    // ...and `destroy` removes it, `--volumes` or not.
+    let destroy = scale::plan::destroy_plan(&h.observe(), false);
     assert!(destroy.actions.iter().any(removes_record), "{}", render_text(&destroy));
 }

@@ -36,31 +36,21 @@ pub fn destroy_plan(observed: &ObservedState, volumes: bool) -> Plan {
         });
     }
     let mut notes = Vec::new();
+    let mut remove_volume = |name: String, reason: &str| {
+        let id = actions.len();
+        let op = Op::RemoveVolume { name };
+        actions.push(Action { id, op, reason: reason.into(), after: containers.clone(), service: None });
+    };
     // Anonymous volumes carried over by a replacement are mounted by name, so the engine does
     // not remove them with their container: they go by the record on the container.
     for name in observed.containers.values().flat_map(|c| c.carried_volumes()) {
         if volumes && !observed.volumes.contains_key(&name) {
-            let id = actions.len();
-            let op = Op::RemoveVolume { name };
-            actions.push(Action {
-                id,
-                op,
-                reason: "destroy --volumes (anonymous, carried over)".into(),
-                after: containers.clone(),
-                service: None,
-            });
+            remove_volume(name, "destroy --volumes (anonymous, carried over)");
         }
     }
     for name in observed.volumes.keys() {
         if volumes {
-            let id = actions.len();
-            actions.push(Action {
-                id,
-                op: Op::RemoveVolume { name: name.clone() },
-                reason: "destroy --volumes".into(),
-                after: containers.clone(),
-                service: None,
-            });
+            remove_volume(name.clone(), "destroy --volumes");
         } else {
             notes.push(format!("volume {name} is kept (add --volumes to delete it and its data)"));
         }
@@ -68,14 +58,7 @@ pub fn destroy_plan(observed: &ObservedState, volumes: bool) -> Plan {
     // A load balancer's pool record holds no data, only what scale last told that load
     // balancer: it goes with the load balancer.
     for name in observed.pool_records.keys() {
-        let id = actions.len();
-        actions.push(Action {
-            id,
-            op: Op::RemoveVolume { name: name.clone() },
-            reason: "destroy (a load balancer's pool record)".into(),
-            after: containers.clone(),
-            service: None,
-        });
+        remove_volume(name.clone(), "destroy (a load balancer's pool record)");
     }
     Plan { project: observed.project.clone(), actions, notes, rollouts: Vec::new() }
 }
