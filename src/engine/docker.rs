@@ -151,6 +151,14 @@ impl DockerEngine {
         Ok(())
     }
 
+    /// One container's inspect, failing as [`EngineError::Inspect`] naming it.
+    async fn inspect(&self, id: &str, name: &str) -> Result<bollard::models::ContainerInspectResponse, EngineError> {
+        self.docker
+            .inspect_container(id, None::<InspectContainerOptions>)
+            .await
+            .map_err(|e| EngineError::Inspect { name: name.into(), cause: e.into() })
+    }
+
     fn with_timeout(&self, timeout: Duration) -> Docker {
         self.docker.clone().with_timeout(timeout)
     }
@@ -779,11 +787,7 @@ impl Engine for DockerEngine {
     }
 
     async fn volume_mounts(&self, id: &str, name: &str) -> Result<BTreeMap<String, String>, EngineError> {
-        let inspect = self
-            .docker
-            .inspect_container(id, None::<InspectContainerOptions>)
-            .await
-            .map_err(|e| EngineError::Inspect { name: name.into(), cause: e.into() })?;
+        let inspect = self.inspect(id, name).await?;
         Ok(inspect
             .mounts
             .unwrap_or_default()
@@ -794,11 +798,7 @@ impl Engine for DockerEngine {
     }
 
     async fn addresses(&self, id: &str, name: &str) -> Result<BTreeMap<String, String>, EngineError> {
-        let inspect = self
-            .docker
-            .inspect_container(id, None::<InspectContainerOptions>)
-            .await
-            .map_err(|e| EngineError::Inspect { name: name.into(), cause: e.into() })?;
+        let inspect = self.inspect(id, name).await?;
         let networks = inspect.network_settings.and_then(|n| n.networks).unwrap_or_default();
         Ok(networks
             .into_iter()
@@ -807,11 +807,7 @@ impl Engine for DockerEngine {
     }
 
     async fn container_status(&self, id: &str, name: &str) -> Result<ContainerStatus, EngineError> {
-        let inspect = self
-            .docker
-            .inspect_container(id, None::<InspectContainerOptions>)
-            .await
-            .map_err(|e| EngineError::Inspect { name: name.into(), cause: e.into() })?;
+        let inspect = self.inspect(id, name).await?;
         let state = inspect.state.unwrap_or_default();
         let run_state = RunState::from_engine(&state.status.map(|s| s.to_string()).unwrap_or_default());
         let finished = matches!(run_state, RunState::Exited | RunState::Dead);
