@@ -205,10 +205,18 @@ fn autoscaling(w: &Walk, lb: u16) {
         if servers.len() == 3 { Ok(()) } else { Err(format!("{servers:?}")) }
     });
     // While the load lasts, `scale plan` finds nothing to undo: the count is in the engine.
+    // (Until the watch's pass has web-3 healthy and the load balancer reloaded, the plan
+    // still shows that reload; the watch's own account says where that pass is.)
+    let created = Instant::now();
     poll(Duration::from_secs(20), "an empty plan with the autoscaled count", || {
         let plan = Scale::new(&["plan", "--detailed-exitcode", "-p", &w.p, &file]).envs(ENV_V2).isolated().run();
-        if plan.code == Some(0) { Ok(()) } else { Err(plan.all()) }
+        if plan.code == Some(0) {
+            Ok(())
+        } else {
+            Err(format!("{}\nthe watch so far:\n{}", plan.all(), watch.transcript()))
+        }
     });
+    w.log(&format!("an empty plan {:.1}s after web-3 appeared", created.elapsed().as_secs_f64()));
     let load = load.join().expect("the load thread");
     let report = load.json();
     w.log(&format!("{} / load: {report}", up.text));
